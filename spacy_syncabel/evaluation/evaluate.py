@@ -1,0 +1,86 @@
+"""Evaluate a ``syncabel_linker`` pipeline on gold mentions, beside the TF-IDF baseline."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence
+
+from spacy.language import Language
+from spacy.tokens import Doc
+
+from ..errors import Errors
+from ..types import NIL, CorpusDoc
+from .baseline import TfidfLinker
+from .metrics import LinkResult, recall_report
+from .resources import peak_rss_mb, timer
+
+
+def find_linker(nlp: Language):
+    """The pipeline's syncabel_linker component."""
+    for name, pipe in nlp.pipeline:
+        if getattr(pipe, "__class__", None).__name__ == "SynCABELLinker":
+            return pipe
+    raise ValueError("The pipeline has no 'syncabel_linker' component: add one with "
+                     "nlp.add_pipe('syncabel_linker').")
+
+
+def gold_codes(docs: Sequence[CorpusDoc]) -> set:
+    """Every single code in a corpus (composites split)."""
+    return {c for d in docs for m in d.mentions if m.code and m.code != NIL
+            for c in m.code.split("+")}
+
+
+def evaluate_linker(nlp: Language, corpus: Sequence[CorpusDoc], *, train: Optional[Sequence[CorpusDoc]] = None,
+                    batch_size: int = 64, k: int = 5, baseline: bool = True,
+                    source: str = "") -> Dict[str, Any]:
+    """Link the gold mentions of ``corpus`` with the pipeline's linker and score them.
+
+    Only the linker runs (gold mentions are its input). Returns metrics.json's content.
+    """
+    from ..corpus import docs_to_spacy
+
+    linker = find_linker(nlp)
+    gold_docs: List[Doc] = docs_to_spacy(nlp, corpus)
+    n_mentions = sum(1 for d in gold_docs for e in d.ents if e.kb_id_ and e.kb_id_ != NIL)
+    if n_mentions == 0:
+        raise ValueError(Errors.E050.format(path=source))
+    inputs = [d.copy() for d in gold_docs]
+    for d in inputs:
+        for t in d:
+            t.ent_kb_id_ = ""
+    with timer() as t:
+        linked = list(linker.pipe(inputs, batch_size=batch_size))
+    results: List[LinkResult] = []
+    mentions, groups, labels = [], [], []
+    for pred, gold in zip(linked, gold_docs):
+        for pe, ge in zip(pred.ents, gold.ents):
+            if not ge.kb_id_ or ge.kb_id_ == NIL:
+                continue
+            cands = pe._.get("syncabel") or []
+            results.append(LinkResult(ge.kb_id_, [c["code"] for c in cands], ge.label_))
+            mentions.append(ge.text)
+            groups.append(linker.group_for(ge.label_))
+    seen = gold_codes(train) if train is not None else None
+    n_total = sum(len(d.ents) for d in linked)
+    metrics: Dict[str, Any] = recall_report(results, (1, k), seen)
+    metrics.update({
+        "n_mentions": len(results),
+        "seconds": t["seconds"],
+        "mentions_per_second": n_total / t["seconds"] if t["seconds"] else 0.0,
+        "peak_rss_mb": peak_rss_mb(),
+        "num_beams": linker.cfg["num_beams"],
+        "constrained": linker.cfg["constrained"],
+        "corpus": source,
+    })
+    if baseline:
+        tfidf = TfidfLinker(linker.kb)
+        with timer() as tb:
+            ranked = tfidf.link(mentions, groups, k)
+        base = recall_report([LinkResult(r.gold, p, r.label) for r, p in zip(results, ranked)],
+                             (1, k), seen)
+        metrics[f"baseline_tfidf_recall@1"] = base["recall@1"]
+        metrics[f"baseline_tfidf_recall@{k}"] = base[f"recall@{k}"]
+        metrics["baseline_tfidf_per_label"] = base["per_label"]
+        metrics["baseline_tfidf_mentions_per_second"] = len(mentions) / tb["seconds"]
+        for part in ("seen", "unseen"):
+            if part in base:
+                metrics[f"baseline_tfidf_{part}"] = base[part]
+    return metrics

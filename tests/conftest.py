@@ -1,0 +1,73 @@
+"""Shared fixtures: paths to the real data, a small realistic KB, a tiny Llama."""
+import warnings
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+needs_data = pytest.mark.skipif(not DATA.exists(), reason="../shared/data is not beside the repo")
+
+# A small Spanish clinical KB: (code, name, group) rows as they appear in SNOMED CT.
+KB_ROWS = [
+    ("38341003", "hipertensión arterial", "ENFERMEDAD"),
+    ("38341003", "HTA", "ENFERMEDAD"),
+    ("44054006", "diabetes mellitus tipo 2", "ENFERMEDAD"),
+    ("44054006", "DM2", "ENFERMEDAD"),
+    ("73211009", "diabetes mellitus", "ENFERMEDAD"),
+    ("233604007", "neumonía", "ENFERMEDAD"),
+    ("385093006", "neumonía adquirida en la comunidad", "ENFERMEDAD"),
+    ("400130008", "arteritis temporal", "ENFERMEDAD"),
+    ("386661006", "fiebre", "SINTOMA"),
+    ("386661006", "pirexia", "SINTOMA"),
+    ("25064002", "cefalea", "SINTOMA"),
+    ("25064002", "dolor de cabeza", "SINTOMA"),
+    ("21522001", "dolor abdominal", "SINTOMA"),
+    ("267036007", "disnea", "SINTOMA"),
+    ("418394000", "ecografía de abdomen y pelvis", "PROCEDIMIENTO"),
+    ("45036003", "ecografía abdominal", "PROCEDIMIENTO"),
+    ("77477000", "tomografía computarizada", "PROCEDIMIENTO"),
+    ("77477000", "TAC", "PROCEDIMIENTO"),
+    ("80146002", "apendicectomía", "PROCEDIMIENTO"),
+]
+
+TEXTS = [
+    "Varón de 54 años con hipertensión arterial y diabetes mellitus tipo 2 que acude por fiebre.",
+    "Refiere dolor abdominal y cefalea de tres días de evolución; se realiza ecografía abdominal.",
+    "Mujer de 69 años ingresada por disnea y neumonía adquirida en la comunidad.",
+    "Se practicó una apendicectomía sin complicaciones. TAC de control normal.",
+]
+
+
+@pytest.fixture(scope="session")
+def kb_tsv(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("kb") / "kb.tsv"
+    path.write_text("code\tname\tgroup\n" + "".join(f"{c}\t{n}\t{g}\n" for c, n, g in KB_ROWS),
+                    encoding="utf8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_kb(kb_tsv):
+    from spacy_syncabel.kb import read_file
+
+    return read_file(kb_tsv)
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(small_kb):
+    """A 2-layer random Llama with a BPE tokenizer trained on the KB names and texts."""
+    from spacy_syncabel.models import ensure_sep_token, tiny_llama
+
+    model, tok = tiny_llama(hidden_size=48, num_layers=2, num_heads=4, intermediate_size=96,
+                            vocab_size=400, seed=1)(small_kb, TEXTS)
+    ensure_sep_token(model, tok)
+    return model, tok
+
+
+@pytest.fixture(scope="session")
+def spaccc_kb():
+    from spacy_syncabel.kb import read_file
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return read_file(DATA / "spaccc" / "kb_snomed_es_lite.tsv")

@@ -1,0 +1,102 @@
+"""Our batched beam search against transformers' generate(prefix_allowed_tokens_fn=...)."""
+import pytest
+import torch
+
+from spacy_syncabel.decoding import BeamSearchConfig, TrieSet, beam_search
+from spacy_syncabel.prompting import encode_prompt, render_prompt
+
+from ..conftest import TEXTS
+
+
+def _prompts(tok, kb):
+    """Realistic prompts: every KB name occurring in the texts, marked in its sentence."""
+    out = []
+    for text in TEXTS:
+        for code, name, group in kb.entries():
+            i = text.find(name)
+            if i >= 0:
+                p = render_prompt(text, i, i + len(name), group)
+                out.append((encode_prompt(tok, p), group))
+    return out
+
+
+def _generate(model, tok, prompt, trie, k):
+    plen = len(prompt)
+
+    def allowed(_, ids):
+        node = trie.walk(ids[plen:].tolist())
+        allowed = trie.allowed(node).tolist() if node >= 0 else []
+        return allowed or [tok.eos_token_id]  # finished beams still get asked
+
+    out = model.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, plen, dtype=torch.long),
+                         num_beams=k, num_return_sequences=k, prefix_allowed_tokens_fn=allowed,
+                         length_penalty=0.0, max_new_tokens=48, do_sample=False,
+                         early_stopping=False, pad_token_id=tok.pad_token_id,
+                         eos_token_id=tok.eos_token_id)
+    seqs = []
+    for s in out:
+        s = s[plen:].tolist()
+        seqs.append(s[: s.index(tok.eos_token_id) + 1] if tok.eos_token_id in s else s)
+    return seqs
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_same_beams_as_generate(tiny_lm, small_kb, k):
+    model, tok = tiny_lm
+    tries = TrieSet.build(small_kb, tok)
+    cases = _prompts(tok, small_kb)
+    assert len(cases) >= 10
+    ours = beam_search(model, [p for p, _ in cases], [tries[g] for _, g in cases],
+                       tok.eos_token_id, tok.pad_token_id, BeamSearchConfig(num_beams=k, n_best=k))
+    same_top1 = 0
+    for (prompt, group), hyps in zip(cases, ours):
+        ref = _generate(model, tok, prompt, tries[group], k)
+        same_top1 += hyps[0].tokens == ref[0]
+        # every hypothesis is a name of the mention's group
+        for h in hyps:
+            assert tries[group].name_of(h.tokens) in small_kb.names(group)
+    assert same_top1 == len(cases)
+
+
+def test_scores_are_model_log_probs(tiny_lm, small_kb):
+    """The beam log-prob is the model's log-prob of the name given the prompt."""
+    model, tok = tiny_lm
+    tries = TrieSet.build(small_kb, tok)
+    prompt, group = _prompts(tok, small_kb)[0]
+    hyp = beam_search(model, [prompt], [tries[group]], tok.eos_token_id, tok.pad_token_id,
+                      BeamSearchConfig(num_beams=3, n_best=3))[0][0]
+    ids = torch.tensor([prompt + hyp.tokens])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(ids).logits[0].float(), -1)
+    expected = sum(logp[len(prompt) - 1 + i, t].item() for i, t in enumerate(hyp.tokens))
+    assert hyp.logprob == pytest.approx(expected, abs=1e-3)
+    assert hyp.score == pytest.approx(torch.tensor(expected / len(hyp.tokens)).exp().item(), rel=1e-4)
+    assert 0.0 < hyp.score <= 1.0
+
+
+def test_batch_composition_does_not_change_results(tiny_lm, small_kb):
+    """Left padding, shared KV cache and mentions leaving the batch leave results unchanged."""
+    model, tok = tiny_lm
+    tries = TrieSet.build(small_kb, tok)
+    cases = _prompts(tok, small_kb)
+    cfg = BeamSearchConfig(num_beams=4, n_best=4)
+    together = beam_search(model, [p for p, _ in cases], [tries[g] for _, g in cases],
+                           tok.eos_token_id, tok.pad_token_id, cfg)
+    for (p, g), hyps in zip(cases, together):
+        alone = beam_search(model, [p], [tries[g]], tok.eos_token_id, tok.pad_token_id, cfg)[0]
+        assert [h.tokens for h in alone] == [h.tokens for h in hyps]
+        assert [h.logprob for h in alone] == pytest.approx([h.logprob for h in hyps], abs=1e-4)
+
+
+def test_unconstrained_stops_at_eos_or_length(tiny_lm, small_kb):
+    model, tok = tiny_lm
+    prompt, _ = _prompts(tok, small_kb)[0]
+    cfg = BeamSearchConfig(num_beams=2, n_best=2, max_new_tokens=6)
+    hyps = beam_search(model, [prompt], [None], tok.eos_token_id, tok.pad_token_id, cfg)[0]
+    assert hyps and all(len(h.tokens) <= 6 for h in hyps)
+    assert all(h.finished == (h.tokens[-1] == tok.eos_token_id) for h in hyps)
+
+
+def test_bad_beam_config():
+    with pytest.raises(ValueError, match="E013"):
+        BeamSearchConfig(num_beams=2, n_best=3)

