@@ -150,9 +150,10 @@ class SynCABELLinker(Pipe):
                     break
                 texts.append(eg.reference.text)
         lm, tokenizer = model(kb, texts)
-        self._set_model(lm, tokenizer, kb)
+        self.set_model(lm, tokenizer, kb)
 
-    def _set_model(self, lm, tokenizer, kb) -> None:
+    def set_model(self, lm, tokenizer, kb) -> None:
+        """Use this LM, tokenizer and KB (adds <SEP>, moves to device, builds the tries)."""
         from .models import ensure_sep_token, resolve_device, resolve_dtype, tokenizer_fingerprint
 
         ensure_sep_token(lm, tokenizer, SEP_TOKEN)
@@ -363,7 +364,7 @@ class SynCABELLinker(Pipe):
         if kb.fingerprint() != expected["kb"]:
             raise ValueError(Errors.E021.format(path=path, found="kb:" + kb.fingerprint()[:12],
                                                 expected="kb:" + expected["kb"][:12]))
-        self._set_model(lm, tokenizer, kb)
+        self.set_model(lm, tokenizer, kb)
         return self
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:  # pragma: no cover
