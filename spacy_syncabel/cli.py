@@ -45,5 +45,74 @@ def evaluate(
         srsly.write_json(output, metrics)
 
 
+@app.command()
+def train(
+    kb: Path = typer.Option(..., "--kb", help="The KB file (any format `kb.read_file` reads)."),
+    train_corpus: Path = typer.Option(..., "--train", help="Training corpus (any format `read_corpus` reads)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output folder: model-best, model-last, checkpoints, training_log.jsonl."),
+    dev: Optional[Path] = typer.Option(None, "--dev", help="Dev corpus: Recall@1 by constrained decoding picks model-best."),
+    synthetic: Optional[Path] = typer.Option(None, "--synthetic", help="Synthetic corpus, mixed 1:1 with the real one (real upsampled)."),
+    base_model: str = typer.Option("tiny", "--base-model", help="Local folder or Hub id, smollm2, smollm2:N (first N layers), tiny or tiny:HIDDEN,LAYERS."),
+    lang: str = typer.Option("es", "--lang", help="Language of the blank spaCy pipeline (and the prompt verb)."),
+    epochs: float = typer.Option(3.0, "--epochs", help="Training epochs over the (mixed) examples."),
+    max_steps: int = typer.Option(-1, "--max-steps", help="Stop after N optimizer steps (overrides --epochs)."),
+    lr: float = typer.Option(5e-4, "--lr", help="Peak learning rate."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Examples per device batch."),
+    grad_accum: int = typer.Option(1, "--grad-accum", help="Gradient accumulation steps."),
+    warmup: float = typer.Option(0.05, "--warmup", help="Warm-up: ratio of the steps (< 1) or steps."),
+    scheduler: str = typer.Option("cosine", "--scheduler", help="LR decay: cosine, linear, constant_with_warmup..."),
+    lora: bool = typer.Option(False, "--lora/--no-lora", help="Train LoRA adapters (merged into the weights when saving)."),
+    lora_r: int = typer.Option(16, "--lora-r", help="LoRA rank."),
+    bf16: str = typer.Option("auto", "--bf16", help="auto (CUDA bf16, or CPU bf16 when a quick benchmark finds it faster), true or false."),
+    dev_size: int = typer.Option(200, "--dev-size", help="Dev mentions decoded per evaluation (0: all)."),
+    eval_steps: int = typer.Option(200, "--eval-steps", help="Evaluate every N steps."),
+    save_steps: int = typer.Option(200, "--save-steps", help="Checkpoint every N steps."),
+    save_total_limit: int = typer.Option(2, "--save-total-limit", help="Checkpoints kept."),
+    logging_steps: int = typer.Option(10, "--logging-steps", help="Log loss and speed every N steps."),
+    patience: int = typer.Option(0, "--patience", help="Stop after N evaluations without improvement (0: never)."),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Wall-clock budget: stop cleanly (evaluate, save) after N minutes."),
+    max_train: Optional[int] = typer.Option(None, "--max-train", help="Use the first N examples of the real training corpus."),
+    top_k_targets: int = typer.Option(1, "--top-k-targets", help="Examples per mention: its k closest KB names (ANGEL-style)."),
+    kb_name_examples: bool = typer.Option(False, "--kb-names/--no-kb-names", help="Also train on every KB name as a mention of itself."),
+    mix: str = typer.Option("upsample", "--mix", help="upsample (real:synthetic 1:1) or weights."),
+    mix_weights: str = typer.Option("1,1", "--mix-weights", help="With --mix weights: REAL,SYNTHETIC."),
+    composite: bool = typer.Option(False, "--composite/--no-composite", help="Let the linker generate composite (a<SEP>b) answers."),
+    context_chars: int = typer.Option(300, "--context-chars", help="Context characters each side of a mention."),
+    max_context_tokens: int = typer.Option(128, "--max-context-tokens", help="Prompt token budget."),
+    num_beams: int = typer.Option(5, "--num-beams", help="Beams of the saved linker (dev decoding too)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the example order and the model initialisation."),
+    num_threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (default: available cores / local processes)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the Trainer's progress bar."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Resume from the newest checkpoint in OUTPUT/checkpoints."),
+) -> None:
+    """Fine-tune a causal LM for syncabel_linker; writes spaCy pipelines OUTPUT/model-best and OUTPUT/model-last."""
+    import srsly
+
+    from .training import TrainConfig, train_linker
+
+    try:
+        weights = tuple(float(x) for x in mix_weights.split(","))
+        assert len(weights) == 2
+    except (ValueError, AssertionError):
+        raise typer.BadParameter("--mix-weights takes two numbers: REAL,SYNTHETIC") from None
+    cfg = TrainConfig(epochs=epochs, max_steps=max_steps, lr=lr, batch_size=batch_size,
+                      grad_accum=grad_accum, warmup=warmup, scheduler=scheduler, lora=lora,
+                      lora_r=lora_r, lora_alpha=2 * lora_r, bf16=bf16, eval_steps=eval_steps,
+                      save_steps=save_steps, save_total_limit=save_total_limit,
+                      logging_steps=logging_steps, dev_size=dev_size, patience=patience,
+                      max_minutes=max_minutes, seed=seed, top_k_targets=top_k_targets,
+                      kb_name_examples=kb_name_examples, mix_mode=mix, mix_weights=weights,
+                      max_train=max_train, num_threads=num_threads, progress=progress,
+                      resume=resume)
+    summary = train_linker(kb, train_corpus, output, dev=dev, synthetic=synthetic,
+                           base_model=base_model, lang=lang, config=cfg,
+                           linker_config={"composite": composite, "context_chars": context_chars,
+                                          "max_context_tokens": max_context_tokens,
+                                          "num_beams": num_beams,
+                                          "n_best": min(5, num_beams)})
+    short = {k: v for k, v in summary.items() if not isinstance(v, dict)}
+    typer.echo(srsly.json_dumps(short, indent=2))
+
+
 def main() -> None:  # pragma: no cover
     app()

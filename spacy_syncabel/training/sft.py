@@ -1,0 +1,737 @@
+"""Supervised fine-tuning of the linker's causal LM with transformers' ``Trainer``.
+
+Loss on the completion only (the collator right-pads and the prompt is -100 already),
+optional LoRA (merged into the base weights before saving), periodic dev Recall@1 by the
+component's own constrained decoding, ``DIR/model-best`` kept by dev Recall@1, early stopping,
+resumable checkpoints in ``DIR/checkpoints`` and a wall-clock budget. Plain ``Trainer`` usage,
+so ``accelerate launch`` works.
+
+Output folder::
+
+    DIR/model-best/          spaCy pipeline (spacy.load), best dev Recall@1
+    DIR/model-last/          spaCy pipeline, the weights at the end of training
+    DIR/checkpoints/         Trainer checkpoints (resume is automatic)
+    DIR/training_log.jsonl   one JSON object per log / evaluation
+    DIR/training_summary.json
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import re
+import shutil
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+
+from ..errors import Errors, Warnings
+from ..types import CorpusDoc
+from .examples import (IGNORE_INDEX, DevSet, NameSelector, TrainExample, build_dev_set,
+                       build_examples, dev_recall_at_1)
+from .mixing import mix_examples
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, Path]
+LINKER = "syncabel_linker"
+_CKPT = re.compile(r"^checkpoint-(\d+)$")
+
+
+@dataclass
+class TrainConfig:
+    """Settings of :func:`train_linker` (the CLI flags map onto these)."""
+
+    epochs: float = 3.0
+    max_steps: int = -1  # > 0 overrides epochs
+    lr: float = 5e-4
+    batch_size: int = 16
+    grad_accum: int = 1
+    warmup: float = 0.05  # ratio (< 1) or steps
+    scheduler: str = "cosine"  # or linear, constant_with_warmup...
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    bf16: Union[bool, str] = "auto"  # auto: CUDA bf16, or a CPU where a quick benchmark says faster
+    eval_steps: int = 200
+    save_steps: int = 200
+    save_total_limit: int = 2
+    logging_steps: int = 10
+    dev_size: int = 200
+    patience: int = 0  # evaluations without improvement before stopping (0: never)
+    max_minutes: Optional[float] = None
+    seed: int = 0
+    top_k_targets: int = 1
+    kb_name_examples: bool = False
+    mix_mode: str = "upsample"
+    mix_weights: Tuple[float, float] = (1.0, 1.0)
+    max_train: Optional[int] = None  # first N training examples of the real corpus
+    num_threads: Optional[int] = None
+    progress: bool = True
+    resume: bool = True
+
+    def check(self) -> None:
+        if self.batch_size < 1 or self.grad_accum < 1:
+            raise ValueError(Errors.E065.format(problem="batch size and gradient accumulation "
+                                                        "must be >= 1"))
+        if self.eval_steps < 1 or self.save_steps < 1:
+            raise ValueError(Errors.E065.format(problem="eval_steps and save_steps must be >= 1"))
+        if self.top_k_targets < 1:
+            raise ValueError(Errors.E065.format(problem="top_k_targets must be >= 1"))
+
+
+# ----------------------------------------------------------------------------- data
+
+
+class ExampleDataset(torch.utils.data.Dataset):
+    """Training examples as ``{"input_ids", "labels"}`` dicts (lists of ints)."""
+
+    def __init__(self, examples: Sequence[TrainExample]) -> None:
+        self.examples = list(examples)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> Dict[str, List[int]]:
+        return self.examples[i].features()
+
+
+class CompletionCollator:
+    """Right-pads a batch: ``input_ids`` with the pad id, ``labels`` with -100 (so padding
+    and prompt tokens carry no loss), and builds the attention mask."""
+
+    def __init__(self, pad_id: int, max_length: Optional[int] = None) -> None:
+        self.pad_id = int(pad_id)
+        self.max_length = max_length
+
+    def __call__(self, features: List[Dict[str, List[int]]]) -> Dict[str, torch.Tensor]:
+        seqs = [(list(f["input_ids"]), list(f["labels"])) for f in features]
+        if self.max_length:
+            seqs = [(i[-self.max_length:], l[-self.max_length:]) for i, l in seqs]
+        width = max(len(i) for i, _ in seqs)
+        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(seqs), width), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for row, (i, l) in enumerate(seqs):
+            ids[row, :len(i)] = torch.tensor(i, dtype=torch.long)
+            labels[row, :len(l)] = torch.tensor(l, dtype=torch.long)
+            mask[row, :len(i)] = 1
+        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def load_base_model(spec: str, kb=None, texts: Optional[Sequence[str]] = None, seed: int = 0):
+    """``(model, tokenizer)`` in float32 on CPU for a base-model spec.
+
+    ``smollm2`` / ``smollm2:N`` (first N layers), ``tiny`` / ``tiny:HIDDEN,LAYERS`` (random
+    TinyLlama, BPE trained on the KB names and ``texts``), else a local folder or Hub id.
+    """
+    from ..models import load_causal_lm, smollm2, tiny_llama
+
+    spec = str(spec).strip()
+    head, _, arg = spec.partition(":")
+    if head == "smollm2" and not os.path.isdir(spec):
+        n = int(arg) if arg else None
+        return smollm2(num_layers=n, dtype="float32", device="cpu")(kb, texts)
+    if head == "tiny" and not os.path.isdir(spec):
+        hidden, layers = 256, 4
+        if arg:
+            try:
+                hidden, layers = (int(x) for x in arg.split(","))
+            except ValueError:
+                raise ValueError(Errors.E062.format(spec=spec)) from None
+        heads = max(1, hidden // 64)
+        inter = int(round(hidden * 8 / 3 / 32)) * 32 or hidden * 2
+        return tiny_llama(hidden_size=hidden, num_layers=layers, num_heads=heads,
+                          intermediate_size=inter, vocab_size=4000, seed=seed)(kb, texts)
+    if not spec:
+        raise ValueError(Errors.E062.format(spec=spec))
+    return load_causal_lm(spec, dtype="float32", device="cpu")
+
+
+def bf16_available() -> bool:
+    """CUDA with bf16, or a CPU with native bf16 instructions (AVX512-BF16 or AMX)."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    cpu = getattr(torch, "cpu", None)
+    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        fn = getattr(cpu, probe, None)
+        try:
+            if fn is not None and fn():
+                return True
+        except Exception:  # noqa: BLE001 - capability probes are private API
+            pass
+    return False
+
+
+def bf16_speedup(model, batch: Dict[str, torch.Tensor], steps: int = 3) -> float:
+    """Time of a forward+backward step in float32 divided by the time under bf16 autocast
+    (CPU). > 1 means bf16 is faster. Gradients are cleared afterwards."""
+    def run(use_bf16: bool) -> float:
+        best = float("inf")
+        for i in range(steps + 1):
+            t0 = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+                out = model(**batch)
+            out.loss.backward()
+            dt = time.perf_counter() - t0
+            if i:  # first is warm-up
+                best = min(best, dt)
+        model.zero_grad(set_to_none=True)
+        return best
+
+    was_training = model.training
+    model.train()
+    try:
+        return run(False) / run(True)
+    finally:
+        model.train(was_training)
+
+
+def _resolve_bf16(setting: Union[bool, str], model, batch) -> Tuple[bool, Optional[float]]:
+    if isinstance(setting, str) and setting.lower() == "auto":
+        if not bf16_available():
+            return False, None
+        if torch.cuda.is_available():
+            return True, None
+        speedup = bf16_speedup(model, batch)
+        return speedup > 1.1, speedup
+    if isinstance(setting, str):
+        return setting.lower() in ("1", "true", "yes", "on"), None
+    return bool(setting), None
+
+
+def apply_lora(model, cfg: TrainConfig, sep_id: Optional[int] = None):
+    """Wrap ``model`` with LoRA adapters on all linear layers (the <SEP> embedding row is
+    trained too, since the token is new)."""
+    from peft import LoraConfig, get_peft_model
+
+    kwargs: Dict[str, Any] = dict(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                                  lora_dropout=cfg.lora_dropout, target_modules="all-linear",
+                                  task_type="CAUSAL_LM")
+    if sep_id is not None:
+        kwargs["trainable_token_indices"] = {"embed_tokens": [int(sep_id)]}
+    return get_peft_model(model, LoraConfig(**kwargs))
+
+
+def merged_copy(model):
+    """A plain model with the LoRA weights merged in (the training model is left as it is)."""
+    if hasattr(model, "merge_and_unload"):
+        return copy.deepcopy(model).merge_and_unload()
+    return model
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def _is_complete(ckpt: Path) -> bool:
+    return (ckpt / "trainer_state.json").is_file() and (
+        any(ckpt.glob("*.safetensors")) or any(ckpt.glob("*.bin")))
+
+
+def last_checkpoint(folder: PathLike, clean: bool = True) -> Optional[Path]:
+    """The newest complete ``checkpoint-N`` of ``folder``; newer incomplete ones (a process
+    killed while writing) are removed with W062 when ``clean``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    found = sorted(((int(m.group(1)), p) for p in folder.iterdir()
+                    if p.is_dir() and (m := _CKPT.match(p.name))), reverse=True)
+    for _, path in found:
+        if _is_complete(path):
+            return path
+        if clean:
+            warnings.warn(Warnings.W062.format(path=path))
+            shutil.rmtree(path, ignore_errors=True)
+    return None
+
+
+# ----------------------------------------------------------------------------- trainer
+
+
+def _distributed() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized()
+
+
+def _any_rank(flag: bool, device) -> bool:
+    """True when ``flag`` is True on any process (all processes must call it)."""
+    if not _distributed():
+        return flag
+    import torch.distributed as dist
+
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def _make_trainer_class():
+    from transformers import Trainer
+
+    class LinkerTrainer(Trainer):
+        """``Trainer`` whose evaluation is the linker's dev Recall@1 by constrained decoding."""
+
+        def __init__(self, *args, linker=None, dev: Optional[DevSet] = None,
+                     on_new_best=None, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.linker = linker
+            self.dev = dev
+            self.on_new_best = on_new_best
+            self.overhead_time = 0.0  # evaluation + checkpointing, excluded from examples/s
+            self.examples_seen = 0
+            self.tokens_seen = 0
+
+        def compute_loss(self, model, inputs, *args, **kwargs):
+            if model.training:
+                self.examples_seen += int(inputs["input_ids"].shape[0])
+                self.tokens_seen += int(inputs["attention_mask"].sum())
+            return super().compute_loss(model, inputs, *args, **kwargs)
+
+        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+            t0 = time.perf_counter()
+            model = self.model
+            was_training = model.training
+            model.eval()
+            try:
+                recall = dev_recall_at_1(self.linker, self.dev) if self.dev else 0.0
+            finally:
+                model.train(was_training)
+            metrics = {f"{metric_key_prefix}_recall@1": recall,
+                       f"{metric_key_prefix}_mentions": len(self.dev) if self.dev else 0,
+                       f"{metric_key_prefix}_runtime": round(time.perf_counter() - t0, 3)}
+            best = self.state.best_metric
+            if self.on_new_best is not None and (best is None or recall > best):
+                self.on_new_best(self, recall)
+            self.log(metrics)
+            self.control = self.callback_handler.on_evaluate(self.args, self.state,
+                                                             self.control, metrics)
+            self.overhead_time += time.perf_counter() - t0
+            return metrics
+
+        def _save_checkpoint(self, model, trial):
+            t0 = time.perf_counter()
+            super()._save_checkpoint(model, trial)
+            self.overhead_time += time.perf_counter() - t0
+
+    return LinkerTrainer
+
+
+def _make_callbacks(trainer_ref: Dict[str, Any], cfg: TrainConfig, log_path: Path):
+    from transformers import TrainerCallback
+
+    class BudgetCallback(TrainerCallback):
+        """Stops cleanly (evaluate + save) once ``max_minutes`` of wall-clock time are used."""
+
+        def __init__(self) -> None:
+            self.start = time.monotonic()
+            self.stopped = False
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.start = time.monotonic()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if cfg.max_minutes is None or self.stopped:
+                return control
+            over = (time.monotonic() - self.start) / 60.0 >= cfg.max_minutes
+            if _any_rank(over, args.device):
+                self.stopped = True
+                control.should_training_stop = True
+                control.should_save = True
+                control.should_evaluate = trainer_ref.get("has_dev", False)
+            return control
+
+    class EarlyStopping(TrainerCallback):
+        """Stops after ``patience`` evaluations without a new best dev Recall@1."""
+
+        def __init__(self) -> None:
+            self.bad = 0
+            self.stopped = False
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            value = (metrics or {}).get("eval_recall@1")
+            if value is None or cfg.patience <= 0:
+                return control
+            if state.best_metric is None or value > state.best_metric:
+                self.bad = 0
+            else:
+                self.bad += 1
+                if self.bad >= cfg.patience:
+                    self.stopped = True
+                    control.should_training_stop = True
+                    control.should_save = True
+            return control
+
+    class JsonlLog(TrainerCallback):
+        """Appends every log (loss, lr, dev Recall@1) to ``training_log.jsonl`` with the
+        training speed in examples/s (time spent evaluating and saving excluded)."""
+
+        def __init__(self) -> None:
+            self.t_last = time.perf_counter()
+            self.overhead_last = 0.0
+            self.seen_last = 0
+            self.tokens_last = 0
+            self.train_time = 0.0
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            tr = trainer_ref["trainer"]
+            self.t_last = time.perf_counter()
+            self.overhead_last = tr.overhead_time
+            self.seen_last, self.tokens_last = tr.examples_seen, tr.tokens_seen
+            self._write({"event": "train_begin", "step": state.global_step,
+                         "max_steps": state.max_steps, "time": time.time()}, state, args)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            tr = trainer_ref["trainer"]
+            now = time.perf_counter()
+            record = {"step": state.global_step, "epoch": state.epoch, "time": time.time()}
+            record.update(logs or {})
+            if "loss" in (logs or {}):
+                spent = (now - self.t_last) - (tr.overhead_time - self.overhead_last)
+                n = tr.examples_seen - self.seen_last
+                ntok = tr.tokens_seen - self.tokens_last
+                world = max(1, args.world_size)
+                if spent > 0 and n:
+                    record["examples_per_s"] = round(world * n / spent, 3)
+                    record["tokens_per_s"] = round(world * ntok / spent, 1)
+                self.train_time += max(spent, 0.0)
+                self.t_last, self.overhead_last = now, tr.overhead_time
+                self.seen_last, self.tokens_last = tr.examples_seen, tr.tokens_seen
+            self._write(record, state, args)
+
+        def _write(self, record, state, args) -> None:
+            if not state.is_world_process_zero:
+                return
+            with log_path.open("a", encoding="utf8") as f:
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    return BudgetCallback(), EarlyStopping(), JsonlLog()
+
+
+# ----------------------------------------------------------------------------- saving
+
+
+def save_pipeline(nlp, lm, path: PathLike, *, kb_path: Optional[PathLike] = None,
+                  dtype: str = "auto", device: str = "auto",
+                  meta: Optional[Dict[str, Any]] = None) -> Path:
+    """Write ``nlp`` (whose linker uses ``lm``) as a spaCy pipeline folder ``path``.
+
+    The folder's config references the saved weights through ``HFCausalLM.v1`` and the KB
+    through ``KBFromFile.v1`` (when its path is known). Written beside and renamed into
+    place, so a killed process never leaves a half-written pipeline.
+    """
+    from spacy.util import load_config
+
+    path = Path(path).resolve()
+    linker = nlp.get_pipe(LINKER)
+    tmp = path.with_name(path.name + ".tmp")
+    old = path.with_name(path.name + ".old")
+    for p in (tmp, old):
+        if p.exists():
+            shutil.rmtree(p)
+    previous = linker.lm
+    linker.lm = lm
+    try:
+        nlp.to_disk(tmp)
+    finally:
+        linker.lm = previous
+    config = load_config(tmp / "config.cfg", interpolate=False)
+    comp = config["components"][LINKER]
+    comp["model"] = {"@misc": "spacy_syncabel.HFCausalLM.v1",
+                     "name_or_path": str(path / LINKER / "model"), "dtype": dtype,
+                     "device": device, "trust_remote_code": False}
+    if kb_path is not None:
+        comp["kb_loader"] = {"@misc": "spacy_syncabel.KBFromFile.v1",
+                             "path": str(Path(kb_path).resolve()), "format": "auto",
+                             "group": None}
+    comp["dtype"], comp["device"] = dtype, device
+    config.to_disk(tmp / "config.cfg")
+    if meta is not None:
+        (tmp / "training.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False),
+                                           encoding="utf8")
+    if path.exists():
+        os.replace(path, old)
+    os.replace(tmp, path)
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def _read_best(path: Path) -> Optional[float]:
+    try:
+        return float(json.loads((path / "training.json").read_text("utf8"))["dev_recall@1"])
+    except Exception:  # noqa: BLE001 - absent or foreign folder
+        return None
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def _as_docs(corpus: Union[None, PathLike, Sequence[CorpusDoc]]) -> List[CorpusDoc]:
+    from ..corpus import read_corpus
+
+    if corpus is None:
+        return []
+    if isinstance(corpus, (str, Path)):
+        return read_corpus(corpus)
+    return list(corpus)
+
+
+def set_threads(num_threads: Optional[int] = None) -> int:
+    """One intra-op thread per available core, shared among the local processes."""
+    if num_threads is None:
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover - not Linux
+            cores = os.cpu_count() or 1
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+        num_threads = max(1, cores // max(1, local))
+    torch.set_num_threads(num_threads)
+    return num_threads
+
+
+def train_linker(
+    kb: Union[PathLike, Any],
+    train: Union[PathLike, Sequence[CorpusDoc]],
+    output: PathLike,
+    *,
+    dev: Union[None, PathLike, Sequence[CorpusDoc]] = None,
+    synthetic: Union[None, PathLike, Sequence[CorpusDoc]] = None,
+    base_model: str = "tiny",
+    lang: str = "es",
+    label_map: Optional[Dict[str, Optional[str]]] = None,
+    linker_config: Optional[Dict[str, Any]] = None,
+    config: Optional[TrainConfig] = None,
+    **overrides: Any,
+) -> Dict[str, Any]:
+    """Fine-tune a causal LM for ``syncabel_linker`` and write spaCy pipelines.
+
+    ``kb``: a KB file (any format ``kb.read_file`` reads; referenced in the pipeline config)
+    or a :class:`ConceptKB`. ``train``, ``dev``, ``synthetic``: corpus paths (any format
+    ``read_corpus`` reads) or lists of :class:`CorpusDoc`. ``linker_config``: extra settings of
+    the component (``context_chars``, ``max_context_tokens``, ``composite``, ``num_beams``...).
+    ``config`` / keyword overrides: :class:`TrainConfig`. Resumes from ``output/checkpoints``
+    when a checkpoint exists. Returns a summary (also written to
+    ``output/training_summary.json``).
+    """
+    import spacy
+    from transformers import TrainingArguments, set_seed
+
+    from ..kb import ConceptKB, read_file
+    from ..models import tokenizer_fingerprint
+    from ..prompting import SEP_TOKEN
+
+    cfg = copy.deepcopy(config) if config is not None else TrainConfig()
+    for key, value in overrides.items():
+        if not hasattr(cfg, key):
+            raise TypeError(f"train_linker() got an unknown setting '{key}'")
+        setattr(cfg, key, value)
+    cfg.check()
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = out / "checkpoints"
+    log_path = out / "training_log.jsonl"
+    threads = set_threads(cfg.num_threads)
+    set_seed(cfg.seed)
+    t_start = time.perf_counter()
+
+    kb_path: Optional[Path] = None
+    if isinstance(kb, ConceptKB):
+        kb_obj = kb
+    else:
+        kb_path = Path(kb)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the KB report is the KB loader's business
+            kb_obj = read_file(kb_path)
+    train_docs = _as_docs(train)
+    dev_docs = _as_docs(dev)
+    syn_docs = _as_docs(synthetic)
+
+    # model + the component that renders prompts, holds the tries and decodes the dev set
+    lm, tok = load_base_model(base_model, kb_obj, [d.text for d in train_docs[:2000]],
+                              seed=cfg.seed)
+    nlp = spacy.blank(lang)
+    comp_cfg: Dict[str, Any] = {"model": None, "kb_loader": None,
+                                "label_map": dict(label_map or {}), "device": "auto",
+                                "dtype": "float32"}
+    comp_cfg.update(linker_config or {})
+    comp_cfg["dtype"] = "float32"  # training keeps float32 weights; bf16 is autocast
+    inference_dtype = (linker_config or {}).get("dtype", "auto")
+    linker = nlp.add_pipe(LINKER, config=comp_cfg)
+    linker.set_model(lm, tok, kb_obj)
+    lm = linker.lm
+    sep_id = int(tok.convert_tokens_to_ids(SEP_TOKEN))
+
+    # examples
+    selector = NameSelector(kb_obj)
+    real, real_stats = build_examples(train_docs, linker, top_k_targets=cfg.top_k_targets,
+                                      kb_name_examples=cfg.kb_name_examples, source="real",
+                                      selector=selector, max_examples=cfg.max_train)
+    syn, syn_stats = ([], None)
+    if syn_docs:
+        syn, syn_stats = build_examples(syn_docs, linker, top_k_targets=cfg.top_k_targets,
+                                        source="synthetic", selector=selector)
+    mixed = mix_examples(real, syn, mode=cfg.mix_mode, weights=cfg.mix_weights, seed=cfg.seed)
+    if not mixed:
+        raise ValueError(Errors.E063.format(why=f"stats {real_stats.to_dict()}"))
+    dev_set = build_dev_set(dev_docs, linker, size=cfg.dev_size, seed=cfg.seed) \
+        if dev_docs else None
+    has_dev = bool(dev_set is not None and len(dev_set))
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    collator = CompletionCollator(pad_id)
+    dataset = ExampleDataset(mixed)
+
+    # precision
+    probe = collator([dataset[i] for i in range(min(len(dataset), cfg.batch_size))])
+    lm.train()
+    use_bf16, bf16_gain = _resolve_bf16(cfg.bf16, lm, probe)
+    if cfg.lora:
+        lm = apply_lora(lm, cfg, sep_id)
+        linker.lm = lm
+    lm.train()
+
+    # resume
+    resume_from = last_checkpoint(ckpt_dir) if cfg.resume else None
+    if resume_from is not None and (resume_from / "tokenizer_config.json").is_file():
+        from transformers import AutoTokenizer
+
+        found = tokenizer_fingerprint(AutoTokenizer.from_pretrained(str(resume_from)))
+        expected = tokenizer_fingerprint(tok)
+        if found != expected:
+            raise ValueError(Errors.E064.format(path=resume_from, found=found[:12],
+                                                expected=expected[:12]))
+
+    args = TrainingArguments(
+        output_dir=str(ckpt_dir),
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.lr,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps if cfg.max_steps and cfg.max_steps > 0 else -1,
+        lr_scheduler_type=cfg.scheduler,
+        warmup_steps=cfg.warmup,
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        eval_strategy="steps" if has_dev else "no",
+        eval_steps=cfg.eval_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        metric_for_best_model="recall@1" if has_dev else None,
+        greater_is_better=True,
+        bf16=use_bf16,
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+        report_to="none",
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        train_sampling_strategy="group_by_length",
+        disable_tqdm=not cfg.progress,
+        remove_unused_columns=False,
+    )
+
+    best_dir, last_dir = out / "model-best", out / "model-last"
+    base_meta = {"base_model": base_model, "lang": lang, "train_examples": len(mixed),
+                 "lora": cfg.lora}
+    best_on_disk = _read_best(best_dir)
+
+    def on_new_best(trainer, recall: float) -> None:
+        nonlocal best_on_disk
+        if best_on_disk is not None and recall <= best_on_disk:
+            return
+        best_on_disk = recall
+        if trainer.is_world_process_zero():
+            save_pipeline(nlp, merged_copy(trainer.model), best_dir, kb_path=kb_path,
+                          dtype=inference_dtype,
+                          meta=dict(base_meta, step=trainer.state.global_step,
+                                    **{"dev_recall@1": recall}))
+
+    trainer_ref: Dict[str, Any] = {"has_dev": has_dev}
+    budget, early, jsonl = _make_callbacks(trainer_ref, cfg, log_path)
+    Trainer = _make_trainer_class()
+    trainer = Trainer(model=lm, args=args, train_dataset=dataset,
+                      eval_dataset=ExampleDataset(mixed[:1]) if has_dev else None,
+                      data_collator=collator, processing_class=tok,
+                      callbacks=[budget, early, jsonl], linker=linker, dev=dev_set,
+                      on_new_best=on_new_best if has_dev else None)
+    trainer_ref["trainer"] = trainer
+    if resume_from is not None:
+        logger.info("Resuming from %s", resume_from)
+    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+
+    # a final evaluation when the last step was not evaluated
+    state = trainer.state
+    evaluated = [h.get("step") for h in state.log_history if "eval_recall@1" in h]
+    final_recall = None
+    if has_dev:
+        if not evaluated or evaluated[-1] != state.global_step:
+            final_recall = trainer.evaluate()["eval_recall@1"]
+        else:
+            final_recall = [h["eval_recall@1"] for h in state.log_history
+                            if "eval_recall@1" in h][-1]
+    summary: Dict[str, Any] = {
+        "output": str(out.resolve()),
+        "base_model": base_model,
+        "global_step": state.global_step,
+        "resumed_from": str(resume_from) if resume_from else None,
+        "stopped_by_budget": budget.stopped,
+        "stopped_early": early.stopped,
+        "train_examples": len(mixed),
+        "real_examples": len(real),
+        "synthetic_examples": len(syn),
+        "real_stats": real_stats.to_dict(),
+        "synthetic_stats": syn_stats.to_dict() if syn_stats else None,
+        "dev_mentions": len(dev_set) if dev_set is not None else 0,
+        "best_dev_recall@1": best_on_disk,
+        "last_dev_recall@1": final_recall,
+        "bf16": use_bf16,
+        "bf16_cpu_speedup": bf16_gain,
+        "threads": threads,
+        "train_loss": result.training_loss,
+        "train_runtime_s": round(jsonl.train_time, 2),
+        "examples_per_s": round(trainer.examples_seen * max(1, args.world_size)
+                                / jsonl.train_time, 3) if jsonl.train_time > 0 else None,
+        "wall_time_s": round(time.perf_counter() - t_start, 2),
+    }
+    if trainer.is_world_process_zero():
+        final_lm = merged_copy(trainer.model)
+        save_pipeline(nlp, final_lm, last_dir, kb_path=kb_path, dtype=inference_dtype,
+                      meta=dict(base_meta, step=state.global_step,
+                                **{"dev_recall@1": final_recall}))
+        if not best_dir.exists():  # no dev set: the last model is the best we know
+            shutil.copytree(last_dir, best_dir)
+            _fix_copied_config(best_dir)
+        summary["model_best"] = str(best_dir.resolve())
+        summary["model_last"] = str(last_dir.resolve())
+        (out / "training_summary.json").write_text(
+            json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf8")
+        with log_path.open("a", encoding="utf8") as f:
+            f.write(json.dumps(dict(event="train_end", **summary), ensure_ascii=False) + "\n")
+    linker.lm = trainer.model
+    return summary
+
+
+def _fix_copied_config(path: Path) -> None:
+    """Point the copied pipeline's HFCausalLM reference at its own weights."""
+    from spacy.util import load_config
+
+    config = load_config(path / "config.cfg", interpolate=False)
+    config["components"][LINKER]["model"]["name_or_path"] = str(path.resolve() / LINKER / "model")
+    config.to_disk(path / "config.cfg")
+
+
+__all__ = ["TrainConfig", "train_linker", "CompletionCollator", "ExampleDataset",
+           "load_base_model", "apply_lora", "bf16_available", "bf16_speedup", "save_pipeline",
+           "last_checkpoint", "set_threads"]
