@@ -1,5 +1,6 @@
 """The ``syncabel_linker`` spaCy component: generative entity linking of ``doc.ents``."""
 
+import os
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
@@ -19,6 +20,17 @@ from .prompting import (DEFAULT_TEMPLATE, SEP_TOKEN, PromptTemplate, encode_prom
 from .types import COMPOSITE_SEP, NIL, NO_CODE, Candidate
 
 EXTENSION = "syncabel"
+
+
+def _one_thread_after_fork() -> None:
+    """``nlp.pipe(n_process=N)`` forks: OpenMP thread pools do not survive a fork (the child
+    hangs in its first parallel op), and N processes should use one core each anyway."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+os.register_at_fork(after_in_child=_one_thread_after_fork)
 ModelLoader = Callable[..., Tuple[Any, Any]]
 KBLoader = Callable[[], Any]
 
@@ -195,8 +207,9 @@ class SynCABELLinker(Pipe):
     def _count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=True)["input_ids"])
 
-    def mention_prompt(self, doc: Doc, ent: Span, group: Optional[str]) -> str:
-        """The prompt text for one entity, within the token budget."""
+    def mention_prompt(self, doc: Doc, ent: Span, group: Optional[str],
+                       fit: bool = True) -> str:
+        """The prompt text for one entity (within the token budget when ``fit``)."""
         sentence = None
         if doc.has_annotation("SENT_START"):
             sent = ent.sent
@@ -204,8 +217,15 @@ class SynCABELLinker(Pipe):
         type_ = group if group is not None else ent.label_
         return render_prompt(doc.text, ent.start_char, ent.end_char, type_, sentence=sentence,
                              template=self.template, window_chars=self.cfg["context_chars"],
-                             count_tokens=self._count_tokens,
+                             count_tokens=self._count_tokens if fit else None,
                              max_tokens=self.cfg["max_context_tokens"])
+
+    def mention_prompt_ids(self, doc: Doc, ent: Span, group: Optional[str]) -> List[int]:
+        """Token ids of the entity's prompt; tokenizes once unless the context must shrink."""
+        ids = encode_prompt(self.tokenizer, self.mention_prompt(doc, ent, group, fit=False))
+        if len(ids) > self.cfg["max_context_tokens"]:
+            ids = encode_prompt(self.tokenizer, self.mention_prompt(doc, ent, group))
+        return ids
 
     def predict(self, docs: Iterable[Doc]) -> List[List[Optional[List[Dict[str, Any]]]]]:
         """Decode every entity of ``docs``; returns per doc, per entity, the n-best (or None
@@ -225,8 +245,7 @@ class SynCABELLinker(Pipe):
                     out[i][j] = []
                     continue
                 group = self.group_for(ent.label_)
-                prompt = self.mention_prompt(doc, ent, group)
-                refs.append(_MentionRef(i, j, group, encode_prompt(self.tokenizer, prompt)))
+                refs.append(_MentionRef(i, j, group, self.mention_prompt_ids(doc, ent, group)))
         for ref, cands in zip(refs, self.decode([r.prompt_ids for r in refs],
                                                 [r.group for r in refs])):
             out[ref.doc_i][ref.ent_i] = [c.to_dict() for c in cands]

@@ -71,3 +71,12 @@ def spaccc_kb():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return read_file(DATA / "spaccc" / "kb_snomed_es_lite.tsv")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tests measure behaviour, not speed: one thread keeps tiny models fast on a busy machine
+    (two OpenMP threads on tiny matrices stall when the cores are shared)."""
+    import torch
+
+    torch.set_num_threads(1)

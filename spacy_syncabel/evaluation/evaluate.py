@@ -22,10 +22,32 @@ def find_linker(nlp: Language):
                      "nlp.add_pipe('syncabel_linker').")
 
 
-def gold_codes(docs: Sequence[CorpusDoc]) -> set:
-    """Every single code in a corpus (composites split)."""
-    return {c for d in docs for m in d.mentions if m.code and m.code != NIL
-            for c in m.code.split("+")}
+def layered(docs: Sequence[CorpusDoc]) -> List[CorpusDoc]:
+    """Split docs with overlapping (nested) mentions into copies whose mentions do not overlap,
+    so that every gold mention is linked (spaCy's ``doc.ents`` cannot nest)."""
+    out: List[CorpusDoc] = []
+    for doc in docs:
+        layers: List[List] = []
+        for m in sorted(doc.mentions, key=lambda m: (m.start, -m.end)):
+            for layer in layers:
+                if layer[-1].end <= m.start:
+                    layer.append(m)
+                    break
+            else:
+                layers.append([m])
+        if len(layers) <= 1:
+            out.append(doc)
+        else:
+            out += [CorpusDoc(f"{doc.id}#{i}", doc.text, layer, doc.sentences)
+                    for i, layer in enumerate(layers)]
+    return out
+
+
+def gold_codes(docs: Sequence[CorpusDoc], kb=None) -> set:
+    """Every single code in a corpus (composites split; alternative codes mapped by ``kb``)."""
+    codes = {c for d in docs for m in d.mentions if m.code and m.code != NIL
+             for c in m.code.split("+")}
+    return {kb.canonical_code(c) for c in codes} if kb is not None else codes
 
 
 def evaluate_linker(nlp: Language, corpus: Sequence[CorpusDoc], *, train: Optional[Sequence[CorpusDoc]] = None,
@@ -38,6 +60,7 @@ def evaluate_linker(nlp: Language, corpus: Sequence[CorpusDoc], *, train: Option
     from ..corpus import docs_to_spacy
 
     linker = find_linker(nlp)
+    corpus = layered(corpus)
     gold_docs: List[Doc] = docs_to_spacy(nlp, corpus)
     n_mentions = sum(1 for d in gold_docs for e in d.ents if e.kb_id_ and e.kb_id_ != NIL)
     if n_mentions == 0:
@@ -55,10 +78,11 @@ def evaluate_linker(nlp: Language, corpus: Sequence[CorpusDoc], *, train: Option
             if not ge.kb_id_ or ge.kb_id_ == NIL:
                 continue
             cands = pe._.get("syncabel") or []
-            results.append(LinkResult(ge.kb_id_, [c["code"] for c in cands], ge.label_))
+            gold = "+".join(linker.kb.canonical_code(c) for c in ge.kb_id_.split("+"))
+            results.append(LinkResult(gold, [c["code"] for c in cands], ge.label_))
             mentions.append(ge.text)
             groups.append(linker.group_for(ge.label_))
-    seen = gold_codes(train) if train is not None else None
+    seen = gold_codes(train, linker.kb) if train is not None else None
     n_total = sum(len(d.ents) for d in linked)
     metrics: Dict[str, Any] = recall_report(results, (1, k), seen)
     metrics.update({

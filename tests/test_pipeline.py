@@ -1,0 +1,243 @@
+"""The syncabel_linker component on real SPACCC sentences with a tiny random Llama."""
+import warnings
+
+import pytest
+import spacy
+from spacy.tokens import Span
+
+from spacy_syncabel.corpus import docs_to_spacy, read_corpus
+from spacy_syncabel.types import NIL, NO_CODE
+
+from .conftest import DATA, TEXTS, needs_data
+
+TINY = {"@misc": "spacy_syncabel.TinyLlama.v1", "hidden_size": 32, "num_layers": 1,
+        "num_heads": 2, "intermediate_size": 64, "vocab_size": 600, "seed": 3}
+
+
+def _kb_loader(path):
+    return {"@misc": "spacy_syncabel.KBFromFile.v1", "path": str(path)}
+
+
+@pytest.fixture(scope="module")
+def spaccc_rows():
+    return read_corpus(DATA / "spaccc" / "test_half.tsv")[:500]
+
+
+@pytest.fixture(scope="module")
+def spaccc_nlp(spaccc_rows, tmp_path_factory):
+    """Entity ruler built from the gold mentions, then the linker: a full NER + EL pipeline."""
+    nlp = spacy.blank("es")
+    ruler = nlp.add_pipe("entity_ruler")
+    nlp.add_pipe("syncabel_linker", config={
+        "model": TINY, "kb_loader": _kb_loader(DATA / "spaccc" / "kb_snomed_es_lite.tsv"),
+        "num_beams": 3, "n_best": 3, "max_new_tokens": 24, "batch_size": 64})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nlp.initialize()
+    # initialize() resets the ruler: add the patterns afterwards
+    mentions = {(d.text[m.start:m.end], m.label) for d in spaccc_rows for m in d.mentions}
+    ruler.add_patterns([{"label": lab, "pattern": txt} for txt, lab in sorted(mentions)])
+    return nlp
+
+
+def _links(docs):
+    return [[(e.start_char, e.end_char, e.label_, e.kb_id_,
+              [(c["code"], round(c["logprob"], 3)) for c in e._.syncabel or []])
+             for e in d.ents] for d in docs]
+
+
+@needs_data
+def test_links_are_codes_of_the_entity_group(spaccc_nlp, spaccc_rows):
+    texts = [d.text for d in spaccc_rows]
+    docs = list(spaccc_nlp.pipe(texts, batch_size=50))
+    kb = spaccc_nlp.get_pipe("syncabel_linker").kb
+    n_ents = 0
+    for doc in docs:
+        for ent in doc.ents:
+            n_ents += 1
+            assert ent.kb_id_ == NIL or ent.label_ in kb.groups_of(ent.kb_id_), ent
+            nbest = ent._.syncabel
+            assert 1 <= len(nbest) <= 3
+            logprobs = [c["logprob"] for c in nbest]
+            assert logprobs == sorted(logprobs, reverse=True)
+            assert len({c["code"] for c in nbest}) == len(nbest)  # merged by code
+            for cand in nbest:
+                assert kb.lookup(cand["name"], ent.label_) == cand["code"]
+                assert 0.0 < cand["score"] <= 1.0
+    assert n_ents >= 500
+
+    # nlp(text) one at a time gives the same links as the batched nlp.pipe
+    single = [spaccc_nlp(t) for t in texts[:120]]
+    assert _links(single) == _links(docs[:120])
+
+
+@needs_data
+def test_to_disk_and_load_reproduce_outputs(spaccc_nlp, spaccc_rows, tmp_path):
+    texts = [d.text for d in spaccc_rows[:150]]
+    before = _links(spaccc_nlp.pipe(texts))
+    spaccc_nlp.to_disk(tmp_path / "pipe")
+    saved = {p.name for p in (tmp_path / "pipe" / "syncabel_linker" / "model").iterdir()}
+    assert "model.safetensors" in saved and "tokenizer.json" in saved
+    nlp2 = spacy.load(tmp_path / "pipe")
+    assert _links(nlp2.pipe(texts)) == before
+    # several processes
+    assert _links(nlp2.pipe(texts, n_process=2, batch_size=25)) == before
+
+
+@needs_data
+def test_tokenizer_mismatch_is_detected(spaccc_nlp, tmp_path):
+    spaccc_nlp.to_disk(tmp_path / "pipe")
+    tok_file = tmp_path / "pipe" / "syncabel_linker" / "model" / "tokenizer.json"
+    import json
+
+    data = json.loads(tok_file.read_text())
+    vocab = data["model"]["vocab"]
+    a, b = sorted(vocab)[10:12]
+    vocab[a], vocab[b] = vocab[b], vocab[a]
+    tok_file.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="E021"):
+        spacy.load(tmp_path / "pipe")
+
+
+@pytest.fixture(scope="module")
+def small_nlp(kb_tsv):
+    nlp = spacy.blank("es")
+    nlp.add_pipe("syncabel_linker", config={"model": TINY, "kb_loader": _kb_loader(kb_tsv),
+                                            "num_beams": 2, "n_best": 2})
+    nlp.initialize()
+    return nlp
+
+
+def _doc_with_ents(nlp, text, spans):
+    doc = nlp.make_doc(text)
+    doc.ents = [doc.char_span(text.index(s), text.index(s) + len(s), label=lab,
+                              alignment_mode="expand") for s, lab in spans]
+    return doc
+
+
+def test_docs_without_ents_and_unknown_labels(small_nlp):
+    linker = small_nlp.get_pipe("syncabel_linker")
+    doc = linker(small_nlp.make_doc("Sin hallazgos relevantes."))
+    assert doc.ents == ()
+    doc = _doc_with_ents(small_nlp, TEXTS[0], [("fiebre", "SIGNO")])
+    with pytest.warns(UserWarning, match="W002"):
+        linker.cfg["label_map"] = {}
+        linker._warned_labels.clear()
+        doc = linker(doc)
+    assert doc.ents[0].kb_id_ in linker.kb.codes  # linked against all groups
+
+
+def test_label_map_to_unknown_group_is_an_error(small_nlp):
+    linker = small_nlp.get_pipe("syncabel_linker")
+    doc = _doc_with_ents(small_nlp, TEXTS[0], [("fiebre", "SIGNO")])
+    linker.cfg["label_map"] = {"SIGNO": "NO_SUCH_GROUP"}
+    try:
+        with pytest.raises(ValueError, match="E010"):
+            linker(doc)
+    finally:
+        linker.cfg["label_map"] = {}
+
+
+def test_label_map_routes_labels_to_groups(small_nlp):
+    linker = small_nlp.get_pipe("syncabel_linker")
+    linker.cfg["label_map"] = {"DISEASE": "ENFERMEDAD"}
+    try:
+        doc = linker(_doc_with_ents(small_nlp, TEXTS[0], [("hipertensión arterial", "DISEASE")]))
+    finally:
+        linker.cfg["label_map"] = {}
+    assert "ENFERMEDAD" in linker.kb.groups_of(doc.ents[0].kb_id_)
+
+
+def test_odd_unicode_and_overlong_context(small_nlp):
+    linker = small_nlp.get_pipe("syncabel_linker")
+    text = ("\u200b\u00a0Paciente con  fiebre\u2028 alta [sic] {nota}. " + "Texto de relleno. " * 400
+            + "Finalmente cefalea\u0301.")
+    doc = _doc_with_ents(small_nlp, text, [("fiebre", "SINTOMA"), ("cefalea\u0301", "SINTOMA")])
+    doc = linker(doc)
+    for ent in doc.ents:
+        assert ent.kb_id_ in linker.kb.codes
+    prompt = linker.mention_prompt(doc, doc.ents[1], "SINTOMA")
+    assert len(linker.tokenizer(prompt)["input_ids"]) <= linker.cfg["max_context_tokens"]
+    assert "[cefal" in prompt and "]{SINTOMA}" in prompt and "\u0301" not in prompt  # NFC
+    assert "\u200b" not in prompt and "\u2028" not in prompt
+
+
+def test_whitespace_entity_is_nil(small_nlp):
+    linker = small_nlp.get_pipe("syncabel_linker")
+    doc = small_nlp.make_doc("fiebre \n\n y tos")
+    ws = [t for t in doc if not t.text.strip()][0]
+    doc.ents = [Span(doc, ws.i, ws.i + 1, label="SINTOMA")]
+    with pytest.warns(UserWarning, match="W003"):
+        doc = linker(doc)
+    assert doc.ents[0].kb_id_ == NIL and doc.ents[0]._.syncabel == []
+
+
+def test_threshold_gives_nil_and_overwrite_off_keeps_links(small_nlp):
+    linker = small_nlp.get_pipe("syncabel_linker")
+    linker.cfg["threshold"] = 1.01
+    try:
+        doc = linker(_doc_with_ents(small_nlp, TEXTS[1], [("cefalea", "SINTOMA")]))
+    finally:
+        linker.cfg["threshold"] = 0.0
+    assert doc.ents[0].kb_id_ == NIL and doc.ents[0]._.syncabel  # n-best kept for inspection
+    doc = _doc_with_ents(small_nlp, TEXTS[1], [("cefalea", "SINTOMA")])
+    for t in doc.ents[0]:
+        t.ent_kb_id_ = "MANUAL"
+    linker.cfg["overwrite"] = False
+    try:
+        doc = linker(doc)
+    finally:
+        linker.cfg["overwrite"] = True
+    assert doc.ents[0].kb_id_ == "MANUAL"
+
+
+def test_unconstrained_mode_gives_no_code_for_unknown_names(small_nlp):
+    linker = small_nlp.get_pipe("syncabel_linker")
+    linker.cfg["constrained"] = False
+    try:
+        doc = linker(_doc_with_ents(small_nlp, TEXTS[0], [("fiebre", "SINTOMA")]))
+    finally:
+        linker.cfg["constrained"] = True
+    for cand in doc.ents[0]._.syncabel:
+        expected = linker.kb.lookup(cand["name"], "SINTOMA") or NO_CODE
+        assert cand["code"] == expected
+    # a random model does not spell KB names by chance
+    assert doc.ents[0].kb_id_ == NO_CODE
+
+
+def test_not_initialized_and_missing_loaders(kb_tsv):
+    nlp = spacy.blank("es")
+    linker = nlp.add_pipe("syncabel_linker", config={"kb_loader": None})
+    with pytest.raises(ValueError, match="E020"):
+        linker(nlp.make_doc("fiebre"))
+    with pytest.raises(ValueError, match="E023"):
+        nlp.initialize()
+
+
+def test_extension_registered_once():
+    from spacy_syncabel.pipeline import register_extensions
+
+    register_extensions()
+    register_extensions()
+    assert Span.has_extension("syncabel")
+
+
+def test_score_with_gold_ents(small_nlp, small_kb):
+    """score_gold_ents links the gold entities itself: spacy evaluate on a linker-only pipeline."""
+    from spacy.training import Example
+
+    from spacy_syncabel.types import CorpusDoc, GoldMention
+
+    text = TEXTS[0]
+    mentions = [GoldMention(text.index(n), text.index(n) + len(n), g, small_kb.lookup(n, g))
+                for n, g in [("fiebre", "SINTOMA"), ("hipertensión arterial", "ENFERMEDAD")]]
+    gold = docs_to_spacy(small_nlp, [CorpusDoc("d", text, mentions)])[0]
+    eg = Example(small_nlp.make_doc(text), gold)
+    linker = small_nlp.get_pipe("syncabel_linker")
+    linker.cfg["score_gold_ents"] = True
+    try:
+        scores = small_nlp.evaluate([eg])
+    finally:
+        linker.cfg["score_gold_ents"] = False
+    assert 0.0 <= scores["syncabel_recall@1"] <= scores["syncabel_recall@2"] <= 1.0
+    assert scores["nel_micro_r"] is not None
