@@ -185,5 +185,49 @@ def train(
     typer.echo(srsly.json_dumps(short, indent=2))
 
 
+@app.command("prepare-kb")
+def prepare_kb(
+    dataset: str = typer.Argument(..., help="spaccc, ncbi, cantemist or quaero."),
+    assets: Path = typer.Argument(..., help="The assets folder (laid out as ../shared/data)."),
+    output: Path = typer.Argument(..., help="KB folder to write (kb.jsonl + meta.json)."),
+) -> None:
+    """Load the dataset's KB from its source format, report what was dropped, save it."""
+    import srsly
+
+    from .datasets import get_dataset
+    from .kb import read_file
+
+    spec = get_dataset(dataset)
+    kb = read_file(assets / spec.kb, format=spec.kb_format)
+    kb.to_disk(output)
+    srsly.write_json(output / "report.json", kb.report)
+    typer.echo(f"KB {spec.kb}: {len(kb)} codes, {len(kb.names())} unambiguous names, "
+               f"groups {kb.groups} -> {output}")
+
+
+@app.command("prepare-corpus")
+def prepare_corpus(
+    dataset: str = typer.Argument(..., help="spaccc, ncbi, cantemist or quaero."),
+    assets: Path = typer.Argument(..., help="The assets folder (laid out as ../shared/data)."),
+    output: Path = typer.Argument(..., help="Folder for train.jsonl, dev.jsonl and test.jsonl."),
+    seed: int = typer.Option(0, help="Seed of the dev hold-out (datasets without a dev split)."),
+) -> None:
+    """Convert the dataset's splits to the project's JSONL corpus format."""
+    from .corpus import read_corpus, write_jsonl
+    from .datasets import get_dataset, split_dev
+
+    spec = get_dataset(dataset)
+    train = read_corpus(assets / spec.train)
+    if spec.dev is None:
+        train, dev = split_dev(train, spec.dev_fraction, seed)
+    else:
+        dev = read_corpus(assets / spec.dev)
+    test = read_corpus(assets / spec.test)
+    output.mkdir(parents=True, exist_ok=True)
+    for name, docs in (("train", train), ("dev", dev), ("test", test)):
+        write_jsonl(docs, output / f"{name}.jsonl")
+        typer.echo(f"{name}: {len(docs)} docs, {sum(len(d.mentions) for d in docs)} mentions")
+
+
 def main() -> None:  # pragma: no cover
     app()
