@@ -229,5 +229,30 @@ def prepare_corpus(
         typer.echo(f"{name}: {len(docs)} docs, {sum(len(d.mentions) for d in docs)} mentions")
 
 
+@app.command()
+def fetch(
+    dataset: str = typer.Argument(..., help="A dataset of the manifest (spaccc, ncbi, bc5cdr, cantemist, quaero, gscplus)."),
+    dest: Path = typer.Argument(..., help="The assets folder; it mirrors ../shared/data (e.g. assets -> assets/spaccc/train.tsv)."),
+    shared: Optional[Path] = typer.Option(None, help="Local copies (default: $SPACY_SYNCABEL_SHARED or ../shared/data)."),
+    offline: bool = typer.Option(False, "--offline", help="Never download: fail when a file has no local copy."),
+    timeout: float = typer.Option(60.0, help="Seconds per download request."),
+) -> None:
+    """Fetch a dataset's corpora and KBs: skip what DEST holds, copy local copies, else download; MD5-checked."""
+    from .assets import AssetError, fetch_dataset
+
+    def report(action: str, asset, path: Path) -> None:
+        source = {"skipped": "already there", "copied": "from the local copy",
+                  "downloaded": f"from {asset.url}" + (" or a mirror" if asset.mirrors else "")}[action]
+        typer.echo(f"{action:>10}  {asset.label}  {path}  ({source})")
+
+    try:
+        paths = fetch_dataset(dataset, dest, shared=shared, offline=offline, timeout=timeout,
+                              report=report)
+    except AssetError as error:
+        typer.echo(f"Error: {error}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{dataset}: {len(paths)} assets in {dest}")
+
+
 def main() -> None:  # pragma: no cover
     app()
