@@ -42,6 +42,10 @@ class AssetError(RuntimeError):
     """An asset could not be fetched or did not match its checksum."""
 
 
+class DownloadError(AssetError):
+    """No URL of an asset could be downloaded."""
+
+
 @dataclass
 class Asset:
     """One entry of the manifest."""
@@ -263,7 +267,7 @@ def _download_any(asset: Asset, cache: Dict[str, Path], workdir: Path, timeout: 
         for other in urls:
             cache[other] = path
         return path
-    raise AssetError(f"{asset.label}: download failed ({'; '.join(errors)})")
+    raise DownloadError(f"{asset.label}: download failed ({'; '.join(errors)})")
 
 
 def _norm_member(name: str) -> str:
@@ -378,7 +382,7 @@ def _missing_message(asset: Asset, shared: Optional[Path], offline: bool) -> str
 def fetch_dataset(dataset: str, dest: PathLike, shared: Optional[PathLike] = None,
                   offline: bool = False, *, manifest: Optional[PathLike] = None,
                   timeout: float = DEFAULT_TIMEOUT, report: Optional[Reporter] = None,
-                  ) -> List[Path]:
+                  stamp: bool = True) -> List[Path]:
     """Put every asset of ``dataset`` into ``dest``; the list of their paths.
 
     Each asset is skipped when ``dest`` already holds it with the right checksum, else copied
@@ -386,7 +390,9 @@ def fetch_dataset(dataset: str, dest: PathLike, shared: Optional[PathLike] = Non
     directory or from the repository) after verifying the copy, else downloaded from its URL
     (not when ``offline``) and verified. ``report(action, asset, path)`` is called per asset with
     action ``skipped``, ``copied`` or ``downloaded``. Raises :class:`AssetError` on a checksum
-    mismatch or when an asset cannot be found.
+    mismatch or when an asset cannot be found. When every asset is in place and ``stamp``, writes
+    ``dest/.fetched-<dataset>`` (JSON: each asset's path and md5; rewritten only when it changes),
+    the output project.yml's ``fetch`` command declares.
     """
     assets = dataset_assets(dataset, manifest)
     dest_root = Path(dest)
@@ -407,7 +413,13 @@ def fetch_dataset(dataset: str, dest: PathLike, shared: Optional[PathLike] = Non
             else:
                 if workdir is None:
                     workdir = Path(tempfile.mkdtemp(prefix="spacy-syncabel-fetch-"))
-                _fetch_remote(asset, target, cache, workdir, timeout)
+                try:
+                    _fetch_remote(asset, target, cache, workdir, timeout)
+                except DownloadError as error:
+                    where = (shared_root / asset.local if shared_root is not None
+                             else f"<shared data folder>/{asset.local}")
+                    raise DownloadError(f"{error}. Without network, put the local copy at {where} "
+                                        f"(md5 {asset.md5}) or pass --shared PATH.") from error
                 action = "downloaded"
             if report is not None:
                 report(action, asset, target)
@@ -415,7 +427,26 @@ def fetch_dataset(dataset: str, dest: PathLike, shared: Optional[PathLike] = Non
     finally:
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
+    if stamp:
+        write_stamp(dataset, dest_root, assets)
     return paths
+
+
+def stamp_path(dataset: str, dest: PathLike) -> Path:
+    """The file marking that ``dataset`` was fetched into ``dest``."""
+    return Path(dest) / f".fetched-{dataset}"
+
+
+def write_stamp(dataset: str, dest: PathLike, assets: Sequence[Asset]) -> Path:
+    path = stamp_path(dataset, dest)
+    content = srsly.json_dumps(
+        {"dataset": dataset,
+         "assets": [{"name": a.name, "path": Path(a.target).as_posix(), "kind": a.kind,
+                     "md5": a.md5} for a in assets]}, indent=2) + "\n"
+    if not path.is_file() or path.read_text(encoding="utf-8") != content:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content, encoding="utf-8")
+    return path
 
 
 def verify_shared(shared: Optional[PathLike] = None, manifest: Optional[PathLike] = None

@@ -100,10 +100,15 @@ def test_fetch_copies_then_skips(fake, tmp_path):
     # only the included files are copied (the brat .conf is not part of the asset)
     assert sorted(p.name for p in (dest / "toy" / "docs").iterdir()) == [
         "d0.ann", "d0.txt", "d1.ann", "d1.txt", "d2.ann", "d2.txt"]
+    stamp = dest / ".fetched-toy"
+    assert srsly.read_json(stamp)["assets"][0] == {
+        "name": "kb", "path": "toy/kb.tsv", "kind": "file", "md5": md5_file(dest / "toy" / "kb.tsv")}
+    mtime = stamp.stat().st_mtime_ns
     events.clear()
     fetch_dataset("toy", dest, shared=shared, manifest=manifest,
                   report=lambda action, asset, path: events.append((action, asset.name)))
     assert events == [("skipped", "kb"), ("skipped", "docs")]
+    assert stamp.stat().st_mtime_ns == mtime  # unchanged content: not rewritten
     # a second fetch needs no local copy at all, even offline
     fetch_dataset("toy", dest, shared=tmp_path / "nowhere", manifest=manifest, offline=True)
 
@@ -131,6 +136,7 @@ def test_wrong_checksum_in_shared_copy_errors(fake, tmp_path):
     with pytest.raises(AssetError, match=r"toy/kb: the local copy .*kb\.tsv does not match"):
         fetch_dataset("toy", dest, shared=shared, manifest=manifest)
     assert not (dest / "toy" / "kb.tsv").exists()
+    assert not (dest / ".fetched-toy").exists()
     (shared / "toy" / "kb.tsv").write_bytes(b"code\tname\nC1\tfoo\n")
     (shared / "toy" / "docs" / "d2.ann").write_text("T1\tX 0 3\ttex\n", encoding="utf-8")
     with pytest.raises(AssetError, match=r"toy/docs: the local copy .* does not match"):
@@ -230,3 +236,12 @@ def test_spaccc_fetch_is_fast(tmp_path):
     assert len(list((tmp_path / "assets" / "spaccc" / "texts").glob("*.txt"))) == 750
     assert all(p.exists() for p in paths)
     assert elapsed < 5.0
+
+
+def test_failed_download_says_where_to_put_the_file(fake, tmp_path):
+    shared, _, manifest = fake
+    manifest["datasets"]["toy"]["assets"][0]["url"] = (tmp_path / "missing.tsv").as_uri()
+    path = tmp_path / "broken.yml"
+    srsly.write_yaml(path, manifest)
+    with pytest.raises(AssetError, match=r"download failed .*put the local copy at .*kb\.tsv"):
+        fetch_dataset("toy", tmp_path / "assets", shared=tmp_path / "nowhere", manifest=path)
