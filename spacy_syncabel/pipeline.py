@@ -14,6 +14,7 @@ from spacy.training import Example
 from spacy.util import minibatch
 
 from .decoding import BeamSearchConfig, TrieSet, beam_search
+from .decoding.candidates import CandidateIndex
 from .errors import Errors, Warnings
 from .prompting import (DEFAULT_TEMPLATE, SEP_TOKEN, PromptTemplate, encode_prompt,
                         render_prompt, verb_for)
@@ -45,6 +46,8 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     "constrained": True,
     "composite": False,
     "merge_by_code": True,
+    "candidates": 0,
+    "prior_weight": 0.0,
     "batch_size": 32,
     "max_context_tokens": 128,
     "context_chars": 300,
@@ -76,7 +79,7 @@ def make_syncabel_linker(nlp: Language, name: str, model: Optional[ModelLoader],
                          kb_loader: Optional[KBLoader], label_map: Dict[str, Optional[str]],
                          template: str, verb: Optional[str], num_beams: int, n_best: int,
                          constrained: bool, composite: bool, merge_by_code: bool,
-                         batch_size: int, max_context_tokens: int, context_chars: int,
+                         candidates: int, prior_weight: float, batch_size: int, max_context_tokens: int, context_chars: int,
                          max_new_tokens: int, device: str, dtype: str, threshold: float,
                          overwrite: bool, score_gold_ents: bool, trust_remote_code: bool,
                          ) -> "SynCABELLinker":
@@ -84,7 +87,7 @@ def make_syncabel_linker(nlp: Language, name: str, model: Optional[ModelLoader],
         nlp.vocab, name=name, model=model, kb_loader=kb_loader, label_map=label_map,
         template=template, verb=verb or verb_for(nlp.lang), num_beams=num_beams, n_best=n_best,
         constrained=constrained, composite=composite, merge_by_code=merge_by_code,
-        batch_size=batch_size, max_context_tokens=max_context_tokens,
+        candidates=candidates, prior_weight=prior_weight, batch_size=batch_size, max_context_tokens=max_context_tokens,
         context_chars=context_chars, max_new_tokens=max_new_tokens, device=device, dtype=dtype,
         threshold=threshold, overwrite=overwrite, score_gold_ents=score_gold_ents,
         trust_remote_code=trust_remote_code)
@@ -93,10 +96,12 @@ def make_syncabel_linker(nlp: Language, name: str, model: Optional[ModelLoader],
 class _MentionRef:
     """Where a mention lives (doc, ent) and what is decoded for it."""
 
-    __slots__ = ("doc_i", "ent_i", "group", "prompt_ids")
+    __slots__ = ("doc_i", "ent_i", "group", "prompt_ids", "text")
 
-    def __init__(self, doc_i: int, ent_i: int, group: Optional[str], prompt_ids: List[int]):
+    def __init__(self, doc_i: int, ent_i: int, group: Optional[str], prompt_ids: List[int],
+                 text: str):
         self.doc_i, self.ent_i, self.group, self.prompt_ids = doc_i, ent_i, group, prompt_ids
+        self.text = text
 
 
 class SynCABELLinker(Pipe):
@@ -110,7 +115,8 @@ class SynCABELLinker(Pipe):
                  label_map: Optional[Dict[str, Optional[str]]] = None,
                  template: str = DEFAULT_TEMPLATE, verb: str = "is", num_beams: int = 5,
                  n_best: int = 5, constrained: bool = True, composite: bool = False,
-                 merge_by_code: bool = True, batch_size: int = 32,
+                 merge_by_code: bool = True, candidates: int = 0, prior_weight: float = 0.0,
+                 batch_size: int = 32,
                  max_context_tokens: int = 128, context_chars: int = 300,
                  max_new_tokens: int = 48, device: str = "auto", dtype: str = "auto",
                  threshold: float = 0.0, overwrite: bool = True, score_gold_ents: bool = False,
@@ -122,7 +128,8 @@ class SynCABELLinker(Pipe):
         self.cfg: Dict[str, Any] = {
             "label_map": dict(label_map or {}), "template": template, "verb": verb,
             "num_beams": num_beams, "n_best": n_best, "constrained": constrained,
-            "composite": composite, "merge_by_code": merge_by_code, "batch_size": batch_size,
+            "composite": composite, "merge_by_code": merge_by_code, "candidates": candidates,
+            "prior_weight": prior_weight, "batch_size": batch_size,
             "max_context_tokens": max_context_tokens, "context_chars": context_chars,
             "max_new_tokens": max_new_tokens, "device": device, "dtype": dtype,
             "threshold": threshold, "overwrite": overwrite, "score_gold_ents": score_gold_ents,
@@ -135,6 +142,7 @@ class SynCABELLinker(Pipe):
         self.lm = None
         self.tokenizer = None
         self.tries: Optional[TrieSet] = None
+        self._candidate_index: Optional[CandidateIndex] = None
         self.fingerprint: Optional[Dict[str, str]] = None
         self._warned_labels: set = set()
         register_extensions()
@@ -178,6 +186,7 @@ class SynCABELLinker(Pipe):
         tokenizer.padding_side = "left"
         self.kb, self.lm, self.tokenizer = kb, lm, tokenizer
         self.tries = TrieSet.build(kb, tokenizer, SEP_TOKEN, composite=self.cfg["composite"])
+        self._candidate_index = None
         self.fingerprint = {"tokenizer": tokenizer_fingerprint(tokenizer),
                             "kb": kb.fingerprint()}
 
@@ -245,42 +254,77 @@ class SynCABELLinker(Pipe):
                     out[i][j] = []
                     continue
                 group = self.group_for(ent.label_)
-                refs.append(_MentionRef(i, j, group, self.mention_prompt_ids(doc, ent, group)))
+                refs.append(_MentionRef(i, j, group, self.mention_prompt_ids(doc, ent, group),
+                                        ent.text))
         for ref, cands in zip(refs, self.decode([r.prompt_ids for r in refs],
-                                                [r.group for r in refs])):
+                                                [r.group for r in refs],
+                                                [r.text for r in refs])):
             out[ref.doc_i][ref.ent_i] = [c.to_dict() for c in cands]
         return out
 
+    @property
+    def candidate_index(self) -> CandidateIndex:
+        """The TF-IDF index of KB names (built on first use)."""
+        if self._candidate_index is None:
+            self._candidate_index = CandidateIndex(self.kb)
+        return self._candidate_index
+
+    def mention_tries(self, groups: Sequence[Optional[str]],
+                      mentions: Optional[Sequence[str]] = None) -> List[Any]:
+        """The trie each mention decodes in: its group's, or (``candidates`` > 0) one over the
+        names of its top TF-IDF candidates; None in unconstrained mode."""
+        if not self.cfg["constrained"]:
+            return [None] * len(groups)
+        n = self.cfg["candidates"]
+        if n <= 0 or mentions is None:
+            return [self.tries[g] for g in groups]
+        top = self.candidate_index.top(mentions, groups, n)
+        return [self.tries.restricted([name for name, _ in cands], g) if cands else self.tries[g]
+                for g, cands in zip(groups, top)]
+
     def decode(self, prompts: Sequence[List[int]], groups: Sequence[Optional[str]],
-               ) -> List[List[Candidate]]:
+               mentions: Optional[Sequence[str]] = None) -> List[List[Candidate]]:
         """Run the beam search over encoded prompts, longest first, in model batches."""
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
         results: List[List[Candidate]] = [[] for _ in prompts]
         tok = self.tokenizer
         pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         for chunk in minibatch(order, self.cfg["batch_size"]):
-            tries = [self.tries[groups[i]] if self.cfg["constrained"] else None for i in chunk]
+            chunk_mentions = [mentions[i] for i in chunk] if mentions is not None else None
+            tries = self.mention_tries([groups[i] for i in chunk], chunk_mentions)
             hyps = beam_search(self.lm, [prompts[i] for i in chunk], tries, tok.eos_token_id,
                                pad_id, self.search_config)
-            for i, hs in zip(chunk, hyps):
-                results[i] = self._to_candidates(hs, groups[i], tries[chunk.index(i)])
+            for pos, (i, hs) in enumerate(zip(chunk, hyps)):
+                results[i] = self._to_candidates(
+                    hs, groups[i], tries[pos], chunk_mentions[pos] if chunk_mentions else None)
         return results
 
-    def _to_candidates(self, hyps, group: Optional[str], trie) -> List[Candidate]:
-        cands: List[Candidate] = []
-        seen = set()
+    def _to_candidates(self, hyps, group: Optional[str], trie,
+                       mention: Optional[str] = None) -> List[Candidate]:
+        """Hypotheses → (name, code, score) candidates, re-ranked with the TF-IDF prior when
+        ``prior_weight`` > 0 (mean log-prob + weight × cosine), merged by code."""
+        decoded = []
         for h in hyps:
             names = trie.names_of(h.tokens) if trie is not None else self._free_names(h.tokens)
             if not names:
                 continue
             codes = [self.kb.lookup(n, group) for n in names]
-            code = COMPOSITE_SEP.join(c or NO_CODE for c in codes)
-            if any(c is None for c in codes):
-                code = NO_CODE
+            code = NO_CODE if any(c is None for c in codes) else COMPOSITE_SEP.join(codes)
+            decoded.append((SEP_TOKEN.join(names), code, h))
+        weight = self.cfg["prior_weight"]
+        sims: List[Optional[float]] = [None] * len(decoded)
+        if weight > 0 and mention is not None and decoded:
+            sims = self.candidate_index.similarity(mention, [d[0] for d in decoded])
+            order = sorted(range(len(decoded)), key=lambda i: -(
+                decoded[i][2].logprob / decoded[i][2].n_tokens + weight * sims[i]))
+            decoded, sims = [decoded[i] for i in order], [sims[i] for i in order]
+        cands: List[Candidate] = []
+        seen = set()
+        for (name, code, h), sim in zip(decoded, sims):
             if self.cfg["merge_by_code"] and code in seen:
                 continue
             seen.add(code)
-            cands.append(Candidate(SEP_TOKEN.join(names), code, h.score, h.logprob))
+            cands.append(Candidate(name, code, h.score, h.logprob, sim))
         return cands
 
     def _free_names(self, tokens: List[int]) -> List[str]:

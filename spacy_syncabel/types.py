@@ -40,6 +40,10 @@ class Candidate:
     code: str
     score: float  # exp(mean token log-prob)
     logprob: float  # summed log-prob of the beam
+    similarity: Optional[float] = None  # TF-IDF cosine mention/name, when a prior is used
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "code": self.code, "score": self.score, "logprob": self.logprob}
+        out = {"name": self.name, "code": self.code, "score": self.score, "logprob": self.logprob}
+        if self.similarity is not None:
+            out["similarity"] = self.similarity
+        return out

