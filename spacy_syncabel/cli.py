@@ -20,6 +20,9 @@ def evaluate(
     limit: int = typer.Option(0, help="Evaluate on the first N documents only (0: all)."),
     k: int = typer.Option(5, help="Report Recall@k for this k besides Recall@1."),
     num_beams: Optional[int] = typer.Option(None, help="Override the linker's beam count."),
+    candidates: Optional[int] = typer.Option(None, help="Override: decode among the top-N TF-IDF candidates (0: whole group)."),
+    prior_weight: Optional[float] = typer.Option(None, help="Override: weight of the TF-IDF prior."),
+    threads: int = typer.Option(0, help="torch threads (0: torch's default)."),
 ) -> None:
     """Link the corpus's gold mentions and report Recall@1/@k beside the TF-IDF baseline."""
     import spacy
@@ -28,10 +31,18 @@ def evaluate(
     from .corpus import read_corpus
     from .evaluation.evaluate import evaluate_linker, find_linker
 
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     nlp = spacy.load(pipeline)
+    linker = find_linker(nlp)
     if num_beams is not None:
-        linker = find_linker(nlp)
         linker.set_beams(num_beams, min(num_beams, k))
+    if candidates is not None:
+        linker.cfg["candidates"] = candidates
+    if prior_weight is not None:
+        linker.cfg["prior_weight"] = prior_weight
     docs = read_corpus(corpus)
     if limit:
         docs = docs[:limit]
@@ -142,7 +153,7 @@ def train(
     logging_steps: int = typer.Option(10, "--logging-steps", help="Log loss and speed every N steps."),
     patience: int = typer.Option(0, "--patience", help="Stop after N evaluations without improvement (0: never)."),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Wall-clock budget: stop cleanly (evaluate, save) after N minutes."),
-    max_train: Optional[int] = typer.Option(None, "--max-train", help="Use the first N examples of the real training corpus."),
+    max_train: Optional[int] = typer.Option(None, "--max-train", help="Use the first N examples of the real training corpus (0: all)."),
     top_k_targets: int = typer.Option(1, "--top-k-targets", help="Examples per mention: its k closest KB names (ANGEL-style)."),
     kb_name_examples: bool = typer.Option(False, "--kb-names/--no-kb-names", help="Also train on every KB name as a mention of itself."),
     mix: str = typer.Option("upsample", "--mix", help="upsample (real:synthetic 1:1) or weights."),
@@ -155,6 +166,9 @@ def train(
     num_threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (default: available cores / local processes)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the Trainer's progress bar."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Resume from the newest checkpoint in OUTPUT/checkpoints."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="A known dataset (spaccc, ncbi, cantemist, quaero): sets --lang and the label map."),
+    candidates: int = typer.Option(0, "--candidates", help="Linker setting saved in the pipeline: decode among the top-N TF-IDF candidate names (0: whole group)."),
+    prior_weight: float = typer.Option(0.0, "--prior-weight", help="Linker setting saved in the pipeline: weight of the TF-IDF prior in beam ranking."),
 ) -> None:
     """Fine-tune a causal LM for syncabel_linker; writes spaCy pipelines OUTPUT/model-best and OUTPUT/model-last."""
     import srsly
@@ -173,11 +187,18 @@ def train(
                       logging_steps=logging_steps, dev_size=dev_size, patience=patience,
                       max_minutes=max_minutes, seed=seed, top_k_targets=top_k_targets,
                       kb_name_examples=kb_name_examples, mix_mode=mix, mix_weights=weights,
-                      max_train=max_train, num_threads=num_threads, progress=progress,
+                      max_train=max_train or None, num_threads=num_threads, progress=progress,
                       resume=resume)
+    label_map = None
+    if dataset is not None:
+        from .datasets import get_dataset
+
+        spec = get_dataset(dataset)
+        lang, label_map = spec.lang, dict(spec.label_map)
     summary = train_linker(kb, train_corpus, output, dev=dev, synthetic=synthetic,
-                           base_model=base_model, lang=lang, config=cfg,
+                           base_model=base_model, lang=lang, config=cfg, label_map=label_map,
                            linker_config={"composite": composite, "context_chars": context_chars,
+                                          "candidates": candidates, "prior_weight": prior_weight,
                                           "max_context_tokens": max_context_tokens,
                                           "num_beams": num_beams,
                                           "n_best": min(5, num_beams)})

@@ -241,3 +241,30 @@ def test_score_with_gold_ents(small_nlp, small_kb):
         linker.cfg["score_gold_ents"] = False
     assert 0.0 <= scores["syncabel_recall@1"] <= scores["syncabel_recall@2"] <= 1.0
     assert scores["nel_micro_r"] is not None
+
+
+def test_candidate_restricted_decoding_stays_within_tfidf_candidates(small_nlp):
+    linker = small_nlp.get_pipe("syncabel_linker")
+    text = "Presenta dolores de cabeza y fiebre alta."
+    linker.cfg.update(candidates=2, prior_weight=0.0)
+    try:
+        doc = linker(_doc_with_ents(small_nlp, text, [("dolores de cabeza", "SINTOMA")]))
+        top2 = linker.candidate_index.top(["dolores de cabeza"], ["SINTOMA"], 2)[0]
+    finally:
+        linker.cfg.update(candidates=0)
+    allowed = {linker.kb.lookup(name, "SINTOMA") for name, _ in top2}
+    assert {c["code"] for c in doc.ents[0]._.syncabel} <= allowed
+    assert "25064002" in allowed  # "dolor de cabeza" is the closest name
+
+
+def test_prior_reranks_by_similarity(small_nlp):
+    linker = small_nlp.get_pipe("syncabel_linker")
+    text = "Presenta dolores de cabeza y fiebre alta."
+    linker.cfg.update(prior_weight=100.0)  # the prior dominates a random model's log-probs
+    try:
+        doc = linker(_doc_with_ents(small_nlp, text, [("dolores de cabeza", "SINTOMA")]))
+    finally:
+        linker.cfg.update(prior_weight=0.0)
+    nbest = doc.ents[0]._.syncabel
+    sims = [c["similarity"] for c in nbest]
+    assert sims == sorted(sims, reverse=True)

@@ -1,0 +1,35 @@
+"""The spaCy project's `all` workflow, CI-sized: fetch → kb → corpus → train → evaluate."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import DATA, needs_data
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@needs_data
+@pytest.mark.slow
+def test_project_all_ci_sized(tmp_path):
+    shutil.copy(ROOT / "project.yml", tmp_path / "project.yml")
+    cmd = [sys.executable, "-m", "spacy", "project", "run", "all", str(tmp_path),
+           "--vars.shared", str(DATA), "--vars.base_model", "tiny:64,2",
+           "--vars.max_steps", "30", "--vars.max_train", "300", "--vars.batch_size", "16",
+           "--vars.dev_size", "40", "--vars.eval_steps", "15", "--vars.eval_limit", "150",
+           "--vars.context_chars", "80"]
+    res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert (tmp_path / "training" / "spaccc" / "model-best" / "config.cfg").exists()
+    metrics = json.loads((tmp_path / "metrics" / "spaccc.json").read_text())
+    assert metrics["n_mentions"] == 150
+    assert 0.4 < metrics["baseline_tfidf_recall@1"] < 0.9
+    assert 0.0 <= metrics["recall@1"] <= metrics["recall@5"] <= 1.0
+    assert {"seen", "unseen", "per_label", "mentions_per_second", "peak_rss_mb"} <= set(metrics)
+    # a second run skips the steps whose inputs did not change
+    res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0
+    assert res.stdout.count("Skipping") >= 4, res.stdout[-2000:]
