@@ -95,7 +95,8 @@ class TemplateGenerator(Generator):
     def render(self, p: ConceptPrompt) -> str:
         tpl = self.templates(p.lang)
         rng = random.Random(f"{self.seed}|{p.code}")
-        contextual = tpl.lines(f"{p.style}.{p.group}") or tpl.lines(p.style)
+        generic = tpl.lines(p.style)
+        contextual = tpl.lines(f"{p.style}.{p.group}") or generic  # the group's own first
         if not contextual:
             raise ValueError(Errors.E071.format(path=tpl.path, style=p.style))
         names = p.names or [p.name]
@@ -116,7 +117,8 @@ class TemplateGenerator(Generator):
                 pool = tpl.lines("synonym")
             else:
                 pool = contextual
-            fresh = [t for t in pool if (t, mention) not in used] or pool
+            fresh = ([t for t in pool if (t, mention) not in used]
+                     or [t for t in generic if (t, mention) not in used] or pool)
             template = rng.choice(fresh)
             used.add((template, mention))
             patient = rng.choice(("Varón", "Mujer", "Paciente")) if p.lang == "es" else "Patient"
