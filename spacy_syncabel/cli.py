@@ -206,6 +206,49 @@ def train(
     typer.echo(srsly.json_dumps(short, indent=2))
 
 
+@app.command()
+def dpo(
+    pipeline: Path = typer.Option(..., "--pipeline", help="The SFT pipeline folder (e.g. training/DATASET/model-best)."),
+    train_corpus: Path = typer.Option(..., "--train", help="Training corpus: hard negatives are mined on its mentions."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output folder: model-best, round-N/pairs.jsonl, rounds.json."),
+    dev: Optional[Path] = typer.Option(None, "--dev", help="Dev corpus: Recall@1 after each round picks model-best and drives early stopping."),
+    rounds: int = typer.Option(3, "--rounds", help="Rounds of (mine negatives on a chunk, DPO on its pairs)."),
+    chunk_size: Optional[int] = typer.Option(None, "--chunk-size", help="Training mentions mined per round (default: all mentions / rounds)."),
+    top_k: int = typer.Option(5, "--top-k", help="Beams decoded per mention while mining."),
+    beta: float = typer.Option(0.1, "--beta", help="DPO beta (strength of the tie to the reference model)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default 5e-6, or 5e-5 with --lora)."),
+    epochs: float = typer.Option(1.0, "--epochs", help="Passes over each round's pairs."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Pairs per device batch."),
+    grad_accum: int = typer.Option(1, "--grad-accum", help="Gradient accumulation steps."),
+    lora: bool = typer.Option(False, "--lora/--no-lora", help="Train LoRA adapters (merged after each round)."),
+    lora_r: int = typer.Option(16, "--lora-r", help="LoRA rank."),
+    gold_fallback: bool = typer.Option(False, "--gold-fallback/--no-gold-fallback", help="Mentions without a correct beam: the gold name against the top wrong beam."),
+    max_pairs: Optional[int] = typer.Option(None, "--max-pairs", help="Keep at most N pairs per round (a seeded sample)."),
+    dev_size: int = typer.Option(200, "--dev-size", help="Dev mentions decoded per evaluation (0: all)."),
+    patience: int = typer.Option(2, "--patience", help="Stop after N rounds without a better dev Recall@1 (0: never)."),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Wall-clock budget: no new round after N minutes (a running one stops and is evaluated)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the chunk order and training."),
+    num_threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (default: available cores / local processes)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the trainer's progress bar."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Skip the rounds OUTPUT/rounds.json records as finished."),
+) -> None:
+    """Preference optimization after SFT: DPO on hard negatives mined from the linker's own beams; writes OUTPUT/model-best."""
+    import srsly
+
+    from .training.dpo import DPORunConfig, train_dpo
+
+    cfg = DPORunConfig(rounds=rounds, chunk_size=chunk_size, top_k=top_k, beta=beta, lr=lr,
+                       epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lora=lora,
+                       lora_r=lora_r, lora_alpha=2 * lora_r, gold_fallback=gold_fallback,
+                       max_pairs=max_pairs, dev_size=dev_size, patience=patience,
+                       max_minutes=max_minutes, seed=seed, num_threads=num_threads,
+                       progress=progress, resume=resume)
+    state = train_dpo(pipeline, train_corpus, output, dev=dev, config=cfg)
+    short = {k: v for k, v in state.items() if k not in ("config", "rounds")}
+    short["rounds"] = [{k: v for k, v in r.items() if k != "last_log"} for r in state["rounds"]]
+    typer.echo(srsly.json_dumps(short, indent=2))
+
+
 @app.command("prepare-kb")
 def prepare_kb(
     dataset: str = typer.Argument(..., help="spaccc, ncbi, cantemist or quaero."),

@@ -139,3 +139,13 @@ class Errors(metaclass=ErrorsWithCodes):
             "the run cannot be resumed with these settings. Use a new output folder or the "
             "same base model and training corpus.")
     E065 = ("Invalid training setting: {problem}.")
+    # preference optimization (DPO on mined hard negatives)
+    E080 = ("Invalid DPO setting: {problem}.")
+    E081 = ("No training mentions to mine negatives from: {why}. Check the corpus, the KB and "
+            "the label map of the pipeline.")
+    E082 = ("{path} holds a DPO run started from another pipeline ({found}, not {expected}). Use a "
+            "new output folder, or --no-resume to start over in this one.")
+    E083 = ("The DPO state file {path} cannot be read ({err}). Move it away to start over.")
+    E084 = ("Pairs file {path}, line {line}: {problem}.")
+    E085 = ("The DPO state file {path} names the model of round {round} ({model}), but it is "
+            "missing. Restart the run with --no-resume or in a new output folder.")

@@ -1,0 +1,507 @@
+"""Preference optimization of a trained linker on its own hard negatives (ANGEL's second stage).
+
+Iterative rounds: round ``r`` mines preference pairs with the *current* model on chunk ``r`` of
+the training mentions (:mod:`.negatives`), then runs TRL's ``DPOTrainer`` on them with the
+model before the round as the reference; dev Recall@1 (constrained decoding) after each
+round keeps the best model, and ``patience`` rounds without improvement stop the run.
+
+Tokenization matches SFT exactly: the prompt is :func:`encode_prompt`, each completion is
+:func:`encode_completion` (``" " + name`` tokenized alone, ``<SEP>`` between composite parts,
+then EOS), i.e. the token ids the tries hold. TRL 1.x tokenizes text pairs itself (prompt
+alone, then ``prompt + chosen + eos_token`` as one string, the completion taken where the two
+diverge), which can merge tokens across the prompt/name boundary and re-reads the EOS from
+text; so the dataset given to the trainer is pre-tokenized (``prompt_ids``, ``chosen_ids``,
+``rejected_ids``) and :class:`PretokenizedDPOTrainer` skips TRL's text preparation.
+
+Output folder::
+
+    DIR/rounds.json          state: baseline and per-round dev R@1/R@5, pairs, seconds
+    DIR/round-N/pairs.jsonl  the round's pairs (inspectable); mining.json: counts by case
+    DIR/round-N/model/       spaCy pipeline after round N (the latest round's is kept)
+    DIR/model-best/          spaCy pipeline with the best dev Recall@1 (the input if no round
+                             beats it)
+
+A finished round is skipped on restart (the run resumes from the last round's model).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+
+from ..errors import Errors
+from ..prompting import SEP_TOKEN, encode_completion, encode_prompt
+from ..types import CorpusDoc
+from .examples import DevSet, build_dev_set
+from .negatives import (MiningStats, PreferencePair, TrainMention, collect_mentions,
+                        mine_negatives, read_pairs, write_pairs)
+from .sft import LINKER, _as_docs, save_pipeline, set_threads
+
+logger = logging.getLogger(__name__)
+PathLike = Union[str, Path]
+STATE = "rounds.json"
+
+
+@dataclass
+class DPORunConfig:
+    """Settings of :func:`train_dpo` (the CLI flags map onto these)."""
+
+    rounds: int = 3
+    chunk_size: Optional[int] = None  # training mentions mined per round (None: all / rounds)
+    top_k: int = 5  # beams mined per mention
+    gold_fallback: bool = False
+    beta: float = 0.1
+    loss_type: str = "sigmoid"
+    lr: Optional[float] = None  # None: 5e-6 (full fine-tuning) or 5e-5 (LoRA)
+    epochs: float = 1.0  # passes over a round's pairs
+    batch_size: int = 8  # pairs per device batch
+    grad_accum: int = 1
+    warmup: float = 0.1
+    scheduler: str = "linear"
+    max_grad_norm: float = 1.0
+    max_pairs: Optional[int] = None  # per round (a seeded sample when more are mined)
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    dev_size: int = 200
+    patience: int = 2  # rounds without a new best dev Recall@1 before stopping (0: never)
+    max_minutes: Optional[float] = None
+    seed: int = 0
+    num_threads: Optional[int] = None
+    logging_steps: int = 10
+    progress: bool = True
+    resume: bool = True
+
+    @property
+    def learning_rate(self) -> float:
+        if self.lr is not None:
+            return float(self.lr)
+        return 5e-5 if self.lora else 5e-6
+
+    def check(self) -> None:
+        problems = []
+        if self.rounds < 1:
+            problems.append("rounds must be >= 1")
+        if self.chunk_size is not None and self.chunk_size < 1:
+            problems.append("chunk_size must be >= 1")
+        if self.top_k < 2:
+            problems.append("top_k must be >= 2 (negatives come from the beams)")
+        if self.beta <= 0:
+            problems.append("beta must be > 0")
+        if self.batch_size < 1 or self.grad_accum < 1:
+            problems.append("batch size and gradient accumulation must be >= 1")
+        if problems:
+            raise ValueError(Errors.E080.format(problem="; ".join(problems)))
+
+
+# ----------------------------------------------------------------------------- tokenization
+
+
+def pair_features(tokenizer, pair: PreferencePair, sep_id: Optional[int] = None,
+                  prompt_ids: Optional[List[int]] = None) -> Dict[str, List[int]]:
+    """``{"prompt_ids", "chosen_ids", "rejected_ids"}`` of a pair, tokenized as in SFT (and as
+    the tries store the names): :func:`encode_prompt` and :func:`encode_completion`."""
+    if sep_id is None:
+        sep_id = int(tokenizer.convert_tokens_to_ids(SEP_TOKEN))
+    return {"prompt_ids": list(prompt_ids) if prompt_ids is not None
+            else encode_prompt(tokenizer, pair.prompt),
+            "chosen_ids": encode_completion(tokenizer, pair.chosen_names, sep_id),
+            "rejected_ids": encode_completion(tokenizer, pair.rejected_names, sep_id)}
+
+
+def pairs_dataset(tokenizer, pairs: Sequence[PreferencePair]):
+    """A ``datasets.Dataset`` of pre-tokenized pairs (see :func:`pair_features`)."""
+    from datasets import Dataset
+
+    sep_id = int(tokenizer.convert_tokens_to_ids(SEP_TOKEN))
+    cache: Dict[str, List[int]] = {}
+    rows = []
+    for p in pairs:
+        if p.prompt not in cache:
+            cache[p.prompt] = encode_prompt(tokenizer, p.prompt)
+        rows.append(pair_features(tokenizer, p, sep_id, cache[p.prompt]))
+    return Dataset.from_list(rows)
+
+
+@torch.no_grad()
+def completion_logprobs(lm, rows: Sequence[Dict[str, List[int]]], key: str,
+                        batch_size: int = 16) -> List[float]:
+    """Summed log p(completion | prompt) under ``lm`` for ``rows[i]["prompt_ids"]`` +
+    ``rows[i][key]`` (teacher forcing, right padding; independent of TRL)."""
+    was_training = lm.training
+    lm.eval()
+    device = next(lm.parameters()).device
+    out: List[float] = []
+    try:
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start:start + batch_size]
+            seqs = [list(r["prompt_ids"]) + list(r[key]) for r in chunk]
+            width = max(len(s) for s in seqs)
+            ids = torch.zeros((len(seqs), width), dtype=torch.long)
+            mask = torch.zeros((len(seqs), width), dtype=torch.long)
+            for i, s in enumerate(seqs):
+                ids[i, :len(s)] = torch.tensor(s)
+                mask[i, :len(s)] = 1
+            logits = lm(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+            logp = torch.log_softmax(logits[:, :-1], dim=-1)
+            tok_logp = logp.gather(-1, ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1)
+            for i, r in enumerate(chunk):
+                n_p, n_c = len(r["prompt_ids"]), len(r[key])
+                out.append(float(tok_logp[i, n_p - 1:n_p - 1 + n_c].sum()))
+    finally:
+        lm.train(was_training)
+    return out
+
+
+def pair_margins(lm, rows: Sequence[Dict[str, List[int]]], batch_size: int = 16) -> List[float]:
+    """log p(chosen) − log p(rejected) per pair under ``lm``."""
+    chosen = completion_logprobs(lm, rows, "chosen_ids", batch_size)
+    rejected = completion_logprobs(lm, rows, "rejected_ids", batch_size)
+    return [c - r for c, r in zip(chosen, rejected)]
+
+
+# ----------------------------------------------------------------------------- trainer
+
+
+def _make_trainer_class():
+    from trl import DPOTrainer
+
+    class PretokenizedDPOTrainer(DPOTrainer):
+        """``DPOTrainer`` that takes datasets already holding ``prompt_ids``, ``chosen_ids``
+        and ``rejected_ids`` as they are (TRL would re-tokenize text itself)."""
+
+        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+            first = next(iter(dataset))
+            if all(k in first for k in ("prompt_ids", "chosen_ids", "rejected_ids")):
+                return dataset
+            return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+
+    return PretokenizedDPOTrainer
+
+
+def _unpatch(model) -> None:
+    """Drop the fused-LM-head ``forward`` TRL sets on the model instance."""
+    for m in (model, getattr(model, "base_model", None)):
+        if m is not None and "forward" in vars(m):
+            del m.forward
+
+
+def _budget_callback(deadline: Optional[float]):
+    from transformers import TrainerCallback
+
+    class Budget(TrainerCallback):
+        stopped = False
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if deadline is not None and time.monotonic() >= deadline:
+                self.stopped = True
+                control.should_training_stop = True
+            return control
+
+    return Budget()
+
+
+def dpo_round(lm, tokenizer, pairs: Sequence[PreferencePair], cfg: DPORunConfig,
+              work_dir: PathLike, deadline: Optional[float] = None) -> Tuple[Any, Dict[str, Any]]:
+    """One DPO pass over ``pairs``; the reference is ``lm`` as it is now. Returns the updated
+    plain model (LoRA merged, TRL's forward patch removed) and the training numbers."""
+    from trl import DPOConfig as TRLConfig
+
+    from .sft import apply_lora
+
+    dataset = pairs_dataset(tokenizer, pairs)
+    lm.train()
+    if cfg.lora:
+        ref = None  # PEFT: the reference is the model with the adapter disabled
+        policy = apply_lora(lm, cfg)
+    else:
+        ref = copy.deepcopy(lm).eval()
+        for p in ref.parameters():
+            p.requires_grad_(False)
+        policy = lm
+    args = TRLConfig(
+        output_dir=str(work_dir), beta=cfg.beta, loss_type=[cfg.loss_type],
+        learning_rate=cfg.learning_rate, num_train_epochs=cfg.epochs,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum, warmup_steps=cfg.warmup,
+        lr_scheduler_type=cfg.scheduler, max_grad_norm=cfg.max_grad_norm,
+        max_length=None, gradient_checkpointing=False, bf16=False,
+        use_cpu=not torch.cuda.is_available(), save_strategy="no", report_to="none",
+        logging_steps=cfg.logging_steps, disable_tqdm=not cfg.progress, seed=cfg.seed,
+        data_seed=cfg.seed, dataloader_num_workers=0)
+    budget = _budget_callback(deadline)
+    # a copy: TRL sets a pad token on the tokenizer it is given, which would change the
+    # pipeline's tokenizer fingerprint
+    trainer = _make_trainer_class()(model=policy, ref_model=ref, args=args,
+                                    train_dataset=dataset,
+                                    processing_class=copy.deepcopy(tokenizer),
+                                    callbacks=[budget])
+    if not cfg.progress:  # quiet: no progress bar, no log dicts printed to stdout
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)
+    result = trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    model = trainer.model
+    if cfg.lora:
+        model = model.merge_and_unload()
+    _unpatch(model)
+    model.eval()
+    info = {"steps": trainer.state.global_step, "train_loss": result.training_loss,
+            "last_log": logs[-1] if logs else None, "stopped_by_budget": budget.stopped}
+    del trainer, ref
+    return model, info
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def dev_recall(linker, dev: DevSet, k: int = 5) -> Tuple[float, float]:
+    """Dev Recall@1 and Recall@k of the linker's constrained decoding (one decoding pass; the
+    Recall@1 is :func:`dev_recall_at_1`'s)."""
+    from ..evaluation.metrics import hit
+
+    if not len(dev):
+        return 0.0, 0.0
+    cands = linker.decode(dev.prompt_ids, dev.groups)
+    codes = [[c.code for c in cs] for cs in cands]
+    r1 = sum(hit(g, cs, 1) for g, cs in zip(dev.codes, codes)) / len(dev)
+    rk = sum(hit(g, cs, k) for g, cs in zip(dev.codes, codes)) / len(dev)
+    return r1, rk
+
+
+# ----------------------------------------------------------------------------- state
+
+
+def _read_state(path: Path) -> Optional[Dict[str, Any]]:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text("utf8"))
+    except (OSError, ValueError) as err:
+        raise ValueError(Errors.E083.format(path=path, err=err)) from None
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf8")
+    os.replace(tmp, path)
+
+
+def _chunks(mentions: Sequence[TrainMention], chunk_size: Optional[int], rounds: int,
+            seed: int) -> List[List[TrainMention]]:
+    """The training mentions in a seeded order, cut into chunks (one per round, cycling)."""
+    order = list(mentions)
+    random.Random(seed).shuffle(order)
+    size = chunk_size or max(1, math.ceil(len(order) / rounds))
+    return [order[i:i + size] for i in range(0, len(order), size)]
+
+
+def _pipeline_dtype(path: Path) -> str:
+    from spacy.util import load_config
+
+    try:
+        comp = load_config(path / "config.cfg", interpolate=False)["components"][LINKER]
+        return str(comp.get("dtype", "auto"))
+    except Exception:  # noqa: BLE001 - foreign config: default
+        return "auto"
+
+
+def _load(path: Path):
+    """A pipeline with float32 weights (training precision)."""
+    import spacy
+
+    from ..evaluation.evaluate import find_linker
+
+    nlp = spacy.load(path, config={f"components.{LINKER}.dtype": "float32"})
+    return nlp, find_linker(nlp)
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def train_dpo(pipeline: PathLike, train: Union[PathLike, Sequence[CorpusDoc]], output: PathLike,
+              *, dev: Union[None, PathLike, Sequence[CorpusDoc]] = None,
+              config: Optional[DPORunConfig] = None, **overrides: Any) -> Dict[str, Any]:
+    """Iterative DPO rounds on hard negatives mined by the pipeline's own linker.
+
+    ``pipeline``: a spaCy pipeline folder holding ``syncabel_linker`` (e.g. SFT's
+    ``model-best``). ``train`` / ``dev``: corpus paths or lists of :class:`CorpusDoc`.
+    ``config`` / keyword overrides: :class:`DPORunConfig`. Returns the state (also in
+    ``output/rounds.json``).
+    """
+    from transformers import set_seed
+
+    cfg = copy.deepcopy(config) if config is not None else DPORunConfig()
+    for key, value in overrides.items():
+        if not hasattr(cfg, key):
+            raise TypeError(f"train_dpo() got an unknown setting '{key}'")
+        setattr(cfg, key, value)
+    cfg.check()
+    t_start = time.monotonic()
+    deadline = t_start + 60 * cfg.max_minutes if cfg.max_minutes else None
+    pipeline = Path(pipeline).resolve()
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    state_path, best_dir = out / STATE, out / "model-best"
+
+    state = _read_state(state_path) if cfg.resume else None
+    if state is not None and state.get("pipeline") != str(pipeline):
+        raise ValueError(Errors.E082.format(path=out, found=state.get("pipeline"),
+                                            expected=pipeline))
+    if state is None:
+        state = {"pipeline": str(pipeline), "config": asdict(cfg), "baseline": None,
+                 "rounds": [], "best_round": 0, "best_dev_recall@1": None, "stopped": None}
+        # a fresh run: nothing of an earlier run in this folder is reused
+        for stale in [*out.glob("round-*"), best_dir]:
+            if stale.is_dir():
+                shutil.rmtree(stale)
+        _write_json(state_path, state)
+    done = [r["round"] for r in state["rounds"]]
+
+    def stop_reason() -> Optional[str]:
+        if len(state["rounds"]) >= cfg.rounds:
+            return "rounds"
+        if cfg.patience > 0 and state["best_dev_recall@1"] is not None:
+            bad = len(state["rounds"]) - state["best_round"]
+            if bad >= cfg.patience:
+                return "patience"
+        if deadline is not None and time.monotonic() >= deadline:
+            return "budget"
+        return None
+
+    if done and stop_reason() is not None:
+        state["resumed_rounds"] = done
+        state["stopped"] = stop_reason()
+        return state
+
+    threads = set_threads(cfg.num_threads)
+    set_seed(cfg.seed)
+    dtype = _pipeline_dtype(pipeline)
+    start_from = pipeline
+    if state["rounds"]:
+        start_from = out / state["rounds"][-1]["model"]
+        if not (start_from / "config.cfg").is_file():
+            raise ValueError(Errors.E085.format(path=state_path, round=done[-1],
+                                                model=start_from))
+    nlp, linker = _load(start_from)
+    train_docs, dev_docs = _as_docs(train), _as_docs(dev)
+    collect_stats = MiningStats()
+    mentions = collect_mentions(train_docs, linker, collect_stats)
+    if not mentions:
+        raise ValueError(Errors.E081.format(why=f"stats {collect_stats.to_dict()}"))
+    # a resumed run keeps its chunks (unless a chunk size is given)
+    chunk_size = cfg.chunk_size or (state.get("chunk_size") if state["rounds"] else None)
+    chunks = _chunks(mentions, chunk_size, cfg.rounds, cfg.seed)
+    dev_set = build_dev_set(dev_docs, linker, size=cfg.dev_size, seed=cfg.seed) \
+        if dev_docs else None
+    has_dev = bool(dev_set is not None and len(dev_set))
+    k_dev = max(1, min(5, int(linker.cfg["n_best"])))
+    state.update(train_mentions=len(mentions), chunks=len(chunks),
+                 chunk_size=len(chunks[0]), dev_mentions=len(dev_set) if has_dev else 0,
+                 threads=threads)
+
+    meta = {"stage": "dpo", "sft_pipeline": str(pipeline), "beta": cfg.beta}
+    if has_dev and state["baseline"] is None:
+        t0 = time.perf_counter()
+        r1, rk = dev_recall(linker, dev_set, k_dev)
+        state["baseline"] = {"dev_recall@1": r1, "dev_recall@5": rk,
+                             "seconds": round(time.perf_counter() - t0, 2)}
+        state["best_dev_recall@1"], state["best_round"] = r1, 0
+        save_pipeline(nlp, linker.lm, best_dir, dtype=dtype,
+                      meta=dict(meta, round=0, **{"dev_recall@1": r1}))
+        _write_json(state_path, state)
+
+    while stop_reason() is None:
+        r = len(state["rounds"]) + 1
+        t0 = time.perf_counter()
+        round_dir = out / f"round-{r}"
+        round_dir.mkdir(parents=True, exist_ok=True)
+        pairs_path, mining_path = round_dir / "pairs.jsonl", round_dir / "mining.json"
+        chunk = chunks[(r - 1) % len(chunks)]
+        if pairs_path.is_file() and mining_path.is_file():  # mined before a restart
+            pairs = read_pairs(pairs_path)
+            mining = json.loads(mining_path.read_text("utf8"))
+        else:
+            pairs, stats = mine_negatives(linker, chunk, k=cfg.top_k,
+                                          gold_fallback=cfg.gold_fallback)
+            mined = len(pairs)
+            if cfg.max_pairs and len(pairs) > cfg.max_pairs:
+                keep = sorted(random.Random(cfg.seed + r).sample(range(len(pairs)),
+                                                                 cfg.max_pairs))
+                pairs = [pairs[i] for i in keep]
+            write_pairs(pairs, pairs_path)
+            mining = dict(stats.to_dict(), mined_pairs=mined, kept_pairs=len(pairs),
+                          chunk=(r - 1) % len(chunks), chunk_mentions=len(chunk))
+            _write_json(mining_path, mining)
+        t_mined = time.perf_counter()
+        record: Dict[str, Any] = {"round": r, "pairs": len(pairs), "by_case": mining["by_case"],
+                                  "mining_seconds": round(t_mined - t0, 2)}
+        prev_model = state["rounds"][-1]["model"] if state["rounds"] else None
+        if pairs:
+            rows = [pair_features(linker.tokenizer, p) for p in pairs]
+            before = pair_margins(linker.lm, rows)
+            lm, info = dpo_round(linker.lm, linker.tokenizer, pairs, cfg,
+                                 round_dir / "trainer", deadline)
+            linker.lm = lm
+            after = pair_margins(lm, rows)
+            record.update(info)
+            record.update({"pair_margin_before": sum(before) / len(before),
+                           "pair_margin_after": sum(after) / len(after),
+                           "pair_accuracy_before": sum(m > 0 for m in before) / len(before),
+                           "pair_accuracy_after": sum(m > 0 for m in after) / len(after)})
+            shutil.rmtree(round_dir / "trainer", ignore_errors=True)
+            record["model"] = f"round-{r}/model"
+        else:
+            record.update(steps=0, stopped_by_budget=False)
+            record["model"] = prev_model
+        t_trained = time.perf_counter()
+        record["train_seconds"] = round(t_trained - t_mined, 2)
+        if has_dev:
+            r1, rk = dev_recall(linker, dev_set, k_dev)
+            record.update({"dev_recall@1": r1, "dev_recall@5": rk})
+        record["eval_seconds"] = round(time.perf_counter() - t_trained, 2)
+        if pairs:
+            save_pipeline(nlp, linker.lm, out / record["model"], dtype=dtype,
+                          meta=dict(meta, round=r, **{"dev_recall@1": record.get("dev_recall@1")}))
+        if record["model"] is None:  # nothing trained yet: the input pipeline
+            record["model"] = os.path.relpath(pipeline, out.resolve())
+        better = (not has_dev) or record["dev_recall@1"] > (state["best_dev_recall@1"] or -1.0)
+        if better and (pairs or not best_dir.exists()):
+            save_pipeline(nlp, linker.lm, best_dir, dtype=dtype,
+                          meta=dict(meta, round=r, **{"dev_recall@1": record.get("dev_recall@1")}))
+        if better and has_dev:
+            state["best_round"], state["best_dev_recall@1"] = r, record["dev_recall@1"]
+        elif not has_dev:
+            state["best_round"] = r
+        record["seconds"] = round(time.perf_counter() - t0, 2)
+        state["rounds"].append(record)
+        _write_json(state_path, state)
+        logger.info("DPO round %d: %s", r, {k: v for k, v in record.items() if k != "by_case"})
+        # the previous round's model is no longer needed for resuming
+        if prev_model and prev_model != record["model"] and prev_model.startswith("round-"):
+            shutil.rmtree(out / prev_model, ignore_errors=True)
+        if record.get("stopped_by_budget"):
+            break
+    state["stopped"] = stop_reason() or "budget"
+    state["resumed_rounds"] = done
+    state["model_best"] = str(best_dir.resolve()) if best_dir.exists() else None
+    state["wall_seconds"] = round(time.monotonic() - t_start, 2)
+    _write_json(state_path, state)
+    return state
+
+
+__all__ = ["DPORunConfig", "train_dpo", "dpo_round", "pair_features", "pairs_dataset",
+           "completion_logprobs", "pair_margins", "dev_recall"]

@@ -1,0 +1,140 @@
+"""Hard-negative mining: correctness by code, the pair rules, the JSONL round trip."""
+import json
+
+import pytest
+
+from spacy_syncabel.training.negatives import (CASE_BELOW, CASE_GOLD, CASE_TOP1, Beam,
+                                               PreferencePair, TrainMention, gold_target_name,
+                                               is_correct, label_beams, mine_negatives,
+                                               pair_beams, read_pairs, write_pairs)
+from spacy_syncabel.training.examples import NameSelector
+from spacy_syncabel.types import NO_CODE, Candidate
+
+
+def beams(pattern):
+    """'CWC' → beams of rank 1..n, correct where 'C'."""
+    return [Beam(i, f"n{i}", "G" if ch == "C" else f"X{i}", -float(i), ch == "C")
+            for i, ch in enumerate(pattern, start=1)]
+
+
+def ranks(pairs):
+    return [(c.rank, r.rank, case) for c, r, case in pairs]
+
+
+@pytest.mark.parametrize("pattern,expected", [
+    ("CWW", [(1, 2, CASE_TOP1)]),
+    ("CCW", [(1, 3, CASE_TOP1)]),  # rank 2 is correct but no wrong beam above it
+    ("CWCWC", [(1, 2, CASE_TOP1), (3, 2, CASE_BELOW), (5, 2, CASE_BELOW), (5, 4, CASE_BELOW)]),
+    ("WCWC", [(2, 1, CASE_BELOW), (4, 1, CASE_BELOW), (4, 3, CASE_BELOW)]),
+    ("WWWWC", [(5, r, CASE_BELOW) for r in (1, 2, 3, 4)]),
+    ("CCCCC", []),  # no wrong beam
+    ("WWWWW", []),  # no correct beam, no fallback
+    ("C", []),
+])
+def test_pair_rules(pattern, expected):
+    assert ranks(pair_beams(beams(pattern))) == expected
+
+
+def test_gold_fallback_only_without_a_correct_beam():
+    pairs = pair_beams(beams("WWW"), gold_name="gold name", gold_code="G", gold_fallback=True)
+    assert ranks(pairs) == [(0, 1, CASE_GOLD)]
+    assert pairs[0][0].name == "gold name" and pairs[0][0].code == "G"
+    # off by default, and impossible without a gold name
+    assert pair_beams(beams("WWW"), gold_name="gold name", gold_code="G") == []
+    assert pair_beams(beams("WWW"), gold_name=None, gold_fallback=True) == []
+    # a correct beam exists: the fallback is not used
+    assert ranks(pair_beams(beams("WC"), gold_name="g", gold_code="G", gold_fallback=True)) \
+        == [(2, 1, CASE_BELOW)]
+    # no beams at all: nothing to reject
+    assert pair_beams([], gold_name="g", gold_code="G", gold_fallback=True) == []
+
+
+def test_correct_by_code_composite():
+    assert is_correct("a", "a") and not is_correct("a", "b")
+    assert is_correct("a+b", "b+a") and is_correct("a+b", "a+b+c")  # all gold parts
+    assert not is_correct("a+b", "a") and not is_correct("a+b", "b")
+    assert not is_correct("a", NO_CODE) and not is_correct("a", "")
+    labelled = label_beams("a+b", [("x<SEP>y", "a"), ("x<SEP>z", "a+b"), ("w", NO_CODE),
+                                   ("z<SEP>x", "b+a")])
+    assert [b.correct for b in labelled] == [False, True, False, True]
+    assert ranks(pair_beams(labelled)) == [(2, 1, CASE_BELOW), (4, 1, CASE_BELOW),
+                                           (4, 3, CASE_BELOW)]
+    # Candidate objects keep their log-prob
+    cand = label_beams("a", [Candidate("n", "a", 0.5, -1.5)])[0]
+    assert cand.logprob == -1.5 and cand.correct and cand.rank == 1
+
+
+class StubTokenizer:
+    def __call__(self, text, add_special_tokens=True):
+        return {"input_ids": [len(text)]}
+
+
+class StubLinker:
+    """Decodes preset candidate lists; records the settings it was decoded with."""
+
+    def __init__(self, kb, beams_by_mention):
+        self.kb, self.tokenizer, self.beams = kb, StubTokenizer(), beams_by_mention
+        self.cfg = {"merge_by_code": True, "num_beams": 3, "n_best": 2}
+        self.seen = None
+
+    def set_beams(self, num_beams, n_best=None):
+        self.cfg.update(num_beams=num_beams, n_best=n_best)
+
+    def decode(self, prompts, groups, mentions=None):
+        self.seen = dict(self.cfg)
+        return [self.beams[m] for m in mentions]
+
+
+def test_mine_negatives_counts_and_gold_target(small_kb):
+    def cand(name, code):
+        return Candidate(name, code, 0.5, -1.0)
+
+    hta, dm2 = "38341003", "44054006"
+    mentions = [TrainMention(f"d#{i}", "d", f"prompt {i}", m, code, "ENFERMEDAD")
+                for i, (m, code) in enumerate([("HTA", hta), ("hipertensión", hta),
+                                               ("diabetes tipo 2", dm2), ("DM2", dm2)])]
+    beams_by_mention = {
+        "HTA": [cand("HTA", hta), cand("DM2", dm2), cand("neumonía", "233604007")],
+        "hipertensión": [cand("DM2", dm2), cand("hipertensión arterial", hta)],
+        "diabetes tipo 2": [cand("diabetes mellitus", "73211009"), cand("neumonía", "233604007")],
+        "DM2": [cand("DM2", dm2), cand("diabetes mellitus tipo 2", dm2)],
+    }
+    linker = StubLinker(small_kb, beams_by_mention)
+    pairs, stats = mine_negatives(linker, mentions, k=5)
+    assert linker.seen["merge_by_code"] is False and linker.seen["num_beams"] == 5
+    assert linker.cfg == {"merge_by_code": True, "num_beams": 3, "n_best": 2}  # restored
+    assert [(p.mention_id, p.chosen, p.rejected, p.case) for p in pairs] == [
+        ("d#0", "HTA", "DM2", CASE_TOP1),
+        ("d#1", "hipertensión arterial", "DM2", CASE_BELOW)]
+    assert stats.by_case == {CASE_TOP1: 1, CASE_BELOW: 1, CASE_GOLD: 0}
+    assert (stats.top1_correct, stats.correct_below, stats.no_correct, stats.all_correct) \
+        == (2, 1, 1, 1)
+    # gold fallback: the SFT target (closest synonym of the gold code) against the top beam
+    pairs, stats = mine_negatives(linker, mentions, k=5, gold_fallback=True)
+    gold = [p for p in pairs if p.case == CASE_GOLD]
+    assert len(gold) == 1 and gold[0].chosen == "diabetes mellitus tipo 2"
+    assert gold[0].rejected == "diabetes mellitus" and gold[0].chosen_rank == 0
+    assert gold[0].chosen_code == dm2 and gold[0].rejected_code == "73211009"
+    selector = NameSelector(small_kb)
+    assert gold_target_name(selector, "HTA", hta, "ENFERMEDAD") == "HTA"
+    assert gold_target_name(selector, "hipertension arterial", f"{hta}+{dm2}", "ENFERMEDAD") \
+        == "hipertensión arterial<SEP>diabetes mellitus tipo 2"
+    with pytest.raises(ValueError, match="E080"):
+        mine_negatives(linker, mentions, k=1)
+
+
+def test_pairs_jsonl_round_trip(tmp_path):
+    pairs = [PreferencePair("d#0", "ctx<SEP>[HTA] es", "HTA", "DM2", "1", "2", 1, 2, CASE_TOP1,
+                            "1", mention="HTA", group="ENFERMEDAD", doc_id="d",
+                            chosen_logprob=-1.0, rejected_logprob=-2.0),
+             PreferencePair("d#1", "p", "a<SEP>b", "c", "1+2", "3", 0, 1, CASE_GOLD, "1+2")]
+    path = write_pairs(pairs, tmp_path / "round-1" / "pairs.jsonl")
+    lines = [json.loads(line) for line in path.read_text("utf8").splitlines()]
+    assert lines[0]["prompt"] == "ctx<SEP>[HTA] es" and lines[0]["chosen_rank"] == 1
+    assert {"mention_id", "chosen", "rejected", "chosen_code", "rejected_code", "case",
+            "rejected_rank"} <= set(lines[0])
+    back = read_pairs(path)
+    assert back == pairs and back[1].chosen_names == ["a", "b"]
+    (tmp_path / "bad.jsonl").write_text('{"mention_id": 1}\n')
+    with pytest.raises(ValueError, match="E084"):
+        read_pairs(tmp_path / "bad.jsonl")
