@@ -56,7 +56,8 @@ def generate_topk(model, tok, prompts, tries, k, batch_size):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="smollm2", help="smollm2, smollm2:N or tiny")
+    ap.add_argument("--model", default="smollm2", help="smollm2, smollm2:N, tiny or a model folder")
+    ap.add_argument("--name", default=None, help="Name of the result file (default: from --model)")
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--beams", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=32)
@@ -68,7 +69,11 @@ def main() -> None:
         warnings.simplefilter("ignore")
         kb = read_file(DATA / "spaccc" / "kb_snomed_es_lite.tsv")
         docs = read_corpus(DATA / "spaccc" / "test_half.tsv")[: args.n]
-    if args.model.startswith("smollm2"):
+    if Path(args.model).is_dir():  # a trained model folder (e.g. model-best/syncabel_linker/model)
+        from spacy_syncabel.models import load_causal_lm
+
+        model, tok = load_causal_lm(args.model, device="cpu", dtype="float32")
+    elif args.model.startswith("smollm2"):
         layers = int(args.model.split(":")[1]) if ":" in args.model else None
         model, tok = smollm2(num_layers=layers, device="cpu", dtype="float32")(kb, None)
     else:
@@ -111,7 +116,9 @@ def main() -> None:
     }
     print(json.dumps(result, indent=2))
     OUT.mkdir(exist_ok=True)
-    (OUT / f"decoding_{args.model.replace(':', '-')}.json").write_text(json.dumps(result, indent=2))
+    name = args.name or args.model.replace(":", "-")
+    result["model"] = name
+    (OUT / f"decoding_{name}.json").write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
