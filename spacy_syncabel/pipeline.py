@@ -5,6 +5,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
+import numpy as np
 import srsly
 from spacy.language import Language
 from spacy.pipeline import Pipe
@@ -48,6 +49,7 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     "merge_by_code": True,
     "candidates": 0,
     "prior_weight": 0.0,
+    "rerank": False,
     "batch_size": 32,
     "max_context_tokens": 128,
     "context_chars": 300,
@@ -79,7 +81,8 @@ def make_syncabel_linker(nlp: Language, name: str, model: Optional[ModelLoader],
                          kb_loader: Optional[KBLoader], label_map: Dict[str, Optional[str]],
                          template: str, verb: Optional[str], num_beams: int, n_best: int,
                          constrained: bool, composite: bool, merge_by_code: bool,
-                         candidates: int, prior_weight: float, batch_size: int, max_context_tokens: int, context_chars: int,
+                         candidates: int, prior_weight: float, rerank: bool,
+                         batch_size: int, max_context_tokens: int, context_chars: int,
                          max_new_tokens: int, device: str, dtype: str, threshold: float,
                          overwrite: bool, score_gold_ents: bool, trust_remote_code: bool,
                          ) -> "SynCABELLinker":
@@ -87,7 +90,7 @@ def make_syncabel_linker(nlp: Language, name: str, model: Optional[ModelLoader],
         nlp.vocab, name=name, model=model, kb_loader=kb_loader, label_map=label_map,
         template=template, verb=verb or verb_for(nlp.lang), num_beams=num_beams, n_best=n_best,
         constrained=constrained, composite=composite, merge_by_code=merge_by_code,
-        candidates=candidates, prior_weight=prior_weight, batch_size=batch_size, max_context_tokens=max_context_tokens,
+        candidates=candidates, prior_weight=prior_weight, rerank=rerank, batch_size=batch_size, max_context_tokens=max_context_tokens,
         context_chars=context_chars, max_new_tokens=max_new_tokens, device=device, dtype=dtype,
         threshold=threshold, overwrite=overwrite, score_gold_ents=score_gold_ents,
         trust_remote_code=trust_remote_code)
@@ -116,7 +119,7 @@ class SynCABELLinker(Pipe):
                  template: str = DEFAULT_TEMPLATE, verb: str = "is", num_beams: int = 5,
                  n_best: int = 5, constrained: bool = True, composite: bool = False,
                  merge_by_code: bool = True, candidates: int = 0, prior_weight: float = 0.0,
-                 batch_size: int = 32,
+                 rerank: bool = False, batch_size: int = 32,
                  max_context_tokens: int = 128, context_chars: int = 300,
                  max_new_tokens: int = 48, device: str = "auto", dtype: str = "auto",
                  threshold: float = 0.0, overwrite: bool = True, score_gold_ents: bool = False,
@@ -129,7 +132,7 @@ class SynCABELLinker(Pipe):
             "label_map": dict(label_map or {}), "template": template, "verb": verb,
             "num_beams": num_beams, "n_best": n_best, "constrained": constrained,
             "composite": composite, "merge_by_code": merge_by_code, "candidates": candidates,
-            "prior_weight": prior_weight, "batch_size": batch_size,
+            "prior_weight": prior_weight, "rerank": rerank, "batch_size": batch_size,
             "max_context_tokens": max_context_tokens, "context_chars": context_chars,
             "max_new_tokens": max_new_tokens, "device": device, "dtype": dtype,
             "threshold": threshold, "overwrite": overwrite, "score_gold_ents": score_gold_ents,
@@ -289,6 +292,13 @@ class SynCABELLinker(Pipe):
         results: List[List[Candidate]] = [[] for _ in prompts]
         tok = self.tokenizer
         pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        if self.cfg["rerank"] and self.cfg["candidates"] > 0 and mentions is not None:
+            for chunk in minibatch(order, self.cfg["batch_size"]):
+                scored = self._rerank([prompts[i] for i in chunk], [groups[i] for i in chunk],
+                                      [mentions[i] for i in chunk])
+                for i, cands in zip(chunk, scored):
+                    results[i] = cands
+            return results
         for chunk in minibatch(order, self.cfg["batch_size"]):
             chunk_mentions = [mentions[i] for i in chunk] if mentions is not None else None
             tries = self.mention_tries([groups[i] for i in chunk], chunk_mentions)
@@ -298,6 +308,31 @@ class SynCABELLinker(Pipe):
                 results[i] = self._to_candidates(
                     hs, groups[i], tries[pos], chunk_mentions[pos] if chunk_mentions else None)
         return results
+
+    def _rerank(self, prompts: Sequence[List[int]], groups: Sequence[Optional[str]],
+                mentions: Sequence[str]) -> List[List[Candidate]]:
+        """Score every top-N TF-IDF candidate name by teacher forcing; rank by mean token
+        log-prob + ``prior_weight`` × cosine (exhaustive: the TF-IDF best is never pruned)."""
+        from .decoding.scoring import score_completions
+
+        top = self.candidate_index.top(mentions, groups, self.cfg["candidates"])
+        eos = self.tokenizer.eos_token_id
+        completions = [[self.tries.sequences[n] + [eos] for n, _ in cands] for cands in top]
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos
+        logps = score_completions(self.lm, prompts, completions, pad_id)
+        weight = self.cfg["prior_weight"]
+        out: List[List[Candidate]] = []
+        for g, cands, comps, lps in zip(groups, top, completions, logps):
+            ranked = sorted(zip(cands, comps, lps),
+                            key=lambda x: -(x[2] / len(x[1]) + weight * x[0][1]))
+            result: List[Candidate] = []
+            for (name, sim), comp, lp in ranked:
+                code = self.kb.lookup(name, g) or NO_CODE
+                result.append(Candidate(name, code, float(np.exp(lp / len(comp))), lp, sim))
+                if len(result) == self.cfg["n_best"]:
+                    break
+            out.append(result)
+        return out
 
     def _to_candidates(self, hyps, group: Optional[str], trie,
                        mention: Optional[str] = None) -> List[Candidate]:

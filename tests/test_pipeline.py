@@ -268,3 +268,18 @@ def test_prior_reranks_by_similarity(small_nlp):
     nbest = doc.ents[0]._.syncabel
     sims = [c["similarity"] for c in nbest]
     assert sims == sorted(sims, reverse=True)
+
+
+def test_rerank_scores_every_candidate(small_nlp):
+    linker = small_nlp.get_pipe("syncabel_linker")
+    text = "Presenta dolores de cabeza y fiebre alta."
+    linker.cfg.update(candidates=3, rerank=True, prior_weight=1000.0)
+    try:
+        doc = linker(_doc_with_ents(small_nlp, text, [("dolores de cabeza", "SINTOMA")]))
+        top = linker.candidate_index.top(["dolores de cabeza"], ["SINTOMA"], 3)[0]
+    finally:
+        linker.cfg.update(candidates=0, rerank=False, prior_weight=0.0)
+    nbest = doc.ents[0]._.syncabel
+    # a dominant prior gives back exactly the TF-IDF order: no candidate is pruned
+    assert [c["name"] for c in nbest] == [n for n, _ in top][: len(nbest)]
+    assert doc.ents[0].kb_id_ == "25064002"
