@@ -20,7 +20,7 @@ def test_project_all_ci_sized(tmp_path):
            "--vars.shared", str(DATA), "--vars.base_model", "tiny:64,2",
            "--vars.max_steps", "30", "--vars.max_train", "300", "--vars.batch_size", "16",
            "--vars.dev_size", "40", "--vars.eval_steps", "15", "--vars.eval_limit", "150",
-           "--vars.context_chars", "80"]
+           "--vars.context_chars", "80", "--vars.kb_names", "no-kb-names"]
     res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert (tmp_path / "training" / "spaccc" / "model-best" / "config.cfg").exists()
