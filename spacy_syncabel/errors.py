@@ -30,6 +30,13 @@ class Warnings(metaclass=ErrorsWithCodes):
     W006 = ("The linker got no entities in {n_docs} doc(s): add an NER component before "
             "'syncabel_linker' or set `doc.ents`.")
     # training
+
+    W040 = ("{n} overlapping entity(ies) were dropped while building spaCy docs (spaCy allows "
+            "no overlap in `doc.ents`; the longest entity is kept). First: {first}.")
+    W041 = ("{n} entity(ies) do not align with any token and were dropped while building "
+            "spaCy docs (first: {first}).")
+    W042 = ("{n} row(s) of {path} have a marked mention that differs from their 'span' column "
+            "(first: {first}). The marked mention is used; check those rows.")
     W060 = ("{n} gold mention(s) of {what} have a code not in the KB ({n_codes} distinct code(s), "
             "first: {first}); they give no training example. Use the KB the corpus was "
             "annotated with, or add these codes.")

@@ -6,7 +6,7 @@ import warnings
 from pathlib import Path
 from typing import Iterable, List, Optional, Union
 
-from ..errors import Errors, ErrorsWithCodes, Warnings
+from ..errors import Errors, Warnings
 from ..text import normalize_space
 from ..types import COMPOSITE_SEP, NIL, GoldMention
 
@@ -17,17 +17,6 @@ PathLike = Union[str, Path]
 _CODE_SPLIT = re.compile(r"[|+,\s]+")
 # Codes that mean "no concept" in the source formats.
 _NIL_CODES = {"-1", "nil", "cui-less", "cuiless"}
-
-
-class CorpusWarnings(metaclass=ErrorsWithCodes):
-    """Warnings of the corpus readers that have no slot in ``Warnings`` (yet)."""
-
-    W040 = ("{n} overlapping entity(ies) were dropped while building spaCy docs (spaCy allows "
-            "no overlap in `doc.ents`; the longest entity is kept). First: {first}.")
-    W041 = ("{n} entity(ies) do not align with any token and were dropped while building "
-            "spaCy docs (first: {first}).")
-    W042 = ("{n} row(s) of {path} have a marked mention that differs from their 'span' column "
-            "(first: {first}). The marked mention is used; check those rows.")
 
 
 def normalize_code(raw: Optional[str]) -> Optional[str]:

@@ -11,10 +11,10 @@ import warnings
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from ..errors import Errors
+from ..errors import Errors, Warnings
 from ..types import CorpusDoc, GoldMention
 from ._tsv import iter_tsv, tsv_header
-from ._util import CorpusWarnings, PathLike, csv_unquote, normalize_code, same_text
+from ._util import PathLike, csv_unquote, normalize_code, same_text
 
 _ANY_END = re.compile(r"\]\{([^{}\[\]\s]+)\}")
 
@@ -104,6 +104,6 @@ def read_marked_tsv(path: PathLike, sentence_column: str = "sentence",
             mentions=[GoldMention(start, end, typ, normalize_code(row.get(code_column)))],
             sentences=[(0, len(text))]))
     if n_mismatch:
-        warnings.warn(CorpusWarnings.W042.format(n=n_mismatch, path=path, first=first_mismatch),
+        warnings.warn(Warnings.W042.format(n=n_mismatch, path=path, first=first_mismatch),
                       stacklevel=2)
     return docs

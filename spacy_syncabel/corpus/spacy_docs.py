@@ -12,7 +12,7 @@ from spacy.training import Example
 from spacy.vocab import Vocab
 
 from ..types import NIL, CorpusDoc
-from ._util import CorpusWarnings
+from ..errors import Warnings
 
 NlpLike = Union[Language, Vocab, str, None]
 
@@ -80,9 +80,9 @@ def docs_to_spacy(nlp_or_vocab: NlpLike, docs: Iterable[CorpusDoc]) -> List[Doc]
             set_sentences(doc, cdoc.sentences)
         out.append(doc)
     if n_overlap:
-        warnings.warn(CorpusWarnings.W040.format(n=n_overlap, first=first_overlap), stacklevel=2)
+        warnings.warn(Warnings.W040.format(n=n_overlap, first=first_overlap), stacklevel=2)
     if n_unaligned:
-        warnings.warn(CorpusWarnings.W041.format(n=n_unaligned, first=first_unaligned),
+        warnings.warn(Warnings.W041.format(n=n_unaligned, first=first_unaligned),
                       stacklevel=2)
     return out
 

@@ -72,7 +72,7 @@ def evaluate_linker(nlp: Language, corpus: Sequence[CorpusDoc], *, train: Option
     with timer() as t:
         linked = list(linker.pipe(inputs, batch_size=batch_size))
     results: List[LinkResult] = []
-    mentions, groups, labels = [], [], []
+    mentions, groups = [], []
     for pred, gold in zip(linked, gold_docs):
         for pe, ge in zip(pred.ents, gold.ents):
             if not ge.kb_id_ or ge.kb_id_ == NIL:
@@ -100,7 +100,7 @@ def evaluate_linker(nlp: Language, corpus: Sequence[CorpusDoc], *, train: Option
             ranked = tfidf.link(mentions, groups, k)
         base = recall_report([LinkResult(r.gold, p, r.label) for r, p in zip(results, ranked)],
                              (1, k), seen)
-        metrics[f"baseline_tfidf_recall@1"] = base["recall@1"]
+        metrics["baseline_tfidf_recall@1"] = base["recall@1"]
         metrics[f"baseline_tfidf_recall@{k}"] = base[f"recall@{k}"]
         metrics["baseline_tfidf_per_label"] = base["per_label"]
         metrics["baseline_tfidf_mentions_per_second"] = len(mentions) / tb["seconds"]

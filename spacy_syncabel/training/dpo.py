@@ -39,6 +39,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
+from ._settings import with_overrides
 from ..errors import Errors
 from ..prompting import SEP_TOKEN, encode_completion, encode_prompt
 from ..types import CorpusDoc
@@ -344,12 +345,7 @@ def train_dpo(pipeline: PathLike, train: Union[PathLike, Sequence[CorpusDoc]], o
     """
     from transformers import set_seed
 
-    cfg = copy.deepcopy(config) if config is not None else DPORunConfig()
-    for key, value in overrides.items():
-        if not hasattr(cfg, key):
-            raise TypeError(f"train_dpo() got an unknown setting '{key}'")
-        setattr(cfg, key, value)
-    cfg.check()
+    cfg = with_overrides(config, DPORunConfig, overrides, "train_dpo")
     t_start = time.monotonic()
     deadline = t_start + 60 * cfg.max_minutes if cfg.max_minutes else None
     pipeline = Path(pipeline).resolve()

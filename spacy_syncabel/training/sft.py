@@ -24,12 +24,13 @@ import re
 import shutil
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
+from ._settings import with_overrides
 from ..errors import Errors, Warnings
 from ..types import CorpusDoc
 from .examples import (IGNORE_INDEX, DevSet, NameSelector, TrainExample, build_dev_set,
@@ -548,12 +549,7 @@ def train_linker(
     from ..models import tokenizer_fingerprint
     from ..prompting import SEP_TOKEN
 
-    cfg = copy.deepcopy(config) if config is not None else TrainConfig()
-    for key, value in overrides.items():
-        if not hasattr(cfg, key):
-            raise TypeError(f"train_linker() got an unknown setting '{key}'")
-        setattr(cfg, key, value)
-    cfg.check()
+    cfg = with_overrides(config, TrainConfig, overrides, "train_linker")
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_dir = out / "checkpoints"
