@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .types import CorpusDoc
@@ -60,6 +59,3 @@ def split_dev(docs: Sequence[CorpusDoc], fraction: float, seed: int = 0,
     dev_ids = set(ids[:n_dev])
     return ([d for d in docs if d.id not in dev_ids], [d for d in docs if d.id in dev_ids])
 
-
-def resolve(assets: Path, rel: str) -> Path:
-    return Path(assets) / rel

@@ -95,7 +95,7 @@ def evaluate_linker(nlp: Language, corpus: Sequence[CorpusDoc], *, train: Option
         "corpus": source,
     })
     if baseline:
-        tfidf = TfidfLinker(linker.kb)
+        tfidf = TfidfLinker(linker.kb, linker.candidate_index)
         with timer() as tb:
             ranked = tfidf.link(mentions, groups, k)
         base = recall_report([LinkResult(r.gold, p, r.label) for r, p in zip(results, ranked)],

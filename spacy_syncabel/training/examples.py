@@ -22,6 +22,7 @@ from ..types import COMPOSITE_SEP, NIL, NO_CODE, CorpusDoc
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..kb import ConceptKB
+    from ..decoding.candidates import CandidateIndex
     from ..pipeline import SynCABELLinker
 
 IGNORE_INDEX = -100
@@ -73,17 +74,15 @@ class ExampleStats:
 class NameSelector:
     """Ranks the names of a code by char 3-gram TF-IDF cosine to a mention.
 
-    The vectorizer is fit once on all the KB's names; name vectors are cached.
+    Uses the KB's :class:`CandidateIndex` (fit once on all the KB's names; vectors cached).
     """
 
-    def __init__(self, kb: "ConceptKB") -> None:
-        from ..evaluation.baseline import char_ngram_vectorizer
+    def __init__(self, kb: "ConceptKB", index: Optional["CandidateIndex"] = None) -> None:
+        from ..decoding.candidates import CandidateIndex
 
         self.kb = kb
-        names = kb.names()
-        self.vectorizer = char_ngram_vectorizer()
-        self.matrix = self.vectorizer.fit_transform(names)
-        self.row = {n: i for i, n in enumerate(names)}
+        index = index if index is not None else CandidateIndex(kb)
+        self.vectorizer, self.matrix, self.row = index.vectorizer, index.matrix, index.row
 
     def candidates(self, code: str, group: Optional[str]) -> List[str]:
         """Names of ``code`` the trie of ``group`` can produce and that map back to it."""

@@ -586,7 +586,7 @@ def train_linker(
     sep_id = int(tok.convert_tokens_to_ids(SEP_TOKEN))
 
     # examples
-    selector = NameSelector(kb_obj)
+    selector = NameSelector(kb_obj, linker.candidate_index)
     real, real_stats = build_examples(train_docs, linker, top_k_targets=cfg.top_k_targets,
                                       kb_name_examples=cfg.kb_name_examples, source="real",
                                       selector=selector, max_examples=cfg.max_train)
