@@ -22,6 +22,7 @@ def evaluate(
     num_beams: Optional[int] = typer.Option(None, help="Override the linker's beam count."),
     candidates: Optional[int] = typer.Option(None, help="Override: decode among the top-N TF-IDF candidates (0: whole group)."),
     prior_weight: Optional[float] = typer.Option(None, help="Override: weight of the TF-IDF prior."),
+    rerank: Optional[bool] = typer.Option(None, "--rerank/--no-rerank", help="Override: score every candidate exhaustively (--rerank) or beam-search their trie."),
     threads: int = typer.Option(0, help="torch threads (0: torch's default)."),
 ) -> None:
     """Link the corpus's gold mentions and report Recall@1/@k beside the TF-IDF baseline."""
@@ -43,6 +44,8 @@ def evaluate(
         linker.cfg["candidates"] = candidates
     if prior_weight is not None:
         linker.cfg["prior_weight"] = prior_weight
+    if rerank is not None:
+        linker.cfg["rerank"] = rerank
     docs = read_corpus(corpus)
     if limit:
         docs = docs[:limit]
@@ -169,6 +172,10 @@ def train(
     dataset: Optional[str] = typer.Option(None, "--dataset", help="A known dataset (spaccc, ncbi, cantemist, quaero): sets --lang and the label map."),
     candidates: int = typer.Option(0, "--candidates", help="Linker setting saved in the pipeline: decode among the top-N TF-IDF candidate names (0: whole group)."),
     prior_weight: float = typer.Option(0.0, "--prior-weight", help="Linker setting saved in the pipeline: weight of the TF-IDF prior in beam ranking."),
+    rerank: bool = typer.Option(False, "--rerank/--no-rerank", help="Linker setting saved in the pipeline: score every candidate exhaustively instead of beam search in their trie."),
+    rank_candidates: int = typer.Option(0, "--rank-candidates", help="Candidate-ranking fine-tuning: train against each mention's top-K TF-IDF names, scored as --rerank scores them (0: plain SFT)."),
+    rank_weight: float = typer.Option(1.0, "--rank-weight", help="Weight of the candidate-ranking loss beside the target's NLL."),
+    train_aliases: bool = typer.Option(False, "--train-aliases/--no-train-aliases", help="Index the training mentions as aliases of their target names for candidate retrieval (saved with the pipeline)."),
 ) -> None:
     """Fine-tune a causal LM for syncabel_linker; writes spaCy pipelines OUTPUT/model-best and OUTPUT/model-last."""
     import srsly
@@ -188,7 +195,8 @@ def train(
                       max_minutes=max_minutes, seed=seed, top_k_targets=top_k_targets,
                       kb_name_examples=kb_name_examples, mix_mode=mix, mix_weights=weights,
                       max_train=max_train or None, num_threads=num_threads, progress=progress,
-                      resume=resume)
+                      resume=resume, rank_candidates=rank_candidates, rank_weight=rank_weight,
+                      train_aliases=train_aliases)
     label_map = None
     if dataset is not None:
         from .datasets import get_dataset
@@ -199,6 +207,7 @@ def train(
                            base_model=base_model, lang=lang, config=cfg, label_map=label_map,
                            linker_config={"composite": composite, "context_chars": context_chars,
                                           "candidates": candidates, "prior_weight": prior_weight,
+                                          "rerank": rerank,
                                           "max_context_tokens": max_context_tokens,
                                           "num_beams": num_beams,
                                           "n_best": min(5, num_beams)})

@@ -63,6 +63,18 @@ DEFAULT_CONFIG: Dict[str, Any] = {
 }
 
 
+def _sentence_bounds(doc: Doc, ent: Span) -> Tuple[int, int]:
+    """Character bounds of the sentence(s) holding ``ent``, found from its tokens' neighbours
+    (``Span.sent`` walks every sentence of the doc: quadratic over a long note)."""
+    start = ent.start
+    while start > 0 and not doc[start].is_sent_start:
+        start -= 1
+    end = ent.end
+    while end < len(doc) and not doc[end].is_sent_start:
+        end += 1
+    return doc[start].idx, doc[end - 1].idx + len(doc[end - 1])
+
+
 def register_extensions() -> None:
     """Register ``Span._.syncabel`` (the n-best list) once; safe to call again."""
     if not Span.has_extension(EXTENSION):
@@ -146,6 +158,7 @@ class SynCABELLinker(Pipe):
         self.tokenizer = None
         self.tries: Optional[TrieSet] = None
         self._candidate_index: Optional[CandidateIndex] = None
+        self.aliases: List[Tuple[str, str, Optional[str]]] = []
         self.fingerprint: Optional[Dict[str, str]] = None
         self._warned_labels: set = set()
         register_extensions()
@@ -193,6 +206,13 @@ class SynCABELLinker(Pipe):
         self.fingerprint = {"tokenizer": tokenizer_fingerprint(tokenizer),
                             "kb": kb.fingerprint()}
 
+    def set_aliases(self, aliases: Iterable[Sequence[Any]]) -> None:
+        """Searchable aliases of KB names for candidate retrieval: ``(text, name, group)``
+        (e.g. training mentions, each standing for its target name; see
+        :class:`~spacy_syncabel.decoding.candidates.CandidateIndex`). Saved by ``to_disk``."""
+        self.aliases = [(str(t), str(n), None if g is None else str(g)) for t, n, g in aliases]
+        self._candidate_index = None
+
     def set_beams(self, num_beams: int, n_best: Optional[int] = None) -> None:
         """Change the beam count (and n-best size) of a loaded linker."""
         n_best = min(n_best or self.cfg["n_best"], num_beams)
@@ -220,23 +240,35 @@ class SynCABELLinker(Pipe):
         return len(self.tokenizer(text, add_special_tokens=True)["input_ids"])
 
     def mention_prompt(self, doc: Doc, ent: Span, group: Optional[str],
-                       fit: bool = True) -> str:
-        """The prompt text for one entity (within the token budget when ``fit``)."""
-        sentence = None
-        if doc.has_annotation("SENT_START"):
-            sent = ent.sent
-            sentence = (sent.start_char, sent.end_char)
+                       fit: bool = True, has_sents: Optional[bool] = None,
+                       text: Optional[str] = None) -> str:
+        """The prompt text for one entity (within the token budget when ``fit``).
+        ``has_sents`` (whether ``doc`` has sentence starts) and ``text`` (``doc.text``) are
+        computed when None; a caller rendering many entities of one doc passes them, since
+        both walk the whole doc."""
+        if has_sents is None:
+            has_sents = doc.has_annotation("SENT_START")
+        if text is None:
+            text = doc.text
+        sentence = _sentence_bounds(doc, ent) if has_sents else None
         type_ = group if group is not None else ent.label_
-        return render_prompt(doc.text, ent.start_char, ent.end_char, type_, sentence=sentence,
+        return render_prompt(text, ent.start_char, ent.end_char, type_, sentence=sentence,
                              template=self.template, window_chars=self.cfg["context_chars"],
                              count_tokens=self._count_tokens if fit else None,
                              max_tokens=self.cfg["max_context_tokens"])
 
-    def mention_prompt_ids(self, doc: Doc, ent: Span, group: Optional[str]) -> List[int]:
+    def mention_prompt_ids(self, doc: Doc, ent: Span, group: Optional[str],
+                           has_sents: Optional[bool] = None,
+                           text: Optional[str] = None) -> List[int]:
         """Token ids of the entity's prompt; tokenizes once unless the context must shrink."""
-        ids = encode_prompt(self.tokenizer, self.mention_prompt(doc, ent, group, fit=False))
+        if has_sents is None:
+            has_sents = doc.has_annotation("SENT_START")
+        text = doc.text if text is None else text
+        ids = encode_prompt(self.tokenizer, self.mention_prompt(
+            doc, ent, group, fit=False, has_sents=has_sents, text=text))
         if len(ids) > self.cfg["max_context_tokens"]:
-            ids = encode_prompt(self.tokenizer, self.mention_prompt(doc, ent, group))
+            ids = encode_prompt(self.tokenizer, self.mention_prompt(
+                doc, ent, group, has_sents=has_sents, text=text))
         return ids
 
     def predict(self, docs: Iterable[Doc]) -> List[List[Optional[List[Dict[str, Any]]]]]:
@@ -248,6 +280,7 @@ class SynCABELLinker(Pipe):
         out: List[List[Optional[List[Dict[str, Any]]]]] = [[None] * len(d.ents) for d in docs]
         refs: List[_MentionRef] = []
         for i, doc in enumerate(docs):
+            has_sents, text = doc.has_annotation("SENT_START"), doc.text
             for j, ent in enumerate(doc.ents):
                 if not self.cfg["overwrite"] and ent.kb_id_ not in ("", NIL):
                     continue
@@ -257,7 +290,8 @@ class SynCABELLinker(Pipe):
                     out[i][j] = []
                     continue
                 group = self.group_for(ent.label_)
-                refs.append(_MentionRef(i, j, group, self.mention_prompt_ids(doc, ent, group),
+                refs.append(_MentionRef(i, j, group, self.mention_prompt_ids(doc, ent, group,
+                                                                               has_sents, text),
                                         ent.text))
         for ref, cands in zip(refs, self.decode([r.prompt_ids for r in refs],
                                                 [r.group for r in refs],
@@ -269,7 +303,7 @@ class SynCABELLinker(Pipe):
     def candidate_index(self) -> CandidateIndex:
         """The TF-IDF index of KB names (built on first use)."""
         if self._candidate_index is None:
-            self._candidate_index = CandidateIndex(self.kb)
+            self._candidate_index = CandidateIndex(self.kb, self.aliases)
         return self._candidate_index
 
     def mention_tries(self, groups: Sequence[Optional[str]],
@@ -349,7 +383,7 @@ class SynCABELLinker(Pipe):
         weight = self.cfg["prior_weight"]
         sims: List[Optional[float]] = [None] * len(decoded)
         if weight > 0 and mention is not None and decoded:
-            sims = self.candidate_index.similarity(mention, [d[0] for d in decoded])
+            sims = self.candidate_index.similarity(mention, [d[0] for d in decoded], group)
             order = sorted(range(len(decoded)), key=lambda i: -(
                 decoded[i][2].logprob / decoded[i][2].n_tokens + weight * sims[i]))
             decoded, sims = [decoded[i] for i in order], [sims[i] for i in order]
@@ -438,6 +472,9 @@ class SynCABELLinker(Pipe):
         srsly.write_json(path / "fingerprint.json", self.fingerprint)
         self.kb.to_disk(path / "kb")
         save_pretrained(self.lm, self.tokenizer, path / "model")
+        if self.aliases:
+            srsly.write_jsonl(path / "aliases.jsonl", [{"text": t, "name": n, "group": g}
+                                                       for t, n, g in self.aliases])
 
     def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "SynCABELLinker":
         """Load everything saved by :meth:`to_disk`, offline; checks the fingerprints."""
@@ -463,6 +500,9 @@ class SynCABELLinker(Pipe):
             raise ValueError(Errors.E021.format(path=path, found="kb:" + kb.fingerprint()[:12],
                                                 expected="kb:" + expected["kb"][:12]))
         self.set_model(lm, tokenizer, kb)
+        if (path / "aliases.jsonl").is_file():
+            self.set_aliases((a["text"], a["name"], a["group"])
+                             for a in srsly.read_jsonl(path / "aliases.jsonl"))
         return self
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:  # pragma: no cover

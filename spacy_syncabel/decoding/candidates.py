@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from ..text import clean_name
@@ -24,25 +25,55 @@ def char_ngram_vectorizer() -> TfidfVectorizer:
                            sublinear_tf=True, dtype=np.float32)
 
 
+Alias = Tuple[str, str, Optional[str]]  # (alias text, KB name it stands for, group)
+
+
 class CandidateIndex:
     """TF-IDF vectors of every unambiguous KB name, fit once, with one matrix per group.
 
     ``names[g]`` lists group g's names (``None``: all groups) in the column order of
     ``matrices[g]`` (names × n-grams, transposed for queries); ``matrix`` holds every name's
     row, ``row`` maps a name to it.
+
+    ``aliases``: extra searchable strings, each standing for a KB name of its group (e.g. the
+    training mentions, each for its target name; BioSyn and SapBERT add training mentions to
+    their dictionaries the same way). They are appended as extra columns of their group whose
+    ``names[g]`` entry is the name they stand for, so a name scores the best cosine of itself
+    and its aliases; the vocabulary is fit on the names and aliases.
     """
 
-    def __init__(self, kb: "ConceptKB") -> None:
+    def __init__(self, kb: "ConceptKB", aliases: Optional[Sequence[Alias]] = None) -> None:
         self.vectorizer = char_ngram_vectorizer()
         all_names = kb.names()
-        self.matrix = self.vectorizer.fit_transform(all_names)
+        self.aliases: List[Alias] = [a for a in (aliases or [])
+                                     if kb.lookup(a[1], a[2]) is not None]
+        if self.aliases:  # the vocabulary (and IDF) covers the aliases' n-grams too
+            self.vectorizer.fit(all_names + [clean_name(a[0]) for a in self.aliases])
+            self.matrix = self.vectorizer.transform(all_names)
+        else:
+            self.matrix = self.vectorizer.fit_transform(all_names)
         self.row = {n: i for i, n in enumerate(all_names)}
-        self.names: Dict[Optional[str], List[str]] = {None: all_names}
-        self.matrices = {None: self.matrix.T.tocsr()}
-        for g in kb.groups:
-            self.names[g] = kb.names(g)
-            rows = np.asarray([self.row[n] for n in self.names[g]], dtype=np.int64)
-            self.matrices[g] = self.matrix[rows].T.tocsr()
+        self.aliases_of: Dict[Tuple[Optional[str], str], List[str]] = {}
+        for text, name, group in self.aliases:
+            self.aliases_of.setdefault((group, name), []).append(text)
+            if group is not None:
+                self.aliases_of.setdefault((None, name), []).append(text)
+        alias_matrix = (self.vectorizer.transform([clean_name(a[0]) for a in self.aliases])
+                        if self.aliases else None)
+        self.names: Dict[Optional[str], List[str]] = {}
+        self.matrices = {}
+        for g in [None] + list(kb.groups):
+            names = all_names if g is None else kb.names(g)
+            rows = np.asarray([self.row[n] for n in names], dtype=np.int64)
+            mat = self.matrix if g is None else self.matrix[rows]
+            names = list(names)
+            if alias_matrix is not None:
+                idx = [i for i, a in enumerate(self.aliases) if g is None or a[2] == g]
+                if idx:
+                    mat = sp.vstack([mat, alias_matrix[idx]], format="csr")
+                    names += [self.aliases[i][1] for i in idx]
+            self.names[g] = names
+            self.matrices[g] = mat.T.tocsr()
 
     def group_of_query(self, group: Optional[str]) -> Optional[str]:
         """The index's group for a mention's group (unknown groups search all names)."""
@@ -62,16 +93,33 @@ class CandidateIndex:
             by_group.setdefault(self.group_of_query(g), []).append(i)
         for g, idx in by_group.items():
             sims = self.similarities([mentions[i] for i in idx], g)
-            k = min(n, sims.shape[1])
+            names = self.names[g]
+            # aliases repeat names: look deeper, keep each name's best column
+            k = min(n if not self.aliases else 4 * n, sims.shape[1])
             top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
             for qi, row, cand in zip(idx, sims, top):
                 cand = cand[np.argsort(-row[cand], kind="stable")]
-                out[qi] = [(self.names[g][j], float(row[j])) for j in cand]
+                best: Dict[str, float] = {}
+                for j in cand:
+                    if names[j] not in best:
+                        best[names[j]] = float(row[j])
+                        if len(best) == n:
+                            break
+                out[qi] = list(best.items())
         return out
 
-    def similarity(self, mention: str, names: Sequence[str]) -> List[float]:
-        """Cosine between a mention and some names (indexed or not)."""
+    def similarity(self, mention: str, names: Sequence[str],
+                   group: Optional[str] = None) -> List[float]:
+        """Cosine between a mention and some names (indexed or not); with aliases, a name
+        scores the best cosine of itself and its aliases in ``group`` (as in :meth:`top`)."""
         if not names:
             return []
-        vecs = self.vectorizer.transform([clean_name(mention)] + list(names))
-        return (vecs[1:] @ vecs[0].T).toarray().ravel().tolist()
+        extra = [(i, a) for i, n in enumerate(names)
+                 for a in self.aliases_of.get((group, n), ())] if self.aliases else []
+        vecs = self.vectorizer.transform([clean_name(mention)] + list(names)
+                                         + [clean_name(a) for _, a in extra])
+        sims = (vecs[1:] @ vecs[0].T).toarray().ravel()
+        best = sims[:len(names)].copy()
+        for (i, _), sim in zip(extra, sims[len(names):]):
+            best[i] = max(best[i], sim)
+        return best.tolist()

@@ -1,15 +1,63 @@
 """Exhaustive scoring of given completions (a mention's candidate names) by teacher forcing.
 
 Each prompt is encoded once; its KV cache is expanded to its candidates, and every candidate's
-tokens are scored in one forward pass (no sequential decoding steps).
+tokens are scored in one forward pass (no sequential decoding steps). :func:`completion_logprobs`
+keeps the autograd graph (it is the forward pass of candidate-ranking training);
+:func:`score_completions` is its inference wrapper.
 """
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import torch
 
 from .beam_search import _prefill
+
+
+def completion_logprobs(model, prompts: Sequence[Sequence[int]],
+                        completions: Sequence[Sequence[Sequence[int]]], pad_id: int,
+                        ) -> Tuple[torch.Tensor, torch.Tensor, List[Tuple[int, int]]]:
+    """Summed log-prob of every completion (EOS included in its ids) given its prompt.
+
+    Returns ``(logprobs, lengths, rows)``: one entry per (prompt i, completion j) in ``rows``
+    order, prompts without completions skipped. Differentiable when grad is enabled.
+    """
+    rows = [(i, j) for i, comps in enumerate(completions) for j in range(len(comps))]
+    device = next(model.parameters()).device
+    if not rows:
+        empty = torch.zeros(0, device=device)
+        return empty, empty, rows
+    keep = sorted({i for i, _ in rows})
+    slot = {i: s for s, i in enumerate(keep)}
+    first, cache, mask, last_pos = _prefill(model, [prompts[i] for i in keep], pad_id, device)
+    seqs = [completions[i][j] for i, j in rows]
+    src = torch.as_tensor([slot[i] for i, _ in rows], device=device)
+    cache.reorder_cache(src)
+    width = max(len(c) for c in seqs)
+    first_tok = torch.as_tensor([c[0] for c in seqs], device=device)
+    total = first.index_select(0, src).gather(1, first_tok.unsqueeze(1)).squeeze(1)
+    lengths = torch.as_tensor([len(c) for c in seqs], dtype=total.dtype, device=device)
+    if width > 1:
+        ids = torch.full((len(seqs), width - 1), pad_id, dtype=torch.long)
+        tgt = torch.full((len(seqs), width - 1), pad_id, dtype=torch.long)
+        valid = torch.zeros((len(seqs), width - 1), dtype=torch.bool)
+        for r, c in enumerate(seqs):
+            n = len(c) - 1
+            if n:
+                ids[r, :n] = torch.as_tensor(c[:-1])
+                tgt[r, :n] = torch.as_tensor(c[1:])
+                valid[r, :n] = True
+        ids, tgt, valid = ids.to(device), tgt.to(device), valid.to(device)
+        attn = torch.cat([mask.index_select(0, src),
+                          torch.ones((len(seqs), width - 1), dtype=mask.dtype, device=device)],
+                         -1)  # right padding only follows real tokens: harmless
+        pos = last_pos.index_select(0, src).unsqueeze(1) + 1 + torch.arange(width - 1,
+                                                                              device=device)
+        logits = model(input_ids=ids, attention_mask=attn, position_ids=pos,
+                       past_key_values=cache, use_cache=True).logits
+        logp = torch.log_softmax(logits.float(), -1).gather(2, tgt.unsqueeze(2)).squeeze(2)
+        total = total + (logp * valid).sum(1)
+    return total, lengths, rows
 
 
 @torch.inference_mode()
@@ -18,35 +66,7 @@ def score_completions(model, prompts: Sequence[Sequence[int]],
                       ) -> List[List[float]]:
     """Summed log-prob of each completion (EOS included in its ids) given its prompt."""
     out: List[List[float]] = [[] for _ in prompts]
-    keep = [i for i, c in enumerate(completions) if c]
-    if not keep:
-        return out
-    device = next(model.parameters()).device
-    first, cache, mask, last_pos = _prefill(model, [prompts[i] for i in keep], pad_id, device)
-    rows = [(j, c) for j, i in enumerate(keep) for c in completions[i]]
-    src = torch.as_tensor([j for j, _ in rows], device=device)
-    cache.reorder_cache(src)
-    width = max(len(c) for _, c in rows)
-    first_tok = torch.as_tensor([c[0] for _, c in rows], device=device)
-    total = first.index_select(0, src).gather(1, first_tok.unsqueeze(1)).squeeze(1)
-    if width > 1:
-        ids = torch.full((len(rows), width - 1), pad_id, dtype=torch.long, device=device)
-        tgt = torch.full((len(rows), width - 1), pad_id, dtype=torch.long, device=device)
-        valid = torch.zeros((len(rows), width - 1), dtype=torch.bool, device=device)
-        for r, (_, c) in enumerate(rows):
-            n = len(c) - 1
-            if n:
-                ids[r, :n] = torch.as_tensor(c[:-1])
-                tgt[r, :n] = torch.as_tensor(c[1:])
-                valid[r, :n] = True
-        attn = torch.cat([mask.index_select(0, src), valid.long() | (ids != pad_id).long()], -1)
-        attn[:, mask.shape[1]:] = 1  # right padding only follows real tokens: harmless
-        pos = last_pos.index_select(0, src).unsqueeze(1) + 1 + torch.arange(width - 1,
-                                                                              device=device)
-        logits = model(input_ids=ids, attention_mask=attn, position_ids=pos,
-                       past_key_values=cache, use_cache=True).logits
-        logp = torch.log_softmax(logits.float(), -1).gather(2, tgt.unsqueeze(2)).squeeze(2)
-        total = total + (logp * valid).sum(1)
-    for (j, _), value in zip(rows, total.tolist()):
-        out[keep[j]].append(value)
+    total, _, rows = completion_logprobs(model, prompts, completions, pad_id)
+    for (i, _), value in zip(rows, total.tolist()):
+        out[i].append(value)
     return out

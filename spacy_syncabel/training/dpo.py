@@ -276,7 +276,7 @@ def dev_recall(linker, dev: DevSet, k: int = 5) -> Tuple[float, float]:
 
     if not len(dev):
         return 0.0, 0.0
-    cands = linker.decode(dev.prompt_ids, dev.groups)
+    cands = linker.decode(dev.prompt_ids, dev.groups, dev.mentions)
     codes = [[c.code for c in cs] for cs in cands]
     r1 = sum(hit(g, cs, 1) for g, cs in zip(dev.codes, codes)) / len(dev)
     rk = sum(hit(g, cs, k) for g, cs in zip(dev.codes, codes)) / len(dev)

@@ -89,11 +89,17 @@ class NameSelector:
         names = self.kb.names_of(code, group)
         return [n for n in names if self.kb.lookup(n, group) == code]
 
-    def rank(self, mention: str, names: Sequence[str]) -> List[str]:
-        """``names`` sorted by decreasing cosine to ``mention`` (ties: input order)."""
+    def vectorize(self, mentions: Sequence[str]):
+        """TF-IDF query vectors of many mentions at once (rows of a sparse matrix)."""
+        return self.vectorizer.transform([clean_name(m) for m in mentions])
+
+    def rank(self, mention: str, names: Sequence[str], query=None) -> List[str]:
+        """``names`` sorted by decreasing cosine to ``mention`` (ties: input order);
+        ``query``: the mention's vector when already computed (:meth:`vectorize`)."""
         if len(names) <= 1:
             return list(names)
-        query = self.vectorizer.transform([clean_name(mention)])
+        if query is None:
+            query = self.vectorizer.transform([clean_name(mention)])
         rows = [self.row.get(n) for n in names]
         if any(r is None for r in rows):  # not in the fitted set: vectorize on the fly
             mat = self.vectorizer.transform(list(names))
@@ -147,6 +153,7 @@ def iter_mention_prompts(docs: Sequence[CorpusDoc], linker: "SynCABELLinker",
         doc = nlp.make_doc(cdoc.text)
         if cdoc.sentences:
             set_sentences(doc, cdoc.sentences)
+        has_sents, text = doc.has_annotation("SENT_START"), doc.text
         for m in cdoc.mentions:
             if stats is not None:
                 stats.mentions += 1
@@ -156,7 +163,7 @@ def iter_mention_prompts(docs: Sequence[CorpusDoc], linker: "SynCABELLinker",
                     stats.unaligned += 1
                 continue
             group = linker.group_for(m.label)
-            prompt = linker.mention_prompt(doc, span, group)
+            prompt = linker.mention_prompt(doc, span, group, has_sents=has_sents, text=text)
             yield cdoc, prompt, span.text, (m.code or ""), group
 
 
@@ -177,7 +184,7 @@ def build_examples(docs: Sequence[CorpusDoc], linker: "SynCABELLinker", *,
       and reported with W060; codes whose names the group cannot produce with W061.
     * ``kb_name_examples``: also one example per KB name (its own target), rendered with the
       name alone as context.
-    * ``max_examples``: stop after this many mention examples (KB-name examples excluded).
+    * ``max_examples``: stop after this many coded mentions (KB-name examples excluded).
     """
     kb = linker.kb
     tok = linker.tokenizer
@@ -187,8 +194,9 @@ def build_examples(docs: Sequence[CorpusDoc], linker: "SynCABELLinker", *,
     stats = ExampleStats()
     out: List[TrainExample] = []
     missing_seen: Dict[str, None] = {}
+    items = []
     for cdoc, prompt, mention, raw_code, group in iter_mention_prompts(docs, linker, stats):
-        if max_examples is not None and len(out) >= max_examples:
+        if max_examples is not None and len(items) >= max_examples:
             stats.mentions -= 1
             break
         if not raw_code or raw_code in (NIL, NO_CODE):
@@ -201,7 +209,11 @@ def build_examples(docs: Sequence[CorpusDoc], linker: "SynCABELLinker", *,
             for p in missing:
                 missing_seen.setdefault(p, None)
             continue
-        ranked = [selector.rank(mention, selector.candidates(p, group)) for p in parts]
+        items.append((cdoc, prompt, mention, parts, group))
+    queries = selector.vectorize([it[2] for it in items]) if items else None
+    for i, (cdoc, prompt, mention, parts, group) in enumerate(items):
+        query = queries[i]
+        ranked = [selector.rank(mention, selector.candidates(p, group), query) for p in parts]
         if any(not r for r in ranked):
             stats.undecodable += 1
             continue
@@ -253,6 +265,27 @@ def build_kb_name_examples(linker: "SynCABELLinker", *, sep_id: Optional[int] = 
     return out
 
 
+def mention_aliases(examples: Sequence[TrainExample]) -> List[Tuple[str, str, Optional[str]]]:
+    """Training mentions as aliases of their target names, ``(mention, name, group)``, for
+    candidate retrieval (:meth:`SynCABELLinker.set_aliases`): one per distinct mention form
+    and group (case-insensitive), its most frequent target; composite targets, KB-name
+    examples and mentions written as their target are left out."""
+    from collections import Counter
+
+    votes: Dict[Tuple[str, Optional[str]], Counter] = {}
+    text_of: Dict[Tuple[str, Optional[str]], str] = {}
+    for ex in examples:
+        if ex.source == "kb_name" or SEP_TOKEN in ex.completion:
+            continue
+        mention = clean_name(ex.mention)
+        key = (mention.lower(), ex.group)
+        if not mention or key[0] == ex.completion.lower():
+            continue
+        votes.setdefault(key, Counter())[ex.completion] += 1
+        text_of.setdefault(key, mention)
+    return [(text_of[key], c.most_common(1)[0][0], key[1]) for key, c in votes.items()]
+
+
 @dataclass
 class DevSet:
     """Encoded dev prompts, their groups and gold codes (for Recall@1 by decoding)."""
@@ -284,11 +317,12 @@ def build_dev_set(docs: Sequence[CorpusDoc], linker: "SynCABELLinker", size: int
 
 
 def dev_recall_at_1(linker: "SynCABELLinker", dev: DevSet) -> float:
-    """Recall@1 of the linker's constrained decoding on the dev set."""
+    """Recall@1 of the linker's constrained decoding on the dev set, in the linker's own
+    decoding mode (its candidate settings included)."""
     from ..evaluation.metrics import hit
 
     if not len(dev):
         return 0.0
-    cands = linker.decode(dev.prompt_ids, dev.groups)
+    cands = linker.decode(dev.prompt_ids, dev.groups, dev.mentions)
     hits = sum(hit(gold, [c[0].code] if c else [], 1) for gold, c in zip(dev.codes, cands))
     return hits / len(dev)

@@ -34,8 +34,9 @@ from ._settings import with_overrides
 from ..errors import Errors, Warnings
 from ..types import CorpusDoc
 from .examples import (IGNORE_INDEX, DevSet, NameSelector, TrainExample, build_dev_set,
-                       build_examples, dev_recall_at_1)
+                       build_examples, dev_recall_at_1, mention_aliases)
 from .mixing import mix_examples
+from .ranking import RankCollator, build_rank_examples, rank_loss
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,13 @@ class TrainConfig:
     seed: int = 0
     top_k_targets: int = 1
     kb_name_examples: bool = False
+    # > 0: candidate-ranking fine-tuning (training/ranking.py) against the mention's top-k
+    # TF-IDF names, scored as the linker's rerank mode scores them
+    rank_candidates: int = 0
+    rank_weight: float = 1.0
+    # index the training mentions as aliases of their target names for candidate retrieval
+    # (saved with the pipeline); the ranking examples are built before, from KB names only
+    train_aliases: bool = False
     mix_mode: str = "upsample"
     mix_weights: Tuple[float, float] = (1.0, 1.0)
     max_train: Optional[int] = None  # first N training examples of the real corpus
@@ -87,6 +95,9 @@ class TrainConfig:
             raise ValueError(Errors.E065.format(problem="eval_steps and save_steps must be >= 1"))
         if self.top_k_targets < 1:
             raise ValueError(Errors.E065.format(problem="top_k_targets must be >= 1"))
+        if self.rank_candidates < 0 or self.rank_weight < 0:
+            raise ValueError(Errors.E065.format(problem="rank_candidates and rank_weight "
+                                                        "must be >= 0"))
 
 
 # ----------------------------------------------------------------------------- data
@@ -281,23 +292,37 @@ def _make_trainer_class():
     from transformers import Trainer
 
     class LinkerTrainer(Trainer):
-        """``Trainer`` whose evaluation is the linker's dev Recall@1 by constrained decoding."""
+        """``Trainer`` whose evaluation is the linker's dev Recall@1 by constrained decoding;
+        batches of :class:`~spacy_syncabel.training.ranking.RankExample` get the
+        candidate-ranking loss."""
 
         def __init__(self, *args, linker=None, dev: Optional[DevSet] = None,
-                     on_new_best=None, **kwargs):
+                     on_new_best=None, rank_weight: float = 1.0, **kwargs):
             super().__init__(*args, **kwargs)
             self.linker = linker
             self.dev = dev
             self.on_new_best = on_new_best
+            self.rank_weight = rank_weight
             self.overhead_time = 0.0  # evaluation + checkpointing, excluded from examples/s
             self.examples_seen = 0
             self.tokens_seen = 0
 
-        def compute_loss(self, model, inputs, *args, **kwargs):
+        def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
+            if "rank_batch" in inputs:
+                batch = inputs["rank_batch"]
+                if model.training:
+                    self.examples_seen += len(batch)
+                    self.tokens_seen += sum(len(ex.prompt_ids) + sum(map(len, ex.completions))
+                                            for ex in batch)
+                tok = self.processing_class
+                pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+                out = rank_loss(model, batch, pad, prior_weight=self.linker.cfg["prior_weight"],
+                                rank_weight=self.rank_weight)
+                return (out["loss"], out) if return_outputs else out["loss"]
             if model.training:
                 self.examples_seen += int(inputs["input_ids"].shape[0])
                 self.tokens_seen += int(inputs["attention_mask"].sum())
-            return super().compute_loss(model, inputs, *args, **kwargs)
+            return super().compute_loss(model, inputs, return_outputs=return_outputs, **kwargs)
 
         def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
             t0 = time.perf_counter()
@@ -603,9 +628,13 @@ def train_linker(
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     collator = CompletionCollator(pad_id)
     dataset = ExampleDataset(mixed)
-
-    # precision
+    # precision (probed on a plain SFT batch)
     probe = collator([dataset[i] for i in range(min(len(dataset), cfg.batch_size))])
+    if cfg.rank_candidates > 0:
+        dataset = ExampleDataset(build_rank_examples(mixed, linker, cfg.rank_candidates))
+        collator = RankCollator()
+    if cfg.train_aliases:
+        linker.set_aliases(mention_aliases(real))
     lm.train()
     use_bf16, bf16_gain = _resolve_bf16(cfg.bf16, lm, probe)
     if cfg.lora:
@@ -657,7 +686,7 @@ def train_linker(
 
     best_dir, last_dir = out / "model-best", out / "model-last"
     base_meta = {"base_model": base_model, "lang": lang, "train_examples": len(mixed),
-                 "lora": cfg.lora}
+                 "lora": cfg.lora, "rank_candidates": cfg.rank_candidates}
     best_on_disk = _read_best(best_dir)
 
     def on_new_best(trainer, recall: float) -> None:
@@ -678,7 +707,8 @@ def train_linker(
                       eval_dataset=ExampleDataset(mixed[:1]) if has_dev else None,
                       data_collator=collator, processing_class=tok,
                       callbacks=[budget, early, jsonl], linker=linker, dev=dev_set,
-                      on_new_best=on_new_best if has_dev else None)
+                      on_new_best=on_new_best if has_dev else None,
+                      rank_weight=cfg.rank_weight)
     trainer_ref["trainer"] = trainer
     if resume_from is not None:
         logger.info("Resuming from %s", resume_from)
@@ -705,6 +735,7 @@ def train_linker(
         "real_examples": len(real),
         "synthetic_examples": len(syn),
         "real_stats": real_stats.to_dict(),
+        "aliases": len(linker.aliases),
         "synthetic_stats": syn_stats.to_dict() if syn_stats else None,
         "dev_mentions": len(dev_set) if dev_set is not None else 0,
         "best_dev_recall@1": best_on_disk,
