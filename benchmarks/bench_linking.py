@@ -18,7 +18,8 @@ from spacy_syncabel.corpus import read_corpus
 from spacy_syncabel.evaluation.evaluate import evaluate_linker, find_linker
 
 OUT = Path(__file__).resolve().parent / "results"
-SETTINGS = {  # name: (candidates, prior_weight, num_beams, rerank)
+SETTINGS = {  # name: (candidates, prior_weight, num_beams, rerank); None: as saved
+    "saved": None,  # the pipeline's own settings (e.g. the dev-calibrated reranking)
     "full-trie": (0, 0.0, 5, False),
     "cand20-prior10": (20, 10.0, 5, False),
 }
@@ -42,15 +43,22 @@ def main() -> None:
         train = read_corpus(args.train) if args.train else None
         nlp = spacy.load(args.pipeline)
     linker = find_linker(nlp)
+    saved = dict(linker.cfg)
     for setting in args.settings.split(","):
-        cand, weight, beams, rerank = SETTINGS[setting]
-        linker.cfg.update(candidates=cand, prior_weight=weight, rerank=rerank)
-        linker.set_beams(beams, beams)
+        linker.cfg.update(saved)
+        linker.set_beams(saved["num_beams"], saved["n_best"])
+        if SETTINGS[setting] is not None:
+            cand, weight, beams, rerank = SETTINGS[setting]
+            linker.cfg.update(candidates=cand, prior_weight=weight, rerank=rerank)
+            linker.set_beams(beams, beams)
+        else:
+            setting = (f"saved: cand{saved['candidates']}-prior{saved['prior_weight']:g}"
+                       + ("-rerank" if saved["rerank"] else ""))
         metrics = evaluate_linker(nlp, docs, train=train, source=args.corpus)
         metrics.update(dataset=args.dataset, pipeline=f"{args.name} ({setting})",
                        threads=torch.get_num_threads())
         OUT.mkdir(exist_ok=True)
-        (OUT / f"linking_{args.name}_{setting}.json").write_text(json.dumps(metrics, indent=2))
+        (OUT / f"linking_{args.name}_{setting.split(':')[0]}.json").write_text(json.dumps(metrics, indent=2))
         print(setting, {k: metrics[k] for k in ("recall@1", "recall@5", "baseline_tfidf_recall@1",
                                                  "mentions_per_second", "peak_rss_mb")})
 

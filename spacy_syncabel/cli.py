@@ -176,6 +176,8 @@ def train(
     rank_candidates: int = typer.Option(0, "--rank-candidates", help="Candidate-ranking fine-tuning: train against each mention's top-K TF-IDF names, scored as --rerank scores them (0: plain SFT)."),
     rank_weight: float = typer.Option(1.0, "--rank-weight", help="Weight of the candidate-ranking loss beside the target's NLL."),
     train_aliases: bool = typer.Option(False, "--train-aliases/--no-train-aliases", help="Index the training mentions as aliases of their target names for candidate retrieval (saved with the pipeline)."),
+    calibrate: bool = typer.Option(False, "--calibrate/--no-calibrate", help="After training, choose the TF-IDF prior's weight on the dev set and save the pipelines in rerank mode (needs --candidates)."),
+    calibration_size: int = typer.Option(0, "--calibration-size", help="Dev mentions used to calibrate (0: all)."),
 ) -> None:
     """Fine-tune a causal LM for syncabel_linker; writes spaCy pipelines OUTPUT/model-best and OUTPUT/model-last."""
     import srsly
@@ -196,7 +198,8 @@ def train(
                       kb_name_examples=kb_name_examples, mix_mode=mix, mix_weights=weights,
                       max_train=max_train or None, num_threads=num_threads, progress=progress,
                       resume=resume, rank_candidates=rank_candidates, rank_weight=rank_weight,
-                      train_aliases=train_aliases)
+                      train_aliases=train_aliases, calibrate=calibrate,
+                      calibration_size=calibration_size)
     label_map = None
     if dataset is not None:
         from .datasets import get_dataset
@@ -256,6 +259,30 @@ def dpo(
     short = {k: v for k, v in state.items() if k not in ("config", "rounds")}
     short["rounds"] = [{k: v for k, v in r.items() if k != "last_log"} for r in state["rounds"]]
     typer.echo(srsly.json_dumps(short, indent=2))
+
+
+@app.command()
+def calibrate(
+    pipeline: Path = typer.Argument(..., help="A pipeline folder holding syncabel_linker (candidate mode)."),
+    dev: Path = typer.Argument(..., help="Dev corpus (any format `read_corpus` reads)."),
+    dev_size: int = typer.Option(0, help="Dev mentions used (0: all)."),
+    candidates: Optional[int] = typer.Option(None, help="Override the number of TF-IDF candidates first (saved too)."),
+    threads: int = typer.Option(0, help="torch threads (0: torch's default)."),
+) -> None:
+    """Choose the TF-IDF prior's weight for candidate reranking on the dev set; saves it in PIPELINE."""
+    from .corpus import read_corpus
+    from .training.calibration import calibrate_pipeline
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    result = calibrate_pipeline(pipeline, read_corpus(dev), dev_size=dev_size,
+                                candidates=candidates)
+    for row in result["table"]:
+        typer.echo(f"prior_weight {row['prior_weight']:>8g}  dev R@1 {100 * row['recall@1']:.1f}")
+    typer.echo(f"chosen: prior_weight {result['prior_weight']:g} (dev R@1 "
+               f"{100 * result['recall@1']:.1f} on {result['dev_mentions']} mentions) -> {pipeline}")
 
 
 @app.command("prepare-kb")

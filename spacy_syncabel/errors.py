@@ -146,6 +146,10 @@ class Errors(metaclass=ErrorsWithCodes):
             "the run cannot be resumed with these settings. Use a new output folder or the "
             "same base model and training corpus.")
     E065 = ("Invalid training setting: {problem}.")
+    E066 = ("Calibrating the TF-IDF prior needs candidate mode, but the linker has "
+            "candidates={candidates}. Set `candidates` (e.g. 20) in the pipeline first.")
+    E067 = ("No dev mention with a KB code to calibrate {path} on. Check the dev corpus, the "
+            "KB and the label map.")
     # preference optimization (DPO on mined hard negatives)
     E080 = ("Invalid DPO setting: {problem}.")
     E081 = ("No training mentions to mine negatives from: {why}. Check the corpus, the KB and "

@@ -343,10 +343,10 @@ class SynCABELLinker(Pipe):
                     hs, groups[i], tries[pos], chunk_mentions[pos] if chunk_mentions else None)
         return results
 
-    def _rerank(self, prompts: Sequence[List[int]], groups: Sequence[Optional[str]],
-                mentions: Sequence[str]) -> List[List[Candidate]]:
-        """Score every top-N TF-IDF candidate name by teacher forcing; rank by mean token
-        log-prob + ``prior_weight`` × cosine (exhaustive: the TF-IDF best is never pruned)."""
+    def candidate_scores(self, prompts: Sequence[List[int]], groups: Sequence[Optional[str]],
+                         mentions: Sequence[str]) -> List[List[Tuple[str, float, float, int]]]:
+        """Per mention, each of its top-N TF-IDF candidate names scored by teacher forcing:
+        ``(name, cosine, summed log-prob, tokens)`` (EOS counted), in retrieval order."""
         from .decoding.scoring import score_completions
 
         top = self.candidate_index.top(mentions, groups, self.cfg["candidates"])
@@ -354,15 +354,25 @@ class SynCABELLinker(Pipe):
         completions = [[self.tries.sequences[n] + [eos] for n, _ in cands] for cands in top]
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos
         logps = score_completions(self.lm, prompts, completions, pad_id)
+        return [[(name, sim, lp, len(comp)) for (name, sim), comp, lp in zip(cands, comps, lps)]
+                for cands, comps, lps in zip(top, completions, logps)]
+
+    def _rerank(self, prompts: Sequence[List[int]], groups: Sequence[Optional[str]],
+                mentions: Sequence[str]) -> List[List[Candidate]]:
+        """Score every top-N TF-IDF candidate name by teacher forcing; rank by mean token
+        log-prob + ``prior_weight`` × cosine (exhaustive: the TF-IDF best is never pruned)."""
         weight = self.cfg["prior_weight"]
         out: List[List[Candidate]] = []
-        for g, cands, comps, lps in zip(groups, top, completions, logps):
-            ranked = sorted(zip(cands, comps, lps),
-                            key=lambda x: -(x[2] / len(x[1]) + weight * x[0][1]))
+        for g, scored in zip(groups, self.candidate_scores(prompts, groups, mentions)):
+            ranked = sorted(scored, key=lambda x: -(x[2] / x[3] + weight * x[1]))
             result: List[Candidate] = []
-            for (name, sim), comp, lp in ranked:
+            seen = set()
+            for name, sim, lp, n in ranked:
                 code = self.kb.lookup(name, g) or NO_CODE
-                result.append(Candidate(name, code, float(np.exp(lp / len(comp))), lp, sim))
+                if self.cfg["merge_by_code"] and code in seen:
+                    continue
+                seen.add(code)
+                result.append(Candidate(name, code, float(np.exp(lp / n)), lp, sim))
                 if len(result) == self.cfg["n_best"]:
                     break
             out.append(result)

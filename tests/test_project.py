@@ -20,10 +20,17 @@ def test_project_all_ci_sized(tmp_path):
            "--vars.shared", str(DATA), "--vars.base_model", "tiny:64,2",
            "--vars.max_steps", "30", "--vars.max_train", "300", "--vars.batch_size", "16",
            "--vars.dev_size", "40", "--vars.eval_steps", "15", "--vars.eval_limit", "150",
-           "--vars.context_chars", "80", "--vars.kb_names", "no-kb-names"]
+           "--vars.context_chars", "80", "--vars.kb_names", "no-kb-names",
+           "--vars.calibration_size", "60"]
     res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    assert (tmp_path / "training" / "spaccc" / "model-best" / "config.cfg").exists()
+    best = tmp_path / "training" / "spaccc" / "model-best"
+    assert (best / "config.cfg").exists()
+    # the prior's weight was chosen on dev and the pipeline reranks with it
+    calibration = json.loads((best / "calibration.json").read_text())
+    cfg = json.loads((best / "syncabel_linker" / "cfg.json").read_text())
+    assert calibration["dev_mentions"] == 60 and cfg["rerank"]
+    assert cfg["prior_weight"] == calibration["prior_weight"]
     metrics = json.loads((tmp_path / "metrics" / "spaccc.json").read_text())
     assert metrics["n_mentions"] == 150
     assert 0.4 < metrics["baseline_tfidf_recall@1"] < 0.9

@@ -53,11 +53,31 @@ def completion_logprobs(model, prompts: Sequence[Sequence[int]],
                          -1)  # right padding only follows real tokens: harmless
         pos = last_pos.index_select(0, src).unsqueeze(1) + 1 + torch.arange(width - 1,
                                                                               device=device)
+        total = total + _continuation_logprobs(model, ids, attn, pos, cache, tgt, valid)
+    return total, lengths, rows
+
+
+def _continuation_logprobs(model, ids: torch.Tensor, attn: torch.Tensor, pos: torch.Tensor,
+                           cache, tgt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Summed log-prob of ``tgt`` at the ``valid`` positions of each row.
+
+    The output head runs only on the valid (non-padding) positions: candidate names differ in
+    length, and the head (hidden × vocabulary) dominates the cost of a small model. Models
+    without a separable base and head get the full forward pass."""
+    base = getattr(model, getattr(model, "base_model_prefix", ""), None)
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if base is None or head is None or base is model:
         logits = model(input_ids=ids, attention_mask=attn, position_ids=pos,
                        past_key_values=cache, use_cache=True).logits
         logp = torch.log_softmax(logits.float(), -1).gather(2, tgt.unsqueeze(2)).squeeze(2)
-        total = total + (logp * valid).sum(1)
-    return total, lengths, rows
+        return (logp * valid).sum(1)
+    hidden = base(input_ids=ids, attention_mask=attn, position_ids=pos, past_key_values=cache,
+                  use_cache=True).last_hidden_state
+    rows, cols = valid.nonzero(as_tuple=True)
+    logits = head(hidden[rows, cols]).float()
+    logp = logits.gather(1, tgt[rows, cols].unsqueeze(1)).squeeze(1) - logits.logsumexp(1)
+    return torch.zeros(ids.shape[0], dtype=logp.dtype, device=ids.device).index_add_(0, rows,
+                                                                                    logp)
 
 
 @torch.inference_mode()

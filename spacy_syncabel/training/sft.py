@@ -80,6 +80,10 @@ class TrainConfig:
     # index the training mentions as aliases of their target names for candidate retrieval
     # (saved with the pipeline); the ranking examples are built before, from KB names only
     train_aliases: bool = False
+    # after training, pick the TF-IDF prior's weight for candidate reranking on the dev set
+    # (training/calibration.py; candidate mode only) and switch the saved pipelines to it
+    calibrate: bool = False
+    calibration_size: int = 0  # dev mentions used (0: all)
     mix_mode: str = "upsample"
     mix_weights: Tuple[float, float] = (1.0, 1.0)
     max_train: Optional[int] = None  # first N training examples of the real corpus
@@ -757,6 +761,13 @@ def train_linker(
         if not best_dir.exists():  # no dev set: the last model is the best we know
             shutil.copytree(last_dir, best_dir)
             _fix_copied_config(best_dir)
+        if cfg.calibrate and has_dev and linker.cfg["candidates"] > 0:
+            from .calibration import calibrate_pipeline
+
+            for key, folder in (("calibration_best", best_dir), ("calibration_last", last_dir)):
+                cal = calibrate_pipeline(folder, dev_docs, dev_size=cfg.calibration_size,
+                                         seed=cfg.seed)
+                summary[key] = {k: cal[k] for k in ("prior_weight", "recall@1", "dev_mentions")}
         summary["model_best"] = str(best_dir.resolve())
         summary["model_last"] = str(last_dir.resolve())
         (out / "training_summary.json").write_text(

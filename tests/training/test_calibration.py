@@ -1,0 +1,105 @@
+"""Choosing the TF-IDF prior's weight on dev: the grid's ends are the retriever alone and the
+LM alone, and the saved weight is the one the loaded pipeline links with."""
+import warnings
+
+import pytest
+import spacy
+
+from spacy_syncabel.decoding.scoring import score_completions
+from spacy_syncabel.training.calibration import calibrate_pipeline, prior_weight_table
+from spacy_syncabel.training.examples import build_dev_set
+from spacy_syncabel.types import CorpusDoc, GoldMention
+
+from .test_ranking import CONFUSED, PATTERNS
+
+# mentions whose closest KB name is their own concept's, beside the confused ones
+CLEAR = [("hipertensión", "ENFERMEDAD", "38341003"), ("dolor de cabeza", "SINTOMA", "25064002"),
+         ("apendicectomía", "PROCEDIMIENTO", "80146002"), ("fiebre alta", "SINTOMA", "386661006")]
+
+
+def dev_corpus():
+    docs = []
+    for i, (mention, label, code) in enumerate(CONFUSED + CLEAR):
+        text = PATTERNS[i % len(PATTERNS)].format(mention)
+        start = text.index(mention)
+        docs.append(CorpusDoc(f"d{i}", text, [GoldMention(start, start + len(mention), label,
+                                                          code)]))
+    return docs
+
+
+@pytest.fixture()
+def nlp(tiny_lm, small_kb):
+    nlp = spacy.blank("es")
+    lin = nlp.add_pipe("syncabel_linker", config={"candidates": 4, "num_beams": 2,
+                                                   "n_best": 2})
+    lin.set_model(tiny_lm[0], tiny_lm[1], small_kb)
+    return nlp
+
+
+def test_grid_ends_are_the_retriever_and_the_lm(nlp):
+    linker = nlp.get_pipe("syncabel_linker")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dev = build_dev_set(dev_corpus(), linker, size=0)
+    assert len(dev) == len(CONFUSED + CLEAR)
+    table = {r["prior_weight"]: r["recall@1"] for r in prior_weight_table(linker, dev)}
+    top = linker.candidate_index.top(dev.mentions, dev.groups, 4)
+    tfidf = sum(linker.kb.lookup(c[0][0], g) == gold
+                for c, g, gold in zip(top, dev.groups, dev.codes)) / len(dev)
+    assert tfidf == pytest.approx(len(CLEAR) / len(dev))  # right on CLEAR only
+    assert table[1000.0] == pytest.approx(tfidf)
+    eos = linker.tokenizer.eos_token_id
+    comps = [[linker.tries.sequences[n] + [eos] for n, _ in c] for c in top]
+    logps = score_completions(linker.lm, dev.prompt_ids, comps, linker.tokenizer.pad_token_id)
+    lm_only = 0
+    for cands, comp, lps, g, gold in zip(top, comps, logps, dev.groups, dev.codes):
+        best = max(range(len(cands)), key=lambda j: lps[j] / len(comp[j]))
+        lm_only += linker.kb.lookup(cands[best][0], g) == gold
+    assert table[0.0] == pytest.approx(lm_only / len(dev))
+
+
+def test_calibrated_weight_is_saved_and_used(nlp, tmp_path):
+    from spacy_syncabel.evaluation.evaluate import evaluate_linker
+
+    nlp.to_disk(tmp_path / "pipe")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = calibrate_pipeline(tmp_path / "pipe", dev_corpus(), candidates=3)
+    assert result["recall@1"] == max(r["recall@1"] for r in result["table"])
+    loaded = spacy.load(tmp_path / "pipe")
+    linker = loaded.get_pipe("syncabel_linker")
+    assert linker.cfg["rerank"] and linker.cfg["candidates"] == 3
+    assert linker.cfg["prior_weight"] == result["prior_weight"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        metrics = evaluate_linker(loaded, dev_corpus(), baseline=False)
+    assert metrics["recall@1"] == pytest.approx(result["recall@1"])
+
+
+def test_calibrate_command(nlp, tmp_path):
+    from typer.testing import CliRunner
+
+    from spacy_syncabel.cli import app
+    from spacy_syncabel.corpus import write_jsonl
+
+    nlp.to_disk(tmp_path / "pipe")
+    write_jsonl(dev_corpus(), tmp_path / "dev.jsonl")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = CliRunner().invoke(app, ["calibrate", str(tmp_path / "pipe"),
+                                       str(tmp_path / "dev.jsonl"), "--candidates", "3"])
+    assert res.exit_code == 0, res.output
+    chosen = [line for line in res.output.splitlines() if line.startswith("chosen")]
+    saved = spacy.load(tmp_path / "pipe").get_pipe("syncabel_linker").cfg
+    assert chosen and f"prior_weight {saved['prior_weight']:g} " in chosen[0]
+    assert saved["candidates"] == 3 and saved["rerank"]
+
+
+def test_calibration_needs_candidate_mode(nlp):
+    linker = nlp.get_pipe("syncabel_linker")
+    linker.cfg["candidates"] = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dev = build_dev_set(dev_corpus(), linker, size=0)
+    with pytest.raises(ValueError, match="E066"):
+        prior_weight_table(linker, dev)
