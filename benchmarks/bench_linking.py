@@ -47,19 +47,20 @@ def main() -> None:
     for setting in args.settings.split(","):
         linker.cfg.update(saved)
         linker.set_beams(saved["num_beams"], saved["n_best"])
+        label = setting
         if SETTINGS[setting] is not None:
             cand, weight, beams, rerank = SETTINGS[setting]
             linker.cfg.update(candidates=cand, prior_weight=weight, rerank=rerank)
             linker.set_beams(beams, beams)
         else:
-            setting = (f"saved: cand{saved['candidates']}-prior{saved['prior_weight']:g}"
-                       + ("-rerank" if saved["rerank"] else ""))
+            label = (f"saved: cand{saved['candidates']}-prior{saved['prior_weight']:g}"
+                     + ("-rerank" if saved["rerank"] else ""))
         metrics = evaluate_linker(nlp, docs, train=train, source=args.corpus)
-        metrics.update(dataset=args.dataset, pipeline=f"{args.name} ({setting})",
+        metrics.update(dataset=args.dataset, pipeline=f"{args.name} ({label})",
                        threads=torch.get_num_threads())
         OUT.mkdir(exist_ok=True)
-        (OUT / f"linking_{args.name}_{setting.split(':')[0]}.json").write_text(json.dumps(metrics, indent=2))
-        print(setting, {k: metrics[k] for k in ("recall@1", "recall@5", "baseline_tfidf_recall@1",
+        (OUT / f"linking_{args.name}_{setting}.json").write_text(json.dumps(metrics, indent=2))
+        print(label, {k: metrics[k] for k in ("recall@1", "recall@5", "baseline_tfidf_recall@1",
                                                  "mentions_per_second", "peak_rss_mb")})
 
 

@@ -359,24 +359,27 @@ class SynCABELLinker(Pipe):
 
     def _rerank(self, prompts: Sequence[List[int]], groups: Sequence[Optional[str]],
                 mentions: Sequence[str]) -> List[List[Candidate]]:
-        """Score every top-N TF-IDF candidate name by teacher forcing; rank by mean token
-        log-prob + ``prior_weight`` × cosine (exhaustive: the TF-IDF best is never pruned)."""
-        weight = self.cfg["prior_weight"]
-        out: List[List[Candidate]] = []
-        for g, scored in zip(groups, self.candidate_scores(prompts, groups, mentions)):
-            ranked = sorted(scored, key=lambda x: -(x[2] / x[3] + weight * x[1]))
-            result: List[Candidate] = []
-            seen = set()
-            for name, sim, lp, n in ranked:
-                code = self.kb.lookup(name, g) or NO_CODE
-                if self.cfg["merge_by_code"] and code in seen:
-                    continue
-                seen.add(code)
-                result.append(Candidate(name, code, float(np.exp(lp / n)), lp, sim))
-                if len(result) == self.cfg["n_best"]:
-                    break
-            out.append(result)
-        return out
+        """Score every top-N TF-IDF candidate name by teacher forcing and rank them
+        (exhaustive: the TF-IDF best is never pruned)."""
+        return [self.rank_scored(scored, g, self.cfg["prior_weight"])
+                for g, scored in zip(groups, self.candidate_scores(prompts, groups, mentions))]
+
+    def rank_scored(self, scored: Sequence[Tuple[str, float, float, int]],
+                    group: Optional[str], weight: float) -> List[Candidate]:
+        """The n-best of one mention's :meth:`candidate_scores`, ranked by mean token
+        log-prob + ``weight`` × cosine (merged by code unless ``merge_by_code`` is off)."""
+        ranked = sorted(scored, key=lambda x: -(x[2] / x[3] + weight * x[1]))
+        result: List[Candidate] = []
+        seen = set()
+        for name, sim, lp, n in ranked:
+            code = self.kb.lookup(name, group) or NO_CODE
+            if self.cfg["merge_by_code"] and code in seen:
+                continue
+            seen.add(code)
+            result.append(Candidate(name, code, float(np.exp(lp / n)), lp, sim))
+            if len(result) == self.cfg["n_best"]:
+                break
+        return result
 
     def _to_candidates(self, hyps, group: Optional[str], trie,
                        mention: Optional[str] = None) -> List[Candidate]:

@@ -16,7 +16,6 @@ import srsly
 
 from ..errors import Errors
 from ..evaluation.metrics import hit
-from ..types import NO_CODE
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..pipeline import SynCABELLinker
@@ -24,7 +23,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # 0: the LM alone; large: the retriever's order, the LM breaking ties
 DEFAULT_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 50.0, 1000.0)
-LINKER = "syncabel_linker"
 
 
 def prior_weight_table(linker: "SynCABELLinker", dev: "DevSet",
@@ -39,16 +37,12 @@ def prior_weight_table(linker: "SynCABELLinker", dev: "DevSet",
         end = start + size
         scored += linker.candidate_scores(dev.prompt_ids[start:end], dev.groups[start:end],
                                           dev.mentions[start:end])
-    codes = [[linker.kb.lookup(name, g) or NO_CODE for name, *_ in cands]
-             for cands, g in zip(scored, dev.groups)]
     table = []
     for w in weights:
         hits = 0
-        for gold, cands, cand_codes in zip(dev.codes, scored, codes):
+        for gold, group, cands in zip(dev.codes, dev.groups, scored):
             if cands:
-                best = max(range(len(cands)),
-                           key=lambda j: cands[j][2] / cands[j][3] + w * cands[j][1])
-                hits += hit(gold, [cand_codes[best]], 1)
+                hits += hit(gold, [linker.rank_scored(cands, group, w)[0].code], 1)
         table.append({"prior_weight": float(w), "recall@1": hits / max(1, len(dev))})
     return table
 
@@ -70,6 +64,7 @@ def calibrate_pipeline(path: Union[str, Path], dev_docs: Sequence[Any], *,
 
     from ..evaluation.evaluate import find_linker
     from .examples import build_dev_set
+    from .sft import LINKER
 
     path = Path(path)
     nlp = spacy.load(path)
