@@ -79,8 +79,11 @@ def synth(
     timeout: float = typer.Option(120.0, help="openai: seconds per request."),
     max_retries: int = typer.Option(4, help="openai: retries with exponential back-off."),
     batch_size: int = typer.Option(8, help="hf: prompts per generate call."),
+    guided: bool = typer.Option(True, help="hf: few-shot with the mention forced (small models; "
+                                "mentions are KB names). --no-guided: the chat prompt, for models "
+                                "that follow instructions and invent variants."),
     max_new_tokens: Optional[int] = typer.Option(None, help="hf/openai: tokens per answer (default ~48 per sentence)."),
-    temperature: float = typer.Option(0.8, help="Sampling temperature."),
+    temperature: Optional[float] = typer.Option(None, help="Sampling temperature (default: 0.4 hf guided, else 0.8)."),
     device: str = typer.Option("auto", help="hf: cpu, cuda, mps or auto."),
     seed: int = typer.Option(0, help="Seed of sampling, templates and example choice."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -93,6 +96,7 @@ def synth(
     from .kb import read_file
     from .synthesis import BACKENDS, PromptBuilder, synthesize
     from .synthesis.backends import HFGenerator, OpenAIGenerator, TemplateGenerator
+    from .synthesis.guided import GuidedHFGenerator
     from .errors import Errors
 
     kb = read_file(kb_file)
@@ -109,15 +113,20 @@ def synth(
 
         loader = (hf_causal_lm(model, device=device) if model
                   else smollm2(device=device))
-        generator = HFGenerator(model=loader, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                                temperature=temperature, seed=seed)
+        if guided:
+            generator = GuidedHFGenerator(model=loader, batch_size=batch_size, seed=seed,
+                                          temperature=0.4 if temperature is None else temperature)
+        else:
+            generator = HFGenerator(model=loader, batch_size=batch_size,
+                                    max_new_tokens=max_new_tokens,
+                                    temperature=0.8 if temperature is None else temperature, seed=seed)
     elif backend == "openai":
         if not model:
             raise typer.BadParameter("--model is required with --backend openai")
         generator = OpenAIGenerator(base_url=base_url, model=model, api_key_env=api_key_env or None,
                                     concurrency=concurrency, timeout=timeout,
                                     max_retries=max_retries, max_tokens=max_new_tokens,
-                                    temperature=temperature, seed=seed)
+                                    temperature=0.8 if temperature is None else temperature, seed=seed)
     else:
         raise typer.BadParameter(Errors.E073.format(backend=backend, backends=list(BACKENDS)))
     builder = PromptBuilder(kb, lang=lang, style=style, n_mentions=n_mentions, corpus=corpus,

@@ -6,9 +6,11 @@ linker trains on them beside the human-annotated corpus. See :func:`synthesize` 
 """
 from .backends import (Generator, HFGenerator, OpenAIGenerator, TemplateGenerator,
                        hf_generator, openai_generator, template_generator)
+from .guided import GuidedHFGenerator, MentionGuide, guided_hf_generator
 from .output import SynthWriter, done_path, read_done
 from .parsing import REASONS, FilterConfig, SynthSentence, looks_foreign, parse_output
-from .prompts import ConceptPrompt, PromptBuilder, style_examples_from_corpus
+from .prompts import (ConceptPrompt, PromptBuilder, corpus_vocabulary, mention_cycle,
+                      style_examples_from_corpus)
 from .runner import SynthStats, build_records, parse_shard, select_concepts, synthesize
 
 BACKENDS = ("hf", "openai", "template")
@@ -16,8 +18,10 @@ BACKENDS = ("hf", "openai", "template")
 __all__ = [
     "Generator", "HFGenerator", "OpenAIGenerator", "TemplateGenerator",
     "hf_generator", "openai_generator", "template_generator",
+    "GuidedHFGenerator", "MentionGuide", "guided_hf_generator",
     "SynthWriter", "done_path", "read_done",
     "REASONS", "FilterConfig", "SynthSentence", "looks_foreign", "parse_output",
-    "ConceptPrompt", "PromptBuilder", "style_examples_from_corpus",
+    "ConceptPrompt", "PromptBuilder", "corpus_vocabulary", "mention_cycle",
+    "style_examples_from_corpus",
     "SynthStats", "build_records", "parse_shard", "select_concepts", "synthesize", "BACKENDS",
 ]

@@ -5,6 +5,8 @@
 * ``spacy_syncabel.OpenAIGenerator.v1``: any OpenAI-compatible chat-completions server
   (vLLM, TGI, SGLang, llama.cpp), concurrent requests, retries with exponential back-off.
 * ``spacy_syncabel.TemplateGenerator.v1``: KB-guided templates (``templates/{lang}.txt``), no LLM.
+* ``spacy_syncabel.GuidedHFGenerator.v1`` (in ``guided.py``): a local model, few-shot, with the
+  mention forced into each line (for small models).
 
 A generator maps a list of :class:`ConceptPrompt` to one raw text per prompt, holding
 ``{prefix} sentence with [mention]`` lines that :func:`parse_output` reads.
@@ -26,7 +28,7 @@ import spacy
 
 from ..errors import Errors, Warnings
 from ._textfile import SectionedText, load_sectioned
-from .prompts import ConceptPrompt
+from .prompts import ConceptPrompt, mention_cycle
 
 logger = logging.getLogger(__name__)
 
@@ -100,15 +102,9 @@ class TemplateGenerator(Generator):
         if not contextual:
             raise ValueError(Errors.E071.format(path=tpl.path, style=p.style))
         names = p.names or [p.name]
-        order = names[:]
-        rng.shuffle(order)
-        if p.name in order:  # the preferred name first
-            order.remove(p.name)
-            order.insert(0, p.name)
         lines = []
         used = set()
-        for i in range(p.n_mentions):
-            mention = order[i % len(order)]
+        for mention in mention_cycle(p, rng):
             others = [n for n in names if n != mention]
             roll = rng.random()
             if p.definition and tpl.lines("definition") and roll < 0.25:

@@ -24,7 +24,8 @@ _WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
 REASONS = (
     "missing_line", "no_prefix", "no_mention", "several_mentions", "empty_mention",
     "mention_too_long", "sentence_too_short", "sentence_too_long", "all_caps", "parentheses",
-    "foreign_language", "unrelated_mention", "copied_example", "duplicate", "too_few_valid_lines",
+    "foreign_language", "unrelated_mention", "repetitive", "unknown_words", "copied_example",
+    "duplicate", "too_few_valid_lines",
 )
 
 
@@ -38,6 +39,10 @@ class FilterConfig:
         (None: half the requested sentences, at least 1).
     require_overlap: an invented mention (not a KB name of the concept) must share a word stem
         with one of the concept's names.
+    min_known_share: with a vocabulary (the training corpus's words), the share of the words
+        around the mention that must be in it: a fluency check that rejects invented words.
+    min_distinct_share: in sentences of 10 words or more, the share of distinct words (small
+        models loop: "la necesidad de la necesidad de la necesidad ...").
     """
 
     min_words: int = 6
@@ -46,6 +51,8 @@ class FilterConfig:
     max_mention_chars: int = 100
     min_valid_lines: Optional[int] = None
     require_overlap: bool = True
+    min_known_share: float = 0.9
+    min_distinct_share: float = 0.6
 
 
 @dataclass(frozen=True)
@@ -133,6 +140,16 @@ def _fold(text: str) -> str:
     return _WS.sub(" ", text).strip()
 
 
+def words_of(text: str) -> List[str]:
+    """The folded (lower-case, accent-free) words of ``text``."""
+    return _WORD.findall(_fold(text))
+
+
+def known_share(words: Sequence[str], vocabulary: Set[str]) -> float:
+    """The share of ``words`` found in ``vocabulary`` (1.0 for no words)."""
+    return sum(w in vocabulary for w in words) / len(words) if words else 1.0
+
+
 def _stems(text: str) -> Set[str]:
     return {w[:5] for w in _WORD.findall(_fold(text)) if len(w) >= 4}
 
@@ -183,11 +200,14 @@ def parse_output(
     lang: str,
     examples: Iterable[str] = (),
     filters: Optional[FilterConfig] = None,
+    vocabulary: Optional[Set[str]] = None,
 ) -> Tuple[List[SynthSentence], Counter]:
     """Accepted sentences of one output and a Counter of rejection reasons.
 
     names: the KB names of the concept (always accepted as mentions, whatever their case).
     examples: the style examples of the prompt (a copied example is rejected).
+    vocabulary: folded words of real text (:func:`words_of`); when given, sentences whose
+        context has too few known words are rejected (``unknown_words``).
     """
     cfg = filters or FilterConfig()
     names = list(names)
@@ -214,7 +234,8 @@ def parse_output(
     rejected["missing_line"] += n_mentions - len(candidates)
 
     for body in candidates:
-        reason, sent = _check(body, cfg, kb_names, kb_caps, name_stems, copied, seen, lang)
+        reason, sent = _check(body, cfg, kb_names, kb_caps, name_stems, copied, seen, lang,
+                              vocabulary)
         if reason:
             rejected[reason] += 1
         else:
@@ -230,7 +251,7 @@ def parse_output(
     return accepted, Counter({k: v for k, v in rejected.items() if v})
 
 
-def _check(body, cfg, kb_names, kb_caps, name_stems, copied, seen, lang):
+def _check(body, cfg, kb_names, kb_caps, name_stems, copied, seen, lang, vocabulary):
     if body is None:
         return "no_prefix", None
     found = list(_BRACKETED.finditer(body))
@@ -262,6 +283,13 @@ def _check(body, cfg, kb_names, kb_caps, name_stems, copied, seen, lang):
             return "foreign_language", None
         if cfg.require_overlap and not (_stems(mention) & name_stems):
             return "unrelated_mention", None
+    words = words_of(text)
+    if len(words) >= 10 and len(set(words)) / len(words) < cfg.min_distinct_share:
+        return "repetitive", None
+    if vocabulary is not None:
+        context = words_of(text[:start]) + words_of(text[end:])
+        if known_share(context, vocabulary) < cfg.min_known_share:
+            return "unknown_words", None
     if _fold(text) in copied:
         return "copied_example", None
     if _fold(text) in seen:

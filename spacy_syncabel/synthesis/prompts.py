@@ -13,7 +13,7 @@ import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Set, Union
 
 from ..errors import Errors, Warnings
 from ._textfile import SectionedText, load_sectioned
@@ -46,6 +46,8 @@ class ConceptPrompt:
     prompt_version: str
     seed: int = 0
     names: List[str] = field(default_factory=list)  # all KB names of the concept
+    guided_header: str = ""  # few-shot prompts of the hf-guided backend ([guided.*] sections)
+    guided_example: str = ""  # placeholders {mention} {sentence} {prefix}
 
     @property
     def messages(self) -> List[Dict[str, str]]:
@@ -54,6 +56,27 @@ class ConceptPrompt:
     def plain_text(self) -> str:
         """The prompt for models without a chat template."""
         return f"{self.system}\n\n{self.user}\n\n"
+
+
+def mention_cycle(p: ConceptPrompt, rng: random.Random) -> List[str]:
+    """The mention of each of the ``p.n_mentions`` sentences: the preferred name first, then the
+    other KB names in a shuffled order, cycling."""
+    order = list(p.names or [p.name])
+    rng.shuffle(order)
+    if p.name in order:
+        order.remove(p.name)
+        order.insert(0, p.name)
+    return [order[i % len(order)] for i in range(p.n_mentions)]
+
+
+def corpus_vocabulary(docs: Iterable["CorpusDoc"]) -> Set[str]:
+    """The folded words of a corpus's texts (the fluency filter's vocabulary)."""
+    from .parsing import words_of
+
+    vocab: Set[str] = set()
+    for doc in docs:
+        vocab.update(words_of(doc.text))
+    return vocab
 
 
 def _format(template: str, values: Dict[str, object], path: str) -> str:
@@ -171,11 +194,15 @@ class PromptBuilder:
         self.prefix = header.get("prefix", "SENTENCE:").strip()
         self.version = self.template.version
         self.examples: Dict[str, List[str]] = {}
-        if corpus is not None and n_examples > 0:
+        self.vocabulary: Optional[Set[str]] = None  # words of the corpus, for the fluency filter
+        if corpus is not None:
             if isinstance(corpus, (str, Path)):
                 from ..corpus import read_corpus
 
                 corpus = read_corpus(corpus)
+            corpus = list(corpus)
+            self.vocabulary = corpus_vocabulary(corpus)
+        if corpus is not None and n_examples > 0:
             self.examples = style_examples_from_corpus(corpus, kb, seed=seed)
             missing = [g for g in kb.groups if not self.examples.get(g)]
             if missing:
@@ -209,9 +236,11 @@ class PromptBuilder:
         user = _MULTI_NL.sub("\n\n", _format(sections["user"], values, path))
         user = re.sub(r"\n\n+(?=\S)", "\n", user).strip()  # blank lines left by empty blocks
         system = _format(sections["system"], values, path).strip()
+        guided_header = _format(sections.get("guided.header", ""), values, path).strip()
         return ConceptPrompt(
             code=code, name=name, group=group, synonyms=synonyms, definition=definition,
             examples=examples, lang=self.lang, style=self.style, n_mentions=self.n_mentions,
             system=system, user=user, prefix=self.prefix, prompt_version=self.version,
-            seed=self.seed, names=names,
+            seed=self.seed, names=names, guided_header=guided_header,
+            guided_example=sections.get("guided.example", "").strip(),
         )

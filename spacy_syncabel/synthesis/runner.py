@@ -153,7 +153,8 @@ def synthesize(
                         raw_file.flush()
                     sents, rejected = parse_output(
                         raw, prefix=p.prefix, n_mentions=p.n_mentions, names=p.names,
-                        lang=p.lang, examples=p.examples, filters=filters)
+                        lang=p.lang, examples=p.examples, filters=filters,
+                        vocabulary=builder.vocabulary)
                     writer.write_concept(p.code, build_records(p, sents, backend), {
                         "requested": p.n_mentions, "accepted": len(sents),
                         "rejected": dict(rejected)})
