@@ -100,6 +100,7 @@ def synth(
     from .errors import Errors
 
     kb = read_file(kb_file)
+    sampling = {} if temperature is None else {"temperature": temperature}  # else each default
     if config is not None:
         from spacy import registry
         from spacy.util import load_config
@@ -115,18 +116,17 @@ def synth(
                   else smollm2(device=device))
         if guided:
             generator = GuidedHFGenerator(model=loader, batch_size=batch_size, seed=seed,
-                                          temperature=0.4 if temperature is None else temperature)
+                                          **sampling)
         else:
             generator = HFGenerator(model=loader, batch_size=batch_size,
-                                    max_new_tokens=max_new_tokens,
-                                    temperature=0.8 if temperature is None else temperature, seed=seed)
+                                    max_new_tokens=max_new_tokens, seed=seed, **sampling)
     elif backend == "openai":
         if not model:
             raise typer.BadParameter("--model is required with --backend openai")
         generator = OpenAIGenerator(base_url=base_url, model=model, api_key_env=api_key_env or None,
                                     concurrency=concurrency, timeout=timeout,
                                     max_retries=max_retries, max_tokens=max_new_tokens,
-                                    temperature=0.8 if temperature is None else temperature, seed=seed)
+                                    seed=seed, **sampling)
     else:
         raise typer.BadParameter(Errors.E073.format(backend=backend, backends=list(BACKENDS)))
     builder = PromptBuilder(kb, lang=lang, style=style, n_mentions=n_mentions, corpus=corpus,

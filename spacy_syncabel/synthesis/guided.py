@@ -21,18 +21,21 @@ from ..errors import Errors
 from .backends import HFGenerator, _concept_seed
 from .prompts import ConceptPrompt, mention_cycle
 
+
 def token_classes(tokenizer, torch) -> Tuple:
-    """Per-token flags of a tokenizer (bracket openers, other bracket tokens, line breaks) and
-    the id of the opener the guide forces (``" ["`` when the vocabulary has it, else ``"["``)."""
+    """Per-token flags of a tokenizer (bracket openers, other bracket tokens, line breaks,
+    word ends) and the id of the opener the guide forces (``" ["`` when the vocabulary has it,
+    else ``"["``)."""
     texts = [tokenizer.decode([i]) for i in range(len(tokenizer))]
     opener = torch.tensor([t.strip() == "[" for t in texts])
     bracket = torch.tensor([("[" in t or "]" in t) for t in texts]) & ~opener
     newline = torch.tensor(["\n" in t for t in texts])
+    word_end = torch.tensor([not t[-1:].isalnum() for t in texts])
     spaced = [i for i, t in enumerate(texts) if t == " ["]
     plain = [i for i, t in enumerate(texts) if t == "["]
     if not (spaced or plain):
         raise ValueError(Errors.E078.format(problem="the tokenizer has no token for '['"))
-    return opener, bracket, newline, (spaced or plain)[0]
+    return opener, bracket, newline, word_end, (spaced or plain)[0]
 
 
 def _start_tokens(tokenizer, mention: str) -> set:
@@ -54,7 +57,7 @@ class MentionGuide:
     def __init__(self, tokenizer, width: int, mentions: Sequence[str], max_left: int,
                  torch, classes: Optional[Tuple] = None) -> None:
         classes = classes or token_classes(tokenizer, torch)
-        self.opener, self.bracket, self.newline, self.open_id = classes
+        self.opener, self.bracket, self.newline, self.word_end, self.open_id = classes
         self.eos = tokenizer.eos_token_id
         self.width = width
         self.forced = [tokenizer.encode(m + "]", add_special_tokens=False) for m in mentions]
@@ -62,7 +65,6 @@ class MentionGuide:
         # goes to the bracket opener, so the model marks the mention where it wanted to write it.
         self.starts = [sorted(_start_tokens(tokenizer, m)) for m in mentions]
         self.max_left = max_left
-        self.tokenizer = tokenizer
         self.phase = [0] * len(self.forced)
         self.k = [0] * len(self.forced)
 
@@ -108,10 +110,7 @@ class MentionGuide:
     def _at_word_end(self, last, step: int) -> bool:
         """Whether the last token ends a word (the bracket never splits one), or the line has
         gone on ``max_left + 8`` tokens."""
-        if step == 0 or step >= self.max_left + 8:
-            return True
-        text = self.tokenizer.decode([int(last)])
-        return not text[-1:].isalnum()
+        return step == 0 or step >= self.max_left + 8 or bool(self.word_end[int(last)])
 
     def finished(self, input_ids, torch):
         """Rows that wrote their mention and then a line break."""

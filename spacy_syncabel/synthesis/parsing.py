@@ -151,7 +151,7 @@ def known_share(words: Sequence[str], vocabulary: Set[str]) -> float:
 
 
 def _stems(text: str) -> Set[str]:
-    return {w[:5] for w in _WORD.findall(_fold(text)) if len(w) >= 4}
+    return {w[:5] for w in words_of(text) if len(w) >= 4}
 
 
 def _is_all_caps(text: str) -> bool:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Set,
 
 from ..errors import Errors, Warnings
 from ._textfile import SectionedText, load_sectioned
+from .parsing import words_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..kb import ConceptKB
@@ -71,8 +72,6 @@ def mention_cycle(p: ConceptPrompt, rng: random.Random) -> List[str]:
 
 def corpus_vocabulary(docs: Iterable["CorpusDoc"]) -> Set[str]:
     """The folded words of a corpus's texts (the fluency filter's vocabulary)."""
-    from .parsing import words_of
-
     vocab: Set[str] = set()
     for doc in docs:
         vocab.update(words_of(doc.text))
