@@ -33,6 +33,8 @@ import torch
 from ._settings import with_overrides
 from ..errors import Errors, Warnings
 from ..types import CorpusDoc
+from .distributed import (barrier, dev_decoding_possible, final_model, is_main_process,
+                          is_multi_process, shared_dev_recall)
 from .examples import (IGNORE_INDEX, DevSet, NameSelector, TrainExample, build_dev_set,
                        build_examples, dev_recall_at_1, mention_aliases)
 from .mixing import mix_examples
@@ -220,6 +222,8 @@ def _resolve_bf16(setting: Union[bool, str], model, batch) -> Tuple[bool, Option
             return False, None
         if torch.cuda.is_available():
             return True, None
+        if is_multi_process():  # each process would time it and could decide otherwise
+            return False, None
         speedup = bf16_speedup(model, batch)
         return speedup > 1.1, speedup
     if isinstance(setting, str):
@@ -334,7 +338,8 @@ def _make_trainer_class():
             was_training = model.training
             model.eval()
             try:
-                recall = dev_recall_at_1(self.linker, self.dev) if self.dev else 0.0
+                recall = shared_dev_recall(self.linker, self.dev, self.args.device) \
+                    if self.dev else 0.0
             finally:
                 model.train(was_training)
             metrics = {f"{metric_key_prefix}_recall@1": recall,
@@ -628,7 +633,7 @@ def train_linker(
         raise ValueError(Errors.E063.format(why=f"stats {real_stats.to_dict()}"))
     dev_set = build_dev_set(dev_docs, linker, size=cfg.dev_size, seed=cfg.seed) \
         if dev_docs else None
-    has_dev = bool(dev_set is not None and len(dev_set))
+    has_dev = bool(dev_set is not None and len(dev_set)) and dev_decoding_possible()
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     collator = CompletionCollator(pad_id)
     dataset = ExampleDataset(mixed)
@@ -647,7 +652,7 @@ def train_linker(
     lm.train()
 
     # resume
-    resume_from = last_checkpoint(ckpt_dir) if cfg.resume else None
+    resume_from = last_checkpoint(ckpt_dir, clean=is_main_process()) if cfg.resume else None
     if resume_from is not None and (resume_from / "tokenizer_config.json").is_file():
         from transformers import AutoTokenizer
 
@@ -680,6 +685,7 @@ def train_linker(
         bf16=use_bf16,
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,
         report_to="none",
         seed=cfg.seed,
         data_seed=cfg.seed,
@@ -753,8 +759,8 @@ def train_linker(
                                 / jsonl.train_time, 3) if jsonl.train_time > 0 else None,
         "wall_time_s": round(time.perf_counter() - t_start, 2),
     }
+    final_lm = final_model(trainer)  # all processes: gathers the weights under FSDP
     if trainer.is_world_process_zero():
-        final_lm = merged_copy(trainer.model)
         save_pipeline(nlp, final_lm, last_dir, kb_path=kb_path, dtype=inference_dtype,
                       meta=dict(base_meta, step=state.global_step,
                                 **{"dev_recall@1": final_recall}))
@@ -774,6 +780,7 @@ def train_linker(
             json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf8")
         with log_path.open("a", encoding="utf8") as f:
             f.write(json.dumps(dict(event="train_end", **summary), ensure_ascii=False) + "\n")
+    barrier()  # the other processes return once the pipelines are written
     linker.lm = trainer.model
     return summary
 

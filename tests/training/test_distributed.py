@@ -1,0 +1,161 @@
+"""Training in two processes (torchrun, gloo on CPU): one process writes, the dev set is decoded
+once in all, and the saved pipeline links."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import spacy
+
+from spacy_syncabel.corpus.jsonl import write_jsonl
+from spacy_syncabel.training.distributed import shard, world
+
+from ..conftest import KB_ROWS
+from .test_sft import make_corpus
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class _FakeLinker:
+    """``decode`` answers the gold code for even prompt ids and a wrong one for odd ones."""
+
+    def __init__(self):
+        self.decoded = []
+
+    def decode(self, prompt_ids, groups, mentions):
+        from spacy_syncabel.types import Candidate
+
+        self.decoded.extend(p[0] for p in prompt_ids)
+        return [[Candidate(name="x", code="gold" if p[0] % 2 == 0 else "wrong", score=1.0,
+                           logprob=0.0)] for p in prompt_ids]
+
+
+class _ThreadGroup:
+    """A stand-in for ``torch.distributed`` shared by threads, one rank per thread:
+    ``all_reduce`` sums the ranks' tensors at a barrier."""
+
+    class ReduceOp:
+        SUM = "sum"
+
+    def __init__(self, world_size):
+        self.world_size = world_size
+        self.local = threading.local()
+        self.barrier = threading.Barrier(world_size)
+        self.values = [None] * world_size
+
+    def get_rank(self):
+        return self.local.rank
+
+    def get_world_size(self):
+        return self.world_size
+
+    def all_reduce(self, tensor, op):
+        assert op == "sum"
+        self.values[self.local.rank] = tensor.clone()
+        self.barrier.wait()
+        total = sum(self.values)
+        self.barrier.wait()
+        tensor.copy_(total)
+
+
+def test_shared_dev_recall_decodes_each_mention_once(monkeypatch):
+    """Two ranks: each decodes its share of the dev set, both get the recall of the whole."""
+    from spacy_syncabel.training import distributed
+    from spacy_syncabel.training.examples import DevSet
+
+    group = _ThreadGroup(2)
+    monkeypatch.setattr(distributed, "_dist", lambda: group)
+    n = 11
+    dev = DevSet(prompt_ids=[[i] for i in range(n)], groups=[None] * n, codes=["gold"] * n,
+                 mentions=["m"] * n)
+    results = {}
+
+    def run(rank):
+        group.local.rank = rank
+        linker = _FakeLinker()
+        results[rank] = (linker.decoded, distributed.shared_dev_recall(linker, dev),
+                         distributed.is_main_process())
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    decoded = results[0][0] + results[1][0]
+    assert sorted(decoded) == list(range(n))  # every dev mention once, none twice
+    assert results[0][0] and results[1][0]
+    assert results[0][1] == results[1][1] == pytest.approx(6 / n)  # 0, 2, ..., 10 are right
+    assert [results[r][2] for r in range(2)] == [True, False]
+    single = _FakeLinker()  # and without a process group: everything on one process
+    monkeypatch.setattr(distributed, "_dist", lambda: None)
+    assert distributed.shared_dev_recall(single, dev) == pytest.approx(6 / n)
+    assert single.decoded == list(range(n))
+
+
+def test_shard_and_world_without_process_group(monkeypatch):
+    items = list(range(7))
+    parts = [shard(items, r, 3) for r in range(3)]
+    assert sorted(sum(parts, [])) == items and all(parts)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert world() == (1, 2)  # from the launcher's variables before the group exists
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_train_under_torchrun_two_processes(kb_tsv, tmp_path):
+    docs = make_corpus(2)
+    write_jsonl(docs, tmp_path / "train.jsonl")
+    write_jsonl(docs[::3], tmp_path / "dev.jsonl")
+    out, logs = tmp_path / "run", tmp_path / "logs"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_addr", "127.0.0.1", "--master_port", str(_port()),
+           "--log-dir", str(logs), "--redirects", "3",
+           "-m", "spacy_syncabel", "train", "--kb", str(kb_tsv),
+           "--train", str(tmp_path / "train.jsonl"), "--dev", str(tmp_path / "dev.jsonl"),
+           "-o", str(out), "--base-model", "tiny:32,1", "--max-steps", "4", "--batch-size", "4",
+           "--eval-steps", "2", "--save-steps", "2", "--logging-steps", "1", "--dev-size", "0",
+           "--num-beams", "2", "--threads", "1", "--no-progress"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1",
+               TOKENIZERS_PARALLELISM="false")
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    rank_out = {int(p.parent.name): p.read_text() for p in logs.rglob("stdout.log")}
+    rank_err = {int(p.parent.name): p.read_text() for p in logs.rglob("stderr.log")}
+    assert proc.returncode == 0, (proc.stderr[-2000:], rank_err)
+    assert sorted(rank_out) == [0, 1]
+
+    # both processes trained together: 4 steps of 2 x 4 examples, one RNG state per rank
+    summaries = {r: json.loads(text[text.rindex("{\n  \"output\""):]) for r, text in rank_out.items()}
+    assert summaries[0]["global_step"] == summaries[1]["global_step"] == 4
+    ckpt = out / "checkpoints" / "checkpoint-4"
+    assert sorted(p.name for p in ckpt.glob("rng_state_*.pth")) == ["rng_state_0.pth",
+                                                                    "rng_state_1.pth"]
+    # the same dev Recall@1 on both ranks (counts summed across them)
+    assert summaries[0]["best_dev_recall@1"] == summaries[1]["best_dev_recall@1"] is not None
+    # only the main process wrote the log, the summary and the pipelines
+    assert "model_last" in summaries[0] and "model_last" not in summaries[1]
+    log = [json.loads(line) for line in (out / "training_log.jsonl").open(encoding="utf8")]
+    assert [r.get("event") for r in log].count("train_begin") == 1
+    assert [r.get("event") for r in log].count("train_end") == 1
+    losses = [r["step"] for r in log if "loss" in r]
+    evals = [r["step"] for r in log if "eval_recall@1" in r]
+    assert losses == [1, 2, 3, 4] and evals == [2, 4]  # no duplicated line
+    assert not list(out.glob("*.tmp")) and not list(out.glob("*.old"))
+
+    # the saved pipeline loads and links
+    nlp = spacy.load(out / "model-last")
+    text = "Varón que presenta fiebre y dolor abdominal."
+    doc = nlp.make_doc(text)
+    doc.ents = [doc.char_span(text.index("fiebre"), text.index("fiebre") + 6, label="SINTOMA")]
+    doc = nlp(doc)
+    assert doc.ents[0].kb_id_ in {c for c, _, g in KB_ROWS if g == "SINTOMA"}
+    assert doc.ents[0]._.syncabel
+    assert (out / "model-best" / "config.cfg").is_file()
