@@ -52,10 +52,10 @@ class Warnings(metaclass=ErrorsWithCodes):
     W072 = ("Resuming {path}: dropped {n_bytes} byte(s) written after the last finished concept "
             "(an interrupted run); those concepts are generated again.")
     # multi-process training
-    W170 = ("FSDP training: the dev set is not decoded during training (the weights are sharded "
-            "across processes), so model-best is model-last. Evaluate the saved pipeline "
-            "afterwards with `python -m spacy_syncabel evaluate`, or train with DDP to pick "
-            "model-best by dev Recall@1.")
+    W170 = ("FSDP / DeepSpeed ZeRO-3 training: the dev set is not decoded during training "
+            "(the weights are sharded across processes), so model-best is model-last. Evaluate "
+            "the saved pipeline afterwards with `python -m spacy_syncabel evaluate`, or train "
+            "with DDP to pick model-best by dev Recall@1.")
 
 
 class Errors(metaclass=ErrorsWithCodes):
@@ -166,6 +166,6 @@ class Errors(metaclass=ErrorsWithCodes):
     E085 = ("The DPO state file {path} names the model of round {round} ({model}), but it is "
             "missing. Restart the run with --no-resume or in a new output folder.")
     # multi-process training
-    E170 = ("The full state dict gathered from FSDP lacks {n} weight(s) of the model (first: "
-            "{first}; unexpected keys: {unexpected}). LoRA under FSDP is not supported: train "
-            "without --lora, or with DDP.")
+    E170 = ("The full state dict gathered from FSDP / DeepSpeed lacks {n} weight(s) of the "
+            "model (first: {first}; unexpected keys: {unexpected}). LoRA with sharded weights "
+            "is not supported: train without --lora, or with DDP.")

@@ -61,27 +61,26 @@ def shard(items: Sequence[T], rank: int, world_size: int) -> List[T]:
     return list(items[rank::world_size])
 
 
-def fsdp_launch() -> bool:
-    """Whether ``accelerate launch`` was given an FSDP config (it sets ``ACCELERATE_USE_FSDP``)."""
-    return os.environ.get("ACCELERATE_USE_FSDP", "false").strip().lower() in ("1", "true", "yes")
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "false").strip().lower() in ("1", "true", "yes")
+
+
+def sharded_launch() -> bool:
+    """Whether ``accelerate launch`` shards the weights across processes: an FSDP config
+    (``ACCELERATE_USE_FSDP``) or DeepSpeed ZeRO stage 3."""
+    return _env_flag("ACCELERATE_USE_FSDP") or (
+        _env_flag("ACCELERATE_USE_DEEPSPEED")
+        and os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE", "").strip() == "3")
 
 
 def dev_decoding_possible() -> bool:
-    """False under FSDP (W170): the weights are sharded, and decoding through the sharded model
-    would need every rank to take the same decoding steps."""
-    if fsdp_launch():
+    """False when the weights are sharded (W170): decoding through the sharded model would
+    need every rank to take the same decoding steps."""
+    if sharded_launch():
         if is_main_process():
             warnings.warn(Warnings.W170, stacklevel=2)
         return False
     return True
-
-
-def is_fsdp(model: Any) -> bool:
-    try:
-        from torch.distributed.fsdp import FullyShardedDataParallel
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(model, FullyShardedDataParallel)
 
 
 def shared_dev_recall(linker: "SynCABELLinker", dev: "DevSet", device: Any = None) -> float:
@@ -111,18 +110,20 @@ def shared_dev_recall(linker: "SynCABELLinker", dev: "DevSet", device: Any = Non
 
 def final_model(trainer: Any) -> Any:
     """The trained weights as a plain model (LoRA merged) on the main process, None on the
-    others. Under FSDP every rank must call it: the full state dict is gathered to rank 0
-    (CPU) and loaded into a fresh copy of the architecture (LoRA under FSDP is not supported
-    here)."""
+    others. Every rank must call it: under FSDP or DeepSpeed the full state dict is gathered
+    to rank 0 (CPU, whatever the checkpoints' ``fsdp_state_dict_type``) and loaded into a fresh
+    copy of the architecture (LoRA with sharded weights is not supported here: E170)."""
     from .sft import merged_copy
 
-    wrapped = getattr(trainer, "model_wrapped", None) or trainer.model
-    if not is_fsdp(wrapped):
+    sharded = bool(getattr(trainer, "is_fsdp_enabled", False)
+                   or getattr(trainer, "is_deepspeed_enabled", False))
+    if not sharded:
         return merged_copy(trainer.model) if trainer.is_world_process_zero() else None
     import torch
     from transformers import AutoModelForCausalLM
 
-    state = trainer.accelerator.get_state_dict(wrapped)  # collective
+    wrapped = trainer.model_wrapped
+    state = trainer.accelerator.get_state_dict(wrapped)  # collective; full on rank 0 (CPU)
     if not trainer.is_world_process_zero():
         return None
     config = trainer.accelerator.unwrap_model(wrapped).config
@@ -137,5 +138,5 @@ def final_model(trainer: Any) -> Any:
     return fresh.eval()
 
 
-__all__ = ["world", "is_main_process", "is_multi_process", "barrier", "shard", "fsdp_launch",
-           "dev_decoding_possible", "is_fsdp", "shared_dev_recall", "final_model"]
+__all__ = ["world", "is_main_process", "is_multi_process", "barrier", "shard",
+           "sharded_launch", "dev_decoding_possible", "shared_dev_recall", "final_model"]

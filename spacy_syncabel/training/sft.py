@@ -36,7 +36,7 @@ from ..types import CorpusDoc
 from .distributed import (barrier, dev_decoding_possible, final_model, is_main_process,
                           is_multi_process, shared_dev_recall)
 from .examples import (IGNORE_INDEX, DevSet, NameSelector, TrainExample, build_dev_set,
-                       build_examples, dev_recall_at_1, mention_aliases)
+                       build_examples, mention_aliases)
 from .mixing import mix_examples
 from .ranking import RankCollator, build_rank_examples, rank_loss
 
@@ -256,7 +256,8 @@ def merged_copy(model):
 
 def _is_complete(ckpt: Path) -> bool:
     return (ckpt / "trainer_state.json").is_file() and (
-        any(ckpt.glob("*.safetensors")) or any(ckpt.glob("*.bin")))
+        any(ckpt.glob("*.safetensors")) or any(ckpt.glob("*.bin"))
+        or any(ckpt.glob("pytorch_model_fsdp_*")) or any(ckpt.glob("global_step*")))
 
 
 def last_checkpoint(folder: PathLike, clean: bool = True) -> Optional[Path]:
