@@ -83,29 +83,86 @@ def dev_decoding_possible() -> bool:
     return True
 
 
-def shared_dev_recall(linker: "SynCABELLinker", dev: "DevSet", device: Any = None) -> float:
-    """Dev Recall@1 by the linker's constrained decoding, each mention decoded by one rank.
+def ensure_process_group() -> None:
+    """Start the process group now when launched in several processes (it is otherwise started
+    by the first trainer): code that runs before it can then synchronise. Uses accelerate's
+    ``PartialState``, which the trainers share later."""
+    if world()[1] > 1 and _dist() is None:
+        from accelerate import PartialState
 
-    ``device``: where the hit counts are summed (the rank's GPU under NCCL, see
-    ``TrainingArguments.device``). Every rank must call it; each gets the same value.
-    """
+        PartialState()
+
+
+def _reduce_device(device: Any = None) -> Any:
+    dist = _dist()
+    if device is None and dist is not None and dist.get_backend() == "nccl":
+        import torch
+
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def shared_dev_recalls(linker: "SynCABELLinker", dev: "DevSet", ks: Sequence[int] = (1,),
+                       device: Any = None) -> List[float]:
+    """Dev Recall@k for each k of ``ks`` by the linker's constrained decoding, each mention
+    decoded by one rank and the hits summed across ranks. Every rank must call it; each gets
+    the same values. ``device``: where the counts are summed (default: the rank's GPU under
+    NCCL, else the CPU)."""
     from ..evaluation.metrics import hit
 
     if not len(dev):
-        return 0.0
+        return [0.0 for _ in ks]
     rank, n = world()
     idx = shard(range(len(dev)), rank, n)
     cands = linker.decode([dev.prompt_ids[i] for i in idx], [dev.groups[i] for i in idx],
                           [dev.mentions[i] for i in idx]) if idx else []
-    hits = sum(hit(dev.codes[i], [c[0].code] if c else [], 1) for i, c in zip(idx, cands))
+    hits = [0.0 for _ in ks]
+    for i, cs in zip(idx, cands):
+        codes = [c.code for c in cs]
+        for j, k in enumerate(ks):
+            hits[j] += hit(dev.codes[i], codes, k)
     dist = _dist()
     if dist is not None and n > 1:
         import torch
 
-        t = torch.tensor([float(hits)], dtype=torch.float64, device=device)
+        t = torch.tensor(hits, dtype=torch.float64, device=_reduce_device(device))
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
-        hits = int(round(float(t.item())))
-    return hits / len(dev)
+        hits = [float(x) for x in t.tolist()]
+    return [h / len(dev) for h in hits]
+
+
+def shared_dev_recall(linker: "SynCABELLinker", dev: "DevSet", device: Any = None) -> float:
+    """Dev Recall@1 (see :func:`shared_dev_recalls`)."""
+    return shared_dev_recalls(linker, dev, (1,), device)[0]
+
+
+def shared_mine(linker: "SynCABELLinker", mentions: Sequence[Any], **kwargs: Any):
+    """:func:`~.negatives.mine_negatives` with each rank decoding a contiguous slice of
+    ``mentions``; every rank gets all pairs, in the order one process would produce them,
+    and the summed statistics."""
+    from .negatives import MiningStats, mine_negatives
+
+    rank, n = world()
+    dist = _dist()
+    if dist is None or n == 1:
+        return mine_negatives(linker, mentions, **kwargs)
+    size = -(-len(mentions) // n)
+    pairs, stats = mine_negatives(linker, list(mentions[rank * size:(rank + 1) * size]),
+                                  **kwargs)
+    gathered: List[Any] = [None] * n
+    dist.all_gather_object(gathered, (pairs, stats.to_dict()))
+    merged = MiningStats()
+    all_pairs: List[Any] = []
+    for part_pairs, part_stats in gathered:
+        all_pairs.extend(part_pairs)
+        for key, value in part_stats.items():
+            if isinstance(value, dict):
+                into = getattr(merged, key)
+                for case, count in value.items():
+                    into[case] = into.get(case, 0) + count
+            else:
+                setattr(merged, key, getattr(merged, key) + value)
+    return all_pairs, merged
 
 
 def final_model(trainer: Any) -> Any:
@@ -139,4 +196,5 @@ def final_model(trainer: Any) -> Any:
 
 
 __all__ = ["world", "is_main_process", "is_multi_process", "barrier", "shard",
-           "sharded_launch", "dev_decoding_possible", "shared_dev_recall", "final_model"]
+           "sharded_launch", "dev_decoding_possible", "ensure_process_group",
+           "shared_dev_recalls", "shared_dev_recall", "shared_mine", "final_model"]

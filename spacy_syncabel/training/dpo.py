@@ -43,9 +43,11 @@ from ._settings import with_overrides
 from ..errors import Errors
 from ..prompting import SEP_TOKEN, encode_completion, encode_prompt
 from ..types import CorpusDoc
+from .distributed import (barrier, ensure_process_group, is_main_process, shared_dev_recalls,
+                          shared_mine)
 from .examples import DevSet, build_dev_set
 from .negatives import (MiningStats, PreferencePair, TrainMention, collect_mentions,
-                        mine_negatives, read_pairs, write_pairs)
+                        read_pairs, write_pairs)
 from .sft import LINKER, _as_docs, save_pipeline, set_threads
 
 logger = logging.getLogger(__name__)
@@ -272,14 +274,7 @@ def dpo_round(lm, tokenizer, pairs: Sequence[PreferencePair], cfg: DPORunConfig,
 def dev_recall(linker, dev: DevSet, k: int = 5) -> Tuple[float, float]:
     """Dev Recall@1 and Recall@k of the linker's constrained decoding (one decoding pass; the
     Recall@1 is :func:`dev_recall_at_1`'s)."""
-    from ..evaluation.metrics import hit
-
-    if not len(dev):
-        return 0.0, 0.0
-    cands = linker.decode(dev.prompt_ids, dev.groups, dev.mentions)
-    codes = [[c.code for c in cs] for cs in cands]
-    r1 = sum(hit(g, cs, 1) for g, cs in zip(dev.codes, codes)) / len(dev)
-    rk = sum(hit(g, cs, k) for g, cs in zip(dev.codes, codes)) / len(dev)
+    r1, rk = shared_dev_recalls(linker, dev, (1, k))  # each rank decodes its share
     return r1, rk
 
 
@@ -296,6 +291,8 @@ def _read_state(path: Path) -> Optional[Dict[str, Any]]:
 
 
 def _write_json(path: Path, data: Any) -> None:
+    if not is_main_process():
+        return
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf8")
     os.replace(tmp, path)
@@ -346,6 +343,7 @@ def train_dpo(pipeline: PathLike, train: Union[PathLike, Sequence[CorpusDoc]], o
     from transformers import set_seed
 
     cfg = with_overrides(config, DPORunConfig, overrides, "train_dpo")
+    ensure_process_group()
     t_start = time.monotonic()
     deadline = t_start + 60 * cfg.max_minutes if cfg.max_minutes else None
     pipeline = Path(pipeline).resolve()
@@ -361,10 +359,11 @@ def train_dpo(pipeline: PathLike, train: Union[PathLike, Sequence[CorpusDoc]], o
         state = {"pipeline": str(pipeline), "config": asdict(cfg), "baseline": None,
                  "rounds": [], "best_round": 0, "best_dev_recall@1": None, "stopped": None}
         # a fresh run: nothing of an earlier run in this folder is reused
-        for stale in [*out.glob("round-*"), best_dir]:
+        for stale in [*out.glob("round-*"), best_dir] if is_main_process() else []:
             if stale.is_dir():
                 shutil.rmtree(stale)
         _write_json(state_path, state)
+    barrier()
     done = [r["round"] for r in state["rounds"]]
 
     def stop_reason() -> Optional[str]:
@@ -431,14 +430,15 @@ def train_dpo(pipeline: PathLike, train: Union[PathLike, Sequence[CorpusDoc]], o
             pairs = read_pairs(pairs_path)
             mining = json.loads(mining_path.read_text("utf8"))
         else:
-            pairs, stats = mine_negatives(linker, chunk, k=cfg.top_k,
-                                          gold_fallback=cfg.gold_fallback)
+            pairs, stats = shared_mine(linker, chunk, k=cfg.top_k,
+                                       gold_fallback=cfg.gold_fallback)
             mined = len(pairs)
             if cfg.max_pairs and len(pairs) > cfg.max_pairs:
                 keep = sorted(random.Random(cfg.seed + r).sample(range(len(pairs)),
                                                                  cfg.max_pairs))
                 pairs = [pairs[i] for i in keep]
-            write_pairs(pairs, pairs_path)
+            if is_main_process():
+                write_pairs(pairs, pairs_path)
             mining = dict(stats.to_dict(), mined_pairs=mined, kept_pairs=len(pairs),
                           chunk=(r - 1) % len(chunks), chunk_mentions=len(chunk))
             _write_json(mining_path, mining)
@@ -487,7 +487,8 @@ def train_dpo(pipeline: PathLike, train: Union[PathLike, Sequence[CorpusDoc]], o
         _write_json(state_path, state)
         logger.info("DPO round %d: %s", r, {k: v for k, v in record.items() if k != "by_case"})
         # the previous round's model is no longer needed for resuming
-        if prev_model and prev_model != record["model"] and prev_model.startswith("round-"):
+        if (prev_model and prev_model != record["model"] and prev_model.startswith("round-")
+                and is_main_process()):
             shutil.rmtree(out / prev_model, ignore_errors=True)
         if record.get("stopped_by_budget"):
             break
@@ -496,6 +497,7 @@ def train_dpo(pipeline: PathLike, train: Union[PathLike, Sequence[CorpusDoc]], o
     state["model_best"] = str(best_dir.resolve()) if best_dir.exists() else None
     state["wall_seconds"] = round(time.monotonic() - t_start, 2)
     _write_json(state_path, state)
+    barrier()
     return state
 
 

@@ -472,11 +472,14 @@ def save_pipeline(nlp, lm, path: PathLike, *, kb_path: Optional[PathLike] = None
 
     The folder's config references the saved weights through ``HFCausalLM.v1`` and the KB
     through ``KBFromFile.v1`` (when its path is known). Written beside and renamed into
-    place, so a killed process never leaves a half-written pipeline.
+    place, so a killed process never leaves a half-written pipeline. In a multi-process run
+    only the main process writes.
     """
     from spacy.util import load_config
 
     path = Path(path).resolve()
+    if not is_main_process():
+        return path
     linker = nlp.get_pipe(LINKER)
     tmp = path.with_name(path.name + ".tmp")
     old = path.with_name(path.name + ".old")

@@ -53,6 +53,9 @@ class _ThreadGroup:
     def get_world_size(self):
         return self.world_size
 
+    def get_backend(self):
+        return "gloo"
+
     def all_reduce(self, tensor, op):
         assert op == "sum"
         self.values[self.local.rank] = tensor.clone()
