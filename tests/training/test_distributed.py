@@ -114,29 +114,46 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def test_train_under_torchrun_two_processes(kb_tsv, tmp_path):
+def _torchrun(args, tmp_path, name):
+    """``torchrun --nproc_per_node 2 -m spacy_syncabel ARGS``: (returncode, stdout by rank,
+    stderr by rank); each rank's output goes to its own file."""
+    logs = tmp_path / f"logs-{name}"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_addr", "127.0.0.1", "--master_port", str(_port()),
+           "--log-dir", str(logs), "--redirects", "3", "-m", "spacy_syncabel", *args]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1",
+               TOKENIZERS_PARALLELISM="false")
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    rank_out = {int(p.parent.name): p.read_text() for p in logs.rglob("stdout.log")}
+    rank_err = {int(p.parent.name): p.read_text()[-3000:] for p in logs.rglob("stderr.log")}
+    assert proc.returncode == 0, (proc.stderr[-2000:], rank_err)
+    assert sorted(rank_out) == [0, 1]
+    return rank_out
+
+
+def _last_json(text, first_key):
+    return json.loads(text[text.rindex("{\n  \"%s\"" % first_key):])
+
+
+@pytest.fixture(scope="module")
+def ddp_run(kb_tsv, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("ddp")
     docs = make_corpus(2)
     write_jsonl(docs, tmp_path / "train.jsonl")
     write_jsonl(docs[::3], tmp_path / "dev.jsonl")
-    out, logs = tmp_path / "run", tmp_path / "logs"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_addr", "127.0.0.1", "--master_port", str(_port()),
-           "--log-dir", str(logs), "--redirects", "3",
-           "-m", "spacy_syncabel", "train", "--kb", str(kb_tsv),
-           "--train", str(tmp_path / "train.jsonl"), "--dev", str(tmp_path / "dev.jsonl"),
-           "-o", str(out), "--base-model", "tiny:32,1", "--max-steps", "4", "--batch-size", "4",
-           "--eval-steps", "2", "--save-steps", "2", "--logging-steps", "1", "--dev-size", "0",
-           "--num-beams", "2", "--threads", "1", "--no-progress"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1",
-               TOKENIZERS_PARALLELISM="false")
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    rank_out = {int(p.parent.name): p.read_text() for p in logs.rglob("stdout.log")}
-    rank_err = {int(p.parent.name): p.read_text() for p in logs.rglob("stderr.log")}
-    assert proc.returncode == 0, (proc.stderr[-2000:], rank_err)
-    assert sorted(rank_out) == [0, 1]
+    out = tmp_path / "run"
+    rank_out = _torchrun(
+        ["train", "--kb", str(kb_tsv), "--train", str(tmp_path / "train.jsonl"),
+         "--dev", str(tmp_path / "dev.jsonl"), "-o", str(out), "--base-model", "tiny:32,1",
+         "--max-steps", "4", "--batch-size", "4", "--eval-steps", "2", "--save-steps", "2",
+         "--logging-steps", "1", "--dev-size", "0", "--num-beams", "2", "--threads", "1",
+         "--no-progress"], tmp_path, "train")
+    return tmp_path, out, {r: _last_json(text, "output") for r, text in rank_out.items()}
 
+
+def test_train_under_torchrun_two_processes(ddp_run):
+    _, out, summaries = ddp_run
     # both processes trained together: 4 steps of 2 x 4 examples, one RNG state per rank
-    summaries = {r: json.loads(text[text.rindex("{\n  \"output\""):]) for r, text in rank_out.items()}
     assert summaries[0]["global_step"] == summaries[1]["global_step"] == 4
     ckpt = out / "checkpoints" / "checkpoint-4"
     assert sorted(p.name for p in ckpt.glob("rng_state_*.pth")) == ["rng_state_0.pth",
@@ -162,3 +179,28 @@ def test_train_under_torchrun_two_processes(kb_tsv, tmp_path):
     assert doc.ents[0].kb_id_ in {c for c, _, g in KB_ROWS if g == "SINTOMA"}
     assert doc.ents[0]._.syncabel
     assert (out / "model-best" / "config.cfg").is_file()
+
+
+@pytest.mark.slow
+def test_dpo_under_torchrun_two_processes(ddp_run):
+    """DPO rounds in two processes: the same mined pairs on both ranks (mined in halves),
+    DDP steps over them, one writer."""
+    tmp_path, sft_out, _ = ddp_run
+    out = tmp_path / "dpo"
+    rank_out = _torchrun(
+        ["dpo", "--pipeline", str(sft_out / "model-last"), "--train",
+         str(tmp_path / "train.jsonl"), "--dev", str(tmp_path / "dev.jsonl"), "-o", str(out),
+         "--rounds", "1", "--top-k", "2", "--batch-size", "2", "--gold-fallback",
+         "--dev-size", "0", "--threads", "1", "--no-progress"], tmp_path, "dpo")
+    states = {r: _last_json(text, "pipeline") for r, text in rank_out.items()}
+    rounds = [states[r]["rounds"][0] for r in (0, 1)]
+    pairs = [json.loads(line) for line in (out / "round-1" / "pairs.jsonl").open(encoding="utf8")]
+    assert rounds[0]["pairs"] == rounds[1]["pairs"] == len(pairs) > 2
+    assert rounds[0]["by_case"] == rounds[1]["by_case"]
+    # 2 processes x 2 pairs per step
+    assert rounds[0]["steps"] == rounds[1]["steps"] == -(-len(pairs) // 4)
+    assert rounds[0]["dev_recall@1"] == rounds[1]["dev_recall@1"]
+    saved = json.loads((out / "rounds.json").read_text(encoding="utf8"))
+    assert [r["round"] for r in saved["rounds"]] == [1]  # written once, by one process
+    nlp = spacy.load(out / "model-best")
+    assert nlp.get_pipe("syncabel_linker").kb is not None
