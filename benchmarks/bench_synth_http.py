@@ -13,7 +13,7 @@ Two servers, the same 40 SPACCC concepts (the first 40 of shard 0/1):
   serves any number at once (a batching server whose GPU is not saturated); it shows how many
   requests the client really keeps in flight.
 
-    python benchmarks/bench_synth_http.py [--concepts 40] [--threads 2] [--skip-llama]
+    python benchmarks/bench_synth_http.py [--concepts 40] [--threads 1] [--repeats 2]
 
 Writes ``benchmarks/results/synth_http.json``.
 """
@@ -24,6 +24,7 @@ import json
 import os
 import re
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -154,10 +155,11 @@ def run_fixed_latency(kb, concurrency: int, concepts: int, delay: float) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--concepts", type=int, default=40)
-    parser.add_argument("--threads", type=int, default=2, help="llama.cpp server threads")
+    parser.add_argument("--threads", type=int, default=1, help="llama.cpp server threads")
     parser.add_argument("--n-mentions", type=int, default=2)
-    parser.add_argument("--max-tokens", type=int, default=96)
+    parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--delay", type=float, default=0.25, help="fixed-latency server, s")
+    parser.add_argument("--repeats", type=int, default=2, help="llama.cpp: runs of each")
     parser.add_argument("--skip-llama", action="store_true")
     args = parser.parse_args()
 
@@ -176,22 +178,26 @@ def main() -> None:
     print(json.dumps(result["fixed_latency"], indent=2), flush=True)
     if not args.skip_llama:
         proc, base = start_llama_server(args.threads)
+        order = [1, 4] * args.repeats  # alternated: a change of machine load hits both
         try:
             runs = []
-            for c in (1, 4):
+            for c in order:
                 runs.append(run_synth_cli(base, "smollm2", c, args.concepts, args.n_mentions,
                                           args.max_tokens))
+                runs[-1]["load_avg_1min"] = round(os.getloadavg()[0], 2)
                 print(json.dumps(runs[-1]), flush=True)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+        median = {c: statistics.median(r["concepts_per_minute"] for r in runs
+                                       if r["concurrency"] == c) for c in (1, 4)}
         result["llama_cpp"] = {
             "server": f"python -m llama_cpp.server (llama-cpp-python) --n_threads {args.threads}"
                       " --n_ctx 2048, SmolLM2-135M-Instruct GGUF; one request at a time "
                       "(no parallel slots in this server)",
-            "max_tokens": args.max_tokens, "runs": runs,
-            "speedup_4_vs_1": round(runs[1]["concepts_per_minute"]
-                                    / runs[0]["concepts_per_minute"], 2)}
+            "max_tokens": args.max_tokens, "order": order, "runs": runs,
+            "median_concepts_per_minute": {str(c): round(v, 2) for c, v in median.items()},
+            "speedup_4_vs_1": round(median[4] / median[1], 2)}
     result["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
     OUT.mkdir(exist_ok=True)
     (OUT / "synth_http.json").write_text(json.dumps(result, indent=2))

@@ -1,13 +1,18 @@
-"""Training in several processes (``torchrun``, ``accelerate launch``): who writes, and a dev
-evaluation the processes share instead of repeating.
+"""Training in several processes (``torchrun``, ``accelerate launch``): who writes, and the
+decoding work the processes share instead of repeating.
 
 Every process runs the same training script. The main process (global rank 0) alone writes
-checkpoints' shared files, logs and pipeline folders; the others wait at :func:`barrier` where
-they would otherwise read what it writes. The dev set is decoded once in all: each rank
-decodes its own slice and the hit counts are summed across ranks, so every rank gets the same
-Recall@1 and takes the same best-model and early-stopping decisions.
+logs, state files and pipeline folders (the trainer's checkpoints are written as transformers
+does: the weights by the main process, one RNG state per rank); the others wait at
+:func:`barrier` where they would otherwise read what it writes. Decoding is split, not
+repeated: each rank decodes its slice of the dev set and the hit counts are summed across
+ranks (every rank gets the same Recall@1, so all take the same best-model and early-stopping
+decisions), and DPO's negatives are mined in slices and gathered on every rank.
 
-Before the trainer starts the process group, the rank comes from ``RANK`` (set by torchrun and
+With sharded weights (FSDP, DeepSpeed ZeRO-3) the dev set is not decoded during training
+(W170), and the final weights are gathered to the main process before saving.
+
+Before the process group exists, the rank comes from ``RANK`` (set by torchrun and
 accelerate).
 """
 from __future__ import annotations
