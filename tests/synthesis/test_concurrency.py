@@ -2,7 +2,11 @@
 across concepts, 429/500/time-outs are retried (Retry-After honoured), and an aborted run
 resumes with every concept exactly once."""
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -195,6 +199,43 @@ def test_failure_keeps_finished_concepts_and_resumes(small_kb, tmp_path):
                            progress=False)
     assert stats.concepts_skipped == len(first)
     assert sorted(c for _, c, _ in server.starts) == sorted(set(codes) - set(first))
+    _assert_each_concept_once(out, codes)
+
+
+@pytest.mark.slow
+def test_kill_9_with_requests_in_flight_and_resume(kb_tsv, small_kb, tmp_path):
+    """`synth --backend openai --concurrency 4` killed (SIGKILL) while requests are in flight,
+    then run again: every concept exactly once, and only the unfinished ones requested again."""
+    codes = sorted(small_kb.codes)
+    out = tmp_path / "o.jsonl"
+    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
+
+    def cli(url):
+        return [sys.executable, "-m", "spacy_syncabel", "synth", str(kb_tsv), str(out),
+                "--backend", "openai", "--base-url", url, "--model", "fake", "--api-key-env", "",
+                "--concurrency", "4", "--n-mentions", "2", "--no-progress"]
+
+    with FakeServer(latency=0.4) as server:
+        proc = subprocess.Popen(cli(server.url), env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 120
+            while len(read_done(out)) < 3:
+                assert proc.poll() is None and time.time() < deadline, "synth never got going"
+                time.sleep(0.02)
+            while server.in_flight < 2:  # kill it with requests on the wire
+                assert time.time() < deadline
+                time.sleep(0.005)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    first = {r["concept"] for r in read_done(out)}
+    assert 3 <= len(first) < len(codes)
+    with FakeServer(latency=0.01) as server:
+        subprocess.run(cli(server.url), env=env, check=True, capture_output=True, timeout=120)
+    assert sorted(c for _, c, _ in server.starts) == sorted(set(codes) - first)
     _assert_each_concept_once(out, codes)
 
 
