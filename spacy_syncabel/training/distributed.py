@@ -189,11 +189,13 @@ def final_model(trainer: Any) -> Any:
     if not trainer.is_world_process_zero():
         return None
     config = trainer.accelerator.unwrap_model(wrapped).config
-    with torch.device("meta"):
-        fresh = AutoModelForCausalLM.from_config(config)
-    result = fresh.load_state_dict(state, assign=True, strict=False)
+    dtype = next((v.dtype for v in state.values() if v.is_floating_point()), torch.float32)
+    fresh = AutoModelForCausalLM.from_config(config, dtype=dtype)  # CPU, like the state
+    result = fresh.load_state_dict(state, strict=False)
     fresh.tie_weights()
-    missing = [k for k, v in fresh.state_dict().items() if v.is_meta]
+    own = fresh.state_dict()
+    loaded = {own[k].data_ptr() for k in state if k in own}
+    missing = [k for k in result.missing_keys if own[k].data_ptr() not in loaded]  # not tied
     if missing:
         raise RuntimeError(Errors.E170.format(n=len(missing), first=missing[:3],
                                               unexpected=result.unexpected_keys[:3]))

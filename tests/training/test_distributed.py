@@ -204,3 +204,48 @@ def test_dpo_under_torchrun_two_processes(ddp_run):
     assert [r["round"] for r in saved["rounds"]] == [1]  # written once, by one process
     nlp = spacy.load(out / "model-best")
     assert nlp.get_pipe("syncabel_linker").kb is not None
+
+
+class _FakeAccelerator:
+    """What ``final_model`` uses of accelerate under FSDP: the gathered full state dict."""
+
+    def __init__(self, drop=()):
+        self.drop = set(drop)
+
+    def get_state_dict(self, model):
+        return {k: v.detach().clone() for k, v in model.state_dict().items()
+                if k not in self.drop}
+
+    def unwrap_model(self, model):
+        return model
+
+
+class _FakeShardedTrainer:
+    is_fsdp_enabled = True
+
+    def __init__(self, model, main=True, drop=()):
+        self.model = self.model_wrapped = model
+        self.accelerator = _FakeAccelerator(drop)
+        self.main = main
+
+    def is_world_process_zero(self):
+        return self.main
+
+
+def test_final_model_from_gathered_state(tiny_lm):
+    """Sharded weights: the gathered state dict becomes a fresh plain model on the main
+    process (same outputs), nothing on the others, and E170 when weights are missing."""
+    import torch
+
+    from spacy_syncabel.training.distributed import final_model
+
+    model, _ = tiny_lm
+    fresh = final_model(_FakeShardedTrainer(model))
+    assert fresh is not model and not any(p.is_meta for p in fresh.parameters())
+    ids = torch.tensor([[1, 5, 9, 12]])
+    with torch.no_grad():
+        assert torch.allclose(fresh(ids).logits, model.eval()(ids).logits)
+    assert final_model(_FakeShardedTrainer(model, main=False)) is None
+    key = "model.layers.0.mlp.up_proj.weight"
+    with pytest.raises(RuntimeError, match="E170"):
+        final_model(_FakeShardedTrainer(model, drop=[key]))
