@@ -163,8 +163,12 @@ def load_causal_lm(
     device: str = "auto",
     trust_remote_code: bool = False,
     gguf_file: Optional[str] = None,
+    safetensors_only: bool = False,
 ) -> Tuple["PreTrainedModel", "PreTrainedTokenizerBase"]:
     """Load a causal LM and its tokenizer from a local folder or a Hub id.
+
+    ``safetensors_only``: never read pickled weights (``*.bin``), for folders from
+    elsewhere (a saved pipeline is untrusted input).
 
     The tokenizer gets a pad token (EOS when it has none) and left padding; the
     model is put in eval mode on the resolved device.
@@ -183,7 +187,9 @@ def load_causal_lm(
         # config first: it is what tells us whether remote code is needed
         config = AutoConfig.from_pretrained(name, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(name, config=config, dtype=torch_dtype, **kwargs)
+        model_kwargs = dict(kwargs, use_safetensors=True) if safetensors_only else kwargs
+        model = AutoModelForCausalLM.from_pretrained(name, config=config, dtype=torch_dtype,
+                                                     **model_kwargs)
     except Exception as err:  # noqa: BLE001 - re-raised with context
         msg = str(err)
         if "trust_remote_code" in msg and not trust_remote_code:
