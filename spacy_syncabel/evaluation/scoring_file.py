@@ -25,7 +25,7 @@ import srsly
 
 from ..errors import Errors, Warnings
 from ..types import CorpusDoc
-from .metrics import score_links, seen_code_set
+from .metrics import exclusion, is_linkable, score_links, seen_code_set
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..kb import ConceptKB
@@ -249,7 +249,8 @@ def score_predictions(gold_docs: Sequence[CorpusDoc], predictions: Sequence[Pred
     report = score_links(items, (1, k), kb, seen)
     report.update({
         "n_predictions": len(predictions),
-        "n_without_prediction": sum(1 for _, codes, _ in items if not codes),
+        "n_without_prediction": sum(1 for gold, codes, _ in items if not codes
+                                    and is_linkable(gold) and exclusion(str(gold), kb) is None),
         "gold": gold_source,
         "predictions": pred_source,
         "kb": getattr(kb, "source", None) if kb is not None else None,
