@@ -163,11 +163,13 @@ def load_causal_lm(
     device: str = "auto",
     trust_remote_code: bool = False,
     gguf_file: Optional[str] = None,
+    use_safetensors: Optional[bool] = None,
 ) -> Tuple["PreTrainedModel", "PreTrainedTokenizerBase"]:
     """Load a causal LM and its tokenizer from a local folder or a Hub id.
 
     The tokenizer gets a pad token (EOS when it has none) and left padding; the
-    model is put in eval mode on the resolved device.
+    model is put in eval mode on the resolved device. ``use_safetensors=True`` refuses
+    pickle-based weight files.
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -183,7 +185,9 @@ def load_causal_lm(
         # config first: it is what tells us whether remote code is needed
         config = AutoConfig.from_pretrained(name, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(name, config=config, dtype=torch_dtype, **kwargs)
+        extra = {} if use_safetensors is None else {"use_safetensors": use_safetensors}
+        model = AutoModelForCausalLM.from_pretrained(name, config=config, dtype=torch_dtype,
+                                                     **kwargs, **extra)
     except Exception as err:  # noqa: BLE001 - re-raised with context
         msg = str(err)
         if "trust_remote_code" in msg and not trust_remote_code:
@@ -285,6 +289,51 @@ def hf_causal_lm(
 
     def load(kb: Optional["ConceptKB"] = None, texts: Optional[Iterable[str]] = None):
         return load_causal_lm(name_or_path, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
+
+    return load
+
+
+# ----------------------------------------------------------------------------- SynCABEL
+
+
+def checkpoint_language(path: Union[str, Path]) -> Optional[str]:
+    """The ``lang`` a SynCABEL checkpoint's config.json declares (its prompt verb), if any."""
+    config = Path(path) / "config.json"
+    try:
+        with open(config, encoding="utf-8") as f:
+            lang = json.load(f).get("lang")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return lang if isinstance(lang, str) and lang else None
+
+
+@spacy.registry.misc("spacy_syncabel.SynCABELCheckpoint.v1")
+def syncabel_checkpoint(
+    path: str,
+    dtype: str = "auto",
+    device: str = "auto",
+) -> ModelLoader:
+    """Loader for a local SynCABEL checkpoint folder (Hugging Face layout, safetensors weights,
+    ``text_to_code.json``; pair it with ``spacy_syncabel.KBFromSynCABEL.v1`` on the same
+    folder). Only safetensors weights are read and remote code never runs; the checkpoint's
+    ``candidate_trie.pkl`` is ignored (the linker rebuilds its tries from the KB)."""
+    resolve_device(device)
+    resolve_dtype(dtype, "cpu")
+
+    def load(kb: Optional["ConceptKB"] = None, texts: Optional[Iterable[str]] = None):
+        folder = Path(path)
+        if not (folder / "config.json").is_file():
+            raise ValueError(Errors.E133.format(
+                path=folder, problem="no config.json: give the folder holding the checkpoint's "
+                                     "config.json, safetensors weights and tokenizer."))
+        if not any(folder.glob("*.safetensors")):
+            raise ValueError(Errors.E133.format(
+                path=folder, problem="no *.safetensors weights. Pickle-based weights "
+                                     "(pytorch_model.bin) are not loaded: convert them with "
+                                     "`model.save_pretrained(folder, safe_serialization=True)` "
+                                     "where you trust the file."))
+        return load_causal_lm(str(folder), dtype=dtype, device=device, trust_remote_code=False,
+                              use_safetensors=True)
 
     return load
 
@@ -541,6 +590,8 @@ __all__ = [
     "tokenizer_fingerprint",
     "ensure_sep_token",
     "hf_causal_lm",
+    "syncabel_checkpoint",
+    "checkpoint_language",
     "smollm2",
     "smollm2_folder",
     "smollm2_gguf_path",

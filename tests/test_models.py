@@ -330,3 +330,96 @@ def test_smollm2_ensure_sep(smol_cache):
     assert sep == 49152 and len(tok) == 49153
     assert model.get_output_embeddings().weight.shape[0] == 49153
     assert tok("fever<SEP> Fever").input_ids.count(sep) == 1
+
+
+# ----------------------------------------------------------------------------- SynCABEL checkpoints
+
+TEXT_TO_CODE = {
+    "SINTOMA": {"fiebre": "386661006", "pirexia": "386661006", "cefalea": "25064002",
+                "disnea": "267036007"},
+    "PROCEDIMIENTO": {"apendicectomía": "80146002"},
+}
+
+
+class _Trap:
+    """Unpickling this object creates the directory ``path``: proof that a pickle was read."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        import os
+
+        return (os.makedirs, (self.path,))
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A SynCABEL-layout folder: tiny Llama (safetensors, <SEP>, lang), text_to_code.json and a
+    booby-trapped candidate_trie.pkl."""
+    import pickle
+
+    from spacy_syncabel.kb import ConceptKB
+
+    folder = tmp_path_factory.mktemp("syncabel_ckpt")
+    rows = [(c, n, g) for g, names in TEXT_TO_CODE.items() for n, c in names.items()]
+    model, tok = M.tiny_llama(**TINY)(ConceptKB(rows), ["Presenta fiebre y cefalea."])
+    M.ensure_sep_token(model, tok)
+    model.config.lang = "es"
+    M.save_pretrained(model, tok, folder)
+    (folder / "text_to_code.json").write_text(json.dumps(TEXT_TO_CODE, ensure_ascii=False),
+                                              encoding="utf-8")
+    trap = folder.parent / (folder.name + "-unpickled")
+    (folder / "candidate_trie.pkl").write_bytes(pickle.dumps(_Trap(trap)))
+    return folder, trap
+
+
+def test_syncabel_checkpoint_links_without_unpickling(checkpoint, monkeypatch):
+    import pickle
+    import warnings
+
+    folder, trap = checkpoint
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a pickle was loaded")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    assert M.checkpoint_language(folder) == "es"
+    nlp = spacy.blank("es")
+    ruler = nlp.add_pipe("entity_ruler")
+    nlp.add_pipe("syncabel_linker", config={
+        "model": {"@misc": "spacy_syncabel.SynCABELCheckpoint.v1", "path": str(folder),
+                  "device": "cpu"},
+        "kb_loader": {"@misc": "spacy_syncabel.KBFromSynCABEL.v1", "path": str(folder)},
+        "num_beams": 3, "n_best": 3, "max_new_tokens": 12})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nlp.initialize()
+    ruler.add_patterns([{"label": "PROCEDIMIENTO", "pattern": "apendicectomía"},
+                        {"label": "SINTOMA", "pattern": "fiebre"}])
+    doc = nlp("Tras la apendicectomía presenta fiebre.")
+    assert not trap.exists()
+    linker = nlp.get_pipe("syncabel_linker")
+    assert linker.kb.groups == ["PROCEDIMIENTO", "SINTOMA"]
+    links = {e.text: (e.label_, e.kb_id_, [c["code"] for c in e._.syncabel]) for e in doc.ents}
+    # the one name of its group: the tries come from text_to_code.json, per group
+    assert links["apendicectomía"][1] == "80146002"
+    label, code, nbest = links["fiebre"]
+    assert code in TEXT_TO_CODE["SINTOMA"].values()
+    assert set(nbest) <= set(TEXT_TO_CODE["SINTOMA"].values()) and len(nbest) >= 2
+    # the trap is live: reading the pickle would have been seen
+    monkeypatch.undo()
+    with open(folder / "candidate_trie.pkl", "rb") as f:
+        pickle.load(f)
+    assert trap.exists()
+
+
+def test_syncabel_checkpoint_refuses_pickle_weights(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "llama"}', encoding="utf-8")
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(ValueError, match=r"\[E133\].*safetensors"):
+        M.syncabel_checkpoint(str(tmp_path), device="cpu")(None, None)
+    with pytest.raises(ValueError, match=r"\[E133\].*config.json"):
+        M.syncabel_checkpoint(str(tmp_path / "missing"), device="cpu")(None, None)
