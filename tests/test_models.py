@@ -265,7 +265,9 @@ def smol_cache(tmp_path_factory):
 @pytest.mark.slow
 @needs_smollm2
 def test_smollm2_conversion_and_cache(smol_cache):
-    folder = smol_cache["cache"] / M.SMOLLM2_CACHE_NAME
+    folder = M.gguf_cache_folder(M.smollm2_gguf_path(), M.SMOLLM2_CACHE_NAME, None,
+                                 smol_cache["cache"])
+    assert (folder / M.CACHE_MANIFEST).is_file()
     assert (folder / "config.json").is_file()
     assert any(folder.glob("*.safetensors"))
     assert not any(p.name.startswith(".") for p in smol_cache["cache"].iterdir())  # no tmp left
@@ -423,3 +425,72 @@ def test_syncabel_checkpoint_refuses_pickle_weights(tmp_path):
         M.syncabel_checkpoint(str(tmp_path), device="cpu")(None, None)
     with pytest.raises(ValueError, match=r"\[E133\].*config.json"):
         M.syncabel_checkpoint(str(tmp_path / "missing"), device="cpu")(None, None)
+
+
+# ----------------------------------------------------------------------------- GGUF cache
+
+
+@pytest.fixture()
+def fake_gguf(tmp_path, monkeypatch):
+    """A stand-in GGUF file whose 'conversion' builds a tiny Llama (counted)."""
+    gguf = tmp_path / "model.Q4.gguf"
+    gguf.write_bytes(b"GGUF" + b"\0" * 60)
+    calls = []
+
+    def convert(path, num_layers=None):
+        calls.append((str(path), num_layers))
+        model, tok = M.tiny_llama(**{**TINY, "num_layers": 3})(FakeKB(), None)
+        if num_layers is not None:
+            M.truncate_layers(model, num_layers)
+        return model, tok
+
+    monkeypatch.setattr(M, "convert_gguf", convert)
+    monkeypatch.setenv(M.CACHE_ENV, str(tmp_path / "cache"))
+    return gguf, calls
+
+
+def test_gguf_cache_converts_once_and_gives_identical_logits(fake_gguf, monkeypatch):
+    gguf, calls = fake_gguf
+    texts = ["fiebre alta", "dolor de cabeza y fiebre"]
+    reference, ref_tok = M.convert_gguf(gguf, 2)
+    calls.clear()
+    model, tok = M.load_gguf_cached(gguf, "fake", 2, dtype="float32", device="cpu")
+    assert len(calls) == 1 and model.config.num_hidden_layers == 2
+    assert torch.equal(_logits(model, tok, texts), _logits(reference, ref_tok, texts))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("converted again")
+
+    monkeypatch.setattr(M, "convert_gguf", refuse)
+    again, tok2 = M.load_gguf_cached(gguf, "fake", 2, dtype="float32", device="cpu")
+    assert torch.equal(_logits(again, tok2, texts), _logits(reference, ref_tok, texts))
+    folder = M.gguf_cache_folder(gguf, "fake", 2)
+    assert folder.parent == M.default_cache_dir() and folder.is_dir()
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no tmp left
+    # another layer cut, or another file at the same path, is another cache entry
+    assert M.gguf_cache_folder(gguf, "fake", 1) != folder
+    gguf.write_bytes(b"GGUF" + b"\1" * 61)
+    assert M.gguf_cache_folder(gguf, "fake", 2) != folder
+
+
+@pytest.mark.parametrize("damage", ["truncate", "same_size_garbage", "manifest", "config"])
+def test_corrupt_gguf_cache_is_rebuilt_with_a_warning(fake_gguf, damage):
+    gguf, calls = fake_gguf
+    texts = ["fiebre alta"]
+    model, tok = M.load_gguf_cached(gguf, "fake", None, dtype="float32", device="cpu")
+    expected = _logits(model, tok, texts)
+    folder = M.gguf_cache_folder(gguf, "fake", None)
+    weights = next(folder.glob("*.safetensors"))
+    if damage == "truncate":
+        weights.write_bytes(weights.read_bytes()[:100])
+    elif damage == "same_size_garbage":
+        weights.write_bytes(b"\xff" * weights.stat().st_size)
+    elif damage == "manifest":
+        (folder / M.CACHE_MANIFEST).write_text("{", encoding="utf-8")
+    else:  # passes the size checks, fails to load
+        config = folder / "config.json"
+        config.write_bytes(b"{" + b" " * (config.stat().st_size - 1))
+    with pytest.warns(UserWarning, match=r"W133"):
+        model2, tok2 = M.load_gguf_cached(gguf, "fake", None, dtype="float32", device="cpu")
+    assert len(calls) == 2
+    assert torch.equal(_logits(model2, tok2, texts), expected)
