@@ -434,7 +434,8 @@ def gguf_model_folder(gguf: Union[str, Path], name: str, num_layers: Optional[in
 
     The folder is keyed by the GGUF file's identity (path, size, mtime) and the layer cut,
     written into a temporary sibling and renamed into place, and checked against its manifest
-    (file sizes, safetensors headers) before use: a corrupt one is rebuilt with W133.
+    (file sizes, safetensors headers) before use: a corrupt one is rebuilt with W133. A layer
+    cut is made from the full dense folder (itself converted once), not from the GGUF again.
     """
     gguf = Path(gguf)
     identity = gguf_identity(gguf)
@@ -448,7 +449,12 @@ def gguf_model_folder(gguf: Union[str, Path], name: str, num_layers: Optional[in
     start = time.perf_counter()
     logger.info("Converting %s to a dense safetensors folder in %s (once per machine)",
                 gguf.name, target)
-    model, tokenizer = convert_gguf(gguf, num_layers)
+    if num_layers is None:
+        model, tokenizer = convert_gguf(gguf)
+    else:  # cut from the full dense folder: the GGUF is converted once whatever the cuts
+        full = gguf_model_folder(gguf, name, None, cache_dir)
+        model, tokenizer = load_causal_lm(str(full), dtype="float32", device="cpu")
+        truncate_layers(model, num_layers)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=str(target.parent)))
     try:
         save_pretrained(model, tokenizer, tmp)

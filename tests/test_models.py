@@ -455,7 +455,7 @@ def test_gguf_cache_converts_once_and_gives_identical_logits(fake_gguf, monkeypa
     reference, ref_tok = M.convert_gguf(gguf, 2)
     calls.clear()
     model, tok = M.load_gguf_cached(gguf, "fake", 2, dtype="float32", device="cpu")
-    assert len(calls) == 1 and model.config.num_hidden_layers == 2
+    assert calls == [(str(gguf), None)] and model.config.num_hidden_layers == 2
     assert torch.equal(_logits(model, tok, texts), _logits(reference, ref_tok, texts))
 
     def refuse(*args, **kwargs):
@@ -467,8 +467,10 @@ def test_gguf_cache_converts_once_and_gives_identical_logits(fake_gguf, monkeypa
     folder = M.gguf_cache_folder(gguf, "fake", 2)
     assert folder.parent == M.default_cache_dir() and folder.is_dir()
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no tmp left
-    # another layer cut, or another file at the same path, is another cache entry
-    assert M.gguf_cache_folder(gguf, "fake", 1) != folder
+    # another layer cut is cut from the full folder, without converting again
+    one, _ = M.load_gguf_cached(gguf, "fake", 1, dtype="float32", device="cpu")
+    assert one.config.num_hidden_layers == 1 and M.gguf_cache_folder(gguf, "fake", 1) != folder
+    # another file at the same path is another cache entry
     gguf.write_bytes(b"GGUF" + b"\1" * 61)
     assert M.gguf_cache_folder(gguf, "fake", 2) != folder
 
