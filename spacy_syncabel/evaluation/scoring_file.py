@@ -128,7 +128,14 @@ def _tsv_rows(path: Path) -> Iterator[Tuple[int, Dict[str, str], List[str]]]:
     lines = _lines(path)
     header: Optional[List[str]] = None
     reader = csv.reader((text for _, text in lines), delimiter="\t")
-    for fields in reader:
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            raise ValueError(Errors.E132.format(path=path, line=reader.line_num,
+                                                problem=f"unreadable TSV ({err})")) from None
         line = reader.line_num
         if header is None:
             header = [h.strip() for h in fields]
