@@ -362,5 +362,28 @@ def fetch(
     typer.echo(f"{dataset}: {len(paths)} assets in {dest}")
 
 
+@app.command()
+def score(
+    gold: Path = typer.Argument(..., help="Gold corpus (any format `read_corpus` reads)."),
+    predictions: Path = typer.Argument(..., help="JSONL ({doc_id, start, end, codes}) or a SynCABEL inference TSV (Predicted_code)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="metrics.json to write."),
+    kb: Optional[Path] = typer.Option(None, "--kb", help="KB file or folder: gold codes outside it are excluded; alternative codes map to main codes."),
+    train: Optional[Path] = typer.Option(None, "--train", help="Training corpus: report seen/unseen codes."),
+    k: int = typer.Option(5, "--k", help="Report Recall@k for this k besides Recall@1."),
+    format: str = typer.Option("auto", "--format", help="Predictions format: auto, jsonl or tsv."),
+) -> None:
+    """Score a predictions file with the paper's metric (exact code sets; NO_CODE and gold outside the KB excluded)."""
+    import srsly
+
+    from .evaluation.scoring_file import score_files
+
+    metrics = score_files(gold, predictions, kb=kb, train=train, k=k, format=format)
+    summary = {key: value for key, value in metrics.items() if not isinstance(value, dict)}
+    typer.echo(srsly.json_dumps(summary, indent=2))
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(output, metrics)
+
+
 def main() -> None:  # pragma: no cover
     app()

@@ -49,6 +49,15 @@ class Warnings(metaclass=ErrorsWithCodes):
             "key. Set it if the server needs one.")
     W071 = ("The training corpus has no usable sentence for group(s) {groups}: their prompts get "
             "no style examples.")
+    # scoring prediction files, SynCABEL checkpoints, model cache (W130-W139)
+    W130 = ("{n} prediction(s) of {path} match no gold mention of {gold} (first: {first}); they "
+            "are ignored. Check that both files use the same document ids and offsets.")
+    W131 = ("{n} gold mention(s) of {gold} have no prediction in {path} (first: {first}); they "
+            "count as misses. Check that the predictions cover the whole gold corpus.")
+    W132 = ("{n} mention(s) have more than one prediction in {path} (first: {first}); the first "
+            "one is kept. Write one prediction line per mention.")
+    W133 = ("The converted-model cache {path} is incomplete or corrupt ({why}); it is rebuilt. "
+            "Delete the folder if this happens again.")
     W072 = ("Resuming {path}: dropped {n_bytes} byte(s) written after the last finished concept "
             "(an interrupted run); those concepts are generated again.")
     # the linking engine and the component
@@ -163,6 +172,17 @@ class Errors(metaclass=ErrorsWithCodes):
             "in the pipeline's config first.")
     E067 = ("No dev mention with a KB code to calibrate {path} on. Check the dev corpus, the "
             "KB and the label map.")
+    # scoring prediction files, SynCABEL checkpoints (E130-E139)
+    E130 = ("Predictions file {path} not found. Give a JSONL file ({{\"doc_id\", \"start\", "
+            "\"end\", \"codes\"}} per line) or a SynCABEL inference TSV (with a "
+            "'Predicted_code' column).")
+    E131 = ("Predictions file {path}: cannot tell its format. Use a .jsonl file or a .tsv file "
+            "whose header has 'Predicted_code' (or 'Predicted_CUI'), 'filename', 'start_span' "
+            "and 'end_span' (or 'mention_id').")
+    E132 = ("Predictions file {path}, line {line}: {problem}. Fix the line or remove it.")
+    E133 = ("SynCABEL checkpoint {path}: {problem}")
+    E134 = ("SynCABEL KB map {path}: {problem}. It must be a JSON object mapping each group to "
+            "an object of {{\"name\": \"code\"}} (the checkpoint's text_to_code.json).")
     # preference optimization (DPO on mined hard negatives)
     E080 = ("Invalid DPO setting: {problem}.")
     E081 = ("No training mentions to mine negatives from: {why}. Check the corpus, the KB and "

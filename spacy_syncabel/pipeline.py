@@ -493,7 +493,7 @@ class SynCABELLinker(Pipe):
             lm, tokenizer = self.engine.lm, self.engine.tokenizer
         else:
             lm, tokenizer = load_causal_lm(str(path / "model"), dtype="float32", device="cpu",
-                                           trust_remote_code=False, safetensors_only=True)
+                                           trust_remote_code=False, use_safetensors=True)
         found = tokenizer_fingerprint(tokenizer)
         if found != fingerprint.get("tokenizer"):
             raise ValueError(Errors.E021.format(path=path, found=found[:12],
