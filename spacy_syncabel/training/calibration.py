@@ -39,7 +39,8 @@ def prior_weight_table(engine: LinkingEngine, dev: Any,
         for i, (gold, group) in enumerate(zip(dev.codes, dev.groups)):
             cands = by_index.get(i)
             if cands:
-                hits += hit(gold, [engine.rank_scored(cands, group, w)[0].code], 1)
+                hits += hit(gold, [engine.rank_scored(cands, group, w)[0].code], 1,
+                            kb=engine.kb)
         table.append({"prior_weight": float(w), "recall@1": hits / max(1, len(dev))})
     return table
 

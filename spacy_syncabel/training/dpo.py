@@ -267,8 +267,8 @@ def dev_recall(engine, dev: DevSet, k: int = 5) -> Tuple[float, float]:
         return 0.0, 0.0
     cands = engine.link(dev.prompt_ids, dev.groups, dev.mentions)
     codes = [[c.code for c in cs] for cs in cands]
-    r1 = sum(hit(g, cs, 1) for g, cs in zip(dev.codes, codes)) / len(dev)
-    rk = sum(hit(g, cs, k) for g, cs in zip(dev.codes, codes)) / len(dev)
+    r1 = sum(hit(g, cs, 1, kb=engine.kb) for g, cs in zip(dev.codes, codes)) / len(dev)
+    rk = sum(hit(g, cs, k, kb=engine.kb) for g, cs in zip(dev.codes, codes)) / len(dev)
     return r1, rk
 
 

@@ -329,5 +329,6 @@ def dev_recall_at_1(engine: "LinkingEngine", dev: DevSet) -> float:
     if not len(dev):
         return 0.0
     cands = engine.link(dev.prompt_ids, dev.groups, dev.mentions)
-    hits = sum(hit(gold, [c[0].code] if c else [], 1) for gold, c in zip(dev.codes, cands))
+    hits = sum(hit(gold, [c[0].code] if c else [], 1, kb=engine.kb)
+               for gold, c in zip(dev.codes, cands))
     return hits / len(dev)

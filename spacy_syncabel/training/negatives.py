@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import (TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tuple, Union)
 
 from ..errors import Errors
+from ..evaluation.metrics import hit
 from ..prompting import SEP_TOKEN, encode_prompt
 from ..types import COMPOSITE_SEP, NIL, NO_CODE, Candidate, CorpusDoc
 from .examples import NameSelector, canonical_parts, iter_mention_prompts
@@ -43,17 +44,11 @@ CASE_GOLD = "gold_fallback"
 CASES = (CASE_TOP1, CASE_BELOW, CASE_GOLD)
 
 
-def code_parts(code: str) -> frozenset:
-    """The parts of a (possibly composite) code."""
-    return frozenset(p for p in (code or "").split(COMPOSITE_SEP) if p)
-
-
 def is_correct(gold: str, code: str) -> bool:
-    """A beam is correct when its code holds every part of the gold code (Recall@k's rule)."""
+    """A beam is correct when its code set is the gold's (Recall@k's exact rule)."""
     if not code or code in (NIL, NO_CODE):
         return False
-    want = code_parts(gold)
-    return bool(want) and code_parts(code) >= want
+    return hit(gold, [code], 1)
 
 
 @dataclass(frozen=True)
