@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, List, Sequence, Tuple, TypeVar
 from ..errors import Errors, Warnings
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..pipeline import SynCABELLinker
+    from ..linking import LinkingEngine
     from .examples import DevSet
 
 T = TypeVar("T")
@@ -107,25 +107,25 @@ def _reduce_device(device: Any = None) -> Any:
     return device
 
 
-def shared_dev_recalls(linker: "SynCABELLinker", dev: "DevSet", ks: Sequence[int] = (1,),
+def shared_dev_recalls(engine: "LinkingEngine", dev: "DevSet", ks: Sequence[int] = (1,),
                        device: Any = None) -> List[float]:
-    """Dev Recall@k for each k of ``ks`` by the linker's constrained decoding, each mention
-    decoded by one rank and the hits summed across ranks. Every rank must call it; each gets
-    the same values. ``device``: where the counts are summed (default: the rank's GPU under
-    NCCL, else the CPU)."""
+    """Dev Recall@k for each k of ``ks`` by the engine in its own mode (the paper's hit rule,
+    as :func:`~.examples.dev_recall_at_1`), each mention decoded by one rank and the hits
+    summed across ranks. Every rank must call it; each gets the same values. ``device``: where
+    the counts are summed (default: the rank's GPU under NCCL, else the CPU)."""
     from ..evaluation.metrics import hit
 
     if not len(dev):
         return [0.0 for _ in ks]
     rank, n = world()
     idx = shard(range(len(dev)), rank, n)
-    cands = linker.decode([dev.prompt_ids[i] for i in idx], [dev.groups[i] for i in idx],
-                          [dev.mentions[i] for i in idx]) if idx else []
+    cands = engine.link([dev.prompt_ids[i] for i in idx], [dev.groups[i] for i in idx],
+                        [dev.mentions[i] for i in idx]) if idx else []
     hits = [0.0 for _ in ks]
     for i, cs in zip(idx, cands):
         codes = [c.code for c in cs]
         for j, k in enumerate(ks):
-            hits[j] += hit(dev.codes[i], codes, k)
+            hits[j] += hit(dev.codes[i], codes, k, kb=engine.kb)
     dist = _dist()
     if dist is not None and n > 1:
         import torch
@@ -136,12 +136,12 @@ def shared_dev_recalls(linker: "SynCABELLinker", dev: "DevSet", ks: Sequence[int
     return [h / len(dev) for h in hits]
 
 
-def shared_dev_recall(linker: "SynCABELLinker", dev: "DevSet", device: Any = None) -> float:
+def shared_dev_recall(engine: "LinkingEngine", dev: "DevSet", device: Any = None) -> float:
     """Dev Recall@1 (see :func:`shared_dev_recalls`)."""
-    return shared_dev_recalls(linker, dev, (1,), device)[0]
+    return shared_dev_recalls(engine, dev, (1,), device)[0]
 
 
-def shared_mine(linker: "SynCABELLinker", mentions: Sequence[Any], **kwargs: Any):
+def shared_mine(engine: "LinkingEngine", mentions: Sequence[Any], **kwargs: Any):
     """:func:`~.negatives.mine_negatives` with each rank decoding a contiguous slice of
     ``mentions``; every rank gets all pairs, in the order one process would produce them,
     and the summed statistics."""
@@ -150,9 +150,9 @@ def shared_mine(linker: "SynCABELLinker", mentions: Sequence[Any], **kwargs: Any
     rank, n = world()
     dist = _dist()
     if dist is None or n == 1:
-        return mine_negatives(linker, mentions, **kwargs)
+        return mine_negatives(engine, mentions, **kwargs)
     size = -(-len(mentions) // n)
-    pairs, stats = mine_negatives(linker, list(mentions[rank * size:(rank + 1) * size]),
+    pairs, stats = mine_negatives(engine, list(mentions[rank * size:(rank + 1) * size]),
                                   **kwargs)
     gathered: List[Any] = [None] * n
     dist.all_gather_object(gathered, (pairs, stats.to_dict()))

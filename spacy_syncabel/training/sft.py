@@ -33,8 +33,10 @@ import torch
 from ._settings import with_overrides
 from ..errors import Errors, Warnings
 from ..types import CorpusDoc
+from .distributed import (barrier, dev_decoding_possible, final_model, is_main_process,
+                          is_multi_process, shared_dev_recall)
 from .examples import (IGNORE_INDEX, DevSet, NameSelector, TrainExample, build_dev_set,
-                       build_examples, dev_recall_at_1, mention_aliases)
+                       build_examples, mention_aliases)
 from .mixing import mix_examples
 from .pipeline_io import LINKER, copy_pipeline, save_pipeline
 from .ranking import RankCollator, build_rank_examples, rank_loss
@@ -220,6 +222,8 @@ def _resolve_bf16(setting: Union[bool, str], model, batch) -> Tuple[bool, Option
             return False, None
         if torch.cuda.is_available():
             return True, None
+        if is_multi_process():  # each process would time it and could decide otherwise
+            return False, None
         speedup = bf16_speedup(model, batch)
         return speedup > 1.1, speedup
     if isinstance(setting, str):
@@ -252,7 +256,8 @@ def merged_copy(model):
 
 def _is_complete(ckpt: Path) -> bool:
     return (ckpt / "trainer_state.json").is_file() and (
-        any(ckpt.glob("*.safetensors")) or any(ckpt.glob("*.bin")))
+        any(ckpt.glob("*.safetensors")) or any(ckpt.glob("*.bin"))
+        or any(ckpt.glob("pytorch_model_fsdp_*")) or any(ckpt.glob("global_step*")))
 
 
 def last_checkpoint(folder: PathLike, clean: bool = True) -> Optional[Path]:
@@ -334,8 +339,8 @@ def _make_trainer_class():
             was_training = model.training
             model.eval()
             try:
-                recall = (dev_recall_at_1(self.linker.engine.with_lm(model), self.dev)
-                          if self.dev else 0.0)
+                recall = (shared_dev_recall(self.linker.engine.with_lm(model), self.dev,
+                                            self.args.device) if self.dev else 0.0)
             finally:
                 model.train(was_training)
             metrics = {f"{metric_key_prefix}_recall@1": recall,
@@ -571,7 +576,7 @@ def _prepare(cfg: TrainConfig, kb_obj, train_docs, dev_docs, syn_docs, base_mode
     if not mixed:
         raise ValueError(Errors.E063.format(why=f"stats {real_stats.to_dict()}"))
     dev_set = build_dev_set(dev_docs, linker, size=cfg.dev_size, seed=cfg.seed) \
-        if dev_docs else None
+        if dev_docs and dev_decoding_possible() else None
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     collator = CompletionCollator(pad_id)
     dataset = ExampleDataset(mixed)
@@ -596,7 +601,7 @@ def _resume_point(ckpt_dir: Path, tok, resume: bool) -> Optional[Path]:
     """The newest checkpoint to resume from (E064 when its tokenizer differs)."""
     from ..models import tokenizer_fingerprint
 
-    resume_from = last_checkpoint(ckpt_dir) if resume else None
+    resume_from = last_checkpoint(ckpt_dir, clean=is_main_process()) if resume else None
     if resume_from is not None and (resume_from / "tokenizer_config.json").is_file():
         from transformers import AutoTokenizer
 
@@ -624,7 +629,7 @@ def _training_arguments(cfg: TrainConfig, ckpt_dir: Path, has_dev: bool, use_bf1
         save_total_limit=cfg.save_total_limit,
         metric_for_best_model="recall@1" if has_dev else None, greater_is_better=True,
         bf16=use_bf16, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
-        report_to="none", seed=cfg.seed, data_seed=cfg.seed,
+        ddp_find_unused_parameters=False, report_to="none", seed=cfg.seed, data_seed=cfg.seed,
         train_sampling_strategy="group_by_length", disable_tqdm=not cfg.progress,
         remove_unused_columns=False,
     )
@@ -665,10 +670,10 @@ def _summary(out: Path, base_model: str, prep: _Prepared, trainer, result, budge
 
 
 def _write_outputs(out: Path, prep: _Prepared, trainer, cfg: TrainConfig, summary, meta,
-                   inference_dtype: str, log_path: Path) -> None:
+                   inference_dtype: str, log_path: Path, final_lm) -> None:
     """model-last (and model-best without dev), calibration, the summary; main process only."""
     best_dir, last_dir = out / "model-best", out / "model-last"
-    save_pipeline(prep.nlp, last_dir, lm=merged_copy(trainer.model), dtype=inference_dtype,
+    save_pipeline(prep.nlp, last_dir, lm=final_lm, dtype=inference_dtype,
                   meta=dict(meta, step=trainer.state.global_step,
                             **{"dev_recall@1": summary["last_dev_recall@1"]}))
     if not best_dir.exists():  # no dev set: the last model is the best we know
@@ -758,8 +763,11 @@ def train_linker(
     final_recall = _final_recall(trainer, prep.has_dev)
     summary = _summary(out, base_model, prep, trainer, result, budget, early, jsonl,
                        resume_from, best_on_disk, final_recall, threads, t_start)
+    final_lm = final_model(trainer)  # every process: sharded weights are gathered
     if trainer.is_world_process_zero():
-        _write_outputs(out, prep, trainer, cfg, summary, meta, inference_dtype, log_path)
+        _write_outputs(out, prep, trainer, cfg, summary, meta, inference_dtype, log_path,
+                       final_lm)
+    barrier()  # the other processes return once the pipelines are written
     prep.linker.set_weights(trainer.model)
     return summary
 

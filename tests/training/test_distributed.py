@@ -20,13 +20,15 @@ from .test_sft import make_corpus
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class _FakeLinker:
-    """``decode`` answers the gold code for even prompt ids and a wrong one for odd ones."""
+class _FakeEngine:
+    """``link`` answers the gold code for even prompt ids and a wrong one for odd ones."""
+
+    kb = None
 
     def __init__(self):
         self.decoded = []
 
-    def decode(self, prompt_ids, groups, mentions):
+    def link(self, prompt_ids, groups, mentions):
         from spacy_syncabel.types import Candidate
 
         self.decoded.extend(p[0] for p in prompt_ids)
@@ -79,8 +81,8 @@ def test_shared_dev_recall_decodes_each_mention_once(monkeypatch):
 
     def run(rank):
         group.local.rank = rank
-        linker = _FakeLinker()
-        results[rank] = (linker.decoded, distributed.shared_dev_recall(linker, dev),
+        engine = _FakeEngine()
+        results[rank] = (engine.decoded, distributed.shared_dev_recall(engine, dev),
                          distributed.is_main_process())
 
     threads = [threading.Thread(target=run, args=(r,)) for r in range(2)]
@@ -93,7 +95,7 @@ def test_shared_dev_recall_decodes_each_mention_once(monkeypatch):
     assert results[0][0] and results[1][0]
     assert results[0][1] == results[1][1] == pytest.approx(6 / n)  # 0, 2, ..., 10 are right
     assert [results[r][2] for r in range(2)] == [True, False]
-    single = _FakeLinker()  # and without a process group: everything on one process
+    single = _FakeEngine()  # and without a process group: everything on one process
     monkeypatch.setattr(distributed, "_dist", lambda: None)
     assert distributed.shared_dev_recall(single, dev) == pytest.approx(6 / n)
     assert single.decoded == list(range(n))
