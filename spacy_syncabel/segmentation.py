@@ -36,9 +36,9 @@ from .errors import Errors
 # English clinical writing. Units ("mg.", "cm.", "min.") and "etc." are left out on purpose:
 # before a capital they end a sentence far more often than not.
 DEFAULT_ABBREVIATIONS: FrozenSet[str] = frozenset("""
-dr dra drs dras sr sra sres sras srta prof profa lic ing mr mrs ms mme mlle pr st sto sta
-fig figs tab tabl vol vols pág págs pag pags núm nº n.º no art cap sec ref refs ed eds
-aprox approx vs cf ej p.ej e.g i.e et al ca cols apdo avda av dpto depto hosp serv ee.uu
+dr dra drs dras sr sra sres sras srta prof profa lic ing mr mrs ms mme mlle st sto sta
+fig figs tab tabl vol vols pág págs pag pags núm nº n.º art cap ref refs ed eds
+aprox approx vs cf ej p.ej e.g i.e et al cols apdo avda dpto depto hosp serv ee.uu
 """.split())
 
 _BREAK = re.compile(
