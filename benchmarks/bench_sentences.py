@@ -37,7 +37,8 @@ import spacy_syncabel.segmentation  # noqa: E402,F401 - registers syncabel_sente
 from spacy_syncabel.corpus import read_corpus  # noqa: E402
 from spacy_syncabel.corpus._tsv import iter_tsv  # noqa: E402
 from spacy_syncabel.corpus.marked_tsv import unmark  # noqa: E402
-from spacy_syncabel.render import find_linker, gold_spans, prepare_doc, render  # noqa: E402
+from spacy_syncabel.render import (find_linker, gold_spans, prepare_doc, render,  # noqa: E402
+                                   render_docs)
 from spacy_syncabel.prompting import SEP_TOKEN  # noqa: E402
 
 TINY = {"@misc": "spacy_syncabel.TinyLlama.v1", "hidden_size": 16, "num_layers": 1,
@@ -103,9 +104,7 @@ def build_pipeline(kb_path: Path, folder: Path, max_context_tokens: int) -> Path
     return folder
 
 
-def reproduction(rows, prompts_path: Path) -> Dict:
-    with prompts_path.open(encoding="utf-8") as f:
-        lines = [json.loads(line) for line in f]
+def reproduction(rows, lines: List[Dict]) -> Dict:
     assert len(lines) == len(rows), (len(lines), len(rows))
     causes: Counter = Counter()
     examples: Dict[str, List[str]] = defaultdict(list)
@@ -122,7 +121,8 @@ def reproduction(rows, prompts_path: Path) -> Dict:
             continue
         got_sentence = got.rsplit(SEP_TOKEN, 1)[0]
         if got_sentence != row["sentence"] and got_sentence in row["sentence"]:
-            cause = "segmenter split the published sentence"
+            cause = ("token budget cut the sentence" if rec.get("cut_by_budget")
+                     else "segmenter split the published sentence")
         else:
             cause = "other"
         causes[cause] += 1
@@ -186,11 +186,27 @@ def main() -> None:
         t0 = time.time()
         stats = render(folder, spaccc / "test_half.tsv", Path(tmp) / "prompts.jsonl")
         result["render_seconds"] = round(time.time() - t0, 2)
+        stats.pop("output")
         result["render"] = stats
-        result["reproduction"] = reproduction(rows, Path(tmp) / "prompts.jsonl")
+        with (Path(tmp) / "prompts.jsonl").open(encoding="utf-8") as f:
+            whole = [json.loads(line) for line in f]
+        result["reproduction"] = reproduction(rows, whole)
+        # the same with a token budget: how many published inputs it cuts
         nlp = spacy.load(folder)
+        linker = find_linker(nlp)[1]
+        test_docs = read_corpus(spaccc / "test_half.tsv")
+        result["reproduction_with_budget"] = {}
+        for budget in budgets:
+            linker.cfg["max_context_tokens"] = budget
+            cut = list(render_docs(nlp, test_docs))
+            for rec, full in zip(cut, whole):
+                rec["cut_by_budget"] = rec["prompt"] != full["prompt"]
+            rep = reproduction(rows, cut)
+            result["reproduction_with_budget"][str(budget)] = {
+                k: rep[k] for k in ("reproduced", "reproduction_rate", "mismatches_by_cause")}
+        linker.cfg["max_context_tokens"] = 100_000
         budgets_out = {"spaccc/test_half (published sentences as docs)":
-                       budget_counts(nlp, read_corpus(spaccc / "test_half.tsv"), budgets)}
+                       budget_counts(nlp, test_docs, budgets)}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             train = read_corpus(spaccc / "train.tsv")
@@ -214,6 +230,9 @@ def main() -> None:
           f"{seg_r['boundary_recall']:.2%} boundaries found")
     print(f"render: {rep['reproduced']}/{rep['mentions']} = {rep['reproduction_rate']:.2%} "
           f"reproduced; causes {rep['mismatches_by_cause']}")
+    for budget, r in result["reproduction_with_budget"].items():
+        print(f"  with max_context_tokens {budget}: {r['reproduction_rate']:.2%} "
+              f"{r['mismatches_by_cause']}")
     for name, b in result["token_budget"]["datasets"].items():
         print(name, {k: v for k, v in b.items() if not k.endswith("rate")})
 

@@ -38,7 +38,7 @@ from .errors import Errors
 DEFAULT_ABBREVIATIONS: FrozenSet[str] = frozenset("""
 dr dra drs dras sr sra sres sras srta prof profa lic ing mr mrs ms mme mlle st sto sta
 fig figs tab tabl vol vols pág págs pag pags núm nº n.º art cap ref refs ed eds
-aprox approx vs cf ej p.ej e.g i.e et al cols apdo avda dpto depto hosp serv ee.uu
+aprox approx cf ej p.ej e.g i.e et al cols apdo avda dpto depto hosp serv ee.uu
 """.split())
 
 _BREAK = re.compile(

@@ -1,5 +1,4 @@
 """The syncabel_sentencizer: SynCABEL's sentences (line breaks, then punctuation rules)."""
-import warnings
 from collections import defaultdict
 
 import pytest
