@@ -18,6 +18,7 @@ SEP_TOKEN = "<SEP>"
 VERBS: Dict[str, str] = {"es": "es", "fr": "est", "en": "is", "de": "ist", "it": "è", "pt": "é"}
 DEFAULT_TEMPLATE = "{sentence}" + SEP_TOKEN + "[{mention}] {verb}"
 _WS = re.compile(r"\s+")
+_CHARS_PER_TOKEN_MAX = 16
 _BRACKETS = str.maketrans({"[": "(", "]": ")", "{": "(", "}": ")"})
 
 
@@ -112,8 +113,15 @@ def render_prompt(text: str, start: int, end: int, type_: str, *,
         return template.render(marked, mention, type_)
 
     window = window_chars if window_chars is not None and window_chars > 0 else None
+    budget = count_tokens is not None and max_tokens is not None
+    if window is None and budget:
+        # a side longer than this many characters never fits (no tokenizer averages 16
+        # characters a token): never tokenize a whole long note for one mention
+        lo, hi = context_bounds(text, start, end, sentence, None)
+        if max(start - lo, hi - end) > _CHARS_PER_TOKEN_MAX * max_tokens:
+            window = _CHARS_PER_TOKEN_MAX * max_tokens
     prompt = render(window)
-    if count_tokens is None or max_tokens is None or count_tokens(prompt) <= max_tokens:
+    if not budget or count_tokens(prompt) <= max_tokens:
         return prompt
     if window is None:
         lo, hi = context_bounds(text, start, end, sentence, None)

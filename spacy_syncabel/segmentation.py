@@ -47,14 +47,15 @@ _BREAK = re.compile(
     r"(?P<space>[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+)"  # white space inside a line
     r"(?=(?P<next>\S))")
 _LINE = re.compile(r"[^\n\r\u2028\u2029\x0b\x0c\x1c-\x1e\x85]+")
-_WORD_BEFORE = re.compile(r"(\S+)$")
 _OPENERS = "\"'«“‘([¿¡"
 
 
 def _word_before(text: str, end: int, line_start: int) -> str:
     """The white-space delimited word ending at ``end`` (opening punctuation stripped)."""
-    m = _WORD_BEFORE.search(text, line_start, end)
-    return m.group(1).lstrip(_OPENERS) if m else ""
+    i = end
+    while i > line_start and not text[i - 1].isspace():
+        i -= 1
+    return text[i:end].lstrip(_OPENERS)
 
 
 def _is_break(text: str, m: "re.Match[str]", line_start: int,

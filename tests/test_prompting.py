@@ -77,3 +77,18 @@ def test_mention_over_the_budget_is_kept_whole_without_context():
     prompt = render_prompt(TEXT, START, END, "ENFERMEDAD", sentence=SENTENCE, template=TEMPLATE,
                            window_chars=0, count_tokens=_words, max_tokens=3)
     assert prompt == "[arteritis de la temporal]{ENFERMEDAD}<SEP>[arteritis de la temporal] es"
+
+
+def test_a_long_note_without_sentences_is_never_tokenized_whole():
+    text = "Texto de relleno sin puntos " * 4000 + MENTION + " y más relleno" * 4000
+    start = text.index(MENTION)
+    seen = []
+
+    def count(prompt):
+        seen.append(len(prompt))
+        return _words(prompt)
+
+    prompt = render_prompt(text, start, start + len(MENTION), "ENFERMEDAD", template=TEMPLATE,
+                           window_chars=0, count_tokens=count, max_tokens=40)
+    assert _words(prompt) <= 40 and "[arteritis de la temporal]{ENFERMEDAD}" in prompt
+    assert max(seen) < 2 * 16 * 40 + 200 < len(text) // 50
