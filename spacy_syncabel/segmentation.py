@@ -11,8 +11,7 @@ same sentences without a trained model:
   - after a known abbreviation ("Dr.", "Sra.", "aprox.", "Fig."),
   - after a single letter, an initial ("C. albicans", "vitamina D. Tras"),
   - after a run of periods ("en trámite.. Se");
-* decimals ("3.5", "0,15") and codes ("i.v.") never end a sentence, since no white space
-  follows their inner period;
+* inner periods ("3.5", "i.v.") never end a sentence, since no white space follows them;
 * no sentence starts inside an entity of ``doc.ents`` (put the component after the NER to
   protect its entities).
 
