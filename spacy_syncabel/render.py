@@ -9,6 +9,7 @@ composite code, written by :meth:`PromptTemplate.completion`.
 """
 from __future__ import annotations
 
+import json
 import warnings
 from bisect import bisect_right
 from pathlib import Path
@@ -143,7 +144,6 @@ def render(pipeline: Union[str, Path], corpus: Union[str, Path], output: Union[s
     """Write ``output`` (JSONL, one line per gold mention of ``corpus``) with the prompts the
     pipeline's linker renders and their targets; returns counts."""
     import spacy
-    import srsly
 
     from . import pipeline as _linker_factory  # noqa: F401 - registers the factories
     from . import segmentation as _segmenter_factory  # noqa: F401
@@ -159,7 +159,9 @@ def render(pipeline: Union[str, Path], corpus: Union[str, Path], output: Union[s
     stats: Dict[str, Any] = {}
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    srsly.write_jsonl(output, render_docs(nlp, docs, stats))
+    with output.open("w", encoding="utf-8") as f:  # readable: non-ASCII left as it is
+        for record in render_docs(nlp, docs, stats):
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
     unaligned = stats.pop("unaligned")
     if unaligned:
         warnings.warn(Warnings.W180.format(n=len(unaligned), path=corpus, first=unaligned[0]))
