@@ -94,9 +94,10 @@ def segmenter_agreement(nlp, docs) -> Dict:
 def build_pipeline(kb_path: Path, folder: Path, max_context_tokens: int) -> Path:
     nlp = spacy.blank("es")
     nlp.add_pipe("syncabel_sentencizer")
-    nlp.add_pipe("syncabel_linker", config={
-        "model": TINY, "kb_loader": {"@misc": "spacy_syncabel.KBFromFile.v1", "path": str(kb_path)},
-        "context_chars": 0, "max_context_tokens": max_context_tokens})
+    nlp.add_pipe("syncabel_linker", config={"context_chars": 0,
+                                            "max_context_tokens": max_context_tokens})
+    nlp.config["initialize"]["components"]["syncabel_linker"] = {
+        "model": TINY, "kb_loader": {"@misc": "spacy_syncabel.KBFromFile.v1", "path": str(kb_path)}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         nlp.initialize()

@@ -190,8 +190,8 @@ class Errors(metaclass=ErrorsWithCodes):
     # sentence segmentation and the render command
     E180 = ("Invalid abbreviation {value!r} for 'syncabel_sentencizer': give words without "
             "white space, with or without their final period (e.g. \"Dr.\" or \"aprox\").")
-    E181 = ("The pipeline {path} has no 'syncabel_linker' component: `render` needs the linker "
-            "that renders the prompts. Pass a pipeline folder saved with the linker.")
+    E181 = ("The pipeline {path} has no 'syncabel_linker' component. Pass a pipeline folder "
+            "saved with the linker, or add one with nlp.add_pipe('syncabel_linker').")
     E182 = ("Corpus {path} has no gold mention to render. Check the corpus format and file.")
     # preference optimization (DPO on mined hard negatives)
     E080 = ("Invalid DPO setting: {problem}.")

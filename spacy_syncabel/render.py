@@ -20,20 +20,11 @@ from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
 from .errors import Errors, Warnings
-from .prompting import PromptTemplate
+from .evaluation.evaluate import find_linker
+from .prompting import SEP_TOKEN, PromptTemplate
 from .types import COMPOSITE_SEP, NIL, NO_CODE, CorpusDoc, GoldMention
 
 LINKER = "syncabel_linker"
-
-
-def find_linker(nlp: Language, path: Union[str, Path] = "the pipeline") -> Tuple[str, Any]:
-    """(name, component) of the pipeline's linker; E181 when there is none."""
-    from .pipeline import SynCABELLinker
-
-    for name, proc in nlp.pipeline:
-        if isinstance(proc, SynCABELLinker):
-            return name, proc
-    raise ValueError(Errors.E181.format(path=path))
 
 
 def split_tokens_at(doc: Doc, offsets: Iterable[int]) -> Doc:
@@ -98,26 +89,24 @@ class TargetWriter:
         self.sep = linker.template.sep
 
     def __call__(self, mention: str, code: Optional[str], group: Optional[str]) -> Optional[str]:
+        from .training.examples import canonical_parts
+        from .training.negatives import gold_target_name
+
         if not code or code in (NIL, NO_CODE):
             return None
-        parts = [self.kb.canonical_code(p.strip()) for p in code.split(COMPOSITE_SEP)
-                 if p.strip()]
+        parts = canonical_parts(self.kb, code)
         if not parts or any(p not in self.kb for p in parts):
             return None
-        names = []
-        for part in parts:
-            ranked = self.selector.rank(mention, self.selector.candidates(part, group))
-            if not ranked:
-                return None
-            names.append(ranked[0])
-        return PromptTemplate.completion(names, self.sep)
+        names = gold_target_name(self.selector, mention, COMPOSITE_SEP.join(parts), group)
+        return None if names is None else PromptTemplate.completion(names.split(SEP_TOKEN),
+                                                                    self.sep)
 
 
 def render_docs(nlp: Language, docs: Sequence[CorpusDoc],
                 stats: Optional[Dict[str, Any]] = None) -> Iterator[Dict[str, Any]]:
     """One record per gold mention: ``{"doc_id", "start", "end", "label", "prompt",
     "target", "code"}``; mentions that match no token are counted in ``stats``."""
-    _, linker = find_linker(nlp)
+    linker = find_linker(nlp)
     targets = TargetWriter(linker)
     stats = stats if stats is not None else {}
     stats.setdefault("mentions", 0)
@@ -145,12 +134,11 @@ def render(pipeline: Union[str, Path], corpus: Union[str, Path], output: Union[s
     pipeline's linker renders and their targets; returns counts."""
     import spacy
 
-    from . import pipeline as _linker_factory  # noqa: F401 - registers the factories
-    from . import segmentation as _segmenter_factory  # noqa: F401
+    from . import pipeline as _factories  # noqa: F401 - registers the linker and segmenter
     from .corpus import read_corpus
 
     nlp = spacy.load(pipeline)
-    find_linker(nlp, pipeline)
+    find_linker(nlp, pipeline)  # E181 before any work
     docs = read_corpus(corpus)
     if limit:
         docs = docs[:limit]

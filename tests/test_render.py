@@ -12,7 +12,8 @@ from spacy_syncabel.corpus import write_jsonl
 from spacy_syncabel.prompting import SEP_TOKEN, PromptTemplate
 from spacy_syncabel.types import NO_CODE, CorpusDoc, GoldMention
 
-from .test_pipeline import TINY
+from .conftest import add_linker
+
 
 TEXT = ("Varón de 54 años con diabetes mellitus tipo 2.\n"
         "Acude por fiebre y cefalea desde ayer. Dolor abdominal3 leve.")
@@ -40,9 +41,7 @@ MENTIONS = [
 def pipeline_dir(kb_tsv, tmp_path_factory):
     nlp = spacy.blank("es")
     nlp.add_pipe("syncabel_sentencizer")
-    nlp.add_pipe("syncabel_linker", config={
-        "model": TINY, "context_chars": 0,
-        "kb_loader": {"@misc": "spacy_syncabel.KBFromFile.v1", "path": str(kb_tsv)}})
+    add_linker(nlp, kb_tsv, context_chars=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         nlp.initialize()
