@@ -400,5 +400,16 @@ def render(
     typer.echo(srsly.json_dumps(render_corpus(pipeline, corpus, output, limit=limit), indent=2))
 
 
+@app.command()
+def migrate(
+    source: Path = typer.Argument(..., help="A pipeline folder saved by spacy-syncabel 0.1 (with syncabel_linker/cfg.json)."),
+    output: Path = typer.Argument(..., help="The folder to write, in today's layout."),
+) -> None:
+    """Copy a 0.1 pipeline folder into today's layout (settings in config.cfg), linking as before."""
+    from .training.pipeline_io import migrate_pipeline
+
+    typer.echo(f"migrated -> {migrate_pipeline(source, output)}")
+
+
 def main() -> None:  # pragma: no cover
     app()
