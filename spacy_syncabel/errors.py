@@ -51,6 +51,10 @@ class Warnings(metaclass=ErrorsWithCodes):
             "no style examples.")
     W072 = ("Resuming {path}: dropped {n_bytes} byte(s) written after the last finished concept "
             "(an interrupted run); those concepts are generated again.")
+    # untrusted input (file readers)
+    W190 = ("{n} line(s) of PubTator file {path} are neither a title/abstract line, a mention "
+            "line nor a relation line and were skipped (first: line {line}: {text!r}). The "
+            "file may be truncated or hand-edited: fix or remove those lines.")
 
 
 class Errors(metaclass=ErrorsWithCodes):
@@ -160,3 +164,26 @@ class Errors(metaclass=ErrorsWithCodes):
     E084 = ("Pairs file {path}, line {line}: {problem}.")
     E085 = ("The DPO state file {path} names the model of round {round} ({model}), but it is "
             "missing. Restart the run with --no-resume or in a new output folder.")
+    # untrusted input (file readers)
+    E190 = ("{path}, line {line} (byte {col}): not valid UTF-8 (bytes {bad!r}). Files must be "
+            "UTF-8: re-encode it, e.g. `iconv -f latin1 -t utf8 FILE > FILE.utf8` (use the "
+            "file's real encoding instead of latin1).")
+    E191 = ("{path}, line {line}: invalid JSON ({err}). Fix the file, or write it again with "
+            "the command that made it.")
+    E192 = ("KB folder {path} is incomplete: {missing} is missing (without it the KB would "
+            "load {what}). Write the folder again with `ConceptKB.to_disk` (or save the "
+            "pipeline again with `nlp.to_disk`).")
+    E193 = ("KB folder {path}: kb.jsonl does not match meta.json ({problem}); the file was "
+            "truncated or edited. Write the folder again with `ConceptKB.to_disk` (or save the "
+            "pipeline again with `nlp.to_disk`).")
+    E194 = ("{path}, line {line}: {what} must be a JSON string (or an integer), got {type} "
+            "{value!r}. Write codes and names as strings, e.g. \"code\": \"8000/6\" (JSON "
+            "numbers lose leading zeros and NaN is not a code).")
+    E195 = ("{path}, line {line}: {n} tab-separated field(s) where the header has {n_header} "
+            "({header}). A tab inside a field (e.g. in a name) splits it into two columns: "
+            "replace the tab by a space, or fix the row.")
+    E196 = ("{path}, line {line}: {problem}. Each line of kb.jsonl must be an object with "
+            "string fields 'code', 'name' and 'group'. Write the folder again with "
+            "`ConceptKB.to_disk`.")
+    E197 = ("{path} is not a readable .spacy (DocBin) file ({err}). Write it again with "
+            "`DocBin.to_disk`, or give a corpus in another format.")

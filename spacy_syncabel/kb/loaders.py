@@ -20,7 +20,6 @@ Code forms:
 from __future__ import annotations
 
 import importlib.util
-import json
 import re
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple, Union
@@ -28,6 +27,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Set, Tupl
 import spacy
 
 from ..errors import Errors
+from ..textio import as_str, iter_lines, json_loads
 from .concept_kb import ConceptKB
 
 PathLike = Union[str, Path]
@@ -60,10 +60,9 @@ def _check(path: PathLike) -> Path:
 
 
 def _lines(path: Path) -> Iterator[Tuple[int, str]]:
-    """(1-based line number, line without end of line); utf8, BOM dropped."""
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        for i, line in enumerate(f, 1):
-            yield i, line.rstrip("\r\n")
+    """(1-based line number, line without end of line); UTF-8 (E190 naming the line if
+    not), BOM dropped."""
+    return iter_lines(path)
 
 
 def _finish(kb: ConceptKB, path: PathLike) -> ConceptKB:
@@ -82,7 +81,9 @@ def _truthy(value: object) -> bool:
 def read_tsv(path: PathLike, group: Optional[str] = None) -> ConceptKB:
     """TSV with a header: ``code<TAB>name<TAB>group`` (any order), optional
     ``preferred`` (1/true/yes marks the code's preferred name) and ``definition``.
-    Without a ``group`` column, ``group`` must be given."""
+    Without a ``group`` column, ``group`` must be given. Fields are split on tabs with no
+    quoting (quotes stay in names); a row with more non-empty fields than the header (a
+    tab inside a name) is E195. Codes are kept as written (``NaN`` stays ``"NaN"``)."""
     p = _check(path)
     expected = "code, name, group [, preferred, definition]"
     entries: List[Entry] = []
@@ -112,6 +113,12 @@ def read_tsv(path: PathLike, group: Optional[str] = None) -> ConceptKB:
         if not line.strip():
             continue
         fields = line.split("\t")
+        while len(fields) > len(header) and not fields[-1].strip():
+            fields.pop()  # trailing empty fields (spreadsheet exports)
+        if len(fields) > len(header):
+            raise ValueError(Errors.E195.format(
+                path=p, line=lineno, n=len(fields), n_header=len(header),
+                header=", ".join(header)))
         if len(fields) < n_needed:
             raise ValueError(Errors.E001.format(
                 path=p, line=lineno,
@@ -143,7 +150,7 @@ def _json_lines(p: Path) -> Iterator[Tuple[int, dict]]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = json_loads(line)
         except ValueError as err:
             raise ValueError(Errors.E006.format(path=p, line=lineno, err=err)) from None
         if not isinstance(obj, dict):
@@ -154,14 +161,16 @@ def _json_lines(p: Path) -> Iterator[Tuple[int, dict]]:
 def read_jsonl(path: PathLike, group: Optional[str] = None) -> ConceptKB:
     """JSONL, one object a line: ``{"code", "name", "group"[, "preferred"]}`` or
     ``{"code", "names": [...], "group"[, "preferred_name", "definition"]}``.
-    ``group`` is the default for objects without one."""
+    ``group`` is the default for objects without one. Codes, names and groups must be
+    JSON strings (integers are taken as their digits; floats, NaN and the rest are E194)."""
     p = _check(path)
     entries: List[Entry] = []
     preferred: Dict[str, str] = {}
     definitions: Dict[str, str] = {}
     for lineno, obj in _json_lines(p):
-        code = str(obj.get("code", "") or "").strip()
-        grp = str(obj.get("group", "") or group or "").strip()
+        code = (as_str(obj.get("code"), "'code'", p, lineno, allow_none=True) or "").strip()
+        grp = (as_str(obj.get("group"), "'group'", p, lineno, allow_none=True)
+               or group or "").strip()
         if not code:
             raise ValueError(Errors.E007.format(path=p, line=lineno, problem="no 'code'"))
         if not grp:
@@ -178,16 +187,19 @@ def read_jsonl(path: PathLike, group: Optional[str] = None) -> ConceptKB:
             raise ValueError(Errors.E007.format(
                 path=p, line=lineno, problem="no 'name' or 'names'"))
         for name in names:
-            if not isinstance(name, str) or not name.strip():
+            name = as_str(name, "a name", p, lineno)
+            if not name.strip():
                 raise ValueError(Errors.E002.format(path=p, line=lineno, code=code))
             entries.append((code, name, grp))
         if "name" in obj and _truthy(obj.get("preferred", False)):
-            preferred.setdefault(code, obj["name"])
-        if obj.get("preferred_name"):
-            preferred.setdefault(code, str(obj["preferred_name"]))
-            entries.append((code, str(obj["preferred_name"]), grp))
-        if obj.get("definition"):
-            definitions.setdefault(code, str(obj["definition"]))
+            preferred.setdefault(code, str(obj["name"]))
+        pref = as_str(obj.get("preferred_name"), "'preferred_name'", p, lineno, allow_none=True)
+        if pref:
+            preferred.setdefault(code, pref)
+            entries.append((code, pref, grp))
+        definition = as_str(obj.get("definition"), "'definition'", p, lineno, allow_none=True)
+        if definition:
+            definitions.setdefault(code, definition)
     kb = ConceptKB(entries, preferred=preferred, definitions=definitions, source=str(p))
     return _finish(kb, p)
 
@@ -264,11 +276,12 @@ def read_cie_o3(path: PathLike, group: str = "MORFOLOGIA_NEOPLASIA") -> ConceptK
     p = _check(path)
     entries: List[Entry] = []
     for lineno, obj in _json_lines(p):
-        code = str(obj.get("concept_id", obj.get("code", "")) or "").strip()
+        code = (as_str(obj.get("concept_id", obj.get("code")), "'concept_id'", p, lineno,
+                       allow_none=True) or "").strip()
         if not code:
             raise ValueError(Errors.E007.format(path=p, line=lineno, problem="no 'concept_id'"))
-        name = obj.get("definition") or obj.get("name") or ""
-        if not isinstance(name, str) or not name.strip():
+        name = as_str(obj.get("definition") or obj.get("name") or "", "'definition'", p, lineno)
+        if not name.strip():
             raise ValueError(Errors.E002.format(path=p, line=lineno, code=code))
         entries.append((code, name, group))
     aliases = {f"{c}/H": c for c, _, _ in entries}
@@ -548,7 +561,7 @@ def _guess_format(p: Path) -> Optional[str]:
         for _, line in _lines(p):
             if line.strip():
                 try:
-                    obj = json.loads(line)
+                    obj = json_loads(line)
                 except ValueError:
                     return "jsonl"  # read_jsonl reports the bad line
                 if isinstance(obj, dict) and "definition" in obj and "canonical_name" in obj:
