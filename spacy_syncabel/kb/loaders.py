@@ -578,8 +578,9 @@ def read_file(path: PathLike, format: str = "auto", group: Optional[str] = None)
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(Errors.E003.format(path=p))
-    if p.is_dir() and (p / "kb.jsonl").exists() and format in ("auto", "folder"):
-        return ConceptKB.load(p)  # a folder written by ConceptKB.to_disk
+    saved = p.is_dir() and ((p / "kb.jsonl").exists() or (p / "meta.json").exists())
+    if format == "folder" or (format == "auto" and saved):
+        return ConceptKB.load(p)  # a folder written by ConceptKB.to_disk (E192 if incomplete)
     fmt = _guess_format(p) if format == "auto" else format
     if fmt not in FORMATS:
         raise ValueError(Errors.E004.format(path=p, formats=FORMATS))
