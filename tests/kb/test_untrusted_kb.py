@@ -9,7 +9,8 @@ import pytest
 from spacy_syncabel.kb import ConceptKB, loaders as L
 
 MRCONSO = "C0000001|{lat}|P|L0000001|PF|S0000001|Y|A0000001||||MSH|PN|D000001|{name}|0|N||\n"
-RF2_HEADER = "id\teffectiveTime\tactive\tmoduleId\tconceptId\tlanguageCode\ttypeId\tterm\tcaseSignificanceId\n"
+RF2_HEADER = ("id\teffectiveTime\tactive\tmoduleId\tconceptId\tlanguageCode\ttypeId\tterm\t"
+              "caseSignificanceId\n")
 
 
 def _rf2(desc_id, concept, type_id, term):
