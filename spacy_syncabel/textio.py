@@ -19,7 +19,7 @@ ENCODING = "utf-8"
 _BOM = "\ufeff"
 
 __all__ = ["open_text", "utf8_errors", "iter_lines", "read_text", "json_loads", "read_json",
-           "as_str", "decode_error_message"]
+           "iter_jsonl", "as_str", "decode_error_message"]
 
 
 def open_text(path: PathLike) -> TextIO:
@@ -97,6 +97,18 @@ def read_json(path: PathLike) -> Any:
                                             err=f"{err.msg}, column {err.colno}")) from None
     except ValueError as err:
         raise ValueError(Errors.E191.format(path=path, line="?", err=err)) from None
+
+
+def iter_jsonl(path: PathLike) -> Iterator[Tuple[int, Any]]:
+    """(line number, value) of each non-blank line of a JSONL file; E190 on a decode error,
+    E191 naming the line on invalid JSON (a truncated last line included)."""
+    for lineno, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json_loads(line)
+        except ValueError as err:
+            raise ValueError(Errors.E191.format(path=path, line=lineno, err=err)) from None
 
 
 def as_str(value: Any, what: str, path: PathLike, line: Union[int, str],

@@ -29,7 +29,7 @@ import srsly
 
 from ..errors import Errors, Warnings
 from ..text import clean_name
-from ..textio import iter_lines, json_loads, read_json
+from ..textio import iter_jsonl, read_json
 
 __all__ = ["ConceptKB", "fast_clean_name"]
 
@@ -371,15 +371,9 @@ class ConceptKB:
 
 def _read_kb_lines(path: Path) -> Iterator[Dict[str, str]]:
     """The rows of a saved ``kb.jsonl``; E191 on invalid JSON, E196 on a malformed row."""
-    for lineno, line in iter_lines(path):
-        if not line.strip():
-            continue
-        try:
-            obj = json_loads(line)
-        except ValueError as err:
-            raise ValueError(Errors.E191.format(path=path, line=lineno, err=err)) from None
+    for lineno, obj in iter_jsonl(path):
         if not isinstance(obj, dict) or not all(
                 isinstance(obj.get(k), str) for k in ("code", "name", "group")):
             raise ValueError(Errors.E196.format(
-                path=path, line=lineno, problem=f"got {line[:80]!r}"))
+                path=path, line=lineno, problem=f"got {str(obj)[:80]!r}"))
         yield obj
