@@ -44,8 +44,6 @@ def iter_tsv(path: Path) -> Iterator[Tuple[int, dict]]:
         for fields in reader:
             if not any(v.strip() for v in fields):
                 continue
-            while len(fields) > len(header) and not fields[-1].strip():
-                fields.pop()  # trailing empty fields (spreadsheet exports)
             if len(fields) != len(header):
                 raise ValueError(Errors.E195.format(
                     path=path, line=reader.line_num, n=len(fields), n_header=len(header),

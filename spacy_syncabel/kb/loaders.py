@@ -82,8 +82,8 @@ def read_tsv(path: PathLike, group: Optional[str] = None) -> ConceptKB:
     """TSV with a header: ``code<TAB>name<TAB>group`` (any order), optional
     ``preferred`` (1/true/yes marks the code's preferred name) and ``definition``.
     Without a ``group`` column, ``group`` must be given. Fields are split on tabs with no
-    quoting (quotes stay in names); a row with more non-empty fields than the header (a
-    tab inside a name) is E195. Codes are kept as written (``NaN`` stays ``"NaN"``)."""
+    quoting (quotes stay in names); a row with more fields than the header (a tab inside a
+    name) is E195. Codes are kept as written (``NaN`` stays ``"NaN"``)."""
     p = _check(path)
     expected = "code, name, group [, preferred, definition]"
     entries: List[Entry] = []
@@ -113,8 +113,6 @@ def read_tsv(path: PathLike, group: Optional[str] = None) -> ConceptKB:
         if not line.strip():
             continue
         fields = line.split("\t")
-        while len(fields) > len(header) and not fields[-1].strip():
-            fields.pop()  # trailing empty fields (spreadsheet exports)
         if len(fields) > len(header):
             raise ValueError(Errors.E195.format(
                 path=p, line=lineno, n=len(fields), n_header=len(header),
