@@ -226,23 +226,31 @@ def read_medic(path: PathLike, group: str = "Disease") -> ConceptKB:
     preferred: Dict[str, str] = {}
     definitions: Dict[str, str] = {}
     alt_pairs: List[Tuple[str, str]] = []
+    ctd: Optional[bool] = None  # the first data line tells the format of the whole file
     for lineno, line in _lines(p):
         if not line.strip() or line.startswith("#"):
             continue
-        if "\t" in line:  # CTD_diseases.tsv
+        if ctd is None:
+            ctd = "\t" in line
+        if ctd:  # CTD_diseases.tsv
             f = line.split("\t")
             if len(f) < 2:
                 raise ValueError(Errors.E007.format(
                     path=p, line=lineno, problem="expected DiseaseName<TAB>DiseaseID…"))
+            if len(f) > 9:
+                raise ValueError(Errors.E007.format(
+                    path=p, line=lineno, problem=f"{len(f)} tab-separated fields where CTD's "
+                    "disease file has at most 9 (a tab inside a name?)"))
             name, code = f[0], medic_code(f[1])
             alts = f[2].split("|") if len(f) > 2 else []
             synonyms = f[7].split("|") if len(f) > 7 else []
             if len(f) > 3 and f[3].strip():
                 definitions.setdefault(code, f[3].strip())
         else:
-            if "||" not in line:
+            if "||" not in line or "\t" in line:
                 raise ValueError(Errors.E007.format(
-                    path=p, line=lineno, problem="expected 'ID|ALT_IDS||name|synonym…'"))
+                    path=p, line=lineno, problem="expected 'ID|ALT_IDS||name|synonym…' with no "
+                    "tab, as on the file's first line"))
             left, _, right = line.partition("||")
             ids = left.split("|")
             code, alts = medic_code(ids[0]), ids[1:]
@@ -426,9 +434,10 @@ def read_umls(mrconso: PathLike, mrsty: Optional[PathLike] = None,
         if not line:
             continue
         f = line.split("|")
-        if len(f) < 17:
+        if len(f) < 17 or len(f) > 19 or (len(f) == 19 and f[18]):
             raise ValueError(Errors.E007.format(
-                path=p, line=lineno, problem=f"{len(f)} fields, MRCONSO.RRF has 18"))
+                path=p, line=lineno, problem=f"{len(f)} '|'-separated fields, MRCONSO.RRF has 18 "
+                "(a '|' inside a name?)"))
         cui, lat, ts, stt, ispref, sab, name, suppress = (
             f[0], f[1], f[2], f[4], f[6], f[11], f[14], f[16])
         if suppress != "N" or (langs is not None and lat not in langs):
@@ -477,6 +486,9 @@ def _rf2_rows(p: Path, needed: Iterable[str]) -> Iterator[Tuple[int, Dict[str, s
             raise ValueError(Errors.E001.format(
                 path=p, line=lineno, problem=f"{len(f)} column(s) where {n} are needed",
                 expected=", ".join(header)))
+        if len(f) > n:
+            raise ValueError(Errors.E195.format(path=p, line=lineno, n=len(f), n_header=n,
+                                                header=", ".join(header)))
         yield lineno, dict(zip(header, f))
 
 

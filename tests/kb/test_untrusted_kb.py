@@ -158,3 +158,23 @@ def test_to_disk_over_an_older_folder(saved, tmp_path):
     smaller = ConceptKB([("X", "equis", "G")])
     smaller.to_disk(tmp_path / "copy")
     assert ConceptKB.from_disk(tmp_path / "copy").fingerprint() == smaller.fingerprint()
+
+
+def test_separator_inside_a_name_in_other_formats(tmp_path):
+    # MEDIC pipe format: a tab is not taken as a switch to CTD's TSV format
+    path = tmp_path / "medic.txt"
+    path.write_text("MESH:D1||fever|pyrexia\nMESH:D2||Méni\tère disease\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"E007.*medic.txt, line 2: .*no tab"):
+        L.read_medic(path)
+    # UMLS: a '|' inside a name shifts the fields after it
+    path = tmp_path / "MRCONSO.RRF"
+    path.write_text(MRCONSO.format(lat="ENG", name="fever")
+                    + MRCONSO.format(lat="ENG", name="heart|attack"), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"E007.*MRCONSO.RRF, line 2: 20 '\|'-separated"):
+        L.read_umls(path)
+    # SNOMED CT RF2: a tab inside a term
+    path = tmp_path / "sct2_Description_es.txt"
+    path.write_text(RF2_HEADER + _rf2("1", "100", "900000000000013009", "fiebre")
+                    + _rf2("2", "200", "900000000000013009", "dolor\tde cabeza"), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"E195.*sct2_Description_es.txt, line 3: 10 "):
+        L.read_snomed_rf2(path)
