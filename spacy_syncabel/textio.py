@@ -48,7 +48,12 @@ def decode_error_message(path: PathLike, err: UnicodeDecodeError) -> str:
         line, col, bad = "?", "?", err.object[err.start:err.end]
     else:
         line, col, bad = where
-    return Errors.E190.format(path=path, line=line, col=col, bad=bytes(bad)[:8])
+    msg = Errors.E190.format(path=path, line=line, col=col, bad=bytes(bad)[:8])
+    if path.is_file():
+        with open(path, "rb") as f:
+            if f.read(2) in (b"\xff\xfe", b"\xfe\xff"):
+                msg += " The file starts with a UTF-16 byte order mark: use `iconv -f utf16`."
+    return msg
 
 
 @contextmanager
