@@ -22,6 +22,7 @@ from ..types import COMPOSITE_SEP, NIL, NO_CODE, CorpusDoc
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..kb import ConceptKB
+    from ..linking import LinkingEngine
     from ..decoding.candidates import CandidateIndex
     from ..pipeline import SynCABELLinker
 
@@ -110,6 +111,11 @@ class NameSelector:
         return [names[i] for i in order]
 
 
+def canonical_parts(kb: "ConceptKB", raw_code: str) -> List[str]:
+    """The parts of a (composite) gold code, each mapped to its main KB code."""
+    return [kb.canonical_code(p.strip()) for p in raw_code.split(COMPOSITE_SEP) if p.strip()]
+
+
 def _warn_missing(stats: ExampleStats, what: str) -> None:
     if stats.missing_code:
         warnings.warn(Warnings.W060.format(n=stats.missing_code, n_codes=len(stats.missing_codes),
@@ -190,7 +196,7 @@ def build_examples(docs: Sequence[CorpusDoc], linker: "SynCABELLinker", *,
     tok = linker.tokenizer
     selector = selector or NameSelector(kb)
     sep_id = int(tok.convert_tokens_to_ids(SEP_TOKEN))
-    max_new = int(linker.cfg["max_new_tokens"])
+    max_new = linker.settings.max_new_tokens
     stats = ExampleStats()
     out: List[TrainExample] = []
     missing_seen: Dict[str, None] = {}
@@ -202,7 +208,7 @@ def build_examples(docs: Sequence[CorpusDoc], linker: "SynCABELLinker", *,
         if not raw_code or raw_code in (NIL, NO_CODE):
             stats.no_code += 1
             continue
-        parts = [kb.canonical_code(p.strip()) for p in raw_code.split(COMPOSITE_SEP) if p.strip()]
+        parts = canonical_parts(kb, raw_code)
         missing = [p for p in parts if p not in kb]
         if missing:
             stats.missing_code += 1
@@ -258,7 +264,7 @@ def build_kb_name_examples(linker: "SynCABELLinker", *, sep_id: Optional[int] = 
         prompt = linker.mention_prompt(doc, span, group)
         ex = _make_example(linker, prompt, [name], mention=name, code=code, group=group,
                            doc_id=f"kb:{group}", source="kb_name", sep_id=sep_id,
-                           max_new_tokens=int(linker.cfg["max_new_tokens"]), stats=stats)
+                           max_new_tokens=linker.settings.max_new_tokens, stats=stats)
         if ex is not None:
             out.append(ex)
             stats.kb_name_examples += 1
@@ -316,13 +322,13 @@ def build_dev_set(docs: Sequence[CorpusDoc], linker: "SynCABELLinker", size: int
                   mentions=[m for _, m, _, _ in items])
 
 
-def dev_recall_at_1(linker: "SynCABELLinker", dev: DevSet) -> float:
-    """Recall@1 of the linker's constrained decoding on the dev set, in the linker's own
-    decoding mode (its candidate settings included)."""
+def dev_recall_at_1(engine: "LinkingEngine", dev: DevSet) -> float:
+    """Recall@1 of the engine on the dev set, in its own decoding mode."""
     from ..evaluation.metrics import hit
 
     if not len(dev):
         return 0.0
-    cands = linker.decode(dev.prompt_ids, dev.groups, dev.mentions)
-    hits = sum(hit(gold, [c[0].code] if c else [], 1) for gold, c in zip(dev.codes, cands))
+    cands = engine.link(dev.prompt_ids, dev.groups, dev.mentions)
+    hits = sum(hit(gold, [c[0].code] if c else [], 1, kb=engine.kb)
+               for gold, c in zip(dev.codes, cands))
     return hits / len(dev)
