@@ -1,5 +1,4 @@
 """Hostile KB files and KB folders fail with coded errors naming the file and the line."""
-import json
 import re
 import shutil
 import warnings
@@ -59,7 +58,7 @@ def test_decode_error_line_past_the_first_read_chunk(tmp_path):
     rows = "".join(f"C{i}\tname {i}\tG\n" for i in range(5000))  # ~70 KB before the bad row
     path = tmp_path / "big.tsv"
     path.write_bytes(("code\tname\tgroup\n" + rows + "CX\tMénière\tG\n").encode("latin-1"))
-    with pytest.raises(ValueError, match=rf"E190.*big.tsv, line 5002 \(byte 5\)"):
+    with pytest.raises(ValueError, match=r"E190.*big.tsv, line 5002 \(byte 5\)"):
         L.read_tsv(path)
 
 
