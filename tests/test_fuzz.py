@@ -4,6 +4,8 @@
   tabs, newlines, NaN-like codes, very long and empty names go through the TSV and JSONL
   loaders: each file loads into a consistent KB or fails with a coded error ``[Ennn]``;
   nothing else may escape.
+* JSONL, PubTator and brat corpora, mostly well formed with hostile fields and lines, read
+  into documents whose mentions lie inside their text, or fail with a coded error.
 * Docs of random tokens (KB words, odd unicode, invisible-only tokens, white space, very
   long tokens) with random, possibly overlapping, entities go through ``nlp.pipe`` of a
   small pipeline per decoding mode (tiny random Llama + small KB): nothing crashes, every
@@ -25,6 +27,7 @@ from hypothesis import HealthCheck, event, given, settings, strategies as st  # 
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
+from spacy_syncabel.corpus import read_corpus
 from spacy_syncabel.kb import ConceptKB, read_jsonl, read_tsv
 from spacy_syncabel.kb.concept_kb import fast_clean_name
 from spacy_syncabel.types import COMPOSITE_SEP, NIL, NO_CODE
@@ -135,6 +138,109 @@ def test_fuzz_kb_jsonl(rows):
             assert all(isinstance(c, (str, int)) and not isinstance(c, bool)
                        for c, _, _ in rows), "a float or bool code was accepted"
             _check_kb(kb, rows)
+
+
+# ------------------------------------------------------------------ corpus files
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 40) | st.floats() | st.text(max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
+                                                                  max_size=3),
+    max_leaves=5)
+offsets = st.integers(-2, 40)
+
+
+def mostly(strategy, other=json_values, n: int = 7):
+    """``strategy`` about ``n`` times in ``n + 1``, else ``other`` (any JSON value).
+    (``one_of`` would not do: it picks among its distinct strategies about evenly.)"""
+    return st.integers(0, 99).flatmap(lambda i: other if i % (n + 1) == 3 else strategy)
+
+
+@st.composite
+def corpus_objs(draw):
+    """A JSONL corpus line as an object: mostly well-formed, any field possibly hostile."""
+    text = draw(st.text(alphabet=st.sampled_from(ODD + "abc "), min_size=1, max_size=30))
+    obj = {"text": draw(mostly(st.just(text)))}
+    if draw(st.booleans()):
+        obj["id"] = draw(mostly(st.text(max_size=4)))
+    ents = []
+    for _ in range(draw(st.integers(0, 3))):
+        start = draw(st.integers(0, len(text) - 1))
+        spans = st.tuples(st.just(start), st.integers(start + 1, len(text)))
+        s, e = draw(mostly(spans, st.tuples(offsets, offsets)))
+        ent = {"start": draw(mostly(st.just(s))), "end": draw(mostly(st.just(e)))}
+        if draw(st.booleans()):
+            ent["label"] = draw(mostly(st.sampled_from(LABELS)))
+        if draw(st.booleans()):
+            ent["code"] = draw(mostly(st.sampled_from(["C1", "C1+C2", "NIL", "8000/6"])))
+        ents.append(ent)
+    obj["entities"] = draw(mostly(st.just(ents)))
+    if draw(st.booleans()):
+        obj["sentences"] = draw(mostly(st.just([[0, len(text)]]),
+                                       st.lists(st.lists(offsets, min_size=2, max_size=2),
+                                                max_size=2)))
+    return json.dumps(obj, ensure_ascii=draw(st.booleans()))
+
+
+pubtator_lines = st.one_of(
+    st.builds(lambda pmid, kind, text: f"{pmid}|{kind}|{text}", st.sampled_from(["1", "2"]),
+              st.sampled_from(["t", "a"]), st.text(alphabet=st.sampled_from(ODD + "ab "),
+                                                   max_size=20)),
+    st.lists(st.one_of(st.sampled_from(["1", "2", "CID", "Disease", "D1|D2", "-1"]),
+                       offsets.map(str), st.text(max_size=4)), min_size=1, max_size=7)
+    .map("\t".join),
+    st.text(max_size=12))
+
+
+def _read_or_coded_error(path: Path, fmt: str):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            docs = read_corpus(path, format=fmt)
+        except ValueError as err:
+            assert CODED.match(str(err)), f"uncoded error: {err!r}"
+            assert path.name in str(err), str(err)
+            event(f"coded error {str(err)[:6]}")
+            return
+    event("read")
+    for doc in docs:
+        assert isinstance(doc.id, str) and isinstance(doc.text, str)
+        for m in doc.mentions:
+            assert 0 <= m.start < m.end <= len(doc.text), (m, len(doc.text))
+            assert isinstance(m.label, str) and (m.code is None or isinstance(m.code, str))
+
+
+@FUZZ
+@given(lines=st.lists(mostly(corpus_objs(), st.text(max_size=20), n=3), min_size=1,
+                      max_size=4))
+def test_fuzz_corpus_jsonl(lines):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "c.jsonl"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        _read_or_coded_error(path, "jsonl")
+
+
+@FUZZ
+@given(lines=st.lists(pubtator_lines, min_size=1, max_size=8))
+def test_fuzz_corpus_pubtator(lines):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "c.pubtator"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        _read_or_coded_error(path, "pubtator")
+
+
+@FUZZ
+@given(text=st.text(alphabet=st.sampled_from(ODD + "ab "), max_size=30),
+       ann=st.lists(st.one_of(
+           st.builds(lambda i, lab, s, e, t: f"T{i}\t{lab} {s} {e}\t{t}", st.integers(1, 3),
+                     st.sampled_from(LABELS), offsets, offsets, st.text(max_size=6)),
+           st.builds(lambda i, t, c: f"#{i}\tAnnotatorNotes T{t}\t{c}", st.integers(1, 3),
+                     st.integers(1, 3), st.sampled_from(["C1", "C1+C2", ""]) | st.text(max_size=4)),
+           st.text(max_size=12)), max_size=5))
+def test_fuzz_corpus_brat(text, ann):
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "d.txt").write_text(text, encoding="utf-8", newline="")
+        (Path(tmp) / "d.ann").write_text("\n".join(ann) + "\n", encoding="utf-8")
+        _read_or_coded_error(Path(tmp), "brat")
 
 
 # ------------------------------------------------------------------ docs
