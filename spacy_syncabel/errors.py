@@ -31,6 +31,10 @@ class Warnings(metaclass=ErrorsWithCodes):
             "'syncabel_linker' or set `doc.ents`.")
     # training
 
+    # sentence segmentation and the render command (E180-E189, W180-W189)
+    W180 = ("{n} gold mention(s) of {path} do not align with the tokens of their doc and were "
+            "left out of the rendered prompts (first: {first}). Check the offsets.")
+
     W040 = ("{n} overlapping entity(ies) were dropped while building spaCy docs (spaCy allows "
             "no overlap in `doc.ents`; the longest entity is kept). First: {first}.")
     W041 = ("{n} entity(ies) do not align with any token and were dropped while building "
@@ -187,6 +191,12 @@ class Errors(metaclass=ErrorsWithCodes):
     E133 = ("SynCABEL checkpoint {path}: {problem}")
     E134 = ("SynCABEL KB map {path}: {problem}. It must be a JSON object mapping each group to "
             "an object of {{\"name\": \"code\"}} (the checkpoint's text_to_code.json).")
+    # sentence segmentation and the render command
+    E180 = ("Invalid abbreviation {value!r} for 'syncabel_sentencizer': give words without "
+            "white space, with or without their final period (e.g. \"Dr.\" or \"aprox\").")
+    E181 = ("The pipeline {path} has no 'syncabel_linker' component. Pass a pipeline folder "
+            "saved with the linker, or add one with nlp.add_pipe('syncabel_linker').")
+    E182 = ("Corpus {path} has no gold mention to render. Check the corpus format and file.")
     # preference optimization (DPO on mined hard negatives)
     E080 = ("Invalid DPO setting: {problem}.")
     E081 = ("No training mentions to mine negatives from: {why}. Check the corpus, the KB and "

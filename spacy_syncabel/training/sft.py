@@ -543,6 +543,8 @@ def _build_linker(kb_obj, base_model: str, lang: str, label_map, linker_config, 
 
     lm, tok = load_base_model(base_model, kb_obj, texts, seed=seed)
     nlp = spacy.blank(lang)
+    # training and inference see the same sentences: the segmenter is saved with the pipeline
+    nlp.add_pipe("syncabel_sentencizer")
     comp_cfg: Dict[str, Any] = {"label_map": dict(label_map or {}), "device": "auto"}
     comp_cfg.update(linker_config or {})
     comp_cfg["dtype"] = "float32"
@@ -562,15 +564,15 @@ def _prepare(cfg: TrainConfig, kb_obj, train_docs, dev_docs, syn_docs, base_mode
     selector = NameSelector(kb_obj, linker.candidate_index)
     real, real_stats = build_examples(train_docs, linker, top_k_targets=cfg.top_k_targets,
                                       kb_name_examples=cfg.kb_name_examples, source="real",
-                                      selector=selector, max_examples=cfg.max_train)
+                                      selector=selector, max_examples=cfg.max_train, nlp=nlp)
     syn, syn_stats = ([], None)
     if syn_docs:
         syn, syn_stats = build_examples(syn_docs, linker, top_k_targets=cfg.top_k_targets,
-                                        source="synthetic", selector=selector)
+                                        source="synthetic", selector=selector, nlp=nlp)
     mixed = mix_examples(real, syn, mode=cfg.mix_mode, weights=cfg.mix_weights, seed=cfg.seed)
     if not mixed:
         raise ValueError(Errors.E063.format(why=f"stats {real_stats.to_dict()}"))
-    dev_set = build_dev_set(dev_docs, linker, size=cfg.dev_size, seed=cfg.seed) \
+    dev_set = build_dev_set(dev_docs, linker, size=cfg.dev_size, seed=cfg.seed, nlp=nlp) \
         if dev_docs else None
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     collator = CompletionCollator(pad_id)
