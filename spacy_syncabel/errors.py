@@ -74,6 +74,10 @@ class Warnings(metaclass=ErrorsWithCodes):
             "retriever deciding: mode = \"rerank\" with a large prior_weight.")
     W101 = ("{n} KB name(s) need more than max_new_tokens={limit} tokens and can never be "
             "generated (first: {first!r}). Raise max_new_tokens in the component's config.")
+    # untrusted input (file readers)
+    W190 = ("{n} line(s) of PubTator file {path} are neither a title/abstract line, a mention "
+            "line nor a relation line and were skipped (first: line {line}: {text!r}). The "
+            "file may be truncated or hand-edited: fix or remove those lines.")
 
 
 class Errors(metaclass=ErrorsWithCodes):
@@ -218,3 +222,26 @@ class Errors(metaclass=ErrorsWithCodes):
             "({err}). Use bytes written by to_bytes of the same version.")
     E106 = ("Cannot load {path} with the 'model' field excluded: the linker has no model yet. "
             "Load it without exclude=['model'] first.")
+    # untrusted input (file readers)
+    E190 = ("{path}, line {line} (byte {col}): not valid UTF-8 (bytes {bad!r}). Files must be "
+            "UTF-8: re-encode it, e.g. `iconv -f latin1 -t utf8 FILE > FILE.utf8` (use the "
+            "file's real encoding instead of latin1).")
+    E191 = ("{path}, line {line}: invalid JSON ({err}). Fix the file, or write it again with "
+            "the command that made it.")
+    E192 = ("KB folder {path} is incomplete: {missing} is missing (without it the KB would "
+            "load {what}). Write the folder again with `ConceptKB.to_disk` (or save the "
+            "pipeline again with `nlp.to_disk`).")
+    E193 = ("KB folder {path}: kb.jsonl does not match meta.json ({problem}); the file was "
+            "truncated or edited. Write the folder again with `ConceptKB.to_disk` (or save the "
+            "pipeline again with `nlp.to_disk`).")
+    E194 = ("{path}, line {line}: {what} must be a JSON string (or an integer), got {type} "
+            "{value!r}. Write codes and names as strings, e.g. \"code\": \"8000/6\" (JSON "
+            "numbers lose leading zeros and NaN is not a code).")
+    E195 = ("{path}, line {line}: {n} tab-separated field(s) where the header has {n_header} "
+            "({header}). A tab inside a field (e.g. in a name) splits it into two columns: "
+            "replace the tab by a space, or fix the row.")
+    E196 = ("{path}, line {line}: {problem}. Each line of kb.jsonl must be an object with "
+            "string fields 'code', 'name' and 'group'. Write the folder again with "
+            "`ConceptKB.to_disk`.")
+    E197 = ("{path} is not a readable .spacy (DocBin) file ({err}). Write it again with "
+            "`DocBin.to_disk`, or give a corpus in another format.")
