@@ -385,5 +385,31 @@ def score(
         srsly.write_json(output, metrics)
 
 
+@app.command()
+def render(
+    pipeline: Path = typer.Argument(..., help="A pipeline folder holding syncabel_linker (and its sentence segmenter)."),
+    corpus: Path = typer.Argument(..., help="JSONL, brat folder, PubTator, marked TSV or .spacy."),
+    output: Path = typer.Option(..., "--output", "-o", help="prompts.jsonl to write."),
+    limit: int = typer.Option(0, help="Render the first N documents only (0: all)."),
+) -> None:
+    """Write the exact prompt and target text of every gold mention, one JSON line each."""
+    import srsly
+
+    from .render import render as render_corpus
+
+    typer.echo(srsly.json_dumps(render_corpus(pipeline, corpus, output, limit=limit), indent=2))
+
+
+@app.command()
+def migrate(
+    source: Path = typer.Argument(..., help="A pipeline folder saved by spacy-syncabel 0.1 (with syncabel_linker/cfg.json)."),
+    output: Path = typer.Argument(..., help="The folder to write, in today's layout."),
+) -> None:
+    """Copy a 0.1 pipeline folder into today's layout (settings in config.cfg), linking as before."""
+    from .training.pipeline_io import migrate_pipeline
+
+    typer.echo(f"migrated -> {migrate_pipeline(source, output)}")
+
+
 def main() -> None:  # pragma: no cover
     app()

@@ -25,6 +25,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.util import minibatch
 
+from . import segmentation as _segmentation  # noqa: F401 - registers syncabel_sentencizer
 from .errors import Errors, Warnings
 from .linking import LinkingEngine, LinkSettings
 from .linking.candidates import GeneratorFactory

@@ -465,13 +465,13 @@ def _prepare_run(cfg: DPORunConfig, pipeline: Path, out: Path, state: Dict[str, 
     nlp, linker = _load(start_from)
     train_docs, dev_docs = _as_docs(train), _as_docs(dev)
     collect_stats = MiningStats()
-    mentions = collect_mentions(train_docs, linker, collect_stats)
+    mentions = collect_mentions(train_docs, linker, collect_stats, nlp=nlp)
     if not mentions:
         raise ValueError(Errors.E081.format(why=f"stats {collect_stats.to_dict()}"))
     # a resumed run keeps its chunks (unless a chunk size is given)
     chunk_size = cfg.chunk_size or (state.get("chunk_size") if state["rounds"] else None)
     chunks = _chunks(mentions, chunk_size, cfg.rounds, cfg.seed)
-    dev_set = build_dev_set(dev_docs, linker, size=cfg.dev_size, seed=cfg.seed) \
+    dev_set = build_dev_set(dev_docs, linker, size=cfg.dev_size, seed=cfg.seed, nlp=nlp) \
         if dev_docs else None
     run = _Run(cfg, out, pipeline, nlp, linker, chunks, dev_set,
                max(1, min(5, linker.settings.n_best)), _pipeline_dtype(pipeline),
