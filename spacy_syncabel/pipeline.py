@@ -539,16 +539,20 @@ class SynCABELLinker(Pipe):
 
 
 def _read_json(path: Path) -> Any:
+    from .textio import read_json
+
     try:
-        return srsly.read_json(path)
-    except (OSError, ValueError) as err:
+        return read_json(path)
+    except OSError as err:
         raise ValueError(Errors.E103.format(path=path, err=f"{type(err).__name__}: {err}")) from err
 
 
 def _read_aliases(path: Path) -> List[Tuple[str, str, Optional[str]]]:
+    from .textio import iter_jsonl
+
     out = []
     try:
-        for i, row in enumerate(srsly.read_jsonl(path), 1):
+        for i, row in iter_jsonl(path):
             if not isinstance(row, dict) or not isinstance(row.get("text"), str) \
                     or not isinstance(row.get("name"), str):
                 raise ValueError(f"line {i}: expected {{'text', 'name', 'group'}}")
