@@ -6,25 +6,9 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
-import torch
 from transformers import TrainerCallback
 
-
-def distributed() -> bool:
-    import torch.distributed as dist
-
-    return dist.is_available() and dist.is_initialized()
-
-
-def any_rank(flag: bool, device) -> bool:
-    """True when ``flag`` is True on any process (all processes must call it)."""
-    if not distributed():
-        return flag
-    import torch.distributed as dist
-
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
+from .distributed import any_rank
 
 
 class BudgetCallback(TrainerCallback):
@@ -132,5 +116,4 @@ def make_callbacks(trainer_ref: Dict[str, Any], max_minutes: Optional[float], pa
             JsonlLog(trainer_ref, log_path))
 
 
-__all__ = ["BudgetCallback", "EarlyStopping", "JsonlLog", "make_callbacks", "any_rank",
-           "distributed"]
+__all__ = ["BudgetCallback", "EarlyStopping", "JsonlLog", "make_callbacks"]

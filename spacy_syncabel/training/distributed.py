@@ -98,6 +98,18 @@ def ensure_process_group() -> None:
         PartialState()
 
 
+def any_rank(flag: bool, device: Any = None) -> bool:
+    """True when ``flag`` is True on any process (all processes must call it)."""
+    dist = _dist()
+    if dist is None:
+        return flag
+    import torch
+
+    t = torch.tensor([1.0 if flag else 0.0], device=_reduce_device(device))
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
 def _reduce_device(device: Any = None) -> Any:
     dist = _dist()
     if device is None and dist is not None and dist.get_backend() == "nccl":
