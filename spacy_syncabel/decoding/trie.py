@@ -318,10 +318,11 @@ class _Sequences(Mapping):
         return isinstance(name, str) and self._tries.tokens_of(name) is not None
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._tries.names.keys())
+        names = self._tries.names
+        return (names.restore_key(i) for i in np.nonzero(self._tries.name_leaf >= 0)[0].tolist())
 
     def __len__(self) -> int:
-        return len(self._tries.names)
+        return int(np.count_nonzero(self._tries.name_leaf >= 0))
 
 
 class TrieSet:
@@ -354,31 +355,29 @@ class TrieSet:
         if composite and sep_token is not None:
             sep_id = tokenizer.convert_tokens_to_ids(sep_token)
         groups = kb.groups
-        for group in groups:
-            if not kb.names(group):
+        table, all_ids, group_ids = _name_ids(kb)
+        for group, ids in zip(groups, group_ids):
+            if not len(ids):
                 raise ValueError(Errors.E012.format(group=group))
-        table = marisa_trie.Trie(kb.names())
-        n = len(table)
-        names = [table.restore_key(i) for i in range(n)]  # key-id order
-        index = {name: i for i, name in enumerate(names)}
-        bits = np.zeros((n, max(1, (len(groups) + 63) // 64)), dtype=np.uint64)
-        for g, group in enumerate(groups):
-            ids = np.fromiter((index[x] for x in kb.names(group)), dtype=np.int64)
-            bits[ids, g // 64] |= np.uint64(1 << (g % 64))
-        del index
+        bits = np.zeros((len(all_ids), max(1, (len(groups) + 63) // 64)), dtype=np.uint64)
+        for g, ids in enumerate(group_ids):
+            bits[np.searchsorted(all_ids, ids), g // 64] |= np.uint64(1 << (g % 64))
+        del group_ids
+        names = [table.restore_key(i) for i in all_ids.tolist()]
         tokens, offsets = tokenize_flat(tokenizer, names)
         del names
         child_ptr, child_tok, seq_leaf, masks = build_arrays(tokens, offsets, eos_id, bits)
         del tokens, offsets
         leaf_nodes, first, counts = np.unique(seq_leaf, return_index=True, return_counts=True)
-        name_leaf = seq_leaf.astype(np.int32)
+        name_leaf = np.full(len(table), -1, dtype=np.int32)
+        name_leaf[all_ids] = seq_leaf
         shared = {}
         for leaf in leaf_nodes[counts > 1]:  # several names tokenize the same (rare)
             idx = np.nonzero(seq_leaf == leaf)[0]
-            shared[int(leaf)] = [(int(i), _groups_in(bits[i])) for i in idx]
+            shared[int(leaf)] = [(int(all_ids[i]), _groups_in(bits[i])) for i in idx]
         trie = TokenTrie(child_ptr, child_tok, leaf_nodes.astype(np.int32),
-                         first.astype(np.int32), table, eos_id, sep_id,
-                         int(n - len(leaf_nodes)), shared_leaves=shared)
+                         all_ids[first].astype(np.int32), table, eos_id, sep_id,
+                         int(len(all_ids) - len(leaf_nodes)), shared_leaves=shared)
         mask_table, mask_ids = group_sets(masks)
         del masks
         meta = {"kb_fingerprint": kb.fingerprint(), "vocab_size": len(tokenizer),
@@ -435,6 +434,19 @@ class TrieSet:
         from .trie_io import load_trie_set
 
         return load_trie_set(cls, Path(path), tokenizer, kb_fingerprint, mmap)
+
+
+def _name_ids(kb) -> Tuple[marisa_trie.Trie, np.ndarray, List[np.ndarray]]:
+    """``(table, ids of all names, ids of each group's names)``: the KB's own name table when it
+    has one (shared, not copied), else a marisa trie of its names."""
+    if isinstance(getattr(kb, "name_table", None), marisa_trie.Trie):
+        return kb.name_table, kb.name_ids(), [kb.name_ids(g) for g in kb.groups]
+    table = marisa_trie.Trie(kb.names())
+
+    def ids(names: Sequence[str]) -> np.ndarray:
+        return np.sort(np.fromiter((table[n] for n in names), dtype=np.int64, count=len(names)))
+
+    return table, ids(kb.names()), [ids(kb.names(g)) for g in kb.groups]
 
 
 def _groups_in(bits: np.ndarray) -> FrozenSet[int]:

@@ -79,3 +79,156 @@ def test_tokenizer_without_eos_is_an_error(small_kb, tiny_lm):
 
     with pytest.raises(ValueError, match="E011"):
         TrieSet.build(small_kb, NoEos())
+
+
+# -- layout, scale helpers, saving and loading --------------------------------------------------
+def _spelled(trie, node=ROOT, prefix=()):
+    """Every token path from ``node`` that ends with EOS (depth-first, for small tries)."""
+    out = []
+    for t in trie.allowed(node).tolist():
+        if t == trie.eos_id:
+            out.append(prefix + (t,))
+        elif t != trie.sep_id:
+            out.extend(_spelled(trie, trie.step(node, t), prefix + (t,)))
+    return out
+
+
+def test_vectorized_build_spells_exactly_the_input_in_breadth_first_order():
+    rng = np.random.default_rng(3)
+    seqs = [rng.integers(1, 9, size=int(rng.integers(1, 6))).tolist() for _ in range(300)]
+    names = [f"n{i}" for i in range(len(seqs))]
+    trie = TokenTrie.from_sequences(seqs, names, eos_id=0)
+    distinct = {tuple(s) for s in seqs}
+    assert sorted(_spelled(trie)) == sorted(s + (0,) for s in distinct)
+    assert trie.collisions == len(seqs) - len(distinct)
+    ptr = trie.child_ptr
+    assert all(ptr[i] >= i for i in range(trie.n_nodes))  # children have larger ids
+    for s in distinct:  # the first of equal sequences keeps the name
+        assert trie.name_of(list(s) + [0]) == names[seqs.index(list(s))]
+        leaf = trie.walk(list(s) + [0])
+        assert trie.path(leaf) == list(s) + [0]
+
+
+def test_sequences_are_read_back_from_the_trie(small_kb, tiny_lm):
+    _, tok = tiny_lm
+    tries = TrieSet.build(small_kb, tok)
+    names = small_kb.names()
+    for name, ids in zip(names, tokenize_names(tok, names)):
+        assert tries.tokens_of(name) == ids and tries.sequences[name] == ids
+        assert name in tries.sequences
+    assert sorted(tries.sequences) == names and len(tries.sequences) == len(names)
+    assert tries.tokens_of("no such name") is None and "no such name" not in tries.sequences
+    with pytest.raises(KeyError):
+        tries.sequences["no such name"]
+
+
+class _ListTokenizer:
+    """A tokenizer given as a table: lets two names share one token sequence."""
+
+    eos_token_id = 0
+
+    def __init__(self, table):
+        self.table = table
+
+    def __call__(self, texts, add_special_tokens=False):
+        return {"input_ids": [list(self.table[t.strip()]) for t in texts]}
+
+    def convert_tokens_to_ids(self, token):
+        return 99
+
+    def __len__(self):
+        return 100
+
+
+def test_names_sharing_a_token_sequence_keep_their_own_group():
+    from spacy_syncabel.kb import ConceptKB
+
+    kb = ConceptKB([("A", "Fiebre", "G1"), ("B", "fiebre", "G2"), ("C", "tos", "G2")])
+    tok = _ListTokenizer({"Fiebre": [5, 6], "fiebre": [5, 6], "tos": [7]})
+    tries = TrieSet.build(kb, tok)
+    assert tries[None].collisions == 1
+    assert tries["G1"].name_of([5, 6, 0]) == "Fiebre"
+    assert tries["G2"].name_of([5, 6, 0]) == "fiebre"
+    assert tries["G1"].allowed(ROOT).tolist() == [5]  # "tos" is not in G1
+    assert tries["G1"].step(ROOT, 7) == -1 and tries["G2"].step(ROOT, 7) > 0
+    assert tries.tokens_of("fiebre") == [5, 6]
+
+
+def _decode_all(tries, model, tok, groups):
+    from spacy_syncabel.decoding import BeamSearchConfig, beam_search
+
+    prompts = [tok(f"texto {i}: [dolor]{{X}} es", add_special_tokens=False)["input_ids"]
+               for i in range(len(groups))]
+    hyps = beam_search(model, prompts, [tries[g] for g in groups], tok.eos_token_id,
+                       tok.eos_token_id, BeamSearchConfig(num_beams=3, n_best=3))
+    return [[(h.tokens, round(h.logprob, 5), tries[g].names_of(h.tokens)) for h in hs]
+            for g, hs in zip(groups, hyps)]
+
+
+@pytest.mark.parametrize("mmap", [True, False])
+def test_saved_tries_load_and_decode_identically(small_kb, tiny_lm, tmp_path, mmap):
+    model, tok = tiny_lm
+    tries = TrieSet.build(small_kb, tok, "<SEP>", composite=True)
+    tries.to_disk(tmp_path / "tries")
+    loaded = TrieSet.from_disk(tmp_path / "tries", tok, small_kb.fingerprint(), mmap=mmap)
+    assert loaded.groups == tries.groups and loaded.nbytes == tries.nbytes
+    for group in [None] + small_kb.groups:
+        assert loaded[group].n_nodes == tries[group].n_nodes
+        for name in small_kb.names(group):
+            ids = tokenize_names(tok, [name])[0] + [tok.eos_token_id]
+            assert loaded[group].name_of(ids) == name
+    groups = [None, "SINTOMA", "ENFERMEDAD", "PROCEDIMIENTO"]
+    assert _decode_all(loaded, model, tok, groups) == _decode_all(tries, model, tok, groups)
+    assert loaded.restricted(["fiebre", "cefalea"], "SINTOMA").names_of(
+        tries.sequences["fiebre"] + [tok.eos_token_id]) == ["fiebre"]
+
+
+def _resave(folder, key, arr):
+    """Overwrite one array and its checksum, as a careless (or hostile) writer would."""
+    import json
+
+    from spacy_syncabel.decoding.trie_io import sha256
+
+    np.save(folder / f"{key}.npy", arr, allow_pickle=False)
+    meta = json.loads((folder / "tries.json").read_text(encoding="utf-8"))
+    meta["sha256"][f"{key}.npy"] = sha256(folder / f"{key}.npy")
+    (folder / "tries.json").write_text(json.dumps(meta), encoding="utf-8")
+
+
+def test_damaged_or_foreign_tries_are_refused(small_kb, tiny_lm, tmp_path):
+    _, tok = tiny_lm
+    folder = tmp_path / "tries"
+    TrieSet.build(small_kb, tok).to_disk(folder)
+    with pytest.raises(ValueError, match="E140"):
+        TrieSet.from_disk(tmp_path / "missing")
+    with pytest.raises(ValueError, match="E142"):  # built for another KB
+        TrieSet.from_disk(folder, tok, "0" * 64)
+
+    class OtherEos:
+        eos_token_id = 1
+
+        def __len__(self):
+            return len(tok)
+
+    with pytest.raises(ValueError, match="E142"):
+        TrieSet.from_disk(folder, OtherEos())
+    raw = bytearray((folder / "child_tok.npy").read_bytes())
+    raw[-1] ^= 1
+    (folder / "child_tok.npy").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="E143"):
+        TrieSet.from_disk(folder)
+    TrieSet.build(small_kb, tok).to_disk(folder)
+    ptr = np.load(folder / "child_ptr.npy")
+    cyclic = ptr.copy()
+    cyclic[1:-1] = 0  # every node's children start at edge 0: a walk could loop
+    for key, bad in (("child_ptr", cyclic), ("child_ptr", ptr.astype(np.float64)),
+                     ("child_tok", np.load(folder / "child_tok.npy")[::-1].copy()),
+                     ("leaf_nodes", np.load(folder / "leaf_nodes.npy") + 1)):
+        TrieSet.build(small_kb, tok).to_disk(folder)
+        _resave(folder, key, bad)
+        with pytest.raises(ValueError, match="E141"):
+            TrieSet.from_disk(folder)
+    TrieSet.build(small_kb, tok).to_disk(folder)
+    (folder / "tries.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match="E141"):
+        TrieSet.from_disk(folder)
