@@ -133,10 +133,32 @@ def _paths(tries, n: int, seed: int = 0) -> List[List[int]]:
     return [tries.tokens_of(ids.restore_key(int(i))) + [tries.trie.eos_id] for i in pick]
 
 
-def child_steps(out: Path, n_names: int = 300, repeats: int = 3) -> Dict:
-    import marisa_trie
+def _step_seconds(trie, walks: List[List[int]], vocab: int) -> float:
+    """Seconds per step of the constraint work beam_search does, along the token paths."""
     import numpy as np
     import torch
+
+    n_steps = 0
+    t0 = time.perf_counter()
+    for p in walks:
+        node = 0
+        for tok in p:
+            allowed = trie.allowed(node)  # as in beam_search's _mask_scores
+            scores = torch.zeros((1, vocab))
+            masked = torch.full_like(scores, float("-inf"))
+            cols = torch.from_numpy(allowed.astype(np.int64))
+            masked[0, cols] = scores[0, cols]
+            node = trie.step(node, tok)
+            n_steps += 1
+    return (time.perf_counter() - t0) / max(n_steps, 1)
+
+
+def _walks(trie, paths: List[List[int]]) -> List[List[int]]:
+    return [p for p in paths if trie.name_of(p) is not None]
+
+
+def child_steps(out: Path, n_names: int = 300, repeats: int = 3) -> Dict:
+    import marisa_trie
 
     from spacy_syncabel.decoding import TrieSet
 
@@ -145,22 +167,8 @@ def child_steps(out: Path, n_names: int = 300, repeats: int = 3) -> Dict:
     paths = _paths(tries, n_names)
     res: Dict = {}
     for label, trie in (("all_names", tries[None]), ("group_view", tries[GROUP])):
-        walks = [p for p in paths if trie.walk(p[:-1]) >= 0 and trie.name_of(p) is not None]
-        best = float("inf")
-        for _ in range(repeats):
-            n_steps = 0
-            t0 = time.perf_counter()
-            for p in walks:
-                node = 0
-                for tok in p:
-                    allowed = trie.allowed(node)  # what beam_search's _mask_scores does
-                    scores = torch.zeros((1, vocab))
-                    masked = torch.full_like(scores, float("-inf"))
-                    cols = torch.from_numpy(allowed.astype(np.int64))
-                    masked[0, cols] = scores[0, cols]
-                    node = trie.step(node, tok)
-                    n_steps += 1
-            best = min(best, (time.perf_counter() - t0) / n_steps)
+        walks = _walks(trie, paths)
+        best = min(_step_seconds(trie, walks, vocab) for _ in range(repeats))
         res[f"step_us_{label}"] = best * 1e6
         res[f"root_fanout_{label}"] = int(len(trie.allowed(0)))
     # the same lookups (allowed next tokens, then step) in a marisa-trie of token strings
@@ -206,6 +214,70 @@ def _all_token_strings(tries) -> List[str]:
         nodes = np.where(live, np.searchsorted(ptr, nodes - 1, side="right") - 1, 0)
     mat = np.stack(cols[::-1], axis=1) if cols else np.zeros((0, 0), np.int64)
     return ["".join(chr(0x100 + t) for t in row if t >= 0) for row in mat.tolist()]
+
+
+def child_compare(small: Path, big: Path, n_names: int = 300, repeats: int = 5) -> Dict:
+    """Step cost and decoding step time of both KBs in one process, measured alternately
+    (the machine is shared: alternating keeps the ratio fair); the minimum over repeats."""
+    from spacy_syncabel.decoding import TrieSet
+
+    sets = {"100k": TrieSet.from_disk(small / "tries", mmap=False),
+            "1M": TrieSet.from_disk(big / "tries", mmap=False)}
+    vocab = int(sets["1M"].meta["vocab_size"])
+    walks = {}
+    for size, tries in sets.items():
+        paths = _paths(tries, n_names)
+        for label, group in (("all_names", None), ("group_view", GROUP)):
+            walks[size, label] = _walks(tries[group], paths)
+    best: Dict = {}
+    decoder = _Decoder(vocab)
+    for _ in range(repeats):
+        for size, tries in sets.items():
+            for label, group in (("all_names", None), ("group_view", GROUP)):
+                trie = tries[group]
+                k = f"step_us_{label}_{size}"
+                best[k] = min(best.get(k, float("inf")),
+                              _step_seconds(trie, walks[size, label], vocab) * 1e6)
+                k = f"decode_step_ms_{label}_{size}"
+                best[k] = min(best.get(k, float("inf")), decoder.step_seconds(trie) * 1e3)
+    for key in list(best):
+        if key.endswith("_1M"):
+            best[key[:-3] + "_ratio_1M_over_100k"] = best[key] / best[key[:-3] + "_100k"]
+    return best
+
+
+class _Decoder:
+    """beam_search (5 beams, 24 tokens) of a small random Llama over 32 random prompts."""
+
+    def __init__(self, vocab: int, n_prompts: int = 32) -> None:
+        import numpy as np
+        import torch
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        torch.manual_seed(0)
+        cfg = LlamaConfig(vocab_size=vocab, hidden_size=64, intermediate_size=128,
+                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+                          max_position_embeddings=256)
+        self.model = LlamaForCausalLM(cfg).eval()
+        self.calls = 0
+        forward = self.model.forward
+
+        def counted(*args, **kwargs):
+            self.calls += 1
+            return forward(*args, **kwargs)
+
+        self.model.forward = counted  # type: ignore[method-assign]
+        rng = np.random.default_rng(0)
+        self.prompts = [rng.integers(100, 20000, size=24).tolist() for _ in range(n_prompts)]
+
+    def step_seconds(self, trie) -> float:
+        from spacy_syncabel.decoding import BeamSearchConfig, beam_search
+
+        self.calls = 0
+        t0 = time.perf_counter()
+        beam_search(self.model, self.prompts, [trie] * len(self.prompts), trie.eos_id,
+                    trie.eos_id, BeamSearchConfig(num_beams=5, n_best=5, max_new_tokens=24))
+        return (time.perf_counter() - t0) / max(self.calls, 1)
 
 
 def child_decode(out: Path, n_prompts: int = 32) -> Dict:
@@ -260,13 +332,15 @@ def main() -> None:
     parser.add_argument("--big-kb", default="/tmp/big_kb/kb.tsv")
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench_trie"))
     parser.add_argument("--child", default=None)
+    parser.add_argument("--reuse", action="store_true", help="keep tries built by a last run")
     parser.add_argument("args", nargs="*")
     a = parser.parse_args()
     if a.child:
         fn = {"build": lambda: child_build(a.args[0], Path(a.args[1])),
               "load": lambda: child_load(Path(a.args[0])),
               "steps": lambda: child_steps(Path(a.args[0])),
-              "decode": lambda: child_decode(Path(a.args[0]))}[a.child]
+              "decode": lambda: child_decode(Path(a.args[0])),
+              "compare": lambda: child_compare(Path(a.args[0]), Path(a.args[1]))}[a.child]
         print(json.dumps(fn()))
         return
     results: Dict = {"cpu_count": os.cpu_count(), "load_average": os.getloadavg()}
@@ -277,18 +351,17 @@ def main() -> None:
         folder = a.work / label
         row = {"kb": spec}
         for kind, args in (("build", (spec, str(folder))), ("load", (str(folder),)),
-                           ("steps", (str(folder),)), ("decode", (str(folder),))):
+                           ("steps", (str(folder),))):
+            if kind == "build" and a.reuse and (folder / "tries").is_dir():
+                continue
             part = _child(kind, *args)
             row.update({f"{kind}.{k}": v for k, v in part.items()})
             print(label, kind, json.dumps(part), flush=True)
         results[label] = row
-    small, big = results["100k"], results["1M"]
-    results["ratios_1M_over_100k"] = {
-        k.split(".", 1)[1]: big[k] / small[k] for k in small
-        if k.startswith(("steps.step_us", "decode.decode_step")) and small[k]}
+    results["compare"] = _child("compare", str(a.work / "100k"), str(a.work / "1M"))
+    print(json.dumps(results["compare"], indent=2))
     OUT.mkdir(exist_ok=True)
     (OUT / "trie_scale.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
-    print(json.dumps(results["ratios_1M_over_100k"], indent=2))
 
 
 if __name__ == "__main__":

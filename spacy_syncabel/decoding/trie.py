@@ -150,6 +150,58 @@ def _flatten(sequences: Sequence[Sequence[int]]) -> Tuple[np.ndarray, np.ndarray
     return tokens, offsets
 
 
+class PackedPtr:
+    """``child_ptr`` in about 2 bytes a node: an int every 64 nodes plus a uint16 offset from
+    it (the few offsets that do not fit, near a root with thousands of children, kept apart).
+    """
+
+    BLOCK = 64
+    BIG = 2 ** 16 - 1
+
+    def __init__(self, base: np.ndarray, delta: np.ndarray, big: np.ndarray) -> None:
+        self.base = base  # ptr[i * BLOCK]
+        self.delta = delta  # ptr[i] - base[i // BLOCK], or BIG
+        self.big = {int(i): int(v) for i, v in zip(big[0].tolist(), big[1].tolist())}
+        self.big_array = big  # (2, k): node ids, exact values
+
+    @classmethod
+    def pack(cls, ptr: np.ndarray) -> "PackedPtr":
+        ptr = np.asarray(ptr, dtype=np.int64)
+        base = ptr[::cls.BLOCK].copy()
+        delta = ptr - np.repeat(base, cls.BLOCK)[:len(ptr)]
+        over = np.nonzero(delta >= cls.BIG)[0]
+        big = np.stack([over, ptr[over]]).astype(np.int64)
+        base_dtype = np.int32 if len(ptr) and ptr[-1] < 2 ** 31 else np.int64
+        return cls(base.astype(base_dtype), np.minimum(delta, cls.BIG).astype(np.uint16), big)
+
+    def unpack(self) -> np.ndarray:
+        """The full int64 array (for bulk work: validation, benchmarks)."""
+        ptr = np.repeat(np.asarray(self.base, dtype=np.int64), self.BLOCK)[:len(self.delta)]
+        ptr += self.delta
+        ptr[self.big_array[0]] = self.big_array[1]
+        return ptr
+
+    def __len__(self) -> int:
+        return len(self.delta)
+
+    def __getitem__(self, i: int) -> int:
+        d = int(self.delta[i])
+        if d == self.BIG:
+            return self.big[int(i)]
+        return int(self.base[i // self.BLOCK]) + d
+
+    def owner(self, edge: int) -> int:
+        """The node whose children include ``edge`` (the parent of node ``edge + 1``)."""
+        k = int(np.searchsorted(self.base, edge, side="right")) - 1
+        lo = k * self.BLOCK
+        vals = [self[i] for i in range(lo, min(lo + self.BLOCK, len(self.delta)))]
+        return lo + int(np.searchsorted(vals, edge, side="right")) - 1
+
+    @property
+    def nbytes(self) -> int:
+        return self.base.nbytes + self.delta.nbytes + self.big_array.nbytes
+
+
 class TokenTrie:
     """A token-id trie over names; node 0 is the root.
 
@@ -158,13 +210,14 @@ class TokenTrie:
     in a shared trie: node ``i`` exists in it when ``member[mask_ids[i]]``.
     """
 
-    def __init__(self, child_ptr: np.ndarray, child_tok: np.ndarray, leaf_nodes: np.ndarray,
+    def __init__(self, child_ptr: Union[np.ndarray, PackedPtr], child_tok: np.ndarray,
+                 leaf_nodes: np.ndarray,
                  leaf_names: np.ndarray, names, eos_id: int, sep_id: Optional[int] = None,
                  collisions: int = 0, mask_ids: Optional[np.ndarray] = None,
                  member: Optional[np.ndarray] = None, group_index: Optional[int] = None,
                  shared_leaves: Optional[Dict[int, List[Tuple[int, FrozenSet[int]]]]] = None
                  ) -> None:
-        self.child_ptr = child_ptr
+        self.ptr = child_ptr if isinstance(child_ptr, PackedPtr) else PackedPtr.pack(child_ptr)
         self.child_tok = child_tok
         self.leaf_nodes = leaf_nodes  # sorted leaf (EOS) node ids
         self.leaf_names = leaf_names  # name index of each leaf, into ``names``
@@ -198,7 +251,7 @@ class TokenTrie:
         """The same arrays seen through group ``group_index`` (its bit in ``mask_table``)."""
         member = ((mask_table[:, group_index // 64] >> np.uint64(group_index % 64))
                   & np.uint64(1)).astype(bool)
-        return TokenTrie(self.child_ptr, self.child_tok, self.leaf_nodes, self.leaf_names,
+        return TokenTrie(self.ptr, self.child_tok, self.leaf_nodes, self.leaf_names,
                          self.names, self.eos_id, self.sep_id, self.collisions, mask_ids,
                          member, group_index, self.shared_leaves)
 
@@ -206,21 +259,26 @@ class TokenTrie:
     @property
     def n_nodes(self) -> int:
         if self._n_nodes is None:
-            self._n_nodes = (len(self.child_ptr) - 1 if self.member is None
+            self._n_nodes = (len(self.ptr) - 1 if self.member is None
                              else int(np.count_nonzero(self.member[self.mask_ids])))
         return self._n_nodes
 
     @property
     def nbytes(self) -> int:
         """Bytes of the arrays (shared by the group views of one trie)."""
-        return sum(a.nbytes for a in (self.child_ptr, self.child_tok, self.leaf_nodes,
-                                      self.leaf_names))
+        return self.ptr.nbytes + sum(a.nbytes for a in (self.child_tok, self.leaf_nodes,
+                                                        self.leaf_names))
+
+    @property
+    def child_ptr(self) -> np.ndarray:
+        """node -> first edge, as one full array (built on each call: for bulk work only)."""
+        return self.ptr.unpack()
 
     def _has(self, node: int) -> bool:
         return self.member is None or bool(self.member[self.mask_ids[node]])
 
     def _children(self, node: int) -> Tuple[int, int, np.ndarray]:
-        lo, hi = int(self.child_ptr[node]), int(self.child_ptr[node + 1])
+        lo, hi = self.ptr[node], self.ptr[node + 1]
         return lo, hi, self.child_tok[lo:hi]
 
     def is_end(self, node: int) -> bool:
@@ -258,7 +316,7 @@ class TokenTrie:
 
     def parent(self, node: int) -> int:
         """The parent of a non-root node (binary search in ``child_ptr``)."""
-        return int(np.searchsorted(self.child_ptr, node - 1, side="right")) - 1
+        return self.ptr.owner(node - 1)
 
     def path(self, node: int) -> List[int]:
         """Token ids from the root to ``node``."""

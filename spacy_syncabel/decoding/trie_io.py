@@ -17,7 +17,7 @@ import marisa_trie
 import numpy as np
 
 from ..errors import Errors
-from .trie import TokenTrie, tokenize_names
+from .trie import PackedPtr, TokenTrie, tokenize_names
 
 if TYPE_CHECKING:  # pragma: no cover
     from .trie import TrieSet
@@ -39,7 +39,8 @@ def sha256(path: Path) -> str:
 def save_trie_set(tries: "TrieSet", path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
     trie = tries.trie
-    arrays = {"child_ptr": trie.child_ptr, "child_tok": trie.child_tok,
+    arrays = {"ptr_base": trie.ptr.base, "ptr_delta": trie.ptr.delta,
+              "ptr_big": trie.ptr.big_array, "child_tok": trie.child_tok,
               "leaf_nodes": trie.leaf_nodes, "leaf_names": trie.leaf_names,
               "name_leaf": tries.name_leaf, "mask_ids": tries.mask_ids,
               "mask_table": tries.mask_table}
@@ -50,7 +51,7 @@ def save_trie_set(tries: "TrieSet", path: Path) -> None:
     tries.names.save(str(path / NAMES_FILE))
     digests[NAMES_FILE] = sha256(path / NAMES_FILE)
     meta = dict(tries.meta, format=FORMAT, eos_id=trie.eos_id, sep_id=trie.sep_id,
-                groups=tries.groups, n_nodes=len(trie.child_ptr) - 1, n_names=len(tries.names),
+                groups=tries.groups, n_nodes=len(trie.ptr) - 1, n_names=len(tries.names),
                 collisions=trie.collisions,
                 shared_leaves=[[leaf, [[i, sorted(gs)] for i, gs in entries]]
                                for leaf, entries in sorted(trie.shared_leaves.items())],
@@ -122,12 +123,20 @@ def _require(ok: bool, path: Path, key: str, problem: str) -> None:
 
 def _check_arrays(path: Path, meta: Dict[str, Any], a: Dict[str, np.ndarray]) -> None:
     n_nodes, n_names, eos_id = meta["n_nodes"], meta["n_names"], meta["eos_id"]
-    ptr, tok = a["child_ptr"], a["child_tok"]
+    base, delta, big = a["ptr_base"], a["ptr_delta"], a["ptr_big"]
+    block = PackedPtr.BLOCK
+    _require(len(delta) == n_nodes + 1 and len(base) == (len(delta) + block - 1) // block
+             and big.shape[0] == 2, path, "ptr_delta", "wrong length")
+    starts = delta[::block]
+    _require(bool(np.all((starts == 0) | (starts == PackedPtr.BIG)))
+             and np.array_equal(np.nonzero(delta == PackedPtr.BIG)[0], big[0]), path,
+             "ptr_delta", "offsets do not match their bases")
+    ptr, tok = PackedPtr(base, delta, big).unpack(), a["child_tok"]
     _require(n_nodes >= 1 and len(ptr) == n_nodes + 1 and int(ptr[0]) == 0
-             and int(ptr[-1]) == n_nodes - 1, path, "child_ptr", "wrong length or bounds")
-    _require(bool(np.all(ptr[1:] >= ptr[:-1])), path, "child_ptr", "not non-decreasing")
+             and int(ptr[-1]) == n_nodes - 1, path, "ptr_delta", "wrong length or bounds")
+    _require(bool(np.all(ptr[1:] >= ptr[:-1])), path, "ptr_delta", "not non-decreasing")
     # breadth-first numbering: a node's children have larger ids, so every walk ends
-    _require(bool(np.all(ptr[:-1] >= np.arange(n_nodes, dtype=np.int64))), path, "child_ptr",
+    _require(bool(np.all(ptr[:-1] >= np.arange(n_nodes, dtype=np.int64))), path, "ptr_delta",
              "a child's id is not greater than its parent's")
     _require(len(tok) == n_nodes - 1, path, "child_tok", "length is not n_nodes - 1")
     if len(tok):
@@ -191,7 +200,9 @@ def load_trie_set(cls, path: Path, tokenizer=None, kb_fingerprint: Optional[str]
     digests = meta["sha256"]
     ints = (np.int32, np.int64)
     arrays = {
-        "child_ptr": _load_array(path, "child_ptr", digests, ints, 1, mmap),
+        "ptr_base": _load_array(path, "ptr_base", digests, ints, 1, mmap),
+        "ptr_delta": _load_array(path, "ptr_delta", digests, (np.uint16,), 1, mmap),
+        "ptr_big": _load_array(path, "ptr_big", digests, (np.int64,), 2, False),
         "child_tok": _load_array(path, "child_tok", digests, (np.uint16, np.int32), 1, mmap),
         "leaf_nodes": _load_array(path, "leaf_nodes", digests, (np.int32,), 1, mmap),
         "leaf_names": _load_array(path, "leaf_names", digests, (np.int32,), 1, mmap),
@@ -211,7 +222,8 @@ def load_trie_set(cls, path: Path, tokenizer=None, kb_fingerprint: Optional[str]
         raise ValueError(Errors.E141.format(path=names_path, problem="wrong number of names"))
     shared = _shared_leaves(path, meta, set(arrays["leaf_nodes"].tolist())
                             if meta.get("shared_leaves") else set())
-    trie = TokenTrie(arrays["child_ptr"], arrays["child_tok"], arrays["leaf_nodes"],
+    packed = PackedPtr(arrays["ptr_base"], arrays["ptr_delta"], arrays["ptr_big"])
+    trie = TokenTrie(packed, arrays["child_tok"], arrays["leaf_nodes"],
                      arrays["leaf_names"], names, meta["eos_id"], meta["sep_id"],
                      meta["collisions"], shared_leaves=shared)
     keep = {k: meta[k] for k in ("kb_fingerprint", "vocab_size", "sep_token") if k in meta}

@@ -218,10 +218,9 @@ def test_damaged_or_foreign_tries_are_refused(small_kb, tiny_lm, tmp_path):
     with pytest.raises(ValueError, match="E143"):
         TrieSet.from_disk(folder)
     TrieSet.build(small_kb, tok).to_disk(folder)
-    ptr = np.load(folder / "child_ptr.npy")
-    cyclic = ptr.copy()
-    cyclic[1:-1] = 0  # every node's children start at edge 0: a walk could loop
-    for key, bad in (("child_ptr", cyclic), ("child_ptr", ptr.astype(np.float64)),
+    delta = np.load(folder / "ptr_delta.npy")
+    cyclic = np.zeros_like(delta)  # every node's children start at edge 0: a walk could loop
+    for key, bad in (("ptr_delta", cyclic), ("ptr_delta", delta.astype(np.float64)),
                      ("child_tok", np.load(folder / "child_tok.npy")[::-1].copy()),
                      ("leaf_nodes", np.load(folder / "leaf_nodes.npy") + 1)):
         TrieSet.build(small_kb, tok).to_disk(folder)
@@ -232,3 +231,19 @@ def test_damaged_or_foreign_tries_are_refused(small_kb, tiny_lm, tmp_path):
     (folder / "tries.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(ValueError, match="E141"):
         TrieSet.from_disk(folder)
+
+
+def test_packed_pointers_match_the_full_array_with_offsets_that_do_not_fit():
+    from spacy_syncabel.decoding.trie import PackedPtr
+
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 4, size=500)
+    counts[0] = 70_000  # a root with more children than a uint16 offset holds
+    ptr = np.concatenate([[0], np.cumsum(counts)])
+    packed = PackedPtr.pack(ptr)
+    assert len(packed.big) > 0 and packed.nbytes < ptr.astype(np.int32).nbytes
+    assert np.array_equal(packed.unpack(), ptr)
+    assert [packed[i] for i in range(len(ptr))] == ptr.tolist()
+    for edge in rng.integers(0, int(ptr[-1]), size=200).tolist():
+        owner = packed.owner(edge)
+        assert ptr[owner] <= edge < ptr[owner + 1]
