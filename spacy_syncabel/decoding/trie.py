@@ -202,6 +202,49 @@ class PackedPtr:
         return self.base.nbytes + self.delta.nbytes + self.big_array.nbytes
 
 
+class SetIds:
+    """Per node, the id of its set of groups in one byte: ids are given by frequency, and the
+    nodes of the rare sets past the 255th (near the root, where names of many groups meet)
+    hold 255 and are listed apart."""
+
+    OVER = 255
+
+    def __init__(self, ids: np.ndarray, over: np.ndarray) -> None:
+        self.ids = ids  # uint8
+        self.over = over  # (2, k) int64: node ids (sorted), set ids
+
+    @classmethod
+    def pack(cls, ids: np.ndarray) -> "SetIds":
+        small = np.minimum(ids, cls.OVER).astype(np.uint8)
+        nodes = np.nonzero(ids >= cls.OVER)[0]
+        return cls(small, np.stack([nodes, ids[nodes]]).astype(np.int64))
+
+    def full(self) -> np.ndarray:
+        out = self.ids.astype(np.int64)
+        out[self.over[0]] = self.over[1]
+        return out
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            out = self.ids[key].astype(np.int64)
+            pos = np.nonzero(out == self.OVER)[0]
+            if len(pos):
+                nodes = pos + (key.start or 0)
+                out[pos] = self.over[1][np.searchsorted(self.over[0], nodes)]
+            return out
+        i = int(self.ids[key])
+        if i == self.OVER:
+            return int(self.over[1][np.searchsorted(self.over[0], key)])
+        return i
+
+    @property
+    def nbytes(self) -> int:
+        return self.ids.nbytes + self.over.nbytes
+
+
 class TokenTrie:
     """A token-id trie over names; node 0 is the root.
 
@@ -213,7 +256,7 @@ class TokenTrie:
     def __init__(self, child_ptr: Union[np.ndarray, PackedPtr], child_tok: np.ndarray,
                  leaf_nodes: np.ndarray,
                  leaf_names: np.ndarray, names, eos_id: int, sep_id: Optional[int] = None,
-                 collisions: int = 0, mask_ids: Optional[np.ndarray] = None,
+                 collisions: int = 0, mask_ids: Optional[SetIds] = None,
                  member: Optional[np.ndarray] = None, group_index: Optional[int] = None,
                  shared_leaves: Optional[Dict[int, List[Tuple[int, FrozenSet[int]]]]] = None
                  ) -> None:
@@ -246,7 +289,7 @@ class TokenTrie:
         return cls(child_ptr, child_tok, leaf_nodes.astype(np.int32), first.astype(np.int32),
                    list(names), eos_id, sep_id, len(sequences) - len(leaf_nodes))
 
-    def view(self, mask_ids: np.ndarray, mask_table: np.ndarray, group_index: int
+    def view(self, mask_ids: SetIds, mask_table: np.ndarray, group_index: int
              ) -> "TokenTrie":
         """The same arrays seen through group ``group_index`` (its bit in ``mask_table``)."""
         member = ((mask_table[:, group_index // 64] >> np.uint64(group_index % 64))
@@ -260,7 +303,7 @@ class TokenTrie:
     def n_nodes(self) -> int:
         if self._n_nodes is None:
             self._n_nodes = (len(self.ptr) - 1 if self.member is None
-                             else int(np.count_nonzero(self.member[self.mask_ids])))
+                             else int(np.count_nonzero(self.member[self.mask_ids.full()])))
         return self._n_nodes
 
     @property
@@ -386,7 +429,7 @@ class _Sequences(Mapping):
 class TrieSet:
     """One trie over all KB names (key ``None``) and a view of it per KB group."""
 
-    def __init__(self, trie: TokenTrie, groups: Sequence[str], mask_ids: np.ndarray,
+    def __init__(self, trie: TokenTrie, groups: Sequence[str], mask_ids: SetIds,
                  mask_table: np.ndarray, name_leaf: np.ndarray, meta: Optional[Dict] = None
                  ) -> None:
         self.trie = trie
@@ -513,14 +556,15 @@ def _groups_in(bits: np.ndarray) -> FrozenSet[int]:
                      if (word >> b) & 1)
 
 
-def group_sets(masks: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """``(table, ids)``: the distinct rows of per-node group bitmasks and each node's row id
-    (uint8 while there are at most 256 distinct sets of groups)."""
+def group_sets(masks: np.ndarray) -> Tuple[np.ndarray, SetIds]:
+    """``(table, ids)``: the distinct rows of per-node group bitmasks, most frequent first,
+    and each node's row id."""
     if masks.shape[1] == 1:
-        table, ids = np.unique(masks[:, 0], return_inverse=True)
+        table, ids, counts = np.unique(masks[:, 0], return_inverse=True, return_counts=True)
         table = table.reshape(-1, 1)
     else:
-        table, ids = np.unique(masks, axis=0, return_inverse=True)
-    ids = ids.reshape(-1)
-    dtype = np.uint8 if len(table) <= 2 ** 8 else np.uint16 if len(table) <= 2 ** 16 else np.int32
-    return table.astype(np.uint64), ids.astype(dtype)
+        table, ids, counts = np.unique(masks, axis=0, return_inverse=True, return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return table[order].astype(np.uint64), SetIds.pack(rank[ids.reshape(-1)])

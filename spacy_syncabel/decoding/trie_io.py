@@ -17,7 +17,7 @@ import marisa_trie
 import numpy as np
 
 from ..errors import Errors
-from .trie import PackedPtr, TokenTrie, tokenize_names
+from .trie import PackedPtr, SetIds, TokenTrie, tokenize_names
 
 if TYPE_CHECKING:  # pragma: no cover
     from .trie import TrieSet
@@ -42,7 +42,8 @@ def save_trie_set(tries: "TrieSet", path: Path) -> None:
     arrays = {"ptr_base": trie.ptr.base, "ptr_delta": trie.ptr.delta,
               "ptr_big": trie.ptr.big_array, "child_tok": trie.child_tok,
               "leaf_nodes": trie.leaf_nodes, "leaf_names": trie.leaf_names,
-              "name_leaf": tries.name_leaf, "mask_ids": tries.mask_ids,
+              "name_leaf": tries.name_leaf, "mask_ids": tries.mask_ids.ids,
+              "mask_over": tries.mask_ids.over,
               "mask_table": tries.mask_table}
     digests: Dict[str, str] = {}
     for key, arr in arrays.items():
@@ -165,7 +166,11 @@ def _check_arrays(path: Path, meta: Dict[str, Any], a: Dict[str, np.ndarray]) ->
         named = name_leaf[name_leaf >= 0].astype(np.int64)
         _require(bool(np.all(np.isin(named, leaves))), path, "name_leaf",
                  "a name points to a node that is not a leaf")
-    ids, table = a["mask_ids"], a["mask_table"]
+    small, over, table = a["mask_ids"], a["mask_over"], a["mask_table"]
+    _require(over.shape[0] == 2 and len(small) == n_nodes
+             and np.array_equal(np.nonzero(small == SetIds.OVER)[0], over[0]), path,
+             "mask_over", "the listed nodes are not those marked in mask_ids")
+    ids = SetIds(small, over).full()
     n_chunks = max(1, (len(meta["groups"]) + 63) // 64)
     _require(table.ndim == 2 and table.shape[1] == n_chunks and len(table) >= 1, path,
              "mask_table", f"expected {n_chunks} column(s)")
@@ -207,8 +212,8 @@ def load_trie_set(cls, path: Path, tokenizer=None, kb_fingerprint: Optional[str]
         "leaf_nodes": _load_array(path, "leaf_nodes", digests, (np.int32,), 1, mmap),
         "leaf_names": _load_array(path, "leaf_names", digests, (np.int32,), 1, mmap),
         "name_leaf": _load_array(path, "name_leaf", digests, (np.int32,), 1, mmap),
-        "mask_ids": _load_array(path, "mask_ids", digests, (np.uint8, np.uint16, np.int32), 1,
-                                mmap),
+        "mask_ids": _load_array(path, "mask_ids", digests, (np.uint8,), 1, mmap),
+        "mask_over": _load_array(path, "mask_over", digests, (np.int64,), 2, False),
         "mask_table": _load_array(path, "mask_table", digests, (np.uint64,), 2, False),
     }
     _check_arrays(path, meta, arrays)
@@ -227,7 +232,8 @@ def load_trie_set(cls, path: Path, tokenizer=None, kb_fingerprint: Optional[str]
                      arrays["leaf_names"], names, meta["eos_id"], meta["sep_id"],
                      meta["collisions"], shared_leaves=shared)
     keep = {k: meta[k] for k in ("kb_fingerprint", "vocab_size", "sep_token") if k in meta}
-    tries = cls(trie, meta["groups"], arrays["mask_ids"], arrays["mask_table"],
+    tries = cls(trie, meta["groups"], SetIds(arrays["mask_ids"], arrays["mask_over"]),
+                arrays["mask_table"],
                 arrays["name_leaf"], keep)
     if kb_fingerprint is not None and meta.get("kb_fingerprint") != kb_fingerprint:
         raise ValueError(Errors.E142.format(path=path, what="KB",
