@@ -115,7 +115,8 @@ def child_load(out: Path) -> Dict:
     for mmap in (True, False):
         before = _rss_mb()
         t0 = time.perf_counter()
-        tries = TrieSet.from_disk(out / "tries", tok, fp, mmap=mmap)
+        tries = TrieSet.from_disk(out / "tries", tok, fp, mmap=mmap, names=kb.name_table)
+        res["tries_share_kb_names"] = tries.names is kb.name_table
         key = "mmap" if mmap else "read"
         res[f"tries_load_seconds_{key}"] = time.perf_counter() - t0
         res[f"tries_resident_mb_{key}"] = _rss_mb() - before

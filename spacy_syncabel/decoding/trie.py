@@ -528,13 +528,15 @@ class TrieSet:
 
     @classmethod
     def from_disk(cls, path: Union[str, Path], tokenizer=None,
-                  kb_fingerprint: Optional[str] = None, mmap: bool = True) -> "TrieSet":
+                  kb_fingerprint: Optional[str] = None, mmap: bool = True,
+                  names: Optional[marisa_trie.Trie] = None) -> "TrieSet":
         """Load what :meth:`to_disk` wrote, checking every file (E140-E143) and, when given,
         that ``tokenizer`` and the KB (``kb.fingerprint()``) are those the tries were built
-        with (E142). ``mmap``: map the arrays and names instead of reading them."""
+        with (E142). ``mmap``: map the arrays instead of reading them. ``names``: a name table
+        to share (``kb.name_table``), used when it is byte for byte the saved one."""
         from .trie_io import load_trie_set
 
-        return load_trie_set(cls, Path(path), tokenizer, kb_fingerprint, mmap)
+        return load_trie_set(cls, Path(path), tokenizer, kb_fingerprint, mmap, names)
 
 
 def _name_ids(kb) -> Tuple[marisa_trie.Trie, np.ndarray, List[np.ndarray]]:

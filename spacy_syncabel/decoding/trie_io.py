@@ -198,7 +198,7 @@ def _shared_leaves(path: Path, meta: Dict[str, Any], leaves: np.ndarray):
 
 
 def load_trie_set(cls, path: Path, tokenizer=None, kb_fingerprint: Optional[str] = None,
-                  mmap: bool = True) -> "TrieSet":
+                  mmap: bool = True, names: Optional[marisa_trie.Trie] = None) -> "TrieSet":
     if not path.is_dir():
         raise ValueError(Errors.E140.format(path=path, problem="not a folder"))
     meta = _read_meta(path)
@@ -218,11 +218,12 @@ def load_trie_set(cls, path: Path, tokenizer=None, kb_fingerprint: Optional[str]
     }
     _check_arrays(path, meta, arrays)
     names_path = _checked_file(path, NAMES_FILE, digests)
-    names = marisa_trie.Trie()
-    try:
-        names.mmap(str(names_path)) if mmap else names.load(str(names_path))
-    except Exception as err:  # marisa raises plain Exceptions on bad files
-        raise ValueError(Errors.E141.format(path=names_path, problem=str(err))) from None
+    if names is None or hashlib.sha256(names.tobytes()).hexdigest() != digests[NAMES_FILE]:
+        names = marisa_trie.Trie()  # not the given table (e.g. the KB's): read the file
+        try:
+            names.mmap(str(names_path)) if mmap else names.load(str(names_path))
+        except Exception as err:  # marisa raises plain Exceptions on bad files
+            raise ValueError(Errors.E141.format(path=names_path, problem=str(err))) from None
     if len(names) != meta["n_names"]:
         raise ValueError(Errors.E141.format(path=names_path, problem="wrong number of names"))
     shared = _shared_leaves(path, meta, set(arrays["leaf_nodes"].tolist())

@@ -259,3 +259,15 @@ def test_group_set_ids_past_255_are_listed_apart():
     assert [packed[i] for i in range(0, 2000, 7)] == ids[::7].tolist()
     for lo, hi in ((0, 10), (100, 357), (1990, 2000)):
         assert packed[lo:hi].tolist() == ids[lo:hi].tolist()
+
+
+def test_loaded_tries_share_the_kb_name_table(small_kb, tiny_lm, tmp_path):
+    from spacy_syncabel.kb import ConceptKB
+
+    _, tok = tiny_lm
+    TrieSet.build(small_kb, tok).to_disk(tmp_path / "tries")
+    shared = TrieSet.from_disk(tmp_path / "tries", tok, names=small_kb.name_table)
+    assert shared.names is small_kb.name_table
+    other = ConceptKB([("X", "otra cosa", "SINTOMA")])
+    own = TrieSet.from_disk(tmp_path / "tries", tok, names=other.name_table)
+    assert own.names is not other.name_table and len(own.names) == len(small_kb.name_table)
