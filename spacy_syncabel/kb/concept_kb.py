@@ -16,6 +16,10 @@ Ambiguous names not given to any code are dropped, and so are codes that end
 with no name in a group (they stay reachable through :meth:`synonyms_of`). What
 was dropped is listed in ``kb.report["groups"][group]`` and a ``W001`` warning
 is emitted once per group where anything was dropped.
+
+Storage (a name index that fits UMLS-sized KBs): every name string and every code lives once in
+a ``marisa_trie.Trie`` (string <-> id); the rows (grouped by code), the kept (group, name) ->
+code pairs and the preferred names are int arrays, about 40 bytes a name.
 """
 from __future__ import annotations
 
