@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 ROOT = 0
 _TOKENIZE_CHUNK = 65536
+_WIDE = 512  # nodes with at least this many children keep their allowed tokens
 
 
 def _token_dtype(max_token: int):
@@ -274,6 +275,7 @@ class TokenTrie:
         # leaf -> [(name index, group indices)] for leaves several names tokenize to (rare)
         self.shared_leaves = shared_leaves or {}
         self._max_tok = int(np.iinfo(child_tok.dtype).max)
+        self._wide: Dict[int, np.ndarray] = {}  # allowed tokens of nodes with many children
         self._n_nodes: Optional[int] = None
 
     # -- construction -------------------------------------------------------------------
@@ -329,8 +331,21 @@ class TokenTrie:
         return self.step(node, self.eos_id, _sep=False) >= 0
 
     def allowed(self, node: int) -> np.ndarray:
-        """Token ids allowed after ``node`` (never empty for a non-leaf node)."""
+        """Token ids allowed after ``node`` (never empty for a non-leaf node; read-only).
+        The answers of the few nodes with thousands of children (the root) are kept, so a
+        step costs the same in a 100k- and a 1M-name trie."""
+        wide = self._wide.get(node)
+        if wide is not None:
+            return wide
         lo, hi, toks = self._children(node)
+        if hi - lo >= _WIDE:
+            toks = self._allowed(node, lo, hi, toks)
+            toks.flags.writeable = False
+            self._wide[node] = toks
+            return toks
+        return self._allowed(node, lo, hi, toks)
+
+    def _allowed(self, node: int, lo: int, hi: int, toks: np.ndarray) -> np.ndarray:
         if self.member is not None:
             toks = toks[self.member[self.mask_ids[lo + 1:hi + 1]]]
         if self.sep_id is not None and self.is_end(node):

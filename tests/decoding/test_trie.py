@@ -137,7 +137,7 @@ class _ListTokenizer:
         return 99
 
     def __len__(self):
-        return 100
+        return 2000
 
 
 def test_names_sharing_a_token_sequence_keep_their_own_group():
@@ -271,3 +271,18 @@ def test_loaded_tries_share_the_kb_name_table(small_kb, tiny_lm, tmp_path):
     other = ConceptKB([("X", "otra cosa", "SINTOMA")])
     own = TrieSet.from_disk(tmp_path / "tries", tok, names=other.name_table)
     assert own.names is not other.name_table and len(own.names) == len(small_kb.name_table)
+
+
+def test_wide_nodes_keep_their_allowed_tokens_per_view():
+    from spacy_syncabel.kb import ConceptKB
+
+    n = 700  # more root children than trie._WIDE
+    rows = [(f"C{i}", f"n{i}", "G1" if i % 3 else "G2") for i in range(n)]
+    tok = _ListTokenizer({f"n{i}": [i + 1, 1000 + i % 5] for i in range(n)})
+    tries = TrieSet.build(ConceptKB(rows), tok)
+    for group, keep in ((None, lambda i: True), ("G1", lambda i: i % 3),
+                        ("G2", lambda i: not i % 3)):
+        first = tries[group].allowed(ROOT)
+        assert first.tolist() == [i + 1 for i in range(n) if keep(i)]
+        assert tries[group].allowed(ROOT) is first and not first.flags.writeable
+    assert tries["G2"].step(ROOT, 2) == -1 and tries["G1"].step(ROOT, 2) > 0
