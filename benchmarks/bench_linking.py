@@ -11,17 +11,18 @@ import json
 import warnings
 from pathlib import Path
 
-import spacy
 import torch
 
 from spacy_syncabel.corpus import read_corpus
 from spacy_syncabel.evaluation.evaluate import evaluate_linker, find_linker
+from spacy_syncabel.training.pipeline_io import load_pipeline
 
 OUT = Path(__file__).resolve().parent / "results"
-SETTINGS = {  # name: (candidates, prior_weight, num_beams, rerank); None: as saved
-    "saved": None,  # the pipeline's own settings (e.g. the dev-calibrated reranking)
-    "full-trie": (0, 0.0, 5, False),
-    "cand20-prior10": (20, 10.0, 5, False),
+SETTINGS = {  # name: linker settings given to the config at load time; {}: as saved
+    "saved": {},  # the pipeline's own settings (e.g. the dev-calibrated reranking)
+    "full-trie": {"mode": "beam", "prior_weight": 0.0, "num_beams": 5, "n_best": 5},
+    "cand20-prior10": {"mode": "beam_in_candidates", "candidates": 20, "prior_weight": 10.0,
+                       "num_beams": 5, "n_best": 5},
 }
 
 
@@ -41,20 +42,14 @@ def main() -> None:
         warnings.simplefilter("ignore")
         docs = read_corpus(args.corpus)
         train = read_corpus(args.train) if args.train else None
-        nlp = spacy.load(args.pipeline)
-    linker = find_linker(nlp)
-    saved = dict(linker.cfg)
     for setting in args.settings.split(","):
-        linker.cfg.update(saved)
-        linker.set_beams(saved["num_beams"], saved["n_best"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nlp = load_pipeline(args.pipeline, **SETTINGS[setting])
         label = setting
-        if SETTINGS[setting] is not None:
-            cand, weight, beams, rerank = SETTINGS[setting]
-            linker.cfg.update(candidates=cand, prior_weight=weight, rerank=rerank)
-            linker.set_beams(beams, beams)
-        else:
-            label = (f"saved: cand{saved['candidates']}-prior{saved['prior_weight']:g}"
-                     + ("-rerank" if saved["rerank"] else ""))
+        if not SETTINGS[setting]:
+            saved = find_linker(nlp).settings
+            label = f"saved: {saved.mode}-cand{saved.candidates}-prior{saved.prior_weight:g}"
         metrics = evaluate_linker(nlp, docs, train=train, source=args.corpus)
         metrics.update(dataset=args.dataset, pipeline=f"{args.name} ({label})",
                        threads=torch.get_num_threads())

@@ -6,6 +6,8 @@ from typing import Optional
 
 import typer
 
+from .linking.settings import setting_default
+
 app = typer.Typer(help="spacy-syncabel: generative biomedical entity linking for spaCy.",
                   no_args_is_help=True, add_completion=False)
 
@@ -20,32 +22,27 @@ def evaluate(
     limit: int = typer.Option(0, help="Evaluate on the first N documents only (0: all)."),
     k: int = typer.Option(5, help="Report Recall@k for this k besides Recall@1."),
     num_beams: Optional[int] = typer.Option(None, help="Override the linker's beam count."),
-    candidates: Optional[int] = typer.Option(None, help="Override: decode among the top-N TF-IDF candidates (0: whole group)."),
-    prior_weight: Optional[float] = typer.Option(None, help="Override: weight of the TF-IDF prior."),
-    rerank: Optional[bool] = typer.Option(None, "--rerank/--no-rerank", help="Override: score every candidate exhaustively (--rerank) or beam-search their trie."),
+    mode: Optional[str] = typer.Option(None, help="Override the mode: beam, beam_in_candidates or rerank."),
+    candidates: Optional[int] = typer.Option(None, help="Override the number of retrieved candidates."),
+    prior_weight: Optional[float] = typer.Option(None, help="Override: weight of the retrieval prior."),
+    length_penalty: Optional[float] = typer.Option(None, help="Override: beam ranking by log-prob / length ** penalty."),
     threads: int = typer.Option(0, help="torch threads (0: torch's default)."),
 ) -> None:
     """Link the corpus's gold mentions and report Recall@1/@k beside the TF-IDF baseline."""
-    import spacy
     import srsly
 
     from .corpus import read_corpus
-    from .evaluation.evaluate import evaluate_linker, find_linker
+    from .evaluation.evaluate import evaluate_linker
+    from .training.pipeline_io import load_pipeline
 
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    nlp = spacy.load(pipeline)
-    linker = find_linker(nlp)
-    if num_beams is not None:
-        linker.set_beams(num_beams, min(num_beams, k))
-    if candidates is not None:
-        linker.cfg["candidates"] = candidates
-    if prior_weight is not None:
-        linker.cfg["prior_weight"] = prior_weight
-    if rerank is not None:
-        linker.cfg["rerank"] = rerank
+    n_best = min(num_beams, k) if num_beams is not None else None
+    nlp = load_pipeline(pipeline, num_beams=num_beams, n_best=n_best, mode=mode,
+                        candidates=candidates, prior_weight=prior_weight,
+                        length_penalty=length_penalty)
     docs = read_corpus(corpus)
     if limit:
         docs = docs[:limit]
@@ -170,18 +167,19 @@ def train(
     kb_name_examples: bool = typer.Option(False, "--kb-names/--no-kb-names", help="Also train on every KB name as a mention of itself."),
     mix: str = typer.Option("upsample", "--mix", help="upsample (real:synthetic 1:1) or weights."),
     mix_weights: str = typer.Option("1,1", "--mix-weights", help="With --mix weights: REAL,SYNTHETIC."),
-    composite: bool = typer.Option(False, "--composite/--no-composite", help="Let the linker generate composite (a<SEP>b) answers."),
-    context_chars: int = typer.Option(300, "--context-chars", help="Context characters each side of a mention."),
-    max_context_tokens: int = typer.Option(128, "--max-context-tokens", help="Prompt token budget."),
-    num_beams: int = typer.Option(5, "--num-beams", help="Beams of the saved linker (dev decoding too)."),
+    composite: bool = typer.Option(setting_default("composite"), "--composite/--no-composite", help="Let the linker generate composite (a<SEP>b) answers."),
+    context_chars: int = typer.Option(setting_default("context_chars"), "--context-chars", help="Context characters each side of a mention."),
+    max_context_tokens: int = typer.Option(setting_default("max_context_tokens"), "--max-context-tokens", help="Prompt token budget."),
+    num_beams: int = typer.Option(setting_default("num_beams"), "--num-beams", help="Beams of the saved linker (dev decoding too)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the example order and the model initialisation."),
     num_threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (default: available cores / local processes)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the Trainer's progress bar."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Resume from the newest checkpoint in OUTPUT/checkpoints."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="A known dataset (spaccc, ncbi, cantemist, quaero): sets --lang and the label map."),
-    candidates: int = typer.Option(0, "--candidates", help="Linker setting saved in the pipeline: decode among the top-N TF-IDF candidate names (0: whole group)."),
-    prior_weight: float = typer.Option(0.0, "--prior-weight", help="Linker setting saved in the pipeline: weight of the TF-IDF prior in beam ranking."),
-    rerank: bool = typer.Option(False, "--rerank/--no-rerank", help="Linker setting saved in the pipeline: score every candidate exhaustively instead of beam search in their trie."),
+    mode: str = typer.Option(setting_default("mode"), "--mode", help="Linker setting saved in the pipeline: beam (whole group's trie), beam_in_candidates or rerank."),
+    candidates: int = typer.Option(setting_default("candidates"), "--candidates", help="Linker setting saved in the pipeline: retrieved candidates per mention (candidate modes)."),
+    prior_weight: float = typer.Option(setting_default("prior_weight"), "--prior-weight", help="Linker setting saved in the pipeline: weight of the retrieval prior in the ranking."),
+    length_penalty: float = typer.Option(setting_default("length_penalty"), "--length-penalty", help="Linker setting saved in the pipeline: rank by log-prob / length ** penalty (HF generate's)."),
     rank_candidates: int = typer.Option(0, "--rank-candidates", help="Candidate-ranking fine-tuning: train against each mention's top-K TF-IDF names, scored as --rerank scores them (0: plain SFT)."),
     rank_weight: float = typer.Option(1.0, "--rank-weight", help="Weight of the candidate-ranking loss beside the target's NLL."),
     train_aliases: bool = typer.Option(False, "--train-aliases/--no-train-aliases", help="Index the training mentions as aliases of their target names for candidate retrieval (saved with the pipeline)."),
@@ -218,8 +216,9 @@ def train(
     summary = train_linker(kb, train_corpus, output, dev=dev, synthetic=synthetic,
                            base_model=base_model, lang=lang, config=cfg, label_map=label_map,
                            linker_config={"composite": composite, "context_chars": context_chars,
-                                          "candidates": candidates, "prior_weight": prior_weight,
-                                          "rerank": rerank,
+                                          "mode": mode, "candidates": candidates,
+                                          "prior_weight": prior_weight,
+                                          "length_penalty": length_penalty,
                                           "max_context_tokens": max_context_tokens,
                                           "num_beams": num_beams,
                                           "n_best": min(5, num_beams)})
@@ -361,6 +360,55 @@ def fetch(
         typer.echo(f"Error: {error}", err=True)
         raise typer.Exit(1)
     typer.echo(f"{dataset}: {len(paths)} assets in {dest}")
+
+
+@app.command()
+def score(
+    gold: Path = typer.Argument(..., help="Gold corpus (any format `read_corpus` reads)."),
+    predictions: Path = typer.Argument(..., help="JSONL ({doc_id, start, end, codes}) or a SynCABEL inference TSV (Predicted_code)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="metrics.json to write."),
+    kb: Optional[Path] = typer.Option(None, "--kb", help="KB file or folder: gold codes outside it are excluded; alternative codes map to main codes."),
+    train: Optional[Path] = typer.Option(None, "--train", help="Training corpus: report seen/unseen codes."),
+    k: int = typer.Option(5, "--k", help="Report Recall@k for this k besides Recall@1."),
+    format: str = typer.Option("auto", "--format", help="Predictions format: auto, jsonl or tsv."),
+) -> None:
+    """Score a predictions file with the paper's metric (exact code sets; NO_CODE and gold outside the KB excluded)."""
+    import srsly
+
+    from .evaluation.scoring_file import score_files
+
+    metrics = score_files(gold, predictions, kb=kb, train=train, k=k, format=format)
+    summary = {key: value for key, value in metrics.items() if not isinstance(value, dict)}
+    typer.echo(srsly.json_dumps(summary, indent=2))
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(output, metrics)
+
+
+@app.command()
+def render(
+    pipeline: Path = typer.Argument(..., help="A pipeline folder holding syncabel_linker (and its sentence segmenter)."),
+    corpus: Path = typer.Argument(..., help="JSONL, brat folder, PubTator, marked TSV or .spacy."),
+    output: Path = typer.Option(..., "--output", "-o", help="prompts.jsonl to write."),
+    limit: int = typer.Option(0, help="Render the first N documents only (0: all)."),
+) -> None:
+    """Write the exact prompt and target text of every gold mention, one JSON line each."""
+    import srsly
+
+    from .render import render as render_corpus
+
+    typer.echo(srsly.json_dumps(render_corpus(pipeline, corpus, output, limit=limit), indent=2))
+
+
+@app.command()
+def migrate(
+    source: Path = typer.Argument(..., help="A pipeline folder saved by spacy-syncabel 0.1 (with syncabel_linker/cfg.json)."),
+    output: Path = typer.Argument(..., help="The folder to write, in today's layout."),
+) -> None:
+    """Copy a 0.1 pipeline folder into today's layout (settings in config.cfg), linking as before."""
+    from .training.pipeline_io import migrate_pipeline
+
+    typer.echo(f"migrated -> {migrate_pipeline(source, output)}")
 
 
 def main() -> None:  # pragma: no cover

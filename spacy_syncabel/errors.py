@@ -22,7 +22,7 @@ class Warnings(metaclass=ErrorsWithCodes):
     W002 = ("Label '{label}' is not in the linker's label map and not a KB group; its "
             "entities are linked against all groups. Add it to `label_map` to "
             "restrict it to one group.")
-    W003 = ("Entity '{text}' (chars {start}-{end}) is empty or only white space; it is set to "
+    W003 = ("Entity '{text}' (chars {start}-{end}) is empty or only white space or invisible characters; it is set to "
             "NIL. Fix the entity boundaries upstream.")
     W004 = ("{n} row(s) of {path} do not match their text at the given offsets and were "
             "skipped (first: {first}). Check the offsets or the text files.")
@@ -30,6 +30,10 @@ class Warnings(metaclass=ErrorsWithCodes):
     W006 = ("The linker got no entities in {n_docs} doc(s): add an NER component before "
             "'syncabel_linker' or set `doc.ents`.")
     # training
+
+    # sentence segmentation and the render command (E180-E189, W180-W189)
+    W180 = ("{n} gold mention(s) of {path} do not align with the tokens of their doc and were "
+            "left out of the rendered prompts (first: {first}). Check the offsets.")
 
     W040 = ("{n} overlapping entity(ies) were dropped while building spaCy docs (spaCy allows "
             "no overlap in `doc.ents`; the longest entity is kept). First: {first}.")
@@ -49,8 +53,31 @@ class Warnings(metaclass=ErrorsWithCodes):
             "key. Set it if the server needs one.")
     W071 = ("The training corpus has no usable sentence for group(s) {groups}: their prompts get "
             "no style examples.")
+    # scoring prediction files, SynCABEL checkpoints, model cache (W130-W139)
+    W130 = ("{n} prediction(s) of {path} match no gold mention of {gold} (first: {first}); they "
+            "are ignored. Check that both files use the same document ids and offsets.")
+    W131 = ("{n} gold mention(s) of {gold} have no prediction in {path} (first: {first}); they "
+            "count as misses. Check that the predictions cover the whole gold corpus.")
+    W132 = ("{n} mention(s) have more than one prediction in {path} (first: {first}); the first "
+            "one is kept. Write one prediction line per mention.")
+    W133 = ("The converted-model cache {path} is incomplete or corrupt ({why}); it is rebuilt. "
+            "Delete the folder if this happens again.")
     W072 = ("Resuming {path}: dropped {n_bytes} byte(s) written after the last finished concept "
             "(an interrupted run); those concepts are generated again.")
+    # the linking engine and the component
+    W100 = ("Mention '{text}...' ({n_tokens} tokens) is longer than max_mention_tokens "
+            "({limit}); it was cut to its first {limit} tokens for linking. Raise "
+            "max_mention_tokens if such mentions are real.")
+    W103 = ("The linker's LM was never fine-tuned for linking (its config has no "
+            "'syncabel_fine_tuned' flag): its answers are close to random. Train it "
+            "(`python -m spacy_syncabel train`, or `spacy project run all`), or link with the "
+            "retriever deciding: mode = \"rerank\" with a large prior_weight.")
+    W101 = ("{n} KB name(s) need more than max_new_tokens={limit} tokens and can never be "
+            "generated (first: {first!r}). Raise max_new_tokens in the component's config.")
+    # untrusted input (file readers)
+    W190 = ("{n} line(s) of PubTator file {path} are neither a title/abstract line, a mention "
+            "line nor a relation line and were skipped (first: line {line}: {text!r}). The "
+            "file may be truncated or hand-edited: fix or remove those lines.")
 
 
 class Errors(metaclass=ErrorsWithCodes):
@@ -85,10 +112,12 @@ class Errors(metaclass=ErrorsWithCodes):
             "match the one its tries were built with ({expected}). The KB/trie and the model "
             "come from different runs: re-assemble the pipeline with `nlp.initialize()` and "
             "save it again.")
-    E022 = ("No model loader configured: set [components.{name}.model] in the config, e.g. "
-            "`@misc = \"spacy_syncabel.HFCausalLM.v1\"` with `name_or_path`.")
-    E023 = ("No KB loader configured: set [components.{name}.kb_loader] in the config, e.g. "
-            "`@misc = \"spacy_syncabel.KBFromFile.v1\"` with `path`.")
+    E022 = ("No model loader given to {name}.initialize: set [initialize.components.{name}.model] "
+            "in the config (e.g. `@misc = \"spacy_syncabel.HFCausalLM.v1\"` with `name_or_path`) "
+            "or pass `model=` to initialize().")
+    E023 = ("No KB loader given to {name}.initialize: set "
+            "[initialize.components.{name}.kb_loader] in the config (e.g. `@misc = "
+            "\"spacy_syncabel.KBFromFile.v1\"` with `path`) or pass `kb_loader=` to initialize().")
     E024 = ("Unknown device '{device}'. Use 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'.")
     E025 = ("Unknown dtype '{dtype}'. Use 'auto', 'float32', 'bfloat16' or 'float16'.")
     E026 = ("The template must contain {fields}; got: {template!r}.")
@@ -146,10 +175,28 @@ class Errors(metaclass=ErrorsWithCodes):
             "the run cannot be resumed with these settings. Use a new output folder or the "
             "same base model and training corpus.")
     E065 = ("Invalid training setting: {problem}.")
-    E066 = ("Calibrating the TF-IDF prior needs candidate mode, but the linker has "
-            "candidates={candidates}. Set `candidates` (e.g. 20) in the pipeline first.")
+    E066 = ("Calibrating the retrieval prior needs a candidate mode, but the linker's mode is "
+            "{candidates}. Set `mode = \"beam_in_candidates\"` (or \"rerank\") and `candidates` "
+            "in the pipeline's config first.")
     E067 = ("No dev mention with a KB code to calibrate {path} on. Check the dev corpus, the "
             "KB and the label map.")
+    # scoring prediction files, SynCABEL checkpoints (E130-E139)
+    E130 = ("Predictions file {path} not found. Give a JSONL file ({{\"doc_id\", \"start\", "
+            "\"end\", \"codes\"}} per line) or a SynCABEL inference TSV (with a "
+            "'Predicted_code' column).")
+    E131 = ("Predictions file {path}: cannot tell its format. Use a .jsonl file or a .tsv file "
+            "whose header has 'Predicted_code' (or 'Predicted_CUI'), 'filename', 'start_span' "
+            "and 'end_span' (or 'mention_id').")
+    E132 = ("Predictions file {path}, line {line}: {problem}. Fix the line or remove it.")
+    E133 = ("SynCABEL checkpoint {path}: {problem}")
+    E134 = ("SynCABEL KB map {path}: {problem}. It must be a JSON object mapping each group to "
+            "an object of {{\"name\": \"code\"}} (the checkpoint's text_to_code.json).")
+    # sentence segmentation and the render command
+    E180 = ("Invalid abbreviation {value!r} for 'syncabel_sentencizer': give words without "
+            "white space, with or without their final period (e.g. \"Dr.\" or \"aprox\").")
+    E181 = ("The pipeline {path} has no 'syncabel_linker' component. Pass a pipeline folder "
+            "saved with the linker, or add one with nlp.add_pipe('syncabel_linker').")
+    E182 = ("Corpus {path} has no gold mention to render. Check the corpus format and file.")
     # preference optimization (DPO on mined hard negatives)
     E080 = ("Invalid DPO setting: {problem}.")
     E081 = ("No training mentions to mine negatives from: {why}. Check the corpus, the KB and "
@@ -160,6 +207,44 @@ class Errors(metaclass=ErrorsWithCodes):
     E084 = ("Pairs file {path}, line {line}: {problem}.")
     E085 = ("The DPO state file {path} names the model of round {round} ({model}), but it is "
             "missing. Restart the run with --no-resume or in a new output folder.")
+    # the linking engine and the component's contracts
+    E100 = ("Invalid linker setting(s): {problems}. Fix them in the component's config block "
+            "([components.syncabel_linker]).")
+    E101 = ("Unknown linker setting(s) {keys}. Known settings: {known}.")
+    E102 = ("The candidate generator {generator!r} is not a callable returning a candidate "
+            "generator. Register a function under @misc that returns one (README: 'Candidate "
+            "generators').")
+    E103 = ("Saved pipeline file {path} cannot be read: {err}. The folder is damaged or not a "
+            "syncabel_linker folder: save it again with nlp.to_disk.")
+    E104 = ("The label map sends label '{label}' to group '{group}', which the KB does not "
+            "have. KB groups: {groups}. Fix `label_map` in the component's config.")
+    E105 = ("Bytes given to syncabel_linker.from_bytes are not a serialized syncabel_linker "
+            "({err}). Use bytes written by to_bytes of the same version.")
+    E106 = ("Cannot load {path} with the 'model' field excluded: the linker has no model yet. "
+            "Load it without exclude=['model'] first.")
+    # untrusted input (file readers)
+    E190 = ("{path}, line {line} (byte {col}): not valid UTF-8 (bytes {bad!r}). Files must be "
+            "UTF-8: re-encode it, e.g. `iconv -f latin1 -t utf8 FILE > FILE.utf8` (use the "
+            "file's real encoding instead of latin1).")
+    E191 = ("{path}, line {line}: invalid JSON ({err}). Fix the file, or write it again with "
+            "the command that made it.")
+    E192 = ("KB folder {path} is incomplete: {missing} is missing (without it the KB would "
+            "load {what}). Write the folder again with `ConceptKB.to_disk` (or save the "
+            "pipeline again with `nlp.to_disk`).")
+    E193 = ("KB folder {path}: kb.jsonl does not match meta.json ({problem}); the file was "
+            "truncated or edited. Write the folder again with `ConceptKB.to_disk` (or save the "
+            "pipeline again with `nlp.to_disk`).")
+    E194 = ("{path}, line {line}: {what} must be a JSON string (or an integer), got {type} "
+            "{value!r}. Write codes and names as strings, e.g. \"code\": \"8000/6\" (JSON "
+            "numbers lose leading zeros and NaN is not a code).")
+    E195 = ("{path}, line {line}: {n} tab-separated field(s) where the header has {n_header} "
+            "({header}). A tab inside a field (e.g. in a name) splits it into two columns: "
+            "replace the tab by a space, or fix the row.")
+    E196 = ("{path}, line {line}: {problem}. Each line of kb.jsonl must be an object with "
+            "string fields 'code', 'name' and 'group'. Write the folder again with "
+            "`ConceptKB.to_disk`.")
+    E197 = ("{path} is not a readable .spacy (DocBin) file ({err}). Write it again with "
+            "`DocBin.to_disk`, or give a corpus in another format.")
     # E140-E149: saved token tries (decoding/trie_io.py)
     E140 = ("The tries folder {path} cannot be read: {problem}. Rebuild the tries from the KB "
             "(`TrieSet.build`) and save them again with `TrieSet.to_disk`.")

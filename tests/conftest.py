@@ -80,3 +80,20 @@ def _one_torch_thread():
     import torch
 
     torch.set_num_threads(1)
+
+
+TINY = {"@misc": "spacy_syncabel.TinyLlama.v1", "hidden_size": 32, "num_layers": 1,
+        "num_heads": 2, "intermediate_size": 64, "vocab_size": 600, "seed": 3}
+
+
+def kb_loader_config(path) -> dict:
+    return {"@misc": "spacy_syncabel.KBFromFile.v1", "path": str(path)}
+
+
+def add_linker(nlp, kb_path, model=None, **config):
+    """Add ``syncabel_linker`` with settings ``config`` and put its loaders under
+    ``[initialize]`` (where spaCy keeps loaders): ``nlp.initialize()`` then loads them."""
+    linker = nlp.add_pipe("syncabel_linker", config=config)
+    nlp.config["initialize"]["components"]["syncabel_linker"] = {
+        "kb_loader": kb_loader_config(kb_path), "model": model or TINY}
+    return linker

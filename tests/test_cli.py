@@ -10,17 +10,14 @@ from typer.testing import CliRunner
 from spacy_syncabel.cli import app
 from spacy_syncabel.corpus import read_corpus, write_jsonl
 
-from .conftest import DATA, needs_data
-from .test_pipeline import TINY
+from .conftest import DATA, add_linker, needs_data
 
 
 @pytest.fixture(scope="module")
 def tiny_pipeline(tmp_path_factory):
     nlp = spacy.blank("es")
-    nlp.add_pipe("syncabel_linker", config={
-        "model": TINY, "num_beams": 3, "n_best": 3, "max_new_tokens": 24,
-        "kb_loader": {"@misc": "spacy_syncabel.KBFromFile.v1",
-                      "path": str(DATA / "spaccc" / "kb_snomed_es_lite.tsv")}})
+    add_linker(nlp, DATA / "spaccc" / "kb_snomed_es_lite.tsv", num_beams=3, n_best=3,
+               max_new_tokens=24)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         nlp.initialize()

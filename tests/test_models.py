@@ -265,7 +265,9 @@ def smol_cache(tmp_path_factory):
 @pytest.mark.slow
 @needs_smollm2
 def test_smollm2_conversion_and_cache(smol_cache):
-    folder = smol_cache["cache"] / M.SMOLLM2_CACHE_NAME
+    folder = M.gguf_cache_folder(M.smollm2_gguf_path(), M.SMOLLM2_CACHE_NAME, None,
+                                 smol_cache["cache"])
+    assert (folder / M.CACHE_MANIFEST).is_file()
     assert (folder / "config.json").is_file()
     assert any(folder.glob("*.safetensors"))
     assert not any(p.name.startswith(".") for p in smol_cache["cache"].iterdir())  # no tmp left
@@ -330,3 +332,167 @@ def test_smollm2_ensure_sep(smol_cache):
     assert sep == 49152 and len(tok) == 49153
     assert model.get_output_embeddings().weight.shape[0] == 49153
     assert tok("fever<SEP> Fever").input_ids.count(sep) == 1
+
+
+# ----------------------------------------------------------------------------- SynCABEL checkpoints
+
+TEXT_TO_CODE = {
+    "SINTOMA": {"fiebre": "386661006", "pirexia": "386661006", "cefalea": "25064002",
+                "disnea": "267036007"},
+    "PROCEDIMIENTO": {"apendicectomía": "80146002"},
+}
+
+
+class _Trap:
+    """Unpickling this object creates the directory ``path``: proof that a pickle was read."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        import os
+
+        return (os.makedirs, (self.path,))
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A SynCABEL-layout folder: tiny Llama (safetensors, <SEP>, lang), text_to_code.json and a
+    booby-trapped candidate_trie.pkl."""
+    import pickle
+
+    from spacy_syncabel.kb import ConceptKB
+
+    folder = tmp_path_factory.mktemp("syncabel_ckpt")
+    rows = [(c, n, g) for g, names in TEXT_TO_CODE.items() for n, c in names.items()]
+    model, tok = M.tiny_llama(**TINY)(ConceptKB(rows), ["Presenta fiebre y cefalea."])
+    M.ensure_sep_token(model, tok)
+    model.config.lang = "es"
+    M.save_pretrained(model, tok, folder)
+    (folder / "text_to_code.json").write_text(json.dumps(TEXT_TO_CODE, ensure_ascii=False),
+                                              encoding="utf-8")
+    trap = folder.parent / (folder.name + "-unpickled")
+    (folder / "candidate_trie.pkl").write_bytes(pickle.dumps(_Trap(trap)))
+    return folder, trap
+
+
+def test_syncabel_checkpoint_links_without_unpickling(checkpoint, monkeypatch):
+    import pickle
+    import warnings
+
+    folder, trap = checkpoint
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a pickle was loaded")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    assert M.checkpoint_language(folder) == "es"
+    nlp = spacy.blank("es")
+    ruler = nlp.add_pipe("entity_ruler")
+    nlp.add_pipe("syncabel_linker", config={"num_beams": 3, "n_best": 3, "max_new_tokens": 12})
+    nlp.config["initialize"]["components"]["syncabel_linker"] = {
+        "model": {"@misc": "spacy_syncabel.SynCABELCheckpoint.v1", "path": str(folder),
+                  "device": "cpu"},
+        "kb_loader": {"@misc": "spacy_syncabel.KBFromSynCABEL.v1", "path": str(folder)}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nlp.initialize()
+    ruler.add_patterns([{"label": "PROCEDIMIENTO", "pattern": "apendicectomía"},
+                        {"label": "SINTOMA", "pattern": "fiebre"}])
+    doc = nlp("Tras la apendicectomía presenta fiebre.")
+    assert not trap.exists()
+    linker = nlp.get_pipe("syncabel_linker")
+    assert linker.kb.groups == ["PROCEDIMIENTO", "SINTOMA"]
+    links = {e.text: (e.label_, e.kb_id_, [c["code"] for c in e._.syncabel]) for e in doc.ents}
+    # the one name of its group: the tries come from text_to_code.json, per group
+    assert links["apendicectomía"][1] == "80146002"
+    label, code, nbest = links["fiebre"]
+    assert code in TEXT_TO_CODE["SINTOMA"].values()
+    assert set(nbest) <= set(TEXT_TO_CODE["SINTOMA"].values()) and len(nbest) >= 2
+    # the trap is live: reading the pickle would have been seen
+    monkeypatch.undo()
+    with open(folder / "candidate_trie.pkl", "rb") as f:
+        pickle.load(f)
+    assert trap.exists()
+
+
+def test_syncabel_checkpoint_refuses_pickle_weights(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "llama"}', encoding="utf-8")
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(ValueError, match=r"\[E133\].*safetensors"):
+        M.syncabel_checkpoint(str(tmp_path), device="cpu")(None, None)
+    with pytest.raises(ValueError, match=r"\[E133\].*config.json"):
+        M.syncabel_checkpoint(str(tmp_path / "missing"), device="cpu")(None, None)
+
+
+# ----------------------------------------------------------------------------- GGUF cache
+
+
+@pytest.fixture()
+def fake_gguf(tmp_path, monkeypatch):
+    """A stand-in GGUF file whose 'conversion' builds a tiny Llama (counted)."""
+    gguf = tmp_path / "model.Q4.gguf"
+    gguf.write_bytes(b"GGUF" + b"\0" * 60)
+    calls = []
+
+    def convert(path, num_layers=None):
+        calls.append((str(path), num_layers))
+        model, tok = M.tiny_llama(**{**TINY, "num_layers": 3})(FakeKB(), None)
+        if num_layers is not None:
+            M.truncate_layers(model, num_layers)
+        return model, tok
+
+    monkeypatch.setattr(M, "convert_gguf", convert)
+    monkeypatch.setenv(M.CACHE_ENV, str(tmp_path / "cache"))
+    return gguf, calls
+
+
+def test_gguf_cache_converts_once_and_gives_identical_logits(fake_gguf, monkeypatch):
+    gguf, calls = fake_gguf
+    texts = ["fiebre alta", "dolor de cabeza y fiebre"]
+    reference, ref_tok = M.convert_gguf(gguf, 2)
+    calls.clear()
+    model, tok = M.load_gguf_cached(gguf, "fake", 2, dtype="float32", device="cpu")
+    assert calls == [(str(gguf), None)] and model.config.num_hidden_layers == 2
+    assert torch.equal(_logits(model, tok, texts), _logits(reference, ref_tok, texts))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("converted again")
+
+    monkeypatch.setattr(M, "convert_gguf", refuse)
+    again, tok2 = M.load_gguf_cached(gguf, "fake", 2, dtype="float32", device="cpu")
+    assert torch.equal(_logits(again, tok2, texts), _logits(reference, ref_tok, texts))
+    folder = M.gguf_cache_folder(gguf, "fake", 2)
+    assert folder.parent == M.default_cache_dir() and folder.is_dir()
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no tmp left
+    # another layer cut is cut from the full folder, without converting again
+    one, _ = M.load_gguf_cached(gguf, "fake", 1, dtype="float32", device="cpu")
+    assert one.config.num_hidden_layers == 1 and M.gguf_cache_folder(gguf, "fake", 1) != folder
+    # another file at the same path is another cache entry
+    gguf.write_bytes(b"GGUF" + b"\1" * 61)
+    assert M.gguf_cache_folder(gguf, "fake", 2) != folder
+
+
+@pytest.mark.parametrize("damage", ["truncate", "same_size_garbage", "manifest", "config"])
+def test_corrupt_gguf_cache_is_rebuilt_with_a_warning(fake_gguf, damage):
+    gguf, calls = fake_gguf
+    texts = ["fiebre alta"]
+    model, tok = M.load_gguf_cached(gguf, "fake", None, dtype="float32", device="cpu")
+    expected = _logits(model, tok, texts)
+    folder = M.gguf_cache_folder(gguf, "fake", None)
+    weights = next(folder.glob("*.safetensors"))
+    if damage == "truncate":
+        weights.write_bytes(weights.read_bytes()[:100])
+    elif damage == "same_size_garbage":
+        weights.write_bytes(b"\xff" * weights.stat().st_size)
+    elif damage == "manifest":
+        (folder / M.CACHE_MANIFEST).write_text("{", encoding="utf-8")
+    else:  # passes the size checks, fails to load
+        config = folder / "config.json"
+        config.write_bytes(b"{" + b" " * (config.stat().st_size - 1))
+    with pytest.warns(UserWarning, match=r"W133"):
+        model2, tok2 = M.load_gguf_cached(gguf, "fake", None, dtype="float32", device="cpu")
+    assert len(calls) == 2
+    assert torch.equal(_logits(model2, tok2, texts), expected)

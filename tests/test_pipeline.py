@@ -8,14 +8,7 @@ from spacy.tokens import Span
 from spacy_syncabel.corpus import docs_to_spacy, read_corpus
 from spacy_syncabel.types import NIL, NO_CODE
 
-from .conftest import DATA, TEXTS, needs_data
-
-TINY = {"@misc": "spacy_syncabel.TinyLlama.v1", "hidden_size": 32, "num_layers": 1,
-        "num_heads": 2, "intermediate_size": 64, "vocab_size": 600, "seed": 3}
-
-
-def _kb_loader(path):
-    return {"@misc": "spacy_syncabel.KBFromFile.v1", "path": str(path)}
+from .conftest import DATA, TEXTS, add_linker, needs_data
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +21,8 @@ def spaccc_nlp(spaccc_rows, tmp_path_factory):
     """Entity ruler built from the gold mentions, then the linker: a full NER + EL pipeline."""
     nlp = spacy.blank("es")
     ruler = nlp.add_pipe("entity_ruler")
-    nlp.add_pipe("syncabel_linker", config={
-        "model": TINY, "kb_loader": _kb_loader(DATA / "spaccc" / "kb_snomed_es_lite.tsv"),
-        "num_beams": 3, "n_best": 3, "max_new_tokens": 24, "batch_size": 64})
+    add_linker(nlp, DATA / "spaccc" / "kb_snomed_es_lite.tsv", num_beams=3, n_best=3,
+               max_new_tokens=24, batch_size=64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         nlp.initialize()
@@ -58,8 +50,9 @@ def test_links_are_codes_of_the_entity_group(spaccc_nlp, spaccc_rows):
             assert ent.kb_id_ == NIL or ent.label_ in kb.groups_of(ent.kb_id_), ent
             nbest = ent._.syncabel
             assert 1 <= len(nbest) <= 3
-            logprobs = [c["logprob"] for c in nbest]
-            assert logprobs == sorted(logprobs, reverse=True)
+            # ranked as HF generate (length_penalty 1.0): by exp(log-prob / length)
+            scores = [c["score"] for c in nbest]
+            assert scores == sorted(scores, reverse=True)
             assert len({c["code"] for c in nbest}) == len(nbest)  # merged by code
             for cand in nbest:
                 assert kb.lookup(cand["name"], ent.label_) == cand["code"]
@@ -102,8 +95,7 @@ def test_tokenizer_mismatch_is_detected(spaccc_nlp, tmp_path):
 @pytest.fixture(scope="module")
 def small_nlp(kb_tsv):
     nlp = spacy.blank("es")
-    nlp.add_pipe("syncabel_linker", config={"model": TINY, "kb_loader": _kb_loader(kb_tsv),
-                                            "num_beams": 2, "n_best": 2})
+    add_linker(nlp, kb_tsv, num_beams=2, n_best=2)
     nlp.initialize()
     return nlp
 
@@ -121,30 +113,21 @@ def test_docs_without_ents_and_unknown_labels(small_nlp):
     assert doc.ents == ()
     doc = _doc_with_ents(small_nlp, TEXTS[0], [("fiebre", "SIGNO")])
     with pytest.warns(UserWarning, match="W002"):
-        linker.cfg["label_map"] = {}
-        linker._warned_labels.clear()
-        doc = linker(doc)
+        doc = linker.with_settings(label_map={})(doc)
     assert doc.ents[0].kb_id_ in linker.kb.codes  # linked against all groups
 
 
-def test_label_map_to_unknown_group_is_an_error(small_nlp):
-    linker = small_nlp.get_pipe("syncabel_linker")
-    doc = _doc_with_ents(small_nlp, TEXTS[0], [("fiebre", "SIGNO")])
-    linker.cfg["label_map"] = {"SIGNO": "NO_SUCH_GROUP"}
-    try:
-        with pytest.raises(ValueError, match="E010"):
-            linker(doc)
-    finally:
-        linker.cfg["label_map"] = {}
+def test_label_map_to_unknown_group_is_an_error_at_initialize(kb_tsv):
+    nlp = spacy.blank("es")
+    add_linker(nlp, kb_tsv, label_map={"SIGNO": "NO_SUCH_GROUP"})
+    with pytest.raises(ValueError, match="E104"):
+        nlp.initialize()  # caught before any doc uses the label
 
 
 def test_label_map_routes_labels_to_groups(small_nlp):
-    linker = small_nlp.get_pipe("syncabel_linker")
-    linker.cfg["label_map"] = {"DISEASE": "ENFERMEDAD"}
-    try:
-        doc = linker(_doc_with_ents(small_nlp, TEXTS[0], [("hipertensión arterial", "DISEASE")]))
-    finally:
-        linker.cfg["label_map"] = {}
+    linker = small_nlp.get_pipe("syncabel_linker").with_settings(
+        label_map={"DISEASE": "ENFERMEDAD"})
+    doc = linker(_doc_with_ents(small_nlp, TEXTS[0], [("hipertensión arterial", "DISEASE")]))
     assert "ENFERMEDAD" in linker.kb.groups_of(doc.ents[0].kb_id_)
 
 
@@ -174,30 +157,19 @@ def test_whitespace_entity_is_nil(small_nlp):
 
 def test_threshold_gives_nil_and_overwrite_off_keeps_links(small_nlp):
     linker = small_nlp.get_pipe("syncabel_linker")
-    linker.cfg["threshold"] = 1.01
-    try:
-        doc = linker(_doc_with_ents(small_nlp, TEXTS[1], [("cefalea", "SINTOMA")]))
-    finally:
-        linker.cfg["threshold"] = 0.0
+    doc = linker.with_settings(threshold=1.01)(
+        _doc_with_ents(small_nlp, TEXTS[1], [("cefalea", "SINTOMA")]))
     assert doc.ents[0].kb_id_ == NIL and doc.ents[0]._.syncabel  # n-best kept for inspection
     doc = _doc_with_ents(small_nlp, TEXTS[1], [("cefalea", "SINTOMA")])
     for t in doc.ents[0]:
         t.ent_kb_id_ = "MANUAL"
-    linker.cfg["overwrite"] = False
-    try:
-        doc = linker(doc)
-    finally:
-        linker.cfg["overwrite"] = True
+    doc = linker.with_settings(overwrite=False)(doc)
     assert doc.ents[0].kb_id_ == "MANUAL"
 
 
 def test_unconstrained_mode_gives_no_code_for_unknown_names(small_nlp):
-    linker = small_nlp.get_pipe("syncabel_linker")
-    linker.cfg["constrained"] = False
-    try:
-        doc = linker(_doc_with_ents(small_nlp, TEXTS[0], [("fiebre", "SINTOMA")]))
-    finally:
-        linker.cfg["constrained"] = True
+    linker = small_nlp.get_pipe("syncabel_linker").with_settings(constrained=False)
+    doc = linker(_doc_with_ents(small_nlp, TEXTS[0], [("fiebre", "SINTOMA")]))
     for cand in doc.ents[0]._.syncabel:
         expected = linker.kb.lookup(cand["name"], "SINTOMA") or NO_CODE
         assert cand["code"] == expected
@@ -207,7 +179,7 @@ def test_unconstrained_mode_gives_no_code_for_unknown_names(small_nlp):
 
 def test_not_initialized_and_missing_loaders(kb_tsv):
     nlp = spacy.blank("es")
-    linker = nlp.add_pipe("syncabel_linker", config={"kb_loader": None})
+    linker = nlp.add_pipe("syncabel_linker")
     with pytest.raises(ValueError, match="E020"):
         linker(nlp.make_doc("fiebre"))
     with pytest.raises(ValueError, match="E023"):
@@ -233,52 +205,39 @@ def test_score_with_gold_ents(small_nlp, small_kb):
                 for n, g in [("fiebre", "SINTOMA"), ("hipertensión arterial", "ENFERMEDAD")]]
     gold = docs_to_spacy(small_nlp, [CorpusDoc("d", text, mentions)])[0]
     eg = Example(small_nlp.make_doc(text), gold)
-    linker = small_nlp.get_pipe("syncabel_linker")
-    linker.cfg["score_gold_ents"] = True
-    try:
-        scores = small_nlp.evaluate([eg])
-    finally:
-        linker.cfg["score_gold_ents"] = False
-    assert 0.0 <= scores["syncabel_recall@1"] <= scores["syncabel_recall@2"] <= 1.0
+    linker = small_nlp.get_pipe("syncabel_linker").with_settings(score_gold_ents=True)
+    scores = linker.score([eg])
+    assert 0.0 <= scores["syncabel_recall@1"] <= scores["syncabel_recall@5"] <= 1.0
     assert scores["nel_micro_r"] is not None
 
 
 def test_candidate_restricted_decoding_stays_within_tfidf_candidates(small_nlp):
-    linker = small_nlp.get_pipe("syncabel_linker")
+    linker = small_nlp.get_pipe("syncabel_linker").with_settings(
+        mode="beam_in_candidates", candidates=2, prior_weight=0.0)
     text = "Presenta dolores de cabeza y fiebre alta."
-    linker.cfg.update(candidates=2, prior_weight=0.0)
-    try:
-        doc = linker(_doc_with_ents(small_nlp, text, [("dolores de cabeza", "SINTOMA")]))
-        top2 = linker.candidate_index.top(["dolores de cabeza"], ["SINTOMA"], 2)[0]
-    finally:
-        linker.cfg.update(candidates=0)
+    doc = linker(_doc_with_ents(small_nlp, text, [("dolores de cabeza", "SINTOMA")]))
+    top2 = linker.candidate_index.top(["dolores de cabeza"], ["SINTOMA"], 2)[0]
     allowed = {linker.kb.lookup(name, "SINTOMA") for name, _ in top2}
     assert {c["code"] for c in doc.ents[0]._.syncabel} <= allowed
     assert "25064002" in allowed  # "dolor de cabeza" is the closest name
 
 
 def test_prior_reranks_by_similarity(small_nlp):
-    linker = small_nlp.get_pipe("syncabel_linker")
+    # the prior dominates a random model's log-probs
+    linker = small_nlp.get_pipe("syncabel_linker").with_settings(prior_weight=100.0)
     text = "Presenta dolores de cabeza y fiebre alta."
-    linker.cfg.update(prior_weight=100.0)  # the prior dominates a random model's log-probs
-    try:
-        doc = linker(_doc_with_ents(small_nlp, text, [("dolores de cabeza", "SINTOMA")]))
-    finally:
-        linker.cfg.update(prior_weight=0.0)
+    doc = linker(_doc_with_ents(small_nlp, text, [("dolores de cabeza", "SINTOMA")]))
     nbest = doc.ents[0]._.syncabel
     sims = [c["similarity"] for c in nbest]
     assert sims == sorted(sims, reverse=True)
 
 
 def test_rerank_scores_every_candidate(small_nlp):
-    linker = small_nlp.get_pipe("syncabel_linker")
+    linker = small_nlp.get_pipe("syncabel_linker").with_settings(
+        mode="rerank", candidates=3, prior_weight=1000.0)
     text = "Presenta dolores de cabeza y fiebre alta."
-    linker.cfg.update(candidates=3, rerank=True, prior_weight=1000.0)
-    try:
-        doc = linker(_doc_with_ents(small_nlp, text, [("dolores de cabeza", "SINTOMA")]))
-        top = linker.candidate_index.top(["dolores de cabeza"], ["SINTOMA"], 3)[0]
-    finally:
-        linker.cfg.update(candidates=0, rerank=False, prior_weight=0.0)
+    doc = linker(_doc_with_ents(small_nlp, text, [("dolores de cabeza", "SINTOMA")]))
+    top = linker.candidate_index.top(["dolores de cabeza"], ["SINTOMA"], 3)[0]
     nbest = doc.ents[0]._.syncabel
     # a dominant prior gives back exactly the TF-IDF order: no candidate is pruned
     assert [c["name"] for c in nbest] == [n for n, _ in top][: len(nbest)]

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import spacy
 
 from .conftest import DATA, needs_data
 
@@ -28,8 +29,8 @@ def test_project_all_ci_sized(tmp_path):
     assert (best / "config.cfg").exists()
     # the prior's weight was chosen on dev and the pipeline reranks with it
     calibration = json.loads((best / "calibration.json").read_text())
-    cfg = json.loads((best / "syncabel_linker" / "cfg.json").read_text())
-    assert calibration["dev_mentions"] == 60 and cfg["rerank"]
+    cfg = spacy.util.load_config(best / "config.cfg")["components"]["syncabel_linker"]
+    assert calibration["dev_mentions"] == 60 and cfg["mode"] == "rerank"
     assert cfg["prior_weight"] == calibration["prior_weight"]
     metrics = json.loads((tmp_path / "metrics" / "spaccc.json").read_text())
     assert metrics["n_mentions"] == 150

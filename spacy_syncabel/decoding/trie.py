@@ -195,7 +195,10 @@ class PackedPtr:
         """The node whose children include ``edge`` (the parent of node ``edge + 1``)."""
         k = int(np.searchsorted(self.base, edge, side="right")) - 1
         lo = k * self.BLOCK
-        vals = [self[i] for i in range(lo, min(lo + self.BLOCK, len(self.delta)))]
+        hi = min(lo + self.BLOCK, len(self.delta))
+        vals = self.delta[lo:hi].astype(np.int64) + int(self.base[k])
+        for i in np.nonzero(self.delta[lo:hi] == self.BIG)[0].tolist():
+            vals[i] = self.big[lo + i]
         return lo + int(np.searchsorted(vals, edge, side="right")) - 1
 
     @property
@@ -437,6 +440,10 @@ class _Sequences(Mapping):
         names = self._tries.names
         return (names.restore_key(i) for i in np.nonzero(self._tries.name_leaf >= 0)[0].tolist())
 
+    def items(self) -> Iterator[Tuple[str, List[int]]]:  # type: ignore[override]
+        """Every (name, token ids), read back from the arrays in bulk (not name by name)."""
+        return self._tries.all_tokens()
+
     def __len__(self) -> int:
         return int(np.count_nonzero(self._tries.name_leaf >= 0))
 
@@ -510,6 +517,49 @@ class TrieSet:
         if leaf < 0:
             return None
         return self.trie.path(leaf)[:-1]
+
+    def _climb(self, leaves: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Token ids from many leaves up to the root at once: ``(matrix, lengths)``, row i
+        holding leaf i's path (EOS included) right-aligned, -1 before it."""
+        ptr = self.trie.ptr.unpack()
+        tok = np.asarray(self.trie.child_tok)
+        nodes = leaves.astype(np.int64)
+        cols: List[np.ndarray] = []
+        lengths = np.zeros(len(nodes), dtype=np.int64)
+        while len(nodes) and (nodes > 0).any():
+            live = nodes > 0
+            col = np.full(len(nodes), -1, dtype=np.int64)
+            col[live] = tok[nodes[live] - 1]
+            cols.append(col)
+            lengths += live
+            nodes = np.where(live, np.searchsorted(ptr, nodes - 1, side="right") - 1, 0)
+        matrix = np.stack(cols[::-1], axis=1) if cols else np.zeros((len(nodes), 0), np.int64)
+        return matrix, lengths
+
+    def token_lengths(self) -> np.ndarray:
+        """Per name id (index of :attr:`names`): its number of tokens without EOS, -1 for a
+        string that is not a name of the tries. One pass over the arrays."""
+        out = np.full(len(self.name_leaf), -1, dtype=np.int64)
+        ids = np.nonzero(self.name_leaf >= 0)[0]
+        for lo in range(0, len(ids), 1 << 17):
+            chunk = ids[lo:lo + (1 << 17)]
+            out[chunk] = self._climb(self.name_leaf[chunk])[1] - 1
+        return out
+
+    def names_longer_than(self, n_tokens: int) -> List[str]:
+        """The names whose token ids (EOS excluded) are more than ``n_tokens`` long."""
+        ids = np.nonzero(self.token_lengths() > n_tokens)[0]
+        return [self.names.restore_key(int(i)) for i in ids]
+
+    def all_tokens(self, chunk: int = 1 << 16) -> Iterator[Tuple[str, List[int]]]:
+        """Every ``(name, token ids without EOS)``, in name-id order, read in bulk."""
+        ids = np.nonzero(self.name_leaf >= 0)[0]
+        for lo in range(0, len(ids), chunk):
+            part = ids[lo:lo + chunk]
+            matrix, lengths = self._climb(self.name_leaf[part])
+            width = matrix.shape[1]
+            for i, row, n in zip(part.tolist(), matrix.tolist(), lengths.tolist()):
+                yield self.names.restore_key(i), row[width - n:-1]
 
     @property
     def sequences(self) -> Mapping[str, List[int]]:

@@ -1,5 +1,7 @@
-"""Evaluation: Recall@k (per label, seen/unseen codes), the TF-IDF baseline, speed and memory."""
+"""Evaluation: the paper's Recall@k (exact code sets; per label, seen/unseen codes), the TF-IDF
+baseline, prediction-file scoring, speed and memory."""
 from .baseline import TfidfLinker
-from .metrics import LinkResult, hit, recall_report
+from .metrics import LinkResult, canonical, code_set, hit, recall_report, score_links
 
-__all__ = ["TfidfLinker", "LinkResult", "hit", "recall_report"]
+__all__ = ["TfidfLinker", "LinkResult", "canonical", "code_set", "hit", "recall_report",
+           "score_links"]

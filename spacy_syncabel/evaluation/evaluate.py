@@ -10,17 +10,27 @@ from ..errors import Errors
 from ..types import NIL, CorpusDoc
 from ..decoding.candidates import CandidateIndex
 from .baseline import TfidfLinker
-from .metrics import LinkResult, recall_report
+from .metrics import doc_link_items, is_linkable, score_links, seen_code_set
 from .resources import peak_rss_mb, timer
 
 
-def find_linker(nlp: Language):
-    """The pipeline's syncabel_linker component."""
+def find_linker(nlp: Language, path: Any = "the pipeline"):
+    """The pipeline's syncabel_linker component (E181 when there is none)."""
     for name, pipe in nlp.pipeline:
         if getattr(pipe, "__class__", None).__name__ == "SynCABELLinker":
             return pipe
-    raise ValueError("The pipeline has no 'syncabel_linker' component: add one with "
-                     "nlp.add_pipe('syncabel_linker').")
+    raise ValueError(Errors.E181.format(path=path))
+
+
+def sentence_segmenters(nlp: Language) -> List[Any]:
+    """The components before the linker that set sentence starts (and leave entities)."""
+    out = []
+    for name, proc in nlp.pipeline:
+        if getattr(proc, "__class__", None).__name__ == "SynCABELLinker":
+            break
+        if "token.is_sent_start" in nlp.get_pipe_meta(name).assigns and hasattr(proc, "pipe"):
+            out.append(proc)
+    return out
 
 
 def layered(docs: Sequence[CorpusDoc]) -> List[CorpusDoc]:
@@ -46,9 +56,7 @@ def layered(docs: Sequence[CorpusDoc]) -> List[CorpusDoc]:
 
 def gold_codes(docs: Sequence[CorpusDoc], kb=None) -> set:
     """Every single code in a corpus (composites split; alternative codes mapped by ``kb``)."""
-    codes = {c for d in docs for m in d.mentions if m.code and m.code != NIL
-             for c in m.code.split("+")}
-    return {kb.canonical_code(c) for c in codes} if kb is not None else codes
+    return seen_code_set((m.code for d in docs for m in d.mentions), kb)
 
 
 def evaluate_linker(nlp: Language, corpus: Sequence[CorpusDoc], *, train: Optional[Sequence[CorpusDoc]] = None,
@@ -70,24 +78,19 @@ def evaluate_linker(nlp: Language, corpus: Sequence[CorpusDoc], *, train: Option
     for d in inputs:
         for t in d:
             t.ent_kb_id_ = ""
+    for segmenter in sentence_segmenters(nlp):  # the linker sees the pipeline's sentences
+        inputs = list(segmenter.pipe(inputs))
     with timer() as t:
         linked = list(linker.pipe(inputs, batch_size=batch_size))
-    results: List[LinkResult] = []
-    mentions, groups = [], []
-    for pred, gold in zip(linked, gold_docs):
-        for pe, ge in zip(pred.ents, gold.ents):
-            if not ge.kb_id_ or ge.kb_id_ == NIL:
-                continue
-            cands = pe._.get("syncabel") or []
-            gold = "+".join(linker.kb.canonical_code(c) for c in ge.kb_id_.split("+"))
-            results.append(LinkResult(gold, [c["code"] for c in cands], ge.label_))
-            mentions.append(ge.text)
-            groups.append(linker.group_for(ge.label_))
+    # one rule for every path: the same items and canonical codes as nlp.evaluate's
+    items = doc_link_items(zip(linked, gold_docs))
+    golds = [e for d in gold_docs for e in d.ents if is_linkable(e.kb_id_)]
+    mentions = [e.text for e in golds]
+    groups = [linker.group_for(e.label_) for e in golds]
     seen = gold_codes(train, linker.kb) if train is not None else None
     n_total = sum(len(d.ents) for d in linked)
-    metrics: Dict[str, Any] = recall_report(results, (1, k), seen)
+    metrics: Dict[str, Any] = score_links(items, (1, k), linker.kb, seen)
     metrics.update({
-        "n_mentions": len(results),
         "seconds": t["seconds"],
         "mentions_per_second": n_total / t["seconds"] if t["seconds"] else 0.0,
         "peak_rss_mb": peak_rss_mb(),
@@ -106,9 +109,10 @@ def evaluate_linker(nlp: Language, corpus: Sequence[CorpusDoc], *, train: Option
             tfidf = TfidfLinker(linker.kb, idx)
             with timer() as tb:
                 ranked = tfidf.link(mentions, groups, k)
-            base = recall_report([LinkResult(r.gold, p, r.label)
-                                  for r, p in zip(results, ranked)], (1, k), seen)
+            base = score_links([(gold, p, label) for (gold, _, label), p in zip(items, ranked)],
+                               (1, k), linker.kb, seen)
             metrics[f"{prefix}_recall@1"] = base["recall@1"]
+            metrics[f"{prefix}_recall@1_lenient"] = base["recall@1_lenient"]
             metrics[f"{prefix}_recall@{k}"] = base[f"recall@{k}"]
             metrics[f"{prefix}_per_label"] = base["per_label"]
             metrics[f"{prefix}_mentions_per_second"] = len(mentions) / tb["seconds"]

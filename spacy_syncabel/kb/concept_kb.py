@@ -35,8 +35,9 @@ import marisa_trie
 import numpy as np
 import srsly
 
-from ..errors import Warnings
+from ..errors import Errors, Warnings
 from ..text import clean_name
+from ..textio import iter_jsonl, read_json
 
 __all__ = ["ConceptKB", "fast_clean_name"]
 
@@ -441,17 +442,36 @@ class ConceptKB:
         return kb
 
     def to_disk(self, path: Union[str, Path], exclude: Iterable[str] = tuple()) -> None:
-        """Write ``kb.jsonl`` (one raw entry a line) and ``meta.json`` into folder ``path``."""
+        """Write ``kb.jsonl`` (one raw entry a line) and ``meta.json`` into folder ``path``.
+        ``meta.json`` goes last: a write cut short leaves a folder :meth:`load` rejects."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        (path / _META_FILE).unlink(missing_ok=True)
         srsly.write_jsonl(path / _KB_FILE, self._raw_dicts())
         srsly.write_json(path / _META_FILE, self._meta())
 
     @classmethod
     def load(cls, path: Union[str, Path]) -> "ConceptKB":
+        """Read a folder written by :meth:`to_disk`. A missing file is E192, invalid JSON
+        E191/E196 (file and line), a ``kb.jsonl`` that does not give the fingerprint saved in
+        ``meta.json`` (truncated or edited) E193."""
         path = Path(path)
-        meta = srsly.read_json(path / _META_FILE) if (path / _META_FILE).exists() else {}
-        return cls._from_parts(srsly.read_jsonl(path / _KB_FILE), meta)
+        for name, what in ((_KB_FILE, "no concepts"),
+                           (_META_FILE, "without its preferred names, definitions and code "
+                                        "aliases")):
+            if not (path / name).is_file():
+                raise ValueError(Errors.E192.format(path=path, missing=name, what=what))
+        meta = read_json(path / _META_FILE)
+        if not isinstance(meta, dict):
+            raise ValueError(Errors.E191.format(path=path / _META_FILE, line=1,
+                                                err="expected a JSON object"))
+        kb = cls._from_parts(_read_kb_lines(path / _KB_FILE), meta)
+        expected = meta.get("fingerprint")
+        if expected and kb.fingerprint() != expected:
+            raise ValueError(Errors.E193.format(
+                path=path, problem=f"{len(kb._row_nid)} row(s) give fingerprint "
+                                   f"{kb.fingerprint()[:12]}, meta.json has {str(expected)[:12]}"))
+        return kb
 
     @_hybridmethod
     def from_disk(self, path: Union[str, Path], exclude: Iterable[str] = tuple()) -> "ConceptKB":
@@ -477,3 +497,13 @@ class ConceptKB:
         other = type(self)._from_parts(lines, msg["meta"])
         self.__dict__.update(other.__dict__)
         return self
+
+
+def _read_kb_lines(path: Path) -> Iterator[Dict[str, str]]:
+    """The rows of a saved ``kb.jsonl``; E191 on invalid JSON, E196 on a malformed row."""
+    for lineno, obj in iter_jsonl(path):
+        if not isinstance(obj, dict) or not all(
+                isinstance(obj.get(k), str) for k in ("code", "name", "group")):
+            raise ValueError(Errors.E196.format(
+                path=path, line=lineno, problem=f"got {str(obj)[:80]!r}"))
+        yield obj

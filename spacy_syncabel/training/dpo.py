@@ -46,7 +46,8 @@ from ..types import CorpusDoc
 from .examples import DevSet, build_dev_set
 from .negatives import (MiningStats, PreferencePair, TrainMention, collect_mentions,
                         mine_negatives, read_pairs, write_pairs)
-from .sft import LINKER, _as_docs, save_pipeline, set_threads
+from .pipeline_io import LINKER, save_pipeline
+from .sft import _as_docs, set_threads
 
 logger = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -135,31 +136,21 @@ def pairs_dataset(tokenizer, pairs: Sequence[PreferencePair]):
     return Dataset.from_list(rows)
 
 
-@torch.no_grad()
-def completion_logprobs(lm, rows: Sequence[Dict[str, List[int]]], key: str,
-                        batch_size: int = 16) -> List[float]:
-    """Summed log p(completion | prompt) under ``lm`` for ``rows[i]["prompt_ids"]`` +
-    ``rows[i][key]`` (teacher forcing, right padding; independent of TRL)."""
+def pair_logprobs(lm, rows: Sequence[Dict[str, List[int]]], batch_size: int = 16,
+                  ) -> List[Tuple[float, float]]:
+    """Summed log p(chosen | prompt) and log p(rejected | prompt) per pair under ``lm``
+    (the linker's own teacher-forcing scorer; independent of TRL)."""
+    from ..decoding.scoring import score_completions
+
     was_training = lm.training
     lm.eval()
-    device = next(lm.parameters()).device
-    out: List[float] = []
+    out: List[Tuple[float, float]] = []
     try:
         for start in range(0, len(rows), batch_size):
             chunk = rows[start:start + batch_size]
-            seqs = [list(r["prompt_ids"]) + list(r[key]) for r in chunk]
-            width = max(len(s) for s in seqs)
-            ids = torch.zeros((len(seqs), width), dtype=torch.long)
-            mask = torch.zeros((len(seqs), width), dtype=torch.long)
-            for i, s in enumerate(seqs):
-                ids[i, :len(s)] = torch.tensor(s)
-                mask[i, :len(s)] = 1
-            logits = lm(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-            logp = torch.log_softmax(logits[:, :-1], dim=-1)
-            tok_logp = logp.gather(-1, ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1)
-            for i, r in enumerate(chunk):
-                n_p, n_c = len(r["prompt_ids"]), len(r[key])
-                out.append(float(tok_logp[i, n_p - 1:n_p - 1 + n_c].sum()))
+            scores = score_completions(lm, [r["prompt_ids"] for r in chunk],
+                                       [[r["chosen_ids"], r["rejected_ids"]] for r in chunk], 0)
+            out.extend((c, r) for c, r in scores)
     finally:
         lm.train(was_training)
     return out
@@ -167,9 +158,7 @@ def completion_logprobs(lm, rows: Sequence[Dict[str, List[int]]], key: str,
 
 def pair_margins(lm, rows: Sequence[Dict[str, List[int]]], batch_size: int = 16) -> List[float]:
     """log p(chosen) − log p(rejected) per pair under ``lm``."""
-    chosen = completion_logprobs(lm, rows, "chosen_ids", batch_size)
-    rejected = completion_logprobs(lm, rows, "rejected_ids", batch_size)
-    return [c - r for c, r in zip(chosen, rejected)]
+    return [c - r for c, r in pair_logprobs(lm, rows, batch_size)]
 
 
 # ----------------------------------------------------------------------------- trainer
@@ -269,17 +258,17 @@ def dpo_round(lm, tokenizer, pairs: Sequence[PreferencePair], cfg: DPORunConfig,
 # ----------------------------------------------------------------------------- evaluation
 
 
-def dev_recall(linker, dev: DevSet, k: int = 5) -> Tuple[float, float]:
-    """Dev Recall@1 and Recall@k of the linker's constrained decoding (one decoding pass; the
+def dev_recall(engine, dev: DevSet, k: int = 5) -> Tuple[float, float]:
+    """Dev Recall@1 and Recall@k of the engine in its own mode (one decoding pass; the
     Recall@1 is :func:`dev_recall_at_1`'s)."""
     from ..evaluation.metrics import hit
 
     if not len(dev):
         return 0.0, 0.0
-    cands = linker.decode(dev.prompt_ids, dev.groups, dev.mentions)
+    cands = engine.link(dev.prompt_ids, dev.groups, dev.mentions)
     codes = [[c.code for c in cs] for cs in cands]
-    r1 = sum(hit(g, cs, 1) for g, cs in zip(dev.codes, codes)) / len(dev)
-    rk = sum(hit(g, cs, k) for g, cs in zip(dev.codes, codes)) / len(dev)
+    r1 = sum(hit(g, cs, 1, kb=engine.kb) for g, cs in zip(dev.codes, codes)) / len(dev)
+    rk = sum(hit(g, cs, k, kb=engine.kb) for g, cs in zip(dev.codes, codes)) / len(dev)
     return r1, rk
 
 
@@ -333,10 +322,171 @@ def _load(path: Path):
 # ----------------------------------------------------------------------------- main
 
 
+def _start_state(cfg: DPORunConfig, pipeline: Path, out: Path) -> Dict[str, Any]:
+    """The run's state: resumed from ``rounds.json`` or new (a new run clears the folder)."""
+    state_path, best_dir = out / STATE, out / "model-best"
+    state = _read_state(state_path) if cfg.resume else None
+    if state is not None and state.get("pipeline") != str(pipeline):
+        raise ValueError(Errors.E082.format(path=out, found=state.get("pipeline"),
+                                            expected=pipeline))
+    if state is None:
+        state = {"pipeline": str(pipeline), "config": asdict(cfg), "baseline": None,
+                 "rounds": [], "best_round": 0, "best_dev_recall@1": None, "stopped": None}
+        # a fresh run: nothing of an earlier run in this folder is reused
+        for stale in [*out.glob("round-*"), best_dir]:
+            if stale.is_dir():
+                shutil.rmtree(stale)
+        _write_json(state_path, state)
+    return state
+
+
+def _stop_reason(cfg: DPORunConfig, state: Dict[str, Any], deadline: Optional[float],
+                 ) -> Optional[str]:
+    if len(state["rounds"]) >= cfg.rounds:
+        return "rounds"
+    if cfg.patience > 0 and state["best_dev_recall@1"] is not None:
+        if len(state["rounds"]) - state["best_round"] >= cfg.patience:
+            return "patience"
+    if deadline is not None and time.monotonic() >= deadline:
+        return "budget"
+    return None
+
+
+def _mine_round(cfg: DPORunConfig, engine, chunk: Sequence[TrainMention], round_dir: Path,
+                r: int, n_chunks: int) -> Tuple[List[PreferencePair], Dict[str, Any]]:
+    """The round's pairs: read back after a restart, else mined by the engine's own beams."""
+    pairs_path, mining_path = round_dir / "pairs.jsonl", round_dir / "mining.json"
+    if pairs_path.is_file() and mining_path.is_file():  # mined before a restart
+        return read_pairs(pairs_path), json.loads(mining_path.read_text("utf8"))
+    pairs, stats = mine_negatives(engine, chunk, k=cfg.top_k, gold_fallback=cfg.gold_fallback)
+    mined = len(pairs)
+    if cfg.max_pairs and len(pairs) > cfg.max_pairs:
+        keep = sorted(random.Random(cfg.seed + r).sample(range(len(pairs)), cfg.max_pairs))
+        pairs = [pairs[i] for i in keep]
+    write_pairs(pairs, pairs_path)
+    mining = dict(stats.to_dict(), mined_pairs=mined, kept_pairs=len(pairs),
+                  chunk=(r - 1) % n_chunks, chunk_mentions=len(chunk))
+    _write_json(mining_path, mining)
+    return pairs, mining
+
+
+def _train_round(cfg: DPORunConfig, linker, pairs: Sequence[PreferencePair], round_dir: Path,
+                 deadline: Optional[float]) -> Dict[str, Any]:
+    """One DPO round on ``pairs``; the linker decodes with the new weights afterwards."""
+    rows = [pair_features(linker.tokenizer, p) for p in pairs]
+    before = pair_margins(linker.lm, rows)
+    lm, info = dpo_round(linker.lm, linker.tokenizer, pairs, cfg, round_dir / "trainer",
+                         deadline)
+    linker.set_weights(lm)
+    after = pair_margins(lm, rows)
+    shutil.rmtree(round_dir / "trainer", ignore_errors=True)
+    return dict(info, pair_margin_before=sum(before) / len(before),
+                pair_margin_after=sum(after) / len(after),
+                pair_accuracy_before=sum(m > 0 for m in before) / len(before),
+                pair_accuracy_after=sum(m > 0 for m in after) / len(after))
+
+
+@dataclass
+class _Run:
+    """What every round of one :func:`train_dpo` call shares."""
+
+    cfg: DPORunConfig
+    out: Path
+    pipeline: Path
+    nlp: Any
+    linker: Any
+    chunks: List[List[TrainMention]]
+    dev_set: Optional[DevSet]
+    k_dev: int
+    dtype: str
+    meta: Dict[str, Any]
+    deadline: Optional[float]
+
+    @property
+    def has_dev(self) -> bool:
+        return bool(self.dev_set is not None and len(self.dev_set))
+
+    def save(self, folder: Path, r: int, recall: Optional[float]) -> None:
+        save_pipeline(self.nlp, folder, dtype=self.dtype,
+                      meta=dict(self.meta, round=r, **{"dev_recall@1": recall}))
+
+
+def _run_round(run: _Run, state: Dict[str, Any]) -> Dict[str, Any]:
+    """Mine, train, evaluate and save round ``len(rounds) + 1``; returns its record."""
+    cfg, out, r = run.cfg, run.out, len(state["rounds"]) + 1
+    t0 = time.perf_counter()
+    round_dir = out / f"round-{r}"
+    round_dir.mkdir(parents=True, exist_ok=True)
+    chunk = run.chunks[(r - 1) % len(run.chunks)]
+    pairs, mining = _mine_round(cfg, run.linker.engine, chunk, round_dir, r, len(run.chunks))
+    t_mined = time.perf_counter()
+    record: Dict[str, Any] = {"round": r, "pairs": len(pairs), "by_case": mining["by_case"],
+                              "mining_seconds": round(t_mined - t0, 2)}
+    prev_model = state["rounds"][-1]["model"] if state["rounds"] else None
+    if pairs:
+        record.update(_train_round(cfg, run.linker, pairs, round_dir, run.deadline))
+        record["model"] = f"round-{r}/model"
+    else:
+        record.update(steps=0, stopped_by_budget=False, model=prev_model)
+    t_trained = time.perf_counter()
+    record["train_seconds"] = round(t_trained - t_mined, 2)
+    if run.has_dev:
+        r1, rk = dev_recall(run.linker.engine, run.dev_set, run.k_dev)
+        record.update({"dev_recall@1": r1, "dev_recall@5": rk})
+    record["eval_seconds"] = round(time.perf_counter() - t_trained, 2)
+    if pairs:
+        run.save(out / record["model"], r, record.get("dev_recall@1"))
+    if record["model"] is None:  # nothing trained yet: the input pipeline
+        record["model"] = os.path.relpath(run.pipeline, out.resolve())
+    best_dir = out / "model-best"
+    better = (not run.has_dev) or record["dev_recall@1"] > (state["best_dev_recall@1"] or -1.0)
+    if better and (pairs or not best_dir.exists()):
+        run.save(best_dir, r, record.get("dev_recall@1"))
+    if better and run.has_dev:
+        state["best_round"], state["best_dev_recall@1"] = r, record["dev_recall@1"]
+    elif not run.has_dev:
+        state["best_round"] = r
+    record["seconds"] = round(time.perf_counter() - t0, 2)
+    # the previous round's model is no longer needed for resuming
+    if prev_model and prev_model != record["model"] and prev_model.startswith("round-"):
+        record["_drop"] = prev_model
+    return record
+
+
+def _prepare_run(cfg: DPORunConfig, pipeline: Path, out: Path, state: Dict[str, Any], train,
+                 dev, deadline: Optional[float], threads: int) -> _Run:
+    """Load the pipeline the run continues from, its training mentions and dev set."""
+    start_from = pipeline
+    if state["rounds"]:
+        start_from = out / state["rounds"][-1]["model"]
+        if not (start_from / "config.cfg").is_file():
+            raise ValueError(Errors.E085.format(path=out / STATE,
+                                                round=state["rounds"][-1]["round"],
+                                                model=start_from))
+    nlp, linker = _load(start_from)
+    train_docs, dev_docs = _as_docs(train), _as_docs(dev)
+    collect_stats = MiningStats()
+    mentions = collect_mentions(train_docs, linker, collect_stats, nlp=nlp)
+    if not mentions:
+        raise ValueError(Errors.E081.format(why=f"stats {collect_stats.to_dict()}"))
+    # a resumed run keeps its chunks (unless a chunk size is given)
+    chunk_size = cfg.chunk_size or (state.get("chunk_size") if state["rounds"] else None)
+    chunks = _chunks(mentions, chunk_size, cfg.rounds, cfg.seed)
+    dev_set = build_dev_set(dev_docs, linker, size=cfg.dev_size, seed=cfg.seed, nlp=nlp) \
+        if dev_docs else None
+    run = _Run(cfg, out, pipeline, nlp, linker, chunks, dev_set,
+               max(1, min(5, linker.settings.n_best)), _pipeline_dtype(pipeline),
+               {"stage": "dpo", "sft_pipeline": str(pipeline), "beta": cfg.beta}, deadline)
+    state.update(train_mentions=len(mentions), chunks=len(chunks),
+                 chunk_size=len(chunks[0]), dev_mentions=len(dev_set) if run.has_dev else 0,
+                 threads=threads)
+    return run
+
+
 def train_dpo(pipeline: PathLike, train: Union[PathLike, Sequence[CorpusDoc]], output: PathLike,
               *, dev: Union[None, PathLike, Sequence[CorpusDoc]] = None,
               config: Optional[DPORunConfig] = None, **overrides: Any) -> Dict[str, Any]:
-    """Iterative DPO rounds on hard negatives mined by the pipeline's own linker.
+    """Iterative DPO rounds on hard negatives mined by the pipeline's own beams.
 
     ``pipeline``: a spaCy pipeline folder holding ``syncabel_linker`` (e.g. SFT's
     ``model-best``). ``train`` / ``dev``: corpus paths or lists of :class:`CorpusDoc`.
@@ -352,146 +502,35 @@ def train_dpo(pipeline: PathLike, train: Union[PathLike, Sequence[CorpusDoc]], o
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     state_path, best_dir = out / STATE, out / "model-best"
-
-    state = _read_state(state_path) if cfg.resume else None
-    if state is not None and state.get("pipeline") != str(pipeline):
-        raise ValueError(Errors.E082.format(path=out, found=state.get("pipeline"),
-                                            expected=pipeline))
-    if state is None:
-        state = {"pipeline": str(pipeline), "config": asdict(cfg), "baseline": None,
-                 "rounds": [], "best_round": 0, "best_dev_recall@1": None, "stopped": None}
-        # a fresh run: nothing of an earlier run in this folder is reused
-        for stale in [*out.glob("round-*"), best_dir]:
-            if stale.is_dir():
-                shutil.rmtree(stale)
-        _write_json(state_path, state)
+    state = _start_state(cfg, pipeline, out)
     done = [r["round"] for r in state["rounds"]]
-
-    def stop_reason() -> Optional[str]:
-        if len(state["rounds"]) >= cfg.rounds:
-            return "rounds"
-        if cfg.patience > 0 and state["best_dev_recall@1"] is not None:
-            bad = len(state["rounds"]) - state["best_round"]
-            if bad >= cfg.patience:
-                return "patience"
-        if deadline is not None and time.monotonic() >= deadline:
-            return "budget"
-        return None
-
-    if done and stop_reason() is not None:
+    if done and _stop_reason(cfg, state, deadline) is not None:
         state["resumed_rounds"] = done
-        state["stopped"] = stop_reason()
+        state["stopped"] = _stop_reason(cfg, state, deadline)
         return state
-
     threads = set_threads(cfg.num_threads)
     set_seed(cfg.seed)
-    dtype = _pipeline_dtype(pipeline)
-    start_from = pipeline
-    if state["rounds"]:
-        start_from = out / state["rounds"][-1]["model"]
-        if not (start_from / "config.cfg").is_file():
-            raise ValueError(Errors.E085.format(path=state_path, round=done[-1],
-                                                model=start_from))
-    nlp, linker = _load(start_from)
-    train_docs, dev_docs = _as_docs(train), _as_docs(dev)
-    collect_stats = MiningStats()
-    mentions = collect_mentions(train_docs, linker, collect_stats)
-    if not mentions:
-        raise ValueError(Errors.E081.format(why=f"stats {collect_stats.to_dict()}"))
-    # a resumed run keeps its chunks (unless a chunk size is given)
-    chunk_size = cfg.chunk_size or (state.get("chunk_size") if state["rounds"] else None)
-    chunks = _chunks(mentions, chunk_size, cfg.rounds, cfg.seed)
-    dev_set = build_dev_set(dev_docs, linker, size=cfg.dev_size, seed=cfg.seed) \
-        if dev_docs else None
-    has_dev = bool(dev_set is not None and len(dev_set))
-    k_dev = max(1, min(5, int(linker.cfg["n_best"])))
-    state.update(train_mentions=len(mentions), chunks=len(chunks),
-                 chunk_size=len(chunks[0]), dev_mentions=len(dev_set) if has_dev else 0,
-                 threads=threads)
-
-    meta = {"stage": "dpo", "sft_pipeline": str(pipeline), "beta": cfg.beta}
-    if has_dev and state["baseline"] is None:
+    run = _prepare_run(cfg, pipeline, out, state, train, dev, deadline, threads)
+    if run.has_dev and state["baseline"] is None:
         t0 = time.perf_counter()
-        r1, rk = dev_recall(linker, dev_set, k_dev)
+        r1, rk = dev_recall(run.linker.engine, run.dev_set, run.k_dev)
         state["baseline"] = {"dev_recall@1": r1, "dev_recall@5": rk,
                              "seconds": round(time.perf_counter() - t0, 2)}
         state["best_dev_recall@1"], state["best_round"] = r1, 0
-        save_pipeline(nlp, linker.lm, best_dir, dtype=dtype,
-                      meta=dict(meta, round=0, **{"dev_recall@1": r1}))
+        run.save(best_dir, 0, r1)
         _write_json(state_path, state)
-
-    while stop_reason() is None:
-        r = len(state["rounds"]) + 1
-        t0 = time.perf_counter()
-        round_dir = out / f"round-{r}"
-        round_dir.mkdir(parents=True, exist_ok=True)
-        pairs_path, mining_path = round_dir / "pairs.jsonl", round_dir / "mining.json"
-        chunk = chunks[(r - 1) % len(chunks)]
-        if pairs_path.is_file() and mining_path.is_file():  # mined before a restart
-            pairs = read_pairs(pairs_path)
-            mining = json.loads(mining_path.read_text("utf8"))
-        else:
-            pairs, stats = mine_negatives(linker, chunk, k=cfg.top_k,
-                                          gold_fallback=cfg.gold_fallback)
-            mined = len(pairs)
-            if cfg.max_pairs and len(pairs) > cfg.max_pairs:
-                keep = sorted(random.Random(cfg.seed + r).sample(range(len(pairs)),
-                                                                 cfg.max_pairs))
-                pairs = [pairs[i] for i in keep]
-            write_pairs(pairs, pairs_path)
-            mining = dict(stats.to_dict(), mined_pairs=mined, kept_pairs=len(pairs),
-                          chunk=(r - 1) % len(chunks), chunk_mentions=len(chunk))
-            _write_json(mining_path, mining)
-        t_mined = time.perf_counter()
-        record: Dict[str, Any] = {"round": r, "pairs": len(pairs), "by_case": mining["by_case"],
-                                  "mining_seconds": round(t_mined - t0, 2)}
-        prev_model = state["rounds"][-1]["model"] if state["rounds"] else None
-        if pairs:
-            rows = [pair_features(linker.tokenizer, p) for p in pairs]
-            before = pair_margins(linker.lm, rows)
-            lm, info = dpo_round(linker.lm, linker.tokenizer, pairs, cfg,
-                                 round_dir / "trainer", deadline)
-            linker.lm = lm
-            after = pair_margins(lm, rows)
-            record.update(info)
-            record.update({"pair_margin_before": sum(before) / len(before),
-                           "pair_margin_after": sum(after) / len(after),
-                           "pair_accuracy_before": sum(m > 0 for m in before) / len(before),
-                           "pair_accuracy_after": sum(m > 0 for m in after) / len(after)})
-            shutil.rmtree(round_dir / "trainer", ignore_errors=True)
-            record["model"] = f"round-{r}/model"
-        else:
-            record.update(steps=0, stopped_by_budget=False)
-            record["model"] = prev_model
-        t_trained = time.perf_counter()
-        record["train_seconds"] = round(t_trained - t_mined, 2)
-        if has_dev:
-            r1, rk = dev_recall(linker, dev_set, k_dev)
-            record.update({"dev_recall@1": r1, "dev_recall@5": rk})
-        record["eval_seconds"] = round(time.perf_counter() - t_trained, 2)
-        if pairs:
-            save_pipeline(nlp, linker.lm, out / record["model"], dtype=dtype,
-                          meta=dict(meta, round=r, **{"dev_recall@1": record.get("dev_recall@1")}))
-        if record["model"] is None:  # nothing trained yet: the input pipeline
-            record["model"] = os.path.relpath(pipeline, out.resolve())
-        better = (not has_dev) or record["dev_recall@1"] > (state["best_dev_recall@1"] or -1.0)
-        if better and (pairs or not best_dir.exists()):
-            save_pipeline(nlp, linker.lm, best_dir, dtype=dtype,
-                          meta=dict(meta, round=r, **{"dev_recall@1": record.get("dev_recall@1")}))
-        if better and has_dev:
-            state["best_round"], state["best_dev_recall@1"] = r, record["dev_recall@1"]
-        elif not has_dev:
-            state["best_round"] = r
-        record["seconds"] = round(time.perf_counter() - t0, 2)
+    while _stop_reason(cfg, state, deadline) is None:
+        record = _run_round(run, state)
+        drop = record.pop("_drop", None)
         state["rounds"].append(record)
         _write_json(state_path, state)
-        logger.info("DPO round %d: %s", r, {k: v for k, v in record.items() if k != "by_case"})
-        # the previous round's model is no longer needed for resuming
-        if prev_model and prev_model != record["model"] and prev_model.startswith("round-"):
-            shutil.rmtree(out / prev_model, ignore_errors=True)
+        logger.info("DPO round %d: %s", record["round"],
+                    {k: v for k, v in record.items() if k != "by_case"})
+        if drop:
+            shutil.rmtree(out / drop, ignore_errors=True)
         if record.get("stopped_by_budget"):
             break
-    state["stopped"] = stop_reason() or "budget"
+    state["stopped"] = _stop_reason(cfg, state, deadline) or "budget"
     state["resumed_rounds"] = done
     state["model_best"] = str(best_dir.resolve()) if best_dir.exists() else None
     state["wall_seconds"] = round(time.monotonic() - t_start, 2)
@@ -500,4 +539,4 @@ def train_dpo(pipeline: PathLike, train: Union[PathLike, Sequence[CorpusDoc]], o
 
 
 __all__ = ["DPORunConfig", "train_dpo", "dpo_round", "pair_features", "pairs_dataset",
-           "completion_logprobs", "pair_margins", "dev_recall"]
+           "pair_logprobs", "pair_margins", "dev_recall"]

@@ -22,6 +22,9 @@ from ..types import COMPOSITE_SEP, NIL, NO_CODE, CorpusDoc
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..kb import ConceptKB
+    from spacy.language import Language
+
+    from ..linking import LinkingEngine
     from ..decoding.candidates import CandidateIndex
     from ..pipeline import SynCABELLinker
 
@@ -110,6 +113,11 @@ class NameSelector:
         return [names[i] for i in order]
 
 
+def canonical_parts(kb: "ConceptKB", raw_code: str) -> List[str]:
+    """The parts of a (composite) gold code, each mapped to its main KB code."""
+    return [kb.canonical_code(p.strip()) for p in raw_code.split(COMPOSITE_SEP) if p.strip()]
+
+
 def _warn_missing(stats: ExampleStats, what: str) -> None:
     if stats.missing_code:
         warnings.warn(Warnings.W060.format(n=stats.missing_code, n_codes=len(stats.missing_codes),
@@ -138,27 +146,25 @@ def _make_example(linker: "SynCABELLinker", prompt: str, names: Sequence[str], *
 
 
 def iter_mention_prompts(docs: Sequence[CorpusDoc], linker: "SynCABELLinker",
-                         stats: Optional[ExampleStats] = None,
+                         stats: Optional[ExampleStats] = None, nlp: Optional["Language"] = None,
                          ) -> Iterable[Tuple[CorpusDoc, str, str, str, Optional[str]]]:
     """Yield ``(doc, prompt, mention text, gold code, group)`` per gold mention, the prompt
-    rendered by the component on a spaCy Doc (same tokenization and sentence starts as
-    :func:`~spacy_syncabel.corpus.spacy_docs.docs_to_spacy`; overlapping mentions are all
-    kept, since each one is a training example of its own)."""
+    rendered by the component on the doc as the linker sees it in ``nlp`` (its components
+    before the linker, e.g. the sentence segmenter, run first; tokens split at the gold
+    bounds); overlapping mentions are all kept, each a training example of its own."""
     import spacy
 
-    from ..corpus.spacy_docs import set_sentences
+    from ..render import gold_spans, prepare_doc
 
-    nlp = spacy.blank(linker.vocab.lang or "xx", vocab=linker.vocab)
+    if nlp is None:
+        nlp = spacy.blank(linker.vocab.lang or "xx", vocab=linker.vocab)
     for cdoc in docs:
-        doc = nlp.make_doc(cdoc.text)
-        if cdoc.sentences:
-            set_sentences(doc, cdoc.sentences)
+        doc = prepare_doc(nlp, cdoc)
         has_sents, text = doc.has_annotation("SENT_START"), doc.text
-        for m in cdoc.mentions:
+        for m, span in gold_spans(doc, cdoc):
             if stats is not None:
                 stats.mentions += 1
-            span = doc.char_span(m.start, m.end, label=m.label, alignment_mode="expand")
-            if span is None or len(span) == 0 or not span.text.strip():
+            if span is None:
                 if stats is not None:
                     stats.unaligned += 1
                 continue
@@ -171,6 +177,7 @@ def build_examples(docs: Sequence[CorpusDoc], linker: "SynCABELLinker", *,
                    top_k_targets: int = 1, kb_name_examples: bool = False,
                    source: str = "real", selector: Optional[NameSelector] = None,
                    max_examples: Optional[int] = None, warn: bool = True,
+                   nlp: Optional["Language"] = None,
                    ) -> Tuple[List[TrainExample], ExampleStats]:
     """Tokenized training examples for the gold mentions of ``docs``.
 
@@ -190,19 +197,19 @@ def build_examples(docs: Sequence[CorpusDoc], linker: "SynCABELLinker", *,
     tok = linker.tokenizer
     selector = selector or NameSelector(kb)
     sep_id = int(tok.convert_tokens_to_ids(SEP_TOKEN))
-    max_new = int(linker.cfg["max_new_tokens"])
+    max_new = linker.settings.max_new_tokens
     stats = ExampleStats()
     out: List[TrainExample] = []
     missing_seen: Dict[str, None] = {}
     items = []
-    for cdoc, prompt, mention, raw_code, group in iter_mention_prompts(docs, linker, stats):
+    for cdoc, prompt, mention, raw_code, group in iter_mention_prompts(docs, linker, stats, nlp):
         if max_examples is not None and len(items) >= max_examples:
             stats.mentions -= 1
             break
         if not raw_code or raw_code in (NIL, NO_CODE):
             stats.no_code += 1
             continue
-        parts = [kb.canonical_code(p.strip()) for p in raw_code.split(COMPOSITE_SEP) if p.strip()]
+        parts = canonical_parts(kb, raw_code)
         missing = [p for p in parts if p not in kb]
         if missing:
             stats.missing_code += 1
@@ -258,7 +265,7 @@ def build_kb_name_examples(linker: "SynCABELLinker", *, sep_id: Optional[int] = 
         prompt = linker.mention_prompt(doc, span, group)
         ex = _make_example(linker, prompt, [name], mention=name, code=code, group=group,
                            doc_id=f"kb:{group}", source="kb_name", sep_id=sep_id,
-                           max_new_tokens=int(linker.cfg["max_new_tokens"]), stats=stats)
+                           max_new_tokens=linker.settings.max_new_tokens, stats=stats)
         if ex is not None:
             out.append(ex)
             stats.kb_name_examples += 1
@@ -300,11 +307,11 @@ class DevSet:
 
 
 def build_dev_set(docs: Sequence[CorpusDoc], linker: "SynCABELLinker", size: int = 200,
-                  seed: int = 0) -> DevSet:
+                  seed: int = 0, nlp: Optional["Language"] = None) -> DevSet:
     """A deterministic sample of ``size`` coded dev mentions (all when ``size`` <= 0)."""
     import random
 
-    items = [(p, m, c, g) for _, p, m, c, g in iter_mention_prompts(docs, linker)
+    items = [(p, m, c, g) for _, p, m, c, g in iter_mention_prompts(docs, linker, nlp=nlp)
              if c and c not in (NIL, NO_CODE)]
     if 0 < size < len(items):
         rng = random.Random(seed)
@@ -316,13 +323,13 @@ def build_dev_set(docs: Sequence[CorpusDoc], linker: "SynCABELLinker", size: int
                   mentions=[m for _, m, _, _ in items])
 
 
-def dev_recall_at_1(linker: "SynCABELLinker", dev: DevSet) -> float:
-    """Recall@1 of the linker's constrained decoding on the dev set, in the linker's own
-    decoding mode (its candidate settings included)."""
+def dev_recall_at_1(engine: "LinkingEngine", dev: DevSet) -> float:
+    """Recall@1 of the engine on the dev set, in its own decoding mode."""
     from ..evaluation.metrics import hit
 
     if not len(dev):
         return 0.0
-    cands = linker.decode(dev.prompt_ids, dev.groups, dev.mentions)
-    hits = sum(hit(gold, [c[0].code] if c else [], 1) for gold, c in zip(dev.codes, cands))
+    cands = engine.link(dev.prompt_ids, dev.groups, dev.mentions)
+    hits = sum(hit(gold, [c[0].code] if c else [], 1, kb=engine.kb)
+               for gold, c in zip(dev.codes, cands))
     return hits / len(dev)

@@ -27,11 +27,13 @@ from pathlib import Path
 from typing import (TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tuple, Union)
 
 from ..errors import Errors
+from ..evaluation.metrics import hit
 from ..prompting import SEP_TOKEN, encode_prompt
 from ..types import COMPOSITE_SEP, NIL, NO_CODE, Candidate, CorpusDoc
-from .examples import NameSelector, iter_mention_prompts
+from .examples import NameSelector, canonical_parts, iter_mention_prompts
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..linking import LinkingEngine
     from ..pipeline import SynCABELLinker
 
 PathLike = Union[str, Path]
@@ -42,17 +44,11 @@ CASE_GOLD = "gold_fallback"
 CASES = (CASE_TOP1, CASE_BELOW, CASE_GOLD)
 
 
-def code_parts(code: str) -> frozenset:
-    """The parts of a (possibly composite) code."""
-    return frozenset(p for p in (code or "").split(COMPOSITE_SEP) if p)
-
-
 def is_correct(gold: str, code: str) -> bool:
-    """A beam is correct when its code holds every part of the gold code (Recall@k's rule)."""
+    """A beam is correct when its code set is the gold's (Recall@k's exact rule)."""
     if not code or code in (NIL, NO_CODE):
         return False
-    want = code_parts(gold)
-    return bool(want) and code_parts(code) >= want
+    return hit(gold, [code], 1)
 
 
 @dataclass(frozen=True)
@@ -175,7 +171,7 @@ class MiningStats:
 
 
 def collect_mentions(docs: Sequence[CorpusDoc], linker: "SynCABELLinker",
-                     stats: Optional[MiningStats] = None) -> List[TrainMention]:
+                     stats: Optional[MiningStats] = None, nlp=None) -> List[TrainMention]:
     """The coded training mentions of ``docs`` whose code is in the KB, with the prompt the
     component renders (the same as :func:`build_examples` uses). Mention ids are
     ``DOC_ID#i`` (i-th aligned mention of the document)."""
@@ -184,13 +180,13 @@ def collect_mentions(docs: Sequence[CorpusDoc], linker: "SynCABELLinker",
     internal = MiningStats()
     out: List[TrainMention] = []
     per_doc: Counter = Counter()
-    for cdoc, prompt, mention, raw_code, group in iter_mention_prompts(docs, linker, internal):
+    for cdoc, prompt, mention, raw_code, group in iter_mention_prompts(docs, linker, internal, nlp):
         i = per_doc[cdoc.id]
         per_doc[cdoc.id] += 1
         if not raw_code or raw_code in (NIL, NO_CODE):
             stats.no_code += 1
             continue
-        parts = [kb.canonical_code(p.strip()) for p in raw_code.split(COMPOSITE_SEP) if p.strip()]
+        parts = canonical_parts(kb, raw_code)
         if not parts or any(p not in kb for p in parts):
             stats.missing_code += 1
             continue
@@ -213,29 +209,21 @@ def gold_target_name(selector: NameSelector, mention: str, code: str,
     return SEP_TOKEN.join(names)
 
 
-def mine_negatives(linker: "SynCABELLinker", mentions: Sequence[TrainMention], *, k: int = 5,
+def mine_negatives(engine: "LinkingEngine", mentions: Sequence[TrainMention], *, k: int = 5,
                    gold_fallback: bool = False, selector: Optional[NameSelector] = None,
                    stats: Optional[MiningStats] = None,
                    ) -> Tuple[List[PreferencePair], MiningStats]:
-    """Decode ``mentions`` with the linker's constrained beam search (``k`` beams, names not
-    merged by code) and build the preference pairs. The linker's beam settings are restored
-    afterwards."""
+    """Decode ``mentions`` with :meth:`LinkingEngine.mine` (``k`` beams in the whole group's
+    trie, names not merged by code, whatever mode the pipeline links in) and build the
+    preference pairs."""
     if k < 2:
         raise ValueError(Errors.E080.format(problem=f"negative mining needs k >= 2 beams, got {k}"))
     stats = stats if stats is not None else MiningStats()
-    tok = linker.tokenizer
-    old_merge = linker.cfg["merge_by_code"]
-    old_beams, old_nbest = linker.cfg["num_beams"], linker.cfg["n_best"]
-    linker.cfg["merge_by_code"] = False
-    linker.set_beams(k, k)
-    try:
-        cands = linker.decode([encode_prompt(tok, m.prompt) for m in mentions],
-                              [m.group for m in mentions], [m.mention for m in mentions])
-    finally:
-        linker.cfg["merge_by_code"] = old_merge
-        linker.set_beams(old_beams, old_nbest)
+    tok = engine.tokenizer
+    cands = engine.mine([encode_prompt(tok, m.prompt) for m in mentions],
+                        [m.group for m in mentions], k)
     if gold_fallback and selector is None:
-        selector = NameSelector(linker.kb)
+        selector = NameSelector(engine.kb)
     pairs: List[PreferencePair] = []
     for m, cs in zip(mentions, cands):
         stats.decoded += 1
@@ -288,15 +276,16 @@ def write_pairs(pairs: Iterable[PreferencePair], path: PathLike) -> Path:
 
 def read_pairs(path: PathLike) -> List[PreferencePair]:
     """Read pairs written by :func:`write_pairs`."""
+    from ..textio import iter_lines
+
     out = []
-    with Path(path).open(encoding="utf8") as f:
-        for i, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                out.append(PreferencePair.from_dict(json.loads(line)))
-            except (ValueError, TypeError) as err:
-                raise ValueError(Errors.E084.format(path=path, line=i, problem=err)) from None
+    for i, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            out.append(PreferencePair.from_dict(json.loads(line)))
+        except (ValueError, TypeError) as err:
+            raise ValueError(Errors.E084.format(path=path, line=i, problem=err)) from None
     return out
 
 

@@ -18,12 +18,11 @@ Each prompt is encoded once and its KV cache expanded to its candidates
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Sequence
 
 import torch
 
 from ..decoding.scoring import completion_logprobs
-from ..prompting import SEP_TOKEN
 from .examples import TrainExample
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -50,23 +49,20 @@ def build_rank_examples(examples: Sequence[TrainExample], linker: "SynCABELLinke
     """One :class:`RankExample` per training example: its target plus the mention's ``k`` top
     TF-IDF names in its group (names of the gold code are positives; the target's own name
     is not repeated)."""
-    index, kb, tries = linker.candidate_index, linker.kb, linker.tries
-    eos = linker.tokenizer.eos_token_id
-    top = index.top([ex.mention for ex in examples], [ex.group for ex in examples], k)
-    target_sims: List[float] = []
-    for ex in examples:  # cosine of the target (one name, or the parts' mean)
-        parts = ex.completion.split(SEP_TOKEN)
-        sims = index.similarity(ex.mention, parts)
-        target_sims.append(sum(sims) / len(sims) if sims else 0.0)
+    engine = linker.engine
+    kb, eos = engine.kb, engine.eos_id
+    top = engine.retrieve([ex.mention for ex in examples], [ex.group for ex in examples], k)
+    # the target's prior as inference computes it (a composite: the parts' mean)
+    target_sims = [engine.prior(ex.mention, [ex.completion], None)[0] for ex in examples]
     out: List[RankExample] = []
     for ex, cands, tsim in zip(examples, top, target_sims):
         n_prompt = ex.n_prompt
         completions = [list(ex.input_ids[n_prompt:])]
         sims, positive = [tsim], [True]
         for name, sim in cands:
-            if name == ex.completion or name not in tries.sequences:
+            if name == ex.completion or not engine.has_name(name):
                 continue
-            completions.append(list(tries.sequences[name]) + [eos])
+            completions.append(engine.name_tokens(name) + [eos])
             sims.append(sim)
             positive.append(kb.lookup(name, ex.group) == ex.code)
         out.append(RankExample(list(ex.input_ids[:n_prompt]), completions, sims, positive,

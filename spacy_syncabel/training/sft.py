@@ -36,12 +36,13 @@ from ..types import CorpusDoc
 from .examples import (IGNORE_INDEX, DevSet, NameSelector, TrainExample, build_dev_set,
                        build_examples, dev_recall_at_1, mention_aliases)
 from .mixing import mix_examples
+from .callbacks import make_callbacks
+from .pipeline_io import LINKER, copy_pipeline, save_pipeline
 from .ranking import RankCollator, build_rank_examples, rank_loss
 
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, Path]
-LINKER = "syncabel_linker"
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -275,23 +276,6 @@ def last_checkpoint(folder: PathLike, clean: bool = True) -> Optional[Path]:
 # ----------------------------------------------------------------------------- trainer
 
 
-def _distributed() -> bool:
-    import torch.distributed as dist
-
-    return dist.is_available() and dist.is_initialized()
-
-
-def _any_rank(flag: bool, device) -> bool:
-    """True when ``flag`` is True on any process (all processes must call it)."""
-    if not _distributed():
-        return flag
-    import torch.distributed as dist
-
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
-
-
 def _make_trainer_class():
     from transformers import Trainer
 
@@ -320,7 +304,7 @@ def _make_trainer_class():
                                             for ex in batch)
                 tok = self.processing_class
                 pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-                out = rank_loss(model, batch, pad, prior_weight=self.linker.cfg["prior_weight"],
+                out = rank_loss(model, batch, pad, prior_weight=self.linker.settings.prior_weight,
                                 rank_weight=self.rank_weight)
                 return (out["loss"], out) if return_outputs else out["loss"]
             if model.training:
@@ -334,7 +318,8 @@ def _make_trainer_class():
             was_training = model.training
             model.eval()
             try:
-                recall = dev_recall_at_1(self.linker, self.dev) if self.dev else 0.0
+                recall = (dev_recall_at_1(self.linker.engine.with_lm(model), self.dev)
+                          if self.dev else 0.0)
             finally:
                 model.train(was_training)
             metrics = {f"{metric_key_prefix}_recall@1": recall,
@@ -357,152 +342,9 @@ def _make_trainer_class():
     return LinkerTrainer
 
 
-def _make_callbacks(trainer_ref: Dict[str, Any], cfg: TrainConfig, log_path: Path):
-    from transformers import TrainerCallback
-
-    class BudgetCallback(TrainerCallback):
-        """Stops cleanly (evaluate + save) once ``max_minutes`` of wall-clock time are used."""
-
-        def __init__(self) -> None:
-            self.start = time.monotonic()
-            self.stopped = False
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.start = time.monotonic()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if cfg.max_minutes is None or self.stopped:
-                return control
-            over = (time.monotonic() - self.start) / 60.0 >= cfg.max_minutes
-            if _any_rank(over, args.device):
-                self.stopped = True
-                control.should_training_stop = True
-                control.should_save = True
-                control.should_evaluate = trainer_ref.get("has_dev", False)
-            return control
-
-    class EarlyStopping(TrainerCallback):
-        """Stops after ``patience`` evaluations without a new best dev Recall@1."""
-
-        def __init__(self) -> None:
-            self.bad = 0
-            self.stopped = False
-
-        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-            value = (metrics or {}).get("eval_recall@1")
-            if value is None or cfg.patience <= 0:
-                return control
-            if state.best_metric is None or value > state.best_metric:
-                self.bad = 0
-            else:
-                self.bad += 1
-                if self.bad >= cfg.patience:
-                    self.stopped = True
-                    control.should_training_stop = True
-                    control.should_save = True
-            return control
-
-    class JsonlLog(TrainerCallback):
-        """Appends every log (loss, lr, dev Recall@1) to ``training_log.jsonl`` with the
-        training speed in examples/s (time spent evaluating and saving excluded)."""
-
-        def __init__(self) -> None:
-            self.t_last = time.perf_counter()
-            self.overhead_last = 0.0
-            self.seen_last = 0
-            self.tokens_last = 0
-            self.train_time = 0.0
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            tr = trainer_ref["trainer"]
-            self.t_last = time.perf_counter()
-            self.overhead_last = tr.overhead_time
-            self.seen_last, self.tokens_last = tr.examples_seen, tr.tokens_seen
-            self._write({"event": "train_begin", "step": state.global_step,
-                         "max_steps": state.max_steps, "time": time.time()}, state, args)
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            tr = trainer_ref["trainer"]
-            now = time.perf_counter()
-            record = {"step": state.global_step, "epoch": state.epoch, "time": time.time()}
-            record.update(logs or {})
-            if "loss" in (logs or {}):
-                spent = (now - self.t_last) - (tr.overhead_time - self.overhead_last)
-                n = tr.examples_seen - self.seen_last
-                ntok = tr.tokens_seen - self.tokens_last
-                world = max(1, args.world_size)
-                if spent > 0 and n:
-                    record["examples_per_s"] = round(world * n / spent, 3)
-                    record["tokens_per_s"] = round(world * ntok / spent, 1)
-                self.train_time += max(spent, 0.0)
-                self.t_last, self.overhead_last = now, tr.overhead_time
-                self.seen_last, self.tokens_last = tr.examples_seen, tr.tokens_seen
-            self._write(record, state, args)
-
-        def on_train_end(self, args, state, control, **kwargs):
-            tr = trainer_ref["trainer"]
-            spent = (time.perf_counter() - self.t_last) - (tr.overhead_time - self.overhead_last)
-            if tr.examples_seen > self.seen_last:
-                self.train_time += max(spent, 0.0)
-            self.t_last, self.overhead_last = time.perf_counter(), tr.overhead_time
-            self.seen_last, self.tokens_last = tr.examples_seen, tr.tokens_seen
-
-        def _write(self, record, state, args) -> None:
-            if not state.is_world_process_zero:
-                return
-            with log_path.open("a", encoding="utf8") as f:
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-    return BudgetCallback(), EarlyStopping(), JsonlLog()
 
 
 # ----------------------------------------------------------------------------- saving
-
-
-def save_pipeline(nlp, lm, path: PathLike, *, kb_path: Optional[PathLike] = None,
-                  dtype: str = "auto", device: str = "auto",
-                  meta: Optional[Dict[str, Any]] = None) -> Path:
-    """Write ``nlp`` (whose linker uses ``lm``) as a spaCy pipeline folder ``path``.
-
-    The folder's config references the saved weights through ``HFCausalLM.v1`` and the KB
-    through ``KBFromFile.v1`` (when its path is known). Written beside and renamed into
-    place, so a killed process never leaves a half-written pipeline.
-    """
-    from spacy.util import load_config
-
-    path = Path(path).resolve()
-    linker = nlp.get_pipe(LINKER)
-    tmp = path.with_name(path.name + ".tmp")
-    old = path.with_name(path.name + ".old")
-    for p in (tmp, old):
-        if p.exists():
-            shutil.rmtree(p)
-    previous = linker.lm
-    linker.lm = lm
-    try:
-        nlp.to_disk(tmp)
-    finally:
-        linker.lm = previous
-    config = load_config(tmp / "config.cfg", interpolate=False)
-    comp = config["components"][LINKER]
-    comp["model"] = {"@misc": "spacy_syncabel.HFCausalLM.v1",
-                     "name_or_path": str(path / LINKER / "model"), "dtype": dtype,
-                     "device": device, "trust_remote_code": False}
-    if kb_path is not None:
-        comp["kb_loader"] = {"@misc": "spacy_syncabel.KBFromFile.v1",
-                             "path": str(Path(kb_path).resolve()), "format": "auto",
-                             "group": None}
-    comp["dtype"], comp["device"] = dtype, device
-    config.to_disk(tmp / "config.cfg")
-    if meta is not None:
-        (tmp / "training.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False),
-                                           encoding="utf8")
-    if path.exists():
-        os.replace(path, old)
-    os.replace(tmp, path)
-    if old.exists():
-        shutil.rmtree(old, ignore_errors=True)
-    return path
 
 
 def _read_best(path: Path) -> Optional[float]:
@@ -547,6 +389,194 @@ def set_threads(num_threads: Optional[int] = None) -> int:
     return num_threads
 
 
+@dataclass
+class _Prepared:
+    """What a training run is built from (see :func:`_prepare`)."""
+
+    nlp: Any
+    linker: Any
+    lm: Any
+    real: List[TrainExample]
+    syn: List[TrainExample]
+    real_stats: Any
+    syn_stats: Any
+    mixed: List[TrainExample]
+    dev_docs: List[CorpusDoc]
+    dev_set: Optional[DevSet]
+    dataset: Any
+    collator: Any
+    use_bf16: bool
+    bf16_gain: Optional[float]
+
+    @property
+    def has_dev(self) -> bool:
+        return bool(self.dev_set is not None and len(self.dev_set))
+
+
+def _load_kb(kb: Union[PathLike, Any]):
+    from ..kb import ConceptKB, read_file
+
+    if isinstance(kb, ConceptKB):
+        return kb
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the KB report is the KB loader's business
+        return read_file(Path(kb))
+
+
+def _build_linker(kb_obj, base_model: str, lang: str, label_map, linker_config, texts,
+                  seed: int):
+    """A blank pipeline whose linker holds the base model (float32; bf16 is autocast)."""
+    import spacy
+
+    lm, tok = load_base_model(base_model, kb_obj, texts, seed=seed)
+    nlp = spacy.blank(lang)
+    # training and inference see the same sentences: the segmenter is saved with the pipeline
+    nlp.add_pipe("syncabel_sentencizer")
+    comp_cfg: Dict[str, Any] = {"label_map": dict(label_map or {}), "device": "auto"}
+    comp_cfg.update(linker_config or {})
+    comp_cfg["dtype"] = "float32"
+    linker = nlp.add_pipe(LINKER, config=comp_cfg)
+    linker.set_model(lm, tok, kb_obj)
+    return nlp, linker
+
+
+def _prepare(cfg: TrainConfig, kb_obj, train_docs, dev_docs, syn_docs, base_model: str,
+             lang: str, label_map, linker_config) -> _Prepared:
+    """Model, component, examples (real + synthetic, mixed), dev set, dataset and precision."""
+    from ..prompting import SEP_TOKEN
+
+    nlp, linker = _build_linker(kb_obj, base_model, lang, label_map, linker_config,
+                                [d.text for d in train_docs[:2000]], cfg.seed)
+    lm, tok = linker.lm, linker.tokenizer
+    selector = NameSelector(kb_obj, linker.candidate_index)
+    real, real_stats = build_examples(train_docs, linker, top_k_targets=cfg.top_k_targets,
+                                      kb_name_examples=cfg.kb_name_examples, source="real",
+                                      selector=selector, max_examples=cfg.max_train, nlp=nlp)
+    syn, syn_stats = ([], None)
+    if syn_docs:
+        syn, syn_stats = build_examples(syn_docs, linker, top_k_targets=cfg.top_k_targets,
+                                        source="synthetic", selector=selector, nlp=nlp)
+    mixed = mix_examples(real, syn, mode=cfg.mix_mode, weights=cfg.mix_weights, seed=cfg.seed)
+    if not mixed:
+        raise ValueError(Errors.E063.format(why=f"stats {real_stats.to_dict()}"))
+    dev_set = build_dev_set(dev_docs, linker, size=cfg.dev_size, seed=cfg.seed, nlp=nlp) \
+        if dev_docs else None
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    collator = CompletionCollator(pad_id)
+    dataset = ExampleDataset(mixed)
+    # precision (probed on a plain SFT batch)
+    probe = collator([dataset[i] for i in range(min(len(dataset), cfg.batch_size))])
+    if cfg.rank_candidates > 0:
+        dataset = ExampleDataset(build_rank_examples(mixed, linker, cfg.rank_candidates))
+        collator = RankCollator()
+    if cfg.train_aliases:
+        linker.set_aliases(mention_aliases(real))
+    lm.train()
+    use_bf16, bf16_gain = _resolve_bf16(cfg.bf16, lm, probe)
+    if cfg.lora:
+        lm = apply_lora(lm, cfg, int(tok.convert_tokens_to_ids(SEP_TOKEN)))
+        linker.set_weights(lm)
+    lm.train()
+    return _Prepared(nlp, linker, lm, real, syn, real_stats, syn_stats, mixed, dev_docs,
+                     dev_set, dataset, collator, use_bf16, bf16_gain)
+
+
+def _resume_point(ckpt_dir: Path, tok, resume: bool) -> Optional[Path]:
+    """The newest checkpoint to resume from (E064 when its tokenizer differs)."""
+    from ..models import tokenizer_fingerprint
+
+    resume_from = last_checkpoint(ckpt_dir) if resume else None
+    if resume_from is not None and (resume_from / "tokenizer_config.json").is_file():
+        from transformers import AutoTokenizer
+
+        found = tokenizer_fingerprint(AutoTokenizer.from_pretrained(str(resume_from)))
+        expected = tokenizer_fingerprint(tok)
+        if found != expected:
+            raise ValueError(Errors.E064.format(path=resume_from, found=found[:12],
+                                                expected=expected[:12]))
+    return resume_from
+
+
+def _training_arguments(cfg: TrainConfig, ckpt_dir: Path, has_dev: bool, use_bf16: bool):
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(ckpt_dir), per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.lr,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps if cfg.max_steps and cfg.max_steps > 0 else -1,
+        lr_scheduler_type=cfg.scheduler, warmup_steps=cfg.warmup,
+        weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm,
+        logging_steps=cfg.logging_steps, logging_first_step=True,
+        eval_strategy="steps" if has_dev else "no", eval_steps=cfg.eval_steps,
+        save_strategy="steps", save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        metric_for_best_model="recall@1" if has_dev else None, greater_is_better=True,
+        bf16=use_bf16, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
+        report_to="none", seed=cfg.seed, data_seed=cfg.seed,
+        train_sampling_strategy="group_by_length", disable_tqdm=not cfg.progress,
+        remove_unused_columns=False,
+    )
+
+
+def _final_recall(trainer, has_dev: bool) -> Optional[float]:
+    """Dev Recall@1 of the last step (evaluated now when the last step was not)."""
+    if not has_dev:
+        return None
+    history = [h for h in trainer.state.log_history if "eval_recall@1" in h]
+    if not history or history[-1].get("step") != trainer.state.global_step:
+        return trainer.evaluate()["eval_recall@1"]
+    return history[-1]["eval_recall@1"]
+
+
+def _summary(out: Path, base_model: str, prep: _Prepared, trainer, result, budget, early,
+             jsonl, resume_from, best: Optional[float], final: Optional[float], threads: int,
+             t_start: float) -> Dict[str, Any]:
+    args = trainer.args
+    return {
+        "output": str(out.resolve()), "base_model": base_model,
+        "global_step": trainer.state.global_step,
+        "resumed_from": str(resume_from) if resume_from else None,
+        "stopped_by_budget": budget.stopped, "stopped_early": early.stopped,
+        "train_examples": len(prep.mixed), "real_examples": len(prep.real),
+        "synthetic_examples": len(prep.syn), "real_stats": prep.real_stats.to_dict(),
+        "aliases": len(prep.linker.aliases),
+        "synthetic_stats": prep.syn_stats.to_dict() if prep.syn_stats else None,
+        "dev_mentions": len(prep.dev_set) if prep.dev_set is not None else 0,
+        "best_dev_recall@1": best, "last_dev_recall@1": final,
+        "bf16": prep.use_bf16, "bf16_cpu_speedup": prep.bf16_gain, "threads": threads,
+        "train_loss": result.training_loss,
+        "train_runtime_s": round(jsonl.train_time, 2),
+        "examples_per_s": round(trainer.examples_seen * max(1, args.world_size)
+                                / jsonl.train_time, 3) if jsonl.train_time > 0 else None,
+        "wall_time_s": round(time.perf_counter() - t_start, 2),
+    }
+
+
+def _write_outputs(out: Path, prep: _Prepared, trainer, cfg: TrainConfig, summary, meta,
+                   inference_dtype: str, log_path: Path) -> None:
+    """model-last (and model-best without dev), calibration, the summary; main process only."""
+    best_dir, last_dir = out / "model-best", out / "model-last"
+    save_pipeline(prep.nlp, last_dir, lm=merged_copy(trainer.model), dtype=inference_dtype,
+                  meta=dict(meta, step=trainer.state.global_step,
+                            **{"dev_recall@1": summary["last_dev_recall@1"]}))
+    if not best_dir.exists():  # no dev set: the last model is the best we know
+        copy_pipeline(last_dir, best_dir)
+    if cfg.calibrate and prep.has_dev and prep.linker.settings.uses_candidates:
+        from .calibration import calibrate_pipeline
+
+        for key, folder in (("calibration_best", best_dir), ("calibration_last", last_dir)):
+            cal = calibrate_pipeline(folder, prep.dev_docs, dev_size=cfg.calibration_size,
+                                     seed=cfg.seed)
+            summary[key] = {k: cal[k] for k in ("prior_weight", "recall@1", "dev_mentions")}
+    summary["model_best"] = str(best_dir.resolve())
+    summary["model_last"] = str(last_dir.resolve())
+    (out / "training_summary.json").write_text(
+        json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf8")
+    with log_path.open("a", encoding="utf8") as f:
+        f.write(json.dumps(dict(event="train_end", **summary), ensure_ascii=False) + "\n")
+
+
 def train_linker(
     kb: Union[PathLike, Any],
     train: Union[PathLike, Sequence[CorpusDoc]],
@@ -563,134 +593,32 @@ def train_linker(
 ) -> Dict[str, Any]:
     """Fine-tune a causal LM for ``syncabel_linker`` and write spaCy pipelines.
 
-    ``kb``: a KB file (any format ``kb.read_file`` reads; referenced in the pipeline config)
-    or a :class:`ConceptKB`. ``train``, ``dev``, ``synthetic``: corpus paths (any format
-    ``read_corpus`` reads) or lists of :class:`CorpusDoc`. ``linker_config``: extra settings of
-    the component (``context_chars``, ``max_context_tokens``, ``composite``, ``num_beams``...).
-    ``config`` / keyword overrides: :class:`TrainConfig`. Resumes from ``output/checkpoints``
-    when a checkpoint exists. Returns a summary (also written to
-    ``output/training_summary.json``).
+    ``kb``: a KB file (any format ``kb.read_file`` reads) or a :class:`ConceptKB`. ``train``,
+    ``dev``, ``synthetic``: corpus paths (any format ``read_corpus`` reads) or lists of
+    :class:`CorpusDoc`. ``linker_config``: settings of the component (``mode``,
+    ``candidates``, ``context_chars``, ``composite``, ``num_beams``...; see
+    :class:`~spacy_syncabel.linking.LinkSettings`). ``config`` / keyword overrides:
+    :class:`TrainConfig`. Resumes from ``output/checkpoints`` when a checkpoint exists.
+    Returns a summary (also written to ``output/training_summary.json``).
     """
-    import spacy
-    from transformers import TrainingArguments, set_seed
-
-    from ..kb import ConceptKB, read_file
-    from ..models import tokenizer_fingerprint
-    from ..prompting import SEP_TOKEN
+    from transformers import set_seed
 
     cfg = with_overrides(config, TrainConfig, overrides, "train_linker")
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt_dir = out / "checkpoints"
-    log_path = out / "training_log.jsonl"
+    ckpt_dir, log_path = out / "checkpoints", out / "training_log.jsonl"
     threads = set_threads(cfg.num_threads)
     set_seed(cfg.seed)
     t_start = time.perf_counter()
-
-    kb_path: Optional[Path] = None
-    if isinstance(kb, ConceptKB):
-        kb_obj = kb
-    else:
-        kb_path = Path(kb)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the KB report is the KB loader's business
-            kb_obj = read_file(kb_path)
-    train_docs = _as_docs(train)
-    dev_docs = _as_docs(dev)
-    syn_docs = _as_docs(synthetic)
-
-    # model + the component that renders prompts, holds the tries and decodes the dev set
-    lm, tok = load_base_model(base_model, kb_obj, [d.text for d in train_docs[:2000]],
-                              seed=cfg.seed)
-    nlp = spacy.blank(lang)
-    comp_cfg: Dict[str, Any] = {"model": None, "kb_loader": None,
-                                "label_map": dict(label_map or {}), "device": "auto",
-                                "dtype": "float32"}
-    comp_cfg.update(linker_config or {})
-    comp_cfg["dtype"] = "float32"  # training keeps float32 weights; bf16 is autocast
     inference_dtype = (linker_config or {}).get("dtype", "auto")
-    linker = nlp.add_pipe(LINKER, config=comp_cfg)
-    linker.set_model(lm, tok, kb_obj)
-    lm = linker.lm
-    sep_id = int(tok.convert_tokens_to_ids(SEP_TOKEN))
-
-    # examples
-    selector = NameSelector(kb_obj, linker.candidate_index)
-    real, real_stats = build_examples(train_docs, linker, top_k_targets=cfg.top_k_targets,
-                                      kb_name_examples=cfg.kb_name_examples, source="real",
-                                      selector=selector, max_examples=cfg.max_train)
-    syn, syn_stats = ([], None)
-    if syn_docs:
-        syn, syn_stats = build_examples(syn_docs, linker, top_k_targets=cfg.top_k_targets,
-                                        source="synthetic", selector=selector)
-    mixed = mix_examples(real, syn, mode=cfg.mix_mode, weights=cfg.mix_weights, seed=cfg.seed)
-    if not mixed:
-        raise ValueError(Errors.E063.format(why=f"stats {real_stats.to_dict()}"))
-    dev_set = build_dev_set(dev_docs, linker, size=cfg.dev_size, seed=cfg.seed) \
-        if dev_docs else None
-    has_dev = bool(dev_set is not None and len(dev_set))
-    pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    collator = CompletionCollator(pad_id)
-    dataset = ExampleDataset(mixed)
-    # precision (probed on a plain SFT batch)
-    probe = collator([dataset[i] for i in range(min(len(dataset), cfg.batch_size))])
-    if cfg.rank_candidates > 0:
-        dataset = ExampleDataset(build_rank_examples(mixed, linker, cfg.rank_candidates))
-        collator = RankCollator()
-    if cfg.train_aliases:
-        linker.set_aliases(mention_aliases(real))
-    lm.train()
-    use_bf16, bf16_gain = _resolve_bf16(cfg.bf16, lm, probe)
-    if cfg.lora:
-        lm = apply_lora(lm, cfg, sep_id)
-        linker.lm = lm
-    lm.train()
-
-    # resume
-    resume_from = last_checkpoint(ckpt_dir) if cfg.resume else None
-    if resume_from is not None and (resume_from / "tokenizer_config.json").is_file():
-        from transformers import AutoTokenizer
-
-        found = tokenizer_fingerprint(AutoTokenizer.from_pretrained(str(resume_from)))
-        expected = tokenizer_fingerprint(tok)
-        if found != expected:
-            raise ValueError(Errors.E064.format(path=resume_from, found=found[:12],
-                                                expected=expected[:12]))
-
-    args = TrainingArguments(
-        output_dir=str(ckpt_dir),
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.lr,
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps if cfg.max_steps and cfg.max_steps > 0 else -1,
-        lr_scheduler_type=cfg.scheduler,
-        warmup_steps=cfg.warmup,
-        weight_decay=cfg.weight_decay,
-        max_grad_norm=cfg.max_grad_norm,
-        logging_steps=cfg.logging_steps,
-        logging_first_step=True,
-        eval_strategy="steps" if has_dev else "no",
-        eval_steps=cfg.eval_steps,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
-        metric_for_best_model="recall@1" if has_dev else None,
-        greater_is_better=True,
-        bf16=use_bf16,
-        use_cpu=not torch.cuda.is_available(),
-        dataloader_num_workers=0,
-        report_to="none",
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        train_sampling_strategy="group_by_length",
-        disable_tqdm=not cfg.progress,
-        remove_unused_columns=False,
-    )
-
-    best_dir, last_dir = out / "model-best", out / "model-last"
-    base_meta = {"base_model": base_model, "lang": lang, "train_examples": len(mixed),
-                 "lora": cfg.lora, "rank_candidates": cfg.rank_candidates}
+    prep = _prepare(cfg, _load_kb(kb), _as_docs(train), _as_docs(dev), _as_docs(synthetic),
+                    base_model, lang, label_map,
+                    {k: v for k, v in (linker_config or {}).items() if k != "dtype"})
+    resume_from = _resume_point(ckpt_dir, prep.linker.tokenizer, cfg.resume)
+    args = _training_arguments(cfg, ckpt_dir, prep.has_dev, prep.use_bf16)
+    best_dir = out / "model-best"
+    meta = {"base_model": base_model, "lang": lang, "train_examples": len(prep.mixed),
+            "lora": cfg.lora, "rank_candidates": cfg.rank_candidates}
     best_on_disk = _read_best(best_dir)
 
     def on_new_best(trainer, recall: float) -> None:
@@ -699,92 +627,30 @@ def train_linker(
             return
         best_on_disk = recall
         if trainer.is_world_process_zero():
-            save_pipeline(nlp, merged_copy(trainer.model), best_dir, kb_path=kb_path,
+            save_pipeline(prep.nlp, best_dir, lm=merged_copy(trainer.model),
                           dtype=inference_dtype,
-                          meta=dict(base_meta, step=trainer.state.global_step,
+                          meta=dict(meta, step=trainer.state.global_step,
                                     **{"dev_recall@1": recall}))
 
-    trainer_ref: Dict[str, Any] = {"has_dev": has_dev}
-    budget, early, jsonl = _make_callbacks(trainer_ref, cfg, log_path)
-    Trainer = _make_trainer_class()
-    trainer = Trainer(model=lm, args=args, train_dataset=dataset,
-                      eval_dataset=ExampleDataset(mixed[:1]) if has_dev else None,
-                      data_collator=collator, processing_class=tok,
-                      callbacks=[budget, early, jsonl], linker=linker, dev=dev_set,
-                      on_new_best=on_new_best if has_dev else None,
-                      rank_weight=cfg.rank_weight)
+    trainer_ref: Dict[str, Any] = {"has_dev": prep.has_dev}
+    budget, early, jsonl = make_callbacks(trainer_ref, cfg.max_minutes, cfg.patience, log_path)
+    trainer = _make_trainer_class()(
+        model=prep.lm, args=args, train_dataset=prep.dataset,
+        eval_dataset=ExampleDataset(prep.mixed[:1]) if prep.has_dev else None,
+        data_collator=prep.collator, processing_class=prep.linker.tokenizer,
+        callbacks=[budget, early, jsonl], linker=prep.linker, dev=prep.dev_set,
+        on_new_best=on_new_best if prep.has_dev else None, rank_weight=cfg.rank_weight)
     trainer_ref["trainer"] = trainer
     if resume_from is not None:
         logger.info("Resuming from %s", resume_from)
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-
-    # a final evaluation when the last step was not evaluated
-    state = trainer.state
-    evaluated = [h.get("step") for h in state.log_history if "eval_recall@1" in h]
-    final_recall = None
-    if has_dev:
-        if not evaluated or evaluated[-1] != state.global_step:
-            final_recall = trainer.evaluate()["eval_recall@1"]
-        else:
-            final_recall = [h["eval_recall@1"] for h in state.log_history
-                            if "eval_recall@1" in h][-1]
-    summary: Dict[str, Any] = {
-        "output": str(out.resolve()),
-        "base_model": base_model,
-        "global_step": state.global_step,
-        "resumed_from": str(resume_from) if resume_from else None,
-        "stopped_by_budget": budget.stopped,
-        "stopped_early": early.stopped,
-        "train_examples": len(mixed),
-        "real_examples": len(real),
-        "synthetic_examples": len(syn),
-        "real_stats": real_stats.to_dict(),
-        "aliases": len(linker.aliases),
-        "synthetic_stats": syn_stats.to_dict() if syn_stats else None,
-        "dev_mentions": len(dev_set) if dev_set is not None else 0,
-        "best_dev_recall@1": best_on_disk,
-        "last_dev_recall@1": final_recall,
-        "bf16": use_bf16,
-        "bf16_cpu_speedup": bf16_gain,
-        "threads": threads,
-        "train_loss": result.training_loss,
-        "train_runtime_s": round(jsonl.train_time, 2),
-        "examples_per_s": round(trainer.examples_seen * max(1, args.world_size)
-                                / jsonl.train_time, 3) if jsonl.train_time > 0 else None,
-        "wall_time_s": round(time.perf_counter() - t_start, 2),
-    }
+    final_recall = _final_recall(trainer, prep.has_dev)
+    summary = _summary(out, base_model, prep, trainer, result, budget, early, jsonl,
+                       resume_from, best_on_disk, final_recall, threads, t_start)
     if trainer.is_world_process_zero():
-        final_lm = merged_copy(trainer.model)
-        save_pipeline(nlp, final_lm, last_dir, kb_path=kb_path, dtype=inference_dtype,
-                      meta=dict(base_meta, step=state.global_step,
-                                **{"dev_recall@1": final_recall}))
-        if not best_dir.exists():  # no dev set: the last model is the best we know
-            shutil.copytree(last_dir, best_dir)
-            _fix_copied_config(best_dir)
-        if cfg.calibrate and has_dev and linker.cfg["candidates"] > 0:
-            from .calibration import calibrate_pipeline
-
-            for key, folder in (("calibration_best", best_dir), ("calibration_last", last_dir)):
-                cal = calibrate_pipeline(folder, dev_docs, dev_size=cfg.calibration_size,
-                                         seed=cfg.seed)
-                summary[key] = {k: cal[k] for k in ("prior_weight", "recall@1", "dev_mentions")}
-        summary["model_best"] = str(best_dir.resolve())
-        summary["model_last"] = str(last_dir.resolve())
-        (out / "training_summary.json").write_text(
-            json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf8")
-        with log_path.open("a", encoding="utf8") as f:
-            f.write(json.dumps(dict(event="train_end", **summary), ensure_ascii=False) + "\n")
-    linker.lm = trainer.model
+        _write_outputs(out, prep, trainer, cfg, summary, meta, inference_dtype, log_path)
+    prep.linker.set_weights(trainer.model)
     return summary
-
-
-def _fix_copied_config(path: Path) -> None:
-    """Point the copied pipeline's HFCausalLM reference at its own weights."""
-    from spacy.util import load_config
-
-    config = load_config(path / "config.cfg", interpolate=False)
-    config["components"][LINKER]["model"]["name_or_path"] = str(path.resolve() / LINKER / "model")
-    config.to_disk(path / "config.cfg")
 
 
 __all__ = ["TrainConfig", "train_linker", "CompletionCollator", "ExampleDataset",

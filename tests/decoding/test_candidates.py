@@ -46,7 +46,7 @@ def test_mention_aliases_keep_the_majority_target():
 def test_linker_saves_and_loads_its_aliases(tiny_lm, small_kb, tmp_path):
     nlp = spacy.blank("es")
     linker = nlp.add_pipe("syncabel_linker", config={"candidates": 3, "prior_weight": 5.0,
-                                                      "rerank": True})
+                                                      "mode": "rerank"})
     linker.set_model(tiny_lm[0], tiny_lm[1], small_kb)
     linker.set_aliases([("jaqueca", "dolor de cabeza", "SINTOMA")])
     assert linker.candidate_index.top(["jaqueca"], ["SINTOMA"], 1)[0][0][0] == "dolor de cabeza"

@@ -286,3 +286,18 @@ def test_wide_nodes_keep_their_allowed_tokens_per_view():
         assert first.tolist() == [i + 1 for i in range(n) if keep(i)]
         assert tries[group].allowed(ROOT) is first and not first.flags.writeable
     assert tries["G2"].step(ROOT, 2) == -1 and tries["G1"].step(ROOT, 2) > 0
+
+
+def test_bulk_token_reads_match_name_by_name(small_kb, tiny_lm):
+    _, tok = tiny_lm
+    tries = TrieSet.build(small_kb, tok, "<SEP>", composite=True)
+    names = small_kb.names()
+    expected = dict(zip(names, tokenize_names(tok, names)))
+    assert dict(tries.sequences.items()) == expected
+    lengths = tries.token_lengths()
+    assert {tries.names.restore_key(i): int(n) for i, n in enumerate(lengths) if n >= 0} == {
+        n: len(ids) for n, ids in expected.items()}
+    longest = max(len(ids) for ids in expected.values())
+    assert tries.names_longer_than(longest) == []
+    assert sorted(tries.names_longer_than(longest - 1)) == sorted(
+        n for n, ids in expected.items() if len(ids) == longest)

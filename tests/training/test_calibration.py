@@ -30,7 +30,8 @@ def dev_corpus():
 @pytest.fixture()
 def nlp(tiny_lm, small_kb):
     nlp = spacy.blank("es")
-    lin = nlp.add_pipe("syncabel_linker", config={"candidates": 4, "num_beams": 2,
+    lin = nlp.add_pipe("syncabel_linker", config={"mode": "beam_in_candidates",
+                                                   "candidates": 4, "num_beams": 2,
                                                    "n_best": 2})
     lin.set_model(tiny_lm[0], tiny_lm[1], small_kb)
     return nlp
@@ -42,14 +43,15 @@ def test_grid_ends_are_the_retriever_and_the_lm(nlp):
         warnings.simplefilter("ignore")
         dev = build_dev_set(dev_corpus(), linker, size=0)
     assert len(dev) == len(CONFUSED + CLEAR)
-    table = {r["prior_weight"]: r["recall@1"] for r in prior_weight_table(linker, dev)}
+    table = {r["prior_weight"]: r["recall@1"]
+             for r in prior_weight_table(linker.engine, dev)}
     top = linker.candidate_index.top(dev.mentions, dev.groups, 4)
     tfidf = sum(linker.kb.lookup(c[0][0], g) == gold
                 for c, g, gold in zip(top, dev.groups, dev.codes)) / len(dev)
     assert tfidf == pytest.approx(len(CLEAR) / len(dev))  # right on CLEAR only
     assert table[1000.0] == pytest.approx(tfidf)
     eos = linker.tokenizer.eos_token_id
-    comps = [[linker.tries.sequences[n] + [eos] for n, _ in c] for c in top]
+    comps = [[linker.engine.name_tokens(n) + [eos] for n, _ in c] for c in top]
     logps = score_completions(linker.lm, dev.prompt_ids, comps, linker.tokenizer.pad_token_id)
     lm_only = 0
     for cands, comp, lps, g, gold in zip(top, comps, logps, dev.groups, dev.codes):
@@ -68,7 +70,8 @@ def test_calibrated_weight_is_saved_and_used(nlp, tmp_path):
     assert result["recall@1"] == max(r["recall@1"] for r in result["table"])
     loaded = spacy.load(tmp_path / "pipe")
     linker = loaded.get_pipe("syncabel_linker")
-    assert linker.cfg["rerank"] and linker.cfg["candidates"] == 3
+    assert linker.cfg["mode"] == "rerank" and linker.cfg["candidates"] == 3
+    assert not (tmp_path / "pipe" / "syncabel_linker" / "cfg.json").exists()
     assert linker.cfg["prior_weight"] == result["prior_weight"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -92,14 +95,13 @@ def test_calibrate_command(nlp, tmp_path):
     chosen = [line for line in res.output.splitlines() if line.startswith("chosen")]
     saved = spacy.load(tmp_path / "pipe").get_pipe("syncabel_linker").cfg
     assert chosen and f"prior_weight {saved['prior_weight']:g} " in chosen[0]
-    assert saved["candidates"] == 3 and saved["rerank"]
+    assert saved["candidates"] == 3 and saved["mode"] == "rerank"
 
 
 def test_calibration_needs_candidate_mode(nlp):
-    linker = nlp.get_pipe("syncabel_linker")
-    linker.cfg["candidates"] = 0
+    linker = nlp.get_pipe("syncabel_linker").with_settings(mode="beam")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         dev = build_dev_set(dev_corpus(), linker, size=0)
     with pytest.raises(ValueError, match="E066"):
-        prior_weight_table(linker, dev)
+        prior_weight_table(linker.engine, dev)

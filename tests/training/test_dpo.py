@@ -11,7 +11,7 @@ from spacy_syncabel.cli import app
 from spacy_syncabel.models import tokenizer_fingerprint
 from spacy_syncabel.corpus.jsonl import write_jsonl
 from spacy_syncabel.prompting import SEP_TOKEN, encode_completion, encode_prompt
-from spacy_syncabel.training.dpo import (DPORunConfig, _make_trainer_class, completion_logprobs,
+from spacy_syncabel.training.dpo import (DPORunConfig, _make_trainer_class, pair_logprobs,
                                          pair_features, pair_margins, pairs_dataset, train_dpo)
 from spacy_syncabel.training.negatives import (PreferencePair, collect_mentions, mine_negatives,
                                                read_pairs)
@@ -42,11 +42,9 @@ def sft_pipeline(kb_tsv, small_kb, tmp_path_factory):
     lm, tok = tiny_llama(hidden_size=48, num_layers=2, num_heads=4, intermediate_size=96,
                          vocab_size=400, seed=1)(small_kb, TEXTS)
     nlp = spacy.blank("es")
-    linker = nlp.add_pipe("syncabel_linker", config={"model": None, "kb_loader": None,
-                                                     "dtype": "float32"})
+    linker = nlp.add_pipe("syncabel_linker", config={"dtype": "float32"})
     linker.set_model(lm, tok, small_kb)
-    return save_pipeline(nlp, linker.lm, tmp_path_factory.mktemp("sft") / "model-best",
-                         kb_path=kb_tsv)
+    return save_pipeline(nlp, tmp_path_factory.mktemp("sft") / "model-best")
 
 
 def load_linker(path):
@@ -61,7 +59,7 @@ def test_trl_gets_sft_token_ids(sft_pipeline, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mentions = collect_mentions(docs[:12], linker)
-    pairs, _ = mine_negatives(linker, mentions, k=5, gold_fallback=True)
+    pairs, _ = mine_negatives(linker.engine, mentions, k=5, gold_fallback=True)
     assert pairs
     composite = PreferencePair("c#0", pairs[0].prompt, "fiebre<SEP>dolor abdominal", "cefalea",
                                "386661006+21522001", "25064002", 0, 1, "gold_fallback",
@@ -91,14 +89,14 @@ def test_trl_gets_sft_token_ids(sft_pipeline, tmp_path):
     # the beam search's own log-probs (and our teacher-forced ones)
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(min(4, len(pairs)))])
     _, ref_rejected = trainer.compute_ref_log_probs(ref, batch)
-    ours = completion_logprobs(ref, rows[:len(ref_rejected)], "rejected_ids")
+    ours = [r for _, r in pair_logprobs(ref, rows[:len(ref_rejected)])]
     beam = [p.rejected_logprob for p in pairs[:len(ref_rejected)]]
     assert torch.allclose(ref_rejected, torch.tensor(ours), atol=1e-3)
     assert torch.allclose(ref_rejected, torch.tensor(beam), atol=1e-3)
     ranked = [p for p in pairs if p.chosen_rank > 0]
     assert ranked and all(
         abs(a - p.chosen_logprob) < 1e-3 for a, p in
-        zip(completion_logprobs(ref, [pair_features(tok, p) for p in ranked], "chosen_ids"),
+        zip([c for c, _ in pair_logprobs(ref, [pair_features(tok, p) for p in ranked])],
             ranked))
     assert tokenizer_fingerprint(tok) == fp  # TRL set its pad token on a copy
 
@@ -153,7 +151,7 @@ def test_one_round_raises_margins_and_resumes(sft_pipeline, tmp_path):
     assert state["resumed_rounds"] == [1] and [r["round"] for r in state["rounds"]] == [1, 2]
     pairs2 = read_pairs(out / "round-2" / "pairs.jsonl")
     rows2 = [pair_features(round1.tokenizer, p) for p in pairs2]
-    mined = completion_logprobs(round1.lm, rows2, "rejected_ids")
+    mined = [r for _, r in pair_logprobs(round1.lm, rows2)]
     assert all(abs(a - p.rejected_logprob) < 1e-3 for a, p in zip(mined, pairs2))
     assert (out / "round-2" / "model").is_dir() and not (out / "round-1" / "model").exists()
 

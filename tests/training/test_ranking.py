@@ -36,7 +36,7 @@ def confused_corpus():
 def linker(tiny_lm, small_kb):
     nlp = spacy.blank("es")
     lin = nlp.add_pipe("syncabel_linker", config={"candidates": 5, "prior_weight": 2.0,
-                                                   "rerank": True})
+                                                   "mode": "rerank"})
     lin.set_model(tiny_lm[0], tiny_lm[1], small_kb)
     return lin
 
@@ -82,7 +82,7 @@ def top1_codes(lin, docs):
         warnings.simplefilter("ignore")
         examples, _ = build_examples(docs, lin)
     prompts = [e.input_ids[:e.n_prompt] for e in examples]
-    cands = lin.decode(prompts, [e.group for e in examples], [e.mention for e in examples])
+    cands = lin.engine.link(prompts, [e.group for e in examples], [e.mention for e in examples])
     return [e.code for e in examples], [c[0].code if c else None for c in cands]
 
 
@@ -90,7 +90,7 @@ def test_ranking_training_overrules_the_prior(kb_tsv, tmp_path):
     """At the project's prior weight (10) plain SFT leaves the prior's wrong choice on some
     mentions; the same steps with the ranking loss fix them."""
     docs = confused_corpus()
-    linker_config = {"candidates": 5, "prior_weight": 10.0, "rerank": True, "num_beams": 2,
+    linker_config = {"candidates": 5, "prior_weight": 10.0, "mode": "rerank", "num_beams": 2,
                      "n_best": 2}
     correct = {}
     for k in (0, 4):
@@ -99,7 +99,7 @@ def test_ranking_training_overrules_the_prior(kb_tsv, tmp_path):
                      batch_size=8, lr=5e-3, warmup=0.1, logging_steps=10, progress=False,
                      bf16=False, rank_candidates=k, linker_config=linker_config)
         lin = spacy.load(tmp_path / f"rank{k}" / "model-last").get_pipe("syncabel_linker")
-        assert lin.cfg["rerank"] and lin.cfg["candidates"] == 5
+        assert lin.cfg["mode"] == "rerank" and lin.cfg["candidates"] == 5
         gold, pred = top1_codes(lin, docs)
         correct[k] = sum(g == p for g, p in zip(gold, pred))
     # TF-IDF's top-1 is wrong on every mention

@@ -72,9 +72,10 @@ def test_tiny_end_to_end(kb_tsv, small_kb, tmp_path):
     assert after < 0.7 * before, (before, after)
     # model-best opens offline and links
     best = spacy.load(out / "model-best")
-    cfg = best.config["components"]["syncabel_linker"]
-    assert cfg["kb_loader"]["@misc"] == "spacy_syncabel.KBFromFile.v1"
-    assert cfg["model"]["@misc"] == "spacy_syncabel.HFCausalLM.v1"
+    init = best.config["initialize"]["components"]["syncabel_linker"]
+    assert init["kb_loader"]["path"] == "${paths.kb}"  # no path of this machine
+    assert init["model"]["name_or_path"] == "${paths.base_model}"
+    assert str(out.resolve()) not in (out / "model-best" / "config.cfg").read_text("utf8")
     text = "Varón que presenta fiebre y dolor abdominal."
     doc = best.make_doc(text)
     doc.ents = [doc.char_span(text.index("fiebre"), text.index("fiebre") + 6, label="SINTOMA")]

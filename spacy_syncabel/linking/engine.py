@@ -1,0 +1,305 @@
+"""The linking engine: KB + tries + causal LM + candidate generator + settings -> candidates.
+
+No spaCy here: the engine takes encoded prompts, the mentions' KB groups and their texts, and
+returns ranked :class:`~spacy_syncabel.types.Candidate` lists. The ``syncabel_linker``
+component, training, calibration, DPO mining and evaluation all call it; none of them mutates
+it. A different way of decoding is a different engine view (:meth:`LinkingEngine.with_settings`)
+that shares the KB, tries, weights and candidate generator.
+"""
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Any, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..decoding import BeamSearchConfig, TrieSet, beam_search
+from ..errors import Errors, Warnings
+from ..prompting import SEP_TOKEN
+from ..types import COMPOSITE_SEP, NO_CODE, Candidate
+from .candidates import (Alias, CandidateGenerator, GeneratorFactory, Retrieved, TfidfCandidates,
+                         tfidf_candidates)
+from .settings import MODE_BEAM, MODE_RERANK, LinkSettings
+
+#: (name, retrieval score, summed log-prob, tokens incl. EOS) of one scored candidate
+ScoredName = Tuple[str, float, float, int]
+
+
+def rank_value(logprob: float, n_tokens: int, length_penalty: float) -> float:
+    """HF generate's beam score: summed log-prob / length ** length_penalty."""
+    return logprob / (max(n_tokens, 1) ** length_penalty)
+
+
+class LinkingEngine:
+    """Links encoded mention prompts to KB candidates (see the module docstring).
+
+    ``kb``: a :class:`~spacy_syncabel.kb.ConceptKB`; ``tokenizer``/``lm``: a Hugging Face
+    tokenizer (with ``<SEP>``) and causal LM, already on their device; ``generator``: a factory
+    ``(kb, aliases) -> CandidateGenerator`` (default: TF-IDF); ``aliases``: extra searchable
+    strings for retrieval, ``(text, name, group)``.
+    """
+
+    def __init__(self, kb, tokenizer, lm, settings: LinkSettings,
+                 generator: Optional[GeneratorFactory] = None,
+                 aliases: Iterable[Sequence[Any]] = ()) -> None:
+        self.kb, self.tokenizer, self.lm = kb, tokenizer, lm
+        self.settings = settings
+        self.tries = TrieSet.build(kb, tokenizer, SEP_TOKEN, composite=settings.composite)
+        if generator is not None and not callable(generator):
+            raise ValueError(Errors.E102.format(generator=generator))
+        self._generator_factory: GeneratorFactory = generator or tfidf_candidates()
+        self.aliases: List[Alias] = [(str(t), str(n), None if g is None else str(g))
+                                     for t, n, g in aliases]
+        self._generator: Optional[CandidateGenerator] = None
+        self._tfidf = None
+
+    # -- views and state --------------------------------------------------------------------
+    def with_settings(self, settings: Optional[LinkSettings] = None, **changes: Any,
+                      ) -> "LinkingEngine":
+        """A view of this engine with other settings; KB, weights and retriever are shared
+        (the tries are rebuilt only when ``composite`` changes)."""
+        new = (settings or self.settings).replace(**changes)
+        view = copy.copy(self)
+        view.settings = new
+        if new.composite != self.settings.composite:
+            view.tries = TrieSet.build(self.kb, self.tokenizer, SEP_TOKEN,
+                                       composite=new.composite)
+        return view
+
+    def with_lm(self, lm) -> "LinkingEngine":
+        """A view decoding with other weights of the same architecture and tokenizer
+        (training evaluates its live model through this)."""
+        view = copy.copy(self)
+        view.lm = lm
+        return view
+
+    def set_aliases(self, aliases: Iterable[Sequence[Any]]) -> None:
+        """Replace the retrieval aliases (the candidate generator is rebuilt on next use)."""
+        self.aliases = [(str(t), str(n), None if g is None else str(g)) for t, n, g in aliases]
+        self._generator = None
+        self._tfidf = None
+
+    @property
+    def generator(self) -> CandidateGenerator:
+        """The candidate generator, built from the KB and aliases on first use."""
+        if self._generator is None:
+            self._generator = self._generator_factory(self.kb, self.aliases)
+        return self._generator
+
+    @property
+    def tfidf_index(self):
+        """The char 3-gram TF-IDF index of KB names and aliases (the baseline and training
+        targets): the generator's own when it is TF-IDF, else built once."""
+        gen = self.generator
+        if isinstance(gen, TfidfCandidates):
+            return gen.index
+        if self._tfidf is None:
+            from ..decoding.candidates import CandidateIndex
+
+            self._tfidf = CandidateIndex(self.kb, self.aliases)
+        return self._tfidf
+
+    def has_name(self, name: str) -> bool:
+        """Whether the tries hold ``name`` (a KB name the engine can produce)."""
+        return name in self.tries.sequences
+
+    def name_tokens(self, name: str) -> List[int]:
+        """The token ids the tries hold for a KB name (without EOS)."""
+        return list(self.tries.sequences[name])
+
+    @property
+    def eos_id(self) -> int:
+        return self.tokenizer.eos_token_id
+
+    @property
+    def pad_id(self) -> int:
+        tok = self.tokenizer
+        return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+
+    def unreachable_names(self) -> List[str]:
+        """KB names longer than ``max_new_tokens`` (with EOS): beam search never ends them."""
+        limit = self.settings.max_new_tokens
+        return [n for n, seq in self.tries.sequences.items() if len(seq) + 1 > limit]
+
+    def warn_unreachable(self) -> None:
+        """Warn (W101) when some KB names can never be generated within ``max_new_tokens``."""
+        if not self.settings.constrained or self.settings.mode == MODE_RERANK:
+            return
+        names = self.unreachable_names()
+        if names:
+            warnings.warn(Warnings.W101.format(n=len(names), limit=self.settings.max_new_tokens,
+                                               first=names[0]))
+
+    # -- linking ---------------------------------------------------------------------------
+    def link(self, prompts: Sequence[Sequence[int]], groups: Sequence[Optional[str]],
+             mentions: Optional[Sequence[str]] = None) -> List[List[Candidate]]:
+        """Ranked candidates of every mention, in batches bounded by count and tokens."""
+        s = self.settings
+        results: List[List[Candidate]] = [[] for _ in prompts]
+        if s.uses_candidates and mentions is None:
+            raise ValueError(Errors.E100.format(problems=f"mode {s.mode!r} needs the mention "
+                                                         "texts"))
+        for chunk in self.batches(prompts):
+            sub_prompts = [prompts[i] for i in chunk]
+            sub_groups = [groups[i] for i in chunk]
+            sub_mentions = [mentions[i] for i in chunk] if mentions is not None else None
+            if s.mode == MODE_RERANK:
+                ranked = [self.rank_scored(sc, g, s.prior_weight) for g, sc in zip(
+                    sub_groups, self.score_candidates(sub_prompts, sub_groups, sub_mentions))]
+            else:
+                ranked = self._beam_link(sub_prompts, sub_groups, sub_mentions)
+            for i, cands in zip(chunk, ranked):
+                results[i] = cands
+        return results
+
+    def mine(self, prompts: Sequence[Sequence[int]], groups: Sequence[Optional[str]],
+             k: int) -> List[List[Candidate]]:
+        """ANGEL's hard negatives: the model's own top-``k`` beams in the whole group's trie,
+        unmerged and without prior, whatever mode this engine links in."""
+        view = self.with_settings(mode=MODE_BEAM, num_beams=k, n_best=k, merge_by_code=False,
+                                  prior_weight=0.0, constrained=True)
+        return view.link(prompts, groups)
+
+    def batches(self, prompts: Sequence[Sequence[int]]) -> List[List[int]]:
+        """Mention indices, longest prompt first, in chunks of at most ``batch_size``
+        mentions and ``max_batch_tokens`` (prompt + completion) × beams tokens."""
+        s = self.settings
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+        width = s.candidates if s.mode == MODE_RERANK else s.num_beams
+        chunks: List[List[int]] = []
+        current: List[int] = []
+        used = 0
+        for i in order:
+            cost = (len(prompts[i]) + s.max_new_tokens) * width
+            if current and (len(current) >= s.batch_size or used + cost > s.max_batch_tokens):
+                chunks.append(current)
+                current, used = [], 0
+            current.append(i)
+            used += cost
+        if current:
+            chunks.append(current)
+        return chunks
+
+    def mention_tries(self, groups: Sequence[Optional[str]],
+                      mentions: Optional[Sequence[str]] = None) -> List[Any]:
+        """The trie each mention decodes in: its group's, or (beam in candidates) one over
+        its retrieved candidates' names; None when unconstrained."""
+        s = self.settings
+        if not s.constrained:
+            return [None] * len(groups)
+        if not s.uses_candidates or mentions is None:
+            return [self.tries[g] for g in groups]
+        top = self.generator.top(mentions, groups, s.candidates)
+        return [self.tries.restricted([r.name for r in cands], g) if cands else self.tries[g]
+                for g, cands in zip(groups, top)]
+
+    def _beam_link(self, prompts, groups, mentions) -> List[List[Candidate]]:
+        s = self.settings
+        tries = self.mention_tries(groups, mentions)
+        config = BeamSearchConfig(num_beams=s.num_beams, n_best=s.n_best,
+                                  max_new_tokens=s.max_new_tokens,
+                                  length_penalty=s.length_penalty)
+        hyps = beam_search(self.lm, list(prompts), tries, self.eos_id, self.pad_id, config)
+        return [self._to_candidates(hs, g, trie, m) for hs, g, trie, m in zip(
+            hyps, groups, tries, mentions if mentions is not None else [None] * len(groups))]
+
+    def code_of(self, names: Sequence[str], group: Optional[str]) -> str:
+        """The (composite) code of generated names; NO_CODE when one is not in the KB."""
+        codes = [self.kb.lookup(n, group) for n in names]
+        return NO_CODE if not codes or any(c is None for c in codes) else COMPOSITE_SEP.join(codes)
+
+    def _to_candidates(self, hyps, group: Optional[str], trie,
+                       mention: Optional[str]) -> List[Candidate]:
+        """Beam hypotheses -> candidates, re-ranked with the retrieval prior when
+        ``prior_weight`` > 0, merged by code."""
+        s = self.settings
+        decoded = []
+        for h in hyps:
+            names = trie.names_of(h.tokens) if trie is not None else self._free_names(h.tokens)
+            if names:
+                decoded.append((SEP_TOKEN.join(names), self.code_of(names, group), h.logprob,
+                                h.n_tokens))
+        sims: List[Optional[float]] = [None] * len(decoded)
+        if s.prior_weight > 0 and mention is not None and decoded:
+            sims = self.prior(mention, [d[0] for d in decoded], group)
+            order = sorted(range(len(decoded)), key=lambda i: -(
+                rank_value(decoded[i][2], decoded[i][3], s.length_penalty)
+                + s.prior_weight * sims[i]))
+            decoded, sims = [decoded[i] for i in order], [sims[i] for i in order]
+        return self._merge([(name, code, lp, n, sim)
+                            for (name, code, lp, n), sim in zip(decoded, sims)])
+
+    def _merge(self, ranked: Sequence[Tuple[str, str, float, int, Optional[float]]],
+               ) -> List[Candidate]:
+        """The n-best of ranked (name, code, log-prob, tokens, similarity), one per code
+        unless ``merge_by_code`` is off; score = exp(length-normalised log-prob)."""
+        s = self.settings
+        out: List[Candidate] = []
+        seen = set()
+        for name, code, lp, n, sim in ranked:
+            if s.merge_by_code and code in seen:
+                continue
+            seen.add(code)
+            out.append(Candidate(name, code, float(np.exp(rank_value(lp, n, s.length_penalty))),
+                                 lp, sim))
+            if len(out) == s.n_best:
+                break
+        return out
+
+    def _free_names(self, tokens: Sequence[int]) -> List[str]:
+        """Split a free-generated completion into names (unconstrained mode)."""
+        tok = self.tokenizer
+        sep_id = tok.convert_tokens_to_ids(SEP_TOKEN)
+        parts: List[List[int]] = [[]]
+        for t in tokens:
+            if t == sep_id and self.settings.composite:
+                parts.append([])
+            elif t != tok.eos_token_id:
+                parts[-1].append(t)
+        names = [tok.decode(p, skip_special_tokens=True).strip() for p in parts]
+        return [n for n in names if n]
+
+    def prior(self, mention: str, names: Sequence[str], group: Optional[str]) -> List[float]:
+        """The retrieval prior of each name for ``mention``; a composite name (parts joined
+        by ``<SEP>``) scores the mean of its parts (inference and training alike)."""
+        parts = [n.split(SEP_TOKEN) for n in names]
+        flat = [p for ps in parts for p in ps]
+        sims = self.generator.similarity(mention, flat, group) if flat else []
+        out, pos = [], 0
+        for ps in parts:
+            out.append(float(sum(sims[pos:pos + len(ps)]) / max(1, len(ps))))
+            pos += len(ps)
+        return out
+
+    # -- exhaustive candidate scoring (rerank, calibration) ---------------------------------
+    def retrieve(self, mentions: Sequence[str], groups: Sequence[Optional[str]],
+                 n: Optional[int] = None) -> List[List[Retrieved]]:
+        """Each mention's top-``n`` (default ``candidates``) retrieved KB names."""
+        return self.generator.top(mentions, groups, n or self.settings.candidates)
+
+    def score_candidates(self, prompts: Sequence[Sequence[int]],
+                         groups: Sequence[Optional[str]], mentions: Sequence[str],
+                         ) -> List[List[ScoredName]]:
+        """Each mention's retrieved candidates scored by teacher forcing: ``(name, retrieval
+        score, summed log-prob, tokens)`` (EOS counted), in retrieval order."""
+        from ..decoding.scoring import score_completions
+
+        top = self.retrieve(mentions, groups)
+        eos = self.eos_id
+        completions = [[self.name_tokens(r.name) + [eos] for r in cands] for cands in top]
+        logps = score_completions(self.lm, list(prompts), completions, self.pad_id)
+        return [[(r.name, r.score, lp, len(comp)) for r, comp, lp in zip(cands, comps, lps)]
+                for cands, comps, lps in zip(top, completions, logps)]
+
+    def rank_scored(self, scored: Sequence[ScoredName], group: Optional[str],
+                    weight: float) -> List[Candidate]:
+        """The n-best of one mention's :meth:`score_candidates`, ranked by length-normalised
+        log-prob + ``weight`` × retrieval score."""
+        lp_ = self.settings.length_penalty
+        ranked = sorted(scored, key=lambda x: -(rank_value(x[2], x[3], lp_) + weight * x[1]))
+        return self._merge([(name, self.kb.lookup(name, group) or NO_CODE, lp, n, sim)
+                            for name, sim, lp, n in ranked])
+
+
+__all__ = ["LinkingEngine", "ScoredName", "rank_value"]

@@ -1,0 +1,156 @@
+"""The one writer of pipeline folders (training, calibration and DPO all save through it).
+
+A folder is written beside its destination and renamed into place, so a killed process never
+leaves a half-written pipeline. Its ``config.cfg`` holds the linker's settings (the one source
+of settings) and no absolute path: the KB and weights live inside the folder, and the
+``[initialize]`` loaders (used only to re-initialize from scratch) point at ``${paths.kb}`` and
+``${paths.base_model}``, which a user sets on the command line like spaCy's ``${paths.train}``.
+A moved folder loads and links the same.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+from ..evaluation.evaluate import find_linker
+from ..linking import LinkSettings
+
+PathLike = Union[str, Path]
+LINKER = "syncabel_linker"
+
+
+def _portable_config(config, settings: Optional[LinkSettings], dtype: Optional[str],
+                     device: Optional[str]) -> None:
+    """Settings written into the linker's block; loaders under [initialize] by variables."""
+    comp = config["components"][LINKER]
+    if settings is not None:
+        comp.update(settings.to_dict())
+    if dtype is not None:
+        comp["dtype"] = dtype
+    if device is not None:
+        comp["device"] = device
+    paths = config.setdefault("paths", {})
+    paths.setdefault("kb", None)
+    paths.setdefault("base_model", None)
+    init = config.setdefault("initialize", {}).setdefault("components", {})
+    init[LINKER] = {
+        "kb_loader": {"@misc": "spacy_syncabel.KBFromFile.v1", "path": "${paths.kb}"},
+        "model": {"@misc": "spacy_syncabel.HFCausalLM.v1", "name_or_path": "${paths.base_model}"},
+    }
+
+
+def save_pipeline(nlp, path: PathLike, *, lm=None, settings: Optional[LinkSettings] = None,
+                  dtype: Optional[str] = None, device: Optional[str] = None,
+                  meta: Optional[Dict[str, Any]] = None,
+                  extra_files: Optional[Dict[str, Any]] = None) -> Path:
+    """Write ``nlp`` as a pipeline folder ``path``, atomically.
+
+    ``lm``: weights to save instead of the linker's current ones (the live training model);
+    ``settings``: the linker settings the folder links with (default: the linker's own);
+    ``meta``: written as ``training.json``; ``extra_files``: name -> JSON-able object.
+    """
+    from spacy.util import load_config
+
+    path = Path(path).resolve()
+    linker = find_linker(nlp)
+    tmp = path.with_name(path.name + ".tmp")
+    old = path.with_name(path.name + ".old")
+    for p in (tmp, old):
+        if p.exists():
+            shutil.rmtree(p)
+    from ..pipeline import mark_fine_tuned
+
+    previous = linker.lm
+    mark_fine_tuned(lm if lm is not None else previous)
+    if lm is not None:
+        linker.set_weights(lm)
+    try:
+        nlp.to_disk(tmp)
+    finally:
+        linker.set_weights(previous)
+    config = load_config(tmp / "config.cfg", interpolate=False)
+    _portable_config(config, settings, dtype, device)
+    config.to_disk(tmp / "config.cfg")
+    files = dict(extra_files or {})
+    if meta is not None:
+        files["training.json"] = meta
+    for name, obj in files.items():
+        (tmp / name).write_text(json.dumps(obj, indent=2, ensure_ascii=False), encoding="utf8")
+    if path.exists():
+        os.replace(path, old)
+    os.replace(tmp, path)
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def copy_pipeline(src: PathLike, dst: PathLike) -> Path:
+    """Copy a pipeline folder (portable: nothing in it names its own location)."""
+    dst = Path(dst)
+    tmp = dst.with_name(dst.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(src, tmp)
+    if dst.exists():
+        shutil.rmtree(dst)
+    os.replace(tmp, dst)
+    return dst
+
+
+
+def load_pipeline(path: PathLike, **settings: Any):
+    """``spacy.load(path)`` with linker settings overridden through the config (the one
+    source of settings), e.g. ``load_pipeline(p, mode="beam", num_beams=10)``."""
+    import spacy
+    from spacy.util import load_config
+
+    path = Path(path)
+    config = load_config(path / "config.cfg", interpolate=False)
+    names = [n for n, c in config["components"].items() if c.get("factory") == LINKER]
+    overrides = {f"components.{name}.{key}": value for name in names
+                 for key, value in settings.items() if value is not None}
+    return spacy.load(path, config=overrides)
+
+
+
+def migrate_pipeline(src: PathLike, dst: PathLike) -> Path:
+    """Copy a pipeline folder saved by spacy-syncabel 0.1 (settings in ``cfg.json``, loaders
+    in the factory block, ``rerank``) into today's layout, linking as it did: its saved
+    settings become the config, ``rerank`` and ``candidates`` become ``mode``, beams keep
+    their summed-log-prob ranking (``length_penalty`` 0, reranking 1). No code is run."""
+    import srsly
+    from spacy.util import load_config
+
+    src, dst = Path(src), Path(dst)
+    tmp = copy_pipeline(src, dst.with_name(dst.name + ".migrating"))
+    config = load_config(tmp / "config.cfg", interpolate=False)
+    comp = config["components"][LINKER]
+    old_cfg = tmp / LINKER / "cfg.json"
+    saved = dict(srsly.read_json(old_cfg)) if old_cfg.is_file() else {}
+    comp.update({k: v for k, v in saved.items() if k not in ("device", "dtype")})
+    for key in ("model", "kb_loader", "trust_remote_code"):
+        comp.pop(key, None)
+    rerank, candidates = bool(comp.pop("rerank", False)), int(comp.get("candidates", 0) or 0)
+    comp["mode"] = ("rerank" if rerank and candidates > 0 else
+                    "beam_in_candidates" if candidates > 0 else "beam")
+    comp["candidates"] = candidates or LinkSettings().candidates
+    comp["length_penalty"] = 1.0 if comp["mode"] == "rerank" else 0.0
+    _portable_config(config, None, None, None)
+    config.to_disk(tmp / "config.cfg")
+    fingerprint = tmp / LINKER / "fingerprint.json"
+    if fingerprint.is_file():
+        srsly.write_json(tmp / LINKER / "state.json",
+                         {"version": 2, "fingerprint": srsly.read_json(fingerprint)})
+        fingerprint.unlink()
+    if old_cfg.is_file():
+        old_cfg.unlink()
+    if dst.exists():
+        shutil.rmtree(dst)
+    os.replace(tmp, dst)
+    return dst
+
+
+__all__ = ["LINKER", "save_pipeline", "copy_pipeline", "load_pipeline", "migrate_pipeline"]
