@@ -254,3 +254,12 @@ class Errors(metaclass=ErrorsWithCodes):
             "`ConceptKB.to_disk`.")
     E197 = ("{path} is not a readable .spacy (DocBin) file ({err}). Write it again with "
             "`DocBin.to_disk`, or give a corpus in another format.")
+    # E140-E149: saved token tries (decoding/trie_io.py)
+    E140 = ("The tries folder {path} cannot be read: {problem}. Rebuild the tries from the KB "
+            "(`TrieSet.build`) and save them again with `TrieSet.to_disk`.")
+    E141 = ("The tries file {path} is invalid: {problem}. It was damaged or not written by "
+            "`TrieSet.to_disk`; rebuild the tries from the KB and save them again.")
+    E142 = ("The tries in {path} were built with another {what} ({found} != {expected}). "
+            "Rebuild them with `TrieSet.build(kb, tokenizer)` for this KB and tokenizer.")
+    E143 = ("The tries file {path} does not match its checksum in tries.json: it changed "
+            "after it was saved. Rebuild the tries from the KB and save them again.")
