@@ -26,6 +26,7 @@ from spacy.training import Example
 from spacy.util import minibatch
 
 from . import segmentation as _segmentation  # noqa: F401 - registers syncabel_sentencizer
+from .decoding import TrieSet
 from .errors import Errors, Warnings
 from .linking import LinkingEngine, LinkSettings
 from .linking.candidates import GeneratorFactory
@@ -224,8 +225,10 @@ class SynCABELLinker(Pipe):
         lm, tokenizer = model(kb, texts)
         self.set_model(lm, tokenizer, kb)
 
-    def set_model(self, lm, tokenizer, kb, aliases: Iterable[Sequence[Any]] = ()) -> None:
-        """Use this LM, tokenizer and KB: adds <SEP>, places the model, builds the engine."""
+    def set_model(self, lm, tokenizer, kb, aliases: Iterable[Sequence[Any]] = (),
+                  tries: Optional[TrieSet] = None) -> None:
+        """Use this LM, tokenizer and KB: adds <SEP>, places the model, builds the engine
+        (and the tries, unless ``tries`` built for this KB and tokenizer are given)."""
         from .models import ensure_sep_token, resolve_device, resolve_dtype, tokenizer_fingerprint
 
         ensure_sep_token(lm, tokenizer, SEP_TOKEN)
@@ -238,7 +241,8 @@ class SynCABELLinker(Pipe):
         lm.eval()
         tokenizer.padding_side = "left"
         self.engine = LinkingEngine(kb, tokenizer, lm, self.settings,
-                                    generator=self.candidate_generator, aliases=aliases)
+                                    generator=self.candidate_generator, aliases=aliases,
+                                    tries=tries)
         self.engine.warn_unreachable()
         if not is_fine_tuned(lm):
             warnings.warn(Warnings.W103)
@@ -455,8 +459,8 @@ class SynCABELLinker(Pipe):
 
     # -- serialization --------------------------------------------------------------------
     def to_disk(self, path, *, exclude: Iterable[str] = tuple()) -> None:
-        """Save the KB, tokenizer and weights (safetensors), aliases and fingerprints; the
-        settings are the pipeline's config.cfg, the tries rebuild from the KB."""
+        """Save the KB, tokenizer and weights (safetensors), the tries (npy + marisa),
+        aliases and fingerprints; the settings are the pipeline's config.cfg."""
         from .models import save_pretrained
 
         engine = self._ready_engine()
@@ -467,6 +471,7 @@ class SynCABELLinker(Pipe):
                                                "fingerprint": self.fingerprint})
         if "kb" not in exclude:
             engine.kb.to_disk(path / "kb")
+            engine.tries.to_disk(path / "tries")
         if "model" not in exclude:
             save_pretrained(engine.lm, engine.tokenizer, path / "model")
         if "aliases" not in exclude and engine.aliases:
@@ -505,7 +510,13 @@ class SynCABELLinker(Pipe):
         aliases: List[Tuple[str, str, Optional[str]]] = []
         if "aliases" not in exclude and (path / "aliases.jsonl").is_file():
             aliases = _read_aliases(path / "aliases.jsonl")
-        self.set_model(lm, tokenizer, kb, aliases)
+        tries = None  # folders saved before the tries were: rebuilt from the KB
+        if "kb" not in exclude and (path / "tries" / "tries.json").is_file():
+            tries = TrieSet.from_disk(path / "tries", tokenizer, kb.fingerprint(),
+                                      names=kb.name_table)
+            if (tries.trie.sep_id is not None) != bool(self.settings.composite):
+                tries = None  # saved for the other composite setting
+        self.set_model(lm, tokenizer, kb, aliases, tries)
         return self
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
