@@ -385,5 +385,41 @@ def score(
         srsly.write_json(output, metrics)
 
 
+@app.command("ner-corpus")
+def ner_corpus(
+    dataset: str = typer.Argument(..., help="spaccc, ncbi, cantemist or quaero: its language and label map."),
+    corpus_dir: Path = typer.Argument(..., help="Folder holding the splits as JSONL (train.jsonl, dev.jsonl)."),
+    output: Path = typer.Argument(..., help="Folder for {split}.spacy and config.cfg."),
+    config: Optional[Path] = typer.Option(None, "--config", help="NER config (e.g. configs/ner.cfg): copied to OUTPUT/config.cfg with the dataset's language."),
+    splits: str = typer.Option("train,dev", "--splits", help="Comma-separated split names."),
+) -> None:
+    """Write the NER's training data: the splits as .spacy with labels mapped to the linker's groups."""
+    import srsly
+
+    from .datasets import get_dataset
+    from .training.ner_corpus import write_ner_corpus
+
+    spec = get_dataset(dataset)
+    summary = write_ner_corpus(corpus_dir, output, lang=spec.lang, label_map=spec.label_map,
+                               config=config, splits=[s for s in splits.split(",") if s])
+    typer.echo(srsly.json_dumps(summary, indent=2))
+
+
+@app.command()
+def assemble(
+    output: Path = typer.Argument(..., help="Pipeline folder to write (e.g. training/DATASET/pipeline)."),
+    linker: Path = typer.Option(..., "--linker", help="A linker pipeline (e.g. training/DATASET/model-best)."),
+    ner: Path = typer.Option(..., "--ner", help="The NER pipeline `spacy train` wrote (e.g. training/DATASET/ner/model-best)."),
+    segmenter: str = typer.Option("sentencizer", "--segmenter", help="Sentence segmenter factory placed first (none: no segmenter)."),
+) -> None:
+    """Assemble sentence segmenter + NER + syncabel_linker into one pipeline for raw notes."""
+    import srsly
+
+    from .training.assemble import assemble_pipeline
+
+    info = assemble_pipeline(linker, ner, output, segmenter=segmenter)
+    typer.echo(srsly.json_dumps(info, indent=2))
+
+
 def main() -> None:  # pragma: no cover
     app()
