@@ -151,3 +151,18 @@ def test_ner_corpus_maps_labels_and_sets_the_language(tmp_path):
         ("colorectal cancer", "Disease", "D015179")]
     assert summary["train"] == {"docs": 1, "entities": 2, "labels": {"Disease": 2}}
     assert load_config(tmp_path / "ner" / "config.cfg")["nlp"]["lang"] == "en"
+
+
+def test_the_gpu_ner_config_is_valid():
+    """configs/ner_trf.cfg builds (shrunk: no download, no GPU) with the NER listening to the
+    transformer, and its initialize loaders resolve."""
+    pytest.importorskip("spacy_curated_transformers")
+    small = {f"components.transformer.model.{k}": v for k, v in {
+        "num_hidden_layers": 1, "hidden_width": 32, "intermediate_width": 64,
+        "num_attention_heads": 2, "vocab_size": 100}.items()}
+    config = load_config(ROOT / "configs" / "ner_trf.cfg", overrides=small)
+    nlp = load_model_from_config(config, auto_fill=True, validate=True)
+    assert nlp.pipe_names == ["transformer", "ner"]
+    assert nlp.get_pipe("ner").model.get_ref("tok2vec").name.startswith("last_transformer")
+    loaders = spacy.registry.resolve(config["initialize"]["components"]["transformer"])
+    assert set(loaders) == {"encoder_loader", "piecer_loader"}
