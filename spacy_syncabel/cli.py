@@ -27,8 +27,10 @@ def evaluate(
     prior_weight: Optional[float] = typer.Option(None, help="Override: weight of the retrieval prior."),
     length_penalty: Optional[float] = typer.Option(None, help="Override: beam ranking by log-prob / length ** penalty."),
     threads: int = typer.Option(0, help="torch threads (0: torch's default)."),
+    end_to_end: bool = typer.Option(True, "--end-to-end/--no-end-to-end", help="With an NER before the linker: also run the whole pipeline on the raw texts and score its own spans (strict NER and linking P/R/F1)."),
 ) -> None:
-    """Link the corpus's gold mentions and report Recall@1/@k beside the TF-IDF baseline."""
+    """Link the corpus's gold mentions and report Recall@1/@k beside the TF-IDF baseline; with an
+    NER in the pipeline, also score its own spans end to end (ner_f, linking_f)."""
     import srsly
 
     from .corpus import read_corpus
@@ -48,7 +50,7 @@ def evaluate(
         docs = docs[:limit]
     train_docs = read_corpus(train) if train is not None else None
     metrics = evaluate_linker(nlp, docs, train=train_docs, batch_size=batch_size, k=k,
-                              source=str(corpus))
+                              source=str(corpus), end_to_end=end_to_end)
     summary = {key: metrics[key] for key in metrics if not isinstance(metrics[key], dict)}
     typer.echo(srsly.json_dumps(summary, indent=2))
     if output is not None:

@@ -91,8 +91,7 @@ def assemble_pipeline(linker_path: PathLike, ner_path: PathLike, output: PathLik
     for record in LINKER_RECORDS:
         if (linker_path / record).is_file():
             extra[record] = json.loads((linker_path / record).read_text(encoding="utf-8"))
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    save_pipeline(nlp, output, extra_files=extra)
+    save_pipeline(nlp, output, extra_files=extra, fine_tuned=is_fine_tuned(linker.lm))
     return info
 
 

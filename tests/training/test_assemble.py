@@ -166,3 +166,18 @@ def test_the_gpu_ner_config_is_valid():
     assert nlp.get_pipe("ner").model.get_ref("tok2vec").name.startswith("last_transformer")
     loaders = spacy.registry.resolve(config["initialize"]["components"]["transformer"])
     assert set(loaders) == {"encoder_loader", "piecer_loader"}
+
+
+def test_an_untrained_linker_stays_untrained(kb_tsv, tmp_path):
+    """Assembling warns (W200) and does not flag the never fine-tuned LM as fine-tuned, so the
+    assembled pipeline still warns at load (W103)."""
+    nlp = spacy.blank("es")
+    add_linker(nlp, kb_tsv, num_beams=2, n_best=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nlp.initialize()
+    linker = save_pipeline(nlp, tmp_path / "untrained", fine_tuned=False)
+    with pytest.warns(UserWarning, match="W200"):
+        assemble_pipeline(linker, _untrained_ner(tmp_path), tmp_path / "pipeline")
+    with pytest.warns(UserWarning, match="W103"):
+        spacy.load(tmp_path / "pipeline")
