@@ -192,6 +192,7 @@ def train(
     import srsly
 
     from .training import TrainConfig, train_linker
+    from .training.distributed import is_main_process
 
     try:
         weights = tuple(float(x) for x in mix_weights.split(","))
@@ -225,7 +226,8 @@ def train(
                                           "num_beams": num_beams,
                                           "n_best": min(5, num_beams)})
     short = {k: v for k, v in summary.items() if not isinstance(v, dict)}
-    typer.echo(srsly.json_dumps(short, indent=2))
+    if is_main_process():  # one summary under torchrun / accelerate launch
+        typer.echo(srsly.json_dumps(short, indent=2))
 
 
 @app.command()
@@ -257,6 +259,7 @@ def dpo(
     """Preference optimization after SFT: DPO on hard negatives mined from the linker's own beams; writes OUTPUT/model-best."""
     import srsly
 
+    from .training.distributed import is_main_process
     from .training.dpo import DPORunConfig, train_dpo
 
     cfg = DPORunConfig(rounds=rounds, chunk_size=chunk_size, top_k=top_k, beta=beta, lr=lr,
@@ -268,7 +271,8 @@ def dpo(
     state = train_dpo(pipeline, train_corpus, output, dev=dev, config=cfg)
     short = {k: v for k, v in state.items() if k not in ("config", "rounds")}
     short["rounds"] = [{k: v for k, v in r.items() if k != "last_log"} for r in state["rounds"]]
-    typer.echo(srsly.json_dumps(short, indent=2))
+    if is_main_process():
+        typer.echo(srsly.json_dumps(short, indent=2))
 
 
 @app.command()
@@ -385,6 +389,32 @@ def score(
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         srsly.write_json(output, metrics)
+
+
+@app.command()
+def render(
+    pipeline: Path = typer.Argument(..., help="A pipeline folder holding syncabel_linker (and its sentence segmenter)."),
+    corpus: Path = typer.Argument(..., help="JSONL, brat folder, PubTator, marked TSV or .spacy."),
+    output: Path = typer.Option(..., "--output", "-o", help="prompts.jsonl to write."),
+    limit: int = typer.Option(0, help="Render the first N documents only (0: all)."),
+) -> None:
+    """Write the exact prompt and target text of every gold mention, one JSON line each."""
+    import srsly
+
+    from .render import render as render_corpus
+
+    typer.echo(srsly.json_dumps(render_corpus(pipeline, corpus, output, limit=limit), indent=2))
+
+
+@app.command()
+def migrate(
+    source: Path = typer.Argument(..., help="A pipeline folder saved by spacy-syncabel 0.1 (with syncabel_linker/cfg.json)."),
+    output: Path = typer.Argument(..., help="The folder to write, in today's layout."),
+) -> None:
+    """Copy a 0.1 pipeline folder into today's layout (settings in config.cfg), linking as before."""
+    from .training.pipeline_io import migrate_pipeline
+
+    typer.echo(f"migrated -> {migrate_pipeline(source, output)}")
 
 
 @app.command("ner-corpus")

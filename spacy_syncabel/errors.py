@@ -31,6 +31,10 @@ class Warnings(metaclass=ErrorsWithCodes):
             "'syncabel_linker' or set `doc.ents`.")
     # training
 
+    # sentence segmentation and the render command (E180-E189, W180-W189)
+    W180 = ("{n} gold mention(s) of {path} do not align with the tokens of their doc and were "
+            "left out of the rendered prompts (first: {first}). Check the offsets.")
+
     W040 = ("{n} overlapping entity(ies) were dropped while building spaCy docs (spaCy allows "
             "no overlap in `doc.ents`; the longest entity is kept). First: {first}.")
     W041 = ("{n} entity(ies) do not align with any token and were dropped while building "
@@ -76,6 +80,15 @@ class Warnings(metaclass=ErrorsWithCodes):
             "retriever deciding: mode = \"rerank\" with a large prior_weight.")
     W101 = ("{n} KB name(s) need more than max_new_tokens={limit} tokens and can never be "
             "generated (first: {first!r}). Raise max_new_tokens in the component's config.")
+    # multi-process training (W170-W179)
+    W170 = ("FSDP / DeepSpeed ZeRO-3 training: the dev set is not decoded during training "
+            "(the weights are sharded across processes), so model-best is model-last. Evaluate "
+            "the saved pipeline afterwards with `python -m spacy_syncabel evaluate`, or train "
+            "with DDP to pick model-best by dev Recall@1.")
+    # untrusted input (file readers)
+    W190 = ("{n} line(s) of PubTator file {path} are neither a title/abstract line, a mention "
+            "line nor a relation line and were skipped (first: line {line}: {text!r}). The "
+            "file may be truncated or hand-edited: fix or remove those lines.")
 
 
 class Errors(metaclass=ErrorsWithCodes):
@@ -189,6 +202,12 @@ class Errors(metaclass=ErrorsWithCodes):
     E133 = ("SynCABEL checkpoint {path}: {problem}")
     E134 = ("SynCABEL KB map {path}: {problem}. It must be a JSON object mapping each group to "
             "an object of {{\"name\": \"code\"}} (the checkpoint's text_to_code.json).")
+    # sentence segmentation and the render command
+    E180 = ("Invalid abbreviation {value!r} for 'syncabel_sentencizer': give words without "
+            "white space, with or without their final period (e.g. \"Dr.\" or \"aprox\").")
+    E181 = ("The pipeline {path} has no 'syncabel_linker' component. Pass a pipeline folder "
+            "saved with the linker, or add one with nlp.add_pipe('syncabel_linker').")
+    E182 = ("Corpus {path} has no gold mention to render. Check the corpus format and file.")
     # preference optimization (DPO on mined hard negatives)
     E080 = ("Invalid DPO setting: {problem}.")
     E081 = ("No training mentions to mine negatives from: {why}. Check the corpus, the KB and "
@@ -231,3 +250,39 @@ class Errors(metaclass=ErrorsWithCodes):
             "segmenter.")
     E204 = ("The pipeline {path} has no 'syncabel_linker' component. Give a folder written by "
             "`python -m spacy_syncabel train` (e.g. training/DATASET/model-best).")
+    # multi-process training (E170-E179)
+    E170 = ("The full state dict gathered from FSDP / DeepSpeed lacks {n} weight(s) of the "
+            "model (first: {first}; unexpected keys: {unexpected}). LoRA with sharded weights "
+            "is not supported: train without --lora, or with DDP.")
+    # untrusted input (file readers)
+    E190 = ("{path}, line {line} (byte {col}): not valid UTF-8 (bytes {bad!r}). Files must be "
+            "UTF-8: re-encode it, e.g. `iconv -f latin1 -t utf8 FILE > FILE.utf8` (use the "
+            "file's real encoding instead of latin1).")
+    E191 = ("{path}, line {line}: invalid JSON ({err}). Fix the file, or write it again with "
+            "the command that made it.")
+    E192 = ("KB folder {path} is incomplete: {missing} is missing (without it the KB would "
+            "load {what}). Write the folder again with `ConceptKB.to_disk` (or save the "
+            "pipeline again with `nlp.to_disk`).")
+    E193 = ("KB folder {path}: kb.jsonl does not match meta.json ({problem}); the file was "
+            "truncated or edited. Write the folder again with `ConceptKB.to_disk` (or save the "
+            "pipeline again with `nlp.to_disk`).")
+    E194 = ("{path}, line {line}: {what} must be a JSON string (or an integer), got {type} "
+            "{value!r}. Write codes and names as strings, e.g. \"code\": \"8000/6\" (JSON "
+            "numbers lose leading zeros and NaN is not a code).")
+    E195 = ("{path}, line {line}: {n} tab-separated field(s) where the header has {n_header} "
+            "({header}). A tab inside a field (e.g. in a name) splits it into two columns: "
+            "replace the tab by a space, or fix the row.")
+    E196 = ("{path}, line {line}: {problem}. Each line of kb.jsonl must be an object with "
+            "string fields 'code', 'name' and 'group'. Write the folder again with "
+            "`ConceptKB.to_disk`.")
+    E197 = ("{path} is not a readable .spacy (DocBin) file ({err}). Write it again with "
+            "`DocBin.to_disk`, or give a corpus in another format.")
+    # E140-E149: saved token tries (decoding/trie_io.py)
+    E140 = ("The tries folder {path} cannot be read: {problem}. Rebuild the tries from the KB "
+            "(`TrieSet.build`) and save them again with `TrieSet.to_disk`.")
+    E141 = ("The tries file {path} is invalid: {problem}. It was damaged or not written by "
+            "`TrieSet.to_disk`; rebuild the tries from the KB and save them again.")
+    E142 = ("The tries in {path} were built with another {what} ({found} != {expected}). "
+            "Rebuild them with `TrieSet.build(kb, tokenizer)` for this KB and tokenizer.")
+    E143 = ("The tries file {path} does not match its checksum in tries.json: it changed "
+            "after it was saved. Rebuild the tries from the KB and save them again.")

@@ -25,6 +25,8 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.util import minibatch
 
+from . import segmentation as _segmentation  # noqa: F401 - registers syncabel_sentencizer
+from .decoding import TrieSet
 from .errors import Errors, Warnings
 from .linking import LinkingEngine, LinkSettings
 from .linking.candidates import GeneratorFactory
@@ -223,8 +225,10 @@ class SynCABELLinker(Pipe):
         lm, tokenizer = model(kb, texts)
         self.set_model(lm, tokenizer, kb)
 
-    def set_model(self, lm, tokenizer, kb, aliases: Iterable[Sequence[Any]] = ()) -> None:
-        """Use this LM, tokenizer and KB: adds <SEP>, places the model, builds the engine."""
+    def set_model(self, lm, tokenizer, kb, aliases: Iterable[Sequence[Any]] = (),
+                  tries: Optional[TrieSet] = None) -> None:
+        """Use this LM, tokenizer and KB: adds <SEP>, places the model, builds the engine
+        (and the tries, unless ``tries`` built for this KB and tokenizer are given)."""
         from .models import ensure_sep_token, resolve_device, resolve_dtype, tokenizer_fingerprint
 
         ensure_sep_token(lm, tokenizer, SEP_TOKEN)
@@ -237,7 +241,8 @@ class SynCABELLinker(Pipe):
         lm.eval()
         tokenizer.padding_side = "left"
         self.engine = LinkingEngine(kb, tokenizer, lm, self.settings,
-                                    generator=self.candidate_generator, aliases=aliases)
+                                    generator=self.candidate_generator, aliases=aliases,
+                                    tries=tries)
         self.engine.warn_unreachable()
         if not is_fine_tuned(lm):
             warnings.warn(Warnings.W103)
@@ -454,8 +459,8 @@ class SynCABELLinker(Pipe):
 
     # -- serialization --------------------------------------------------------------------
     def to_disk(self, path, *, exclude: Iterable[str] = tuple()) -> None:
-        """Save the KB, tokenizer and weights (safetensors), aliases and fingerprints; the
-        settings are the pipeline's config.cfg, the tries rebuild from the KB."""
+        """Save the KB, tokenizer and weights (safetensors), the tries (npy + marisa),
+        aliases and fingerprints; the settings are the pipeline's config.cfg."""
         from .models import save_pretrained
 
         engine = self._ready_engine()
@@ -466,6 +471,7 @@ class SynCABELLinker(Pipe):
                                                "fingerprint": self.fingerprint})
         if "kb" not in exclude:
             engine.kb.to_disk(path / "kb")
+            engine.tries.to_disk(path / "tries")
         if "model" not in exclude:
             save_pretrained(engine.lm, engine.tokenizer, path / "model")
         if "aliases" not in exclude and engine.aliases:
@@ -504,7 +510,13 @@ class SynCABELLinker(Pipe):
         aliases: List[Tuple[str, str, Optional[str]]] = []
         if "aliases" not in exclude and (path / "aliases.jsonl").is_file():
             aliases = _read_aliases(path / "aliases.jsonl")
-        self.set_model(lm, tokenizer, kb, aliases)
+        tries = None  # folders saved before the tries were: rebuilt from the KB
+        if "kb" not in exclude and (path / "tries" / "tries.json").is_file():
+            tries = TrieSet.from_disk(path / "tries", tokenizer, kb.fingerprint(),
+                                      names=kb.name_table)
+            if (tries.trie.sep_id is not None) != bool(self.settings.composite):
+                tries = None  # saved for the other composite setting
+        self.set_model(lm, tokenizer, kb, aliases, tries)
         return self
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
@@ -538,16 +550,20 @@ class SynCABELLinker(Pipe):
 
 
 def _read_json(path: Path) -> Any:
+    from .textio import read_json
+
     try:
-        return srsly.read_json(path)
-    except (OSError, ValueError) as err:
+        return read_json(path)
+    except OSError as err:
         raise ValueError(Errors.E103.format(path=path, err=f"{type(err).__name__}: {err}")) from err
 
 
 def _read_aliases(path: Path) -> List[Tuple[str, str, Optional[str]]]:
+    from .textio import iter_jsonl
+
     out = []
     try:
-        for i, row in enumerate(srsly.read_jsonl(path), 1):
+        for i, row in iter_jsonl(path):
             if not isinstance(row, dict) or not isinstance(row.get("text"), str) \
                     or not isinstance(row.get("name"), str):
                 raise ValueError(f"line {i}: expected {{'text', 'name', 'group'}}")

@@ -18,6 +18,7 @@ SEP_TOKEN = "<SEP>"
 VERBS: Dict[str, str] = {"es": "es", "fr": "est", "en": "is", "de": "ist", "it": "è", "pt": "é"}
 DEFAULT_TEMPLATE = "{sentence}" + SEP_TOKEN + "[{mention}] {verb}"
 _WS = re.compile(r"\s+")
+_CHARS_PER_TOKEN_MAX = 16
 _BRACKETS = str.maketrans({"[": "(", "]": ")", "{": "(", "}": ")"})
 
 
@@ -59,11 +60,13 @@ def _clean_piece(text: str) -> str:
 
 
 def context_bounds(text: str, start: int, end: int, sentence: Optional[Tuple[int, int]],
-                   window_chars: int) -> Tuple[int, int]:
-    """Character span of the context: the sentence when known, else a window around the
-    mention; either way clipped to ``window_chars`` on each side of the mention."""
+                   window_chars: Optional[int]) -> Tuple[int, int]:
+    """Character span of the context: the sentence when known, else the whole text; clipped
+    to ``window_chars`` on each side of the mention unless ``window_chars`` is None."""
     lo, hi = (sentence if sentence is not None else (0, len(text)))
     lo, hi = min(lo, start), max(hi, end)
+    if window_chars is None:
+        return lo, hi
     lo = max(lo, start - window_chars)
     hi = min(hi, end + window_chars)
     if sentence is None or lo > sentence[0] or hi < sentence[1]:
@@ -77,7 +80,10 @@ def context_bounds(text: str, start: int, end: int, sentence: Optional[Tuple[int
 
 def mark_mention(text: str, start: int, end: int, type_: str, lo: int = 0,
                  hi: Optional[int] = None) -> Tuple[str, str]:
-    """Return (marked context, cleaned mention) for ``text[start:end]`` inside ``text[lo:hi]``."""
+    """Return (marked context, cleaned mention) for ``text[start:end]`` inside ``text[lo:hi]``.
+
+    As SynCABEL writes it: white space runs become one blank, ``[]{}`` in the text become
+    ``()``, and the mention is written ``[mention]{TYPE}``."""
     hi = len(text) if hi is None else hi
     mention = clean_name(text[start:end])
     left = _clean_piece(text[lo:start]).lstrip()
@@ -88,23 +94,48 @@ def mark_mention(text: str, start: int, end: int, type_: str, lo: int = 0,
 def render_prompt(text: str, start: int, end: int, type_: str, *,
                   sentence: Optional[Tuple[int, int]] = None,
                   template: PromptTemplate = PromptTemplate(),
-                  window_chars: int = 400,
+                  window_chars: Optional[int] = 400,
                   count_tokens: Optional[Callable[[str], int]] = None,
                   max_tokens: Optional[int] = None) -> str:
     """Render the prompt for the mention ``text[start:end]`` of type ``type_``.
 
-    With ``count_tokens`` and ``max_tokens`` the context window is narrowed until the prompt
-    fits the token budget (the mention itself is always kept whole).
+    The context is the ``sentence`` (character bounds; the whole text when None), cut to
+    ``window_chars`` characters on each side of the mention. ``window_chars`` None or 0 keeps
+    the whole sentence: SynCABEL's input ``{marked sentence}<SEP>[{mention}] {verb}``.
+
+    With ``count_tokens`` and ``max_tokens``, a prompt over the budget gets the widest
+    window (found by bisection) that fits; the mention itself is always kept whole, so a
+    prompt whose mention alone is over the budget is returned with no context.
     """
-    while True:
-        lo, hi = context_bounds(text, start, end, sentence, window_chars)
+    def render(window: Optional[int]) -> str:
+        lo, hi = context_bounds(text, start, end, sentence, window)
         marked, mention = mark_mention(text, start, end, type_, lo, hi)
-        prompt = template.render(marked, mention, type_)
-        if count_tokens is None or max_tokens is None or window_chars == 0:
-            return prompt
-        if count_tokens(prompt) <= max_tokens:
-            return prompt
-        window_chars = window_chars // 2 if window_chars > 8 else 0
+        return template.render(marked, mention, type_)
+
+    window = window_chars if window_chars is not None and window_chars > 0 else None
+    budget = count_tokens is not None and max_tokens is not None
+    if window is None and budget:
+        # a side longer than this many characters never fits (no tokenizer averages 16
+        # characters a token): never tokenize a whole long note for one mention
+        lo, hi = context_bounds(text, start, end, sentence, None)
+        if max(start - lo, hi - end) > _CHARS_PER_TOKEN_MAX * max_tokens:
+            window = _CHARS_PER_TOKEN_MAX * max_tokens
+    prompt = render(window)
+    if not budget or count_tokens(prompt) <= max_tokens:
+        return prompt
+    if window is None:
+        lo, hi = context_bounds(text, start, end, sentence, None)
+        window = max(start - lo, hi - end)
+    fits, over = 0, window  # the mention alone is the floor, ``window`` is over the budget
+    best = render(0)
+    while over - fits > 4:
+        mid = (fits + over) // 2
+        candidate = render(mid)
+        if count_tokens(candidate) <= max_tokens:
+            fits, best = mid, candidate
+        else:
+            over = mid
+    return best
 
 
 @spacy.registry.misc("spacy_syncabel.LabelMap.v1")

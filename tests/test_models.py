@@ -391,11 +391,11 @@ def test_syncabel_checkpoint_links_without_unpickling(checkpoint, monkeypatch):
     assert M.checkpoint_language(folder) == "es"
     nlp = spacy.blank("es")
     ruler = nlp.add_pipe("entity_ruler")
-    nlp.add_pipe("syncabel_linker", config={
+    nlp.add_pipe("syncabel_linker", config={"num_beams": 3, "n_best": 3, "max_new_tokens": 12})
+    nlp.config["initialize"]["components"]["syncabel_linker"] = {
         "model": {"@misc": "spacy_syncabel.SynCABELCheckpoint.v1", "path": str(folder),
                   "device": "cpu"},
-        "kb_loader": {"@misc": "spacy_syncabel.KBFromSynCABEL.v1", "path": str(folder)},
-        "num_beams": 3, "n_best": 3, "max_new_tokens": 12})
+        "kb_loader": {"@misc": "spacy_syncabel.KBFromSynCABEL.v1", "path": str(folder)}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         nlp.initialize()

@@ -242,3 +242,18 @@ def test_rerank_scores_every_candidate(small_nlp):
     # a dominant prior gives back exactly the TF-IDF order: no candidate is pruned
     assert [c["name"] for c in nbest] == [n for n, _ in top][: len(nbest)]
     assert doc.ents[0].kb_id_ == "25064002"
+
+
+@needs_data
+def test_tries_are_saved_and_loaded_not_rebuilt(spaccc_nlp, tmp_path, monkeypatch):
+    from spacy_syncabel.decoding import TrieSet
+
+    spaccc_nlp.to_disk(tmp_path / "pipe")
+    assert (tmp_path / "pipe" / "syncabel_linker" / "tries" / "tries.json").is_file()
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("the tries were rebuilt instead of loaded")
+
+    monkeypatch.setattr(TrieSet, "build", no_build)
+    linker = spacy.load(tmp_path / "pipe").get_pipe("syncabel_linker")
+    assert linker.engine.tries.names is linker.engine.kb.name_table

@@ -1,4 +1,9 @@
-"""TSV reading shared by the SPACCC readers (csv quoting like pandas' default)."""
+"""TSV reading shared by the SPACCC readers (csv quoting like pandas' default).
+
+Files are strict UTF-8 (E190 naming the line otherwise). Fields may be quoted (``"a\tb"``
+holds a tab, ``""`` is a quote), as pandas writes them; a row with more or fewer fields
+than the header is E195 naming the file and line.
+"""
 from __future__ import annotations
 
 import csv
@@ -6,21 +11,41 @@ import sys
 from pathlib import Path
 from typing import Iterator, List, Tuple
 
+from ..errors import Errors
+from ..textio import iter_lines, open_text, utf8_errors
+
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
+class _Dialect(csv.Dialect):
+    """pandas' ``read_csv(sep="\\t")`` defaults, written out."""
+
+    delimiter = "\t"
+    quotechar = '"'
+    doublequote = True
+    escapechar = None
+    skipinitialspace = False
+    lineterminator = "\n"
+    quoting = csv.QUOTE_MINIMAL
+    strict = False
+
+
 def tsv_header(path: Path) -> List[str]:
-    with open(path, encoding="utf-8", newline="") as f:
-        first = f.readline().lstrip("\ufeff").rstrip("\r\n")
-    return [c.strip() for c in first.split("\t")]
+    for _, first in iter_lines(path):
+        return [c.strip() for c in first.split("\t")]
+    return []
 
 
 def iter_tsv(path: Path) -> Iterator[Tuple[int, dict]]:
-    """Yield (line number, row dict) for each data row."""
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f, delimiter="\t")
-        reader.fieldnames = [c.strip() for c in reader.fieldnames or []]
-        for row in reader:
-            if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+    """Yield (line number, row dict) for each data row; blank rows are skipped."""
+    with utf8_errors(path), open_text(path) as f:
+        reader = csv.reader(f, dialect=_Dialect)
+        header = [c.lstrip("\ufeff").strip() for c in next(reader, [])]
+        for fields in reader:
+            if not any(v.strip() for v in fields):
                 continue
-            yield reader.line_num, row
+            if len(fields) != len(header):
+                raise ValueError(Errors.E195.format(
+                    path=path, line=reader.line_num, n=len(fields), n_header=len(header),
+                    header=", ".join(header)))
+            yield reader.line_num, dict(zip(header, fields))

@@ -8,6 +8,7 @@ from typing import Iterable, List, Optional, Union
 
 from ..errors import Errors, Warnings
 from ..text import normalize_space
+from ..textio import read_text as read_utf8
 from ..types import COMPOSITE_SEP, NIL, GoldMention
 
 PathLike = Union[str, Path]
@@ -72,10 +73,9 @@ def sort_mentions(mentions: Iterable[GoldMention]) -> List[GoldMention]:
 
 
 def read_text(path: PathLike) -> str:
-    """Read a text file exactly (no newline translation: offsets count ``\\r`` too)."""
-    with open(path, encoding="utf-8", newline="") as f:
-        text = f.read()
-    return text[1:] if text.startswith("\ufeff") else text
+    """Read a UTF-8 text file exactly (no newline translation: offsets count ``\\r`` too);
+    E190 naming the line when it is not UTF-8."""
+    return read_utf8(path)
 
 
 class MismatchLog:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import Errors
+from ..textio import iter_lines
 from ..types import CorpusDoc, GoldMention
 from ._util import (MismatchLog, PathLike, check_offsets, normalize_code, read_text,
                     same_text, sort_mentions, to_int)
@@ -21,9 +22,7 @@ def _parse_ann(ann_path: Path, text: str, log: MismatchLog, stats: Dict[str, int
                ) -> List[GoldMention]:
     ents: Dict[str, Tuple[int, int, str]] = {}
     codes: Dict[str, List[str]] = {}
-    with open(ann_path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
-    for lineno, line in enumerate(lines, start=1):
+    for lineno, line in iter_lines(ann_path):
         if not line.strip():
             continue
         where = f"{ann_path.name} line {lineno}"

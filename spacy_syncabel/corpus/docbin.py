@@ -7,6 +7,7 @@ from typing import List, Optional
 from spacy.tokens import DocBin
 from spacy.vocab import Vocab
 
+from ..errors import Errors
 from ..types import CorpusDoc, GoldMention
 from ._util import PathLike, sort_mentions
 
@@ -16,7 +17,11 @@ def read_docbin(path: PathLike, vocab: Optional[Vocab] = None) -> List[CorpusDoc
     ``{stem}-{i}``. An empty ``kb_id_`` gives code ``None``. Sentences are taken when the
     docs have sentence boundaries."""
     path = Path(path)
-    db = DocBin().from_disk(path)
+    try:
+        db = DocBin().from_disk(path)
+    except (ValueError, TypeError, KeyError) as err:  # msgpack / zlib errors
+        raise ValueError(Errors.E197.format(path=path, err=f"{type(err).__name__}: {err}")
+                         ) from None
     out = []
     for i, doc in enumerate(db.get_docs(vocab or Vocab())):
         mentions = [GoldMention(e.start_char, e.end_char, e.label_, e.kb_id_ or None)

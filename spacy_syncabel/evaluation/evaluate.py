@@ -14,13 +14,23 @@ from .metrics import doc_link_items, is_linkable, score_links, seen_code_set
 from .resources import peak_rss_mb, timer
 
 
-def find_linker(nlp: Language):
-    """The pipeline's syncabel_linker component."""
+def find_linker(nlp: Language, path: Any = "the pipeline"):
+    """The pipeline's syncabel_linker component (E181 when there is none)."""
     for name, pipe in nlp.pipeline:
         if getattr(pipe, "__class__", None).__name__ == "SynCABELLinker":
             return pipe
-    raise ValueError("The pipeline has no 'syncabel_linker' component: add one with "
-                     "nlp.add_pipe('syncabel_linker').")
+    raise ValueError(Errors.E181.format(path=path))
+
+
+def sentence_segmenters(nlp: Language) -> List[Any]:
+    """The components before the linker that set sentence starts (and leave entities)."""
+    out = []
+    for name, proc in nlp.pipeline:
+        if getattr(proc, "__class__", None).__name__ == "SynCABELLinker":
+            break
+        if "token.is_sent_start" in nlp.get_pipe_meta(name).assigns and hasattr(proc, "pipe"):
+            out.append(proc)
+    return out
 
 
 def layered(docs: Sequence[CorpusDoc]) -> List[CorpusDoc]:
@@ -73,6 +83,8 @@ def evaluate_linker(nlp: Language, corpus: Sequence[CorpusDoc], *, train: Option
     for d in inputs:
         for t in d:
             t.ent_kb_id_ = ""
+    for segmenter in sentence_segmenters(nlp):  # the linker sees the pipeline's sentences
+        inputs = list(segmenter.pipe(inputs))
     with timer() as t:
         linked = list(linker.pipe(inputs, batch_size=batch_size))
     # one rule for every path: the same items and canonical codes as nlp.evaluate's

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Sequence, Tupl
 import srsly
 
 from ..errors import Errors, Warnings
+from ..textio import iter_lines
 from ..types import CorpusDoc
 from .metrics import exclusion, is_linkable, score_links, seen_code_set
 
@@ -50,21 +51,6 @@ class Prediction:
     label: str = ""
 
 
-def _lines(path: Path) -> Iterator[Tuple[int, str]]:
-    """(1-based line number, decoded line) of a UTF-8 file (BOM dropped); E132 on bad bytes."""
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, start=1):
-            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                yield lineno, raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise ValueError(Errors.E132.format(
-                    path=path, line=lineno,
-                    problem=f"not UTF-8 ({err.reason} at byte {err.start}); save the file as "
-                            "UTF-8")) from None
-
-
 def _int(path: Path, line: int, value: object, what: str) -> int:
     if isinstance(value, bool):
         value = None
@@ -88,7 +74,7 @@ def read_jsonl_predictions(path: PathLike) -> List[Prediction]:
     """Read ``{"doc_id", "start", "end", "codes"}`` lines (blank lines skipped)."""
     path = Path(path)
     out: List[Prediction] = []
-    for lineno, line in _lines(path):
+    for lineno, line in iter_lines(path):
         if not line.strip():
             continue
         try:
@@ -125,7 +111,7 @@ def read_jsonl_predictions(path: PathLike) -> List[Prediction]:
 
 def _tsv_rows(path: Path) -> Iterator[Tuple[int, Dict[str, str], List[str]]]:
     """(line number, row, header) of a tab-separated file with a header (csv quoting)."""
-    lines = _lines(path)
+    lines = iter_lines(path)
     header: Optional[List[str]] = None
     reader = csv.reader((text for _, text in lines), delimiter="\t")
     while True:

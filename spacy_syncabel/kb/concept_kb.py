@@ -16,19 +16,28 @@ Ambiguous names not given to any code are dropped, and so are codes that end
 with no name in a group (they stay reachable through :meth:`synonyms_of`). What
 was dropped is listed in ``kb.report["groups"][group]`` and a ``W001`` warning
 is emitted once per group where anything was dropped.
+
+Storage (a name index that fits UMLS-sized KBs): every name string and every code lives once in
+a ``marisa_trie.Trie`` (string <-> id); the rows (grouped by code), the kept (group, name) ->
+code pairs and the preferred names are int arrays, about 40 bytes a name.
 """
 from __future__ import annotations
 
 import hashlib
+import itertools
+import marshal
 import unicodedata
 import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Tuple, Union
 
+import marisa_trie
+import numpy as np
 import srsly
 
-from ..errors import Warnings
+from ..errors import Errors, Warnings
 from ..text import clean_name
+from ..textio import iter_jsonl, read_json
 
 __all__ = ["ConceptKB", "fast_clean_name"]
 
@@ -103,7 +112,9 @@ class ConceptKB:
                 continue
             raw[(str(code), cleaned, str(group))] = None
         self._raw: List[Tuple[str, str, str]] = list(raw)
-        self._preferred_given: Dict[str, str] = {
+        n_raw = len(self._raw)
+        del raw, cache  # free the build's temporaries as early as possible
+        self._given: Dict[str, str] = {
             str(c): fast_clean_name(n) for c, n in (preferred or {}).items() if fast_clean_name(n)
         }
         self._definitions: Dict[str, str] = {
@@ -113,7 +124,7 @@ class ConceptKB:
         self.report: Dict[str, Any] = {
             "source": self.source,
             "rows": n_rows,
-            "duplicate_rows": n_rows - n_empty - len(self._raw),
+            "duplicate_rows": n_rows - n_empty - n_raw,
             "empty_names": n_empty,
             "groups": {},
         }
@@ -123,31 +134,27 @@ class ConceptKB:
     def _build(self, warn: bool) -> None:
         # per group: name -> list of codes (input order, unique)
         by_group: Dict[str, Dict[str, List[str]]] = {}
-        all_names: Dict[str, List[str]] = {}
-        groups_of: Dict[str, Set[str]] = {}
         for code, name, group in self._raw:
             by_group.setdefault(group, {}).setdefault(name, []).append(code)
-            all_names.setdefault(code, []).append(name)
-            groups_of.setdefault(code, set()).add(group)
-        # unique synonyms per code in input order
-        self._synonyms: Dict[str, List[str]] = {
-            c: list(dict.fromkeys(ns)) for c, ns in all_names.items()
-        }
-        self._groups_of: Dict[str, List[str]] = {c: sorted(g) for c, g in groups_of.items()}
-        self._name2code: Dict[str, Dict[str, str]] = {}
-        self._code2names: Dict[str, Dict[str, List[str]]] = {}
-        for group in sorted(by_group):
-            self._disambiguate(group, by_group[group], warn)
-        # cross-group lookup: first group in sorted order wins
-        self._lookup_all: Dict[str, str] = {}
-        for group in sorted(self._name2code, reverse=True):
-            self._lookup_all.update(self._name2code[group])
-        self._preferred: Dict[str, str] = {}
-        for code, names in self._synonyms.items():
-            given = self._preferred_given.get(code)
-            self._preferred[code] = given if given else names[0]
+        kept = {g: self._disambiguate(g, by_group[g], warn) for g in sorted(by_group)}
+        del by_group
+        self._compact(kept)
+        del kept
+        self._renew_strings()
 
-    def _disambiguate(self, group: str, name2codes: Dict[str, List[str]], warn: bool) -> None:
+    def _renew_strings(self) -> None:
+        """Re-create the Python objects that outlive the build (report, aliases, ...) once the
+        build's millions of temporary strings are freed: a surviving string among them keeps
+        its whole memory arena resident (at 1M names, ~125 MB more RSS than the arrays)."""
+        keys = ("source", "report", "aliases", "_definitions", "_preferred_extra", "_groups")
+        frozen = marshal.dumps([self.__dict__[k] for k in keys])  # our own data, in memory
+        for k in keys:
+            self.__dict__[k] = None
+        for k, v in zip(keys, marshal.loads(frozen)):
+            self.__dict__[k] = v
+
+    def _disambiguate(self, group: str, name2codes: Dict[str, List[str]],
+                      warn: bool) -> Dict[str, str]:
         kept: Dict[str, str] = {}
         ambiguous: Dict[str, List[str]] = {}
         code_names: Dict[str, List[str]] = {}
@@ -183,15 +190,6 @@ class ConceptKB:
             (name, sorted(codes)) for name, codes in ambiguous.items() if name not in kept
         )
         no_name = sorted(c for c in code_names if c not in has_name)
-        self._name2code[group] = kept
-        c2n: Dict[str, List[str]] = {}
-        for name, code in kept.items():
-            c2n.setdefault(code, []).append(name)
-        # names_of keeps input order
-        order = {n: i for i, n in enumerate(name2codes)}
-        for names in c2n.values():
-            names.sort(key=order.__getitem__)
-        self._code2names[group] = c2n
         self.report["groups"][group] = {
             "codes": len(code_names),
             "names": len(kept),
@@ -201,67 +199,180 @@ class ConceptKB:
         if warn and (dropped or no_name):
             warnings.warn(
                 Warnings.W001.format(n_names=len(dropped), n_codes=len(no_name), group=group),
-                stacklevel=4,
+                stacklevel=5,
             )
+        return kept
+
+    def _compact(self, kept: Dict[str, Dict[str, str]]) -> None:
+        """Store the KB as a name index: names and codes in marisa tries (string <-> id),
+        everything else in int arrays (about 40 bytes a name at 1M names, not ~1 KB)."""
+        raw = self._raw
+        self._groups: List[str] = sorted(kept)
+        gidx = {g: i for i, g in enumerate(self._groups)}
+        strings = marisa_trie.Trie(itertools.chain((n for _, n, _ in raw),
+                                                   self._given.values()))
+        codes = marisa_trie.Trie(c for c, _, _ in raw)
+        n_rows, n_str = len(raw), max(len(strings), 1)
+        raw_cid = np.fromiter((codes[c] for c, _, _ in raw), dtype=np.int32, count=n_rows)
+        raw_nid = np.fromiter((strings[n] for _, n, _ in raw), dtype=np.int32, count=n_rows)
+        raw_gid = np.fromiter((gidx[g] for _, _, g in raw), dtype=np.int32, count=n_rows)
+        # (group, name) -> code of the kept names, sorted by key = group * n_strings + name
+        key_dtype = np.int32 if (len(self._groups) + 1) * n_str < 2 ** 31 else np.int64
+        keys = np.fromiter((gidx[g] * n_str + strings[n] for g in self._groups for n in kept[g]),
+                           dtype=key_dtype)
+        cids = np.fromiter((codes[c] for g in self._groups for c in kept[g].values()),
+                           dtype=np.int32, count=len(keys))
+        order = np.argsort(keys, kind="stable")
+        self._kept_key, self._kept_cid = keys[order], cids[order]
+        # first input row of each kept (group, name): names_of keeps input order
+        row_keys = raw_gid.astype(key_dtype) * n_str + raw_nid
+        uniq, first = np.unique(row_keys, return_index=True)
+        self._kept_first = first[np.searchsorted(uniq, self._kept_key)].astype(np.int32)
+        # the rows, grouped by code (input order within a code): code i has rows
+        # _code_ptr[i]:_code_ptr[i + 1] of _row_nid (name) and _row_gid (group)
+        by_code = np.argsort(raw_cid, kind="stable")
+        ptr = np.zeros(len(codes) + 1, dtype=np.int32 if n_rows < 2 ** 31 else np.int64)
+        np.cumsum(np.bincount(raw_cid, minlength=len(codes)), out=ptr[1:])
+        small = np.uint8 if len(self._groups) <= 256 else np.int32
+        self._code_ptr = ptr
+        self._row_nid, self._row_gid = raw_nid[by_code], raw_gid[by_code].astype(small)
+        del raw_cid, raw_nid, raw_gid, by_code, row_keys
+        pref = np.full(len(codes), -1, dtype=np.int32)
+        self._preferred_extra: Dict[str, str] = {}
+        for code, name in self._given.items():
+            if code in codes:
+                pref[codes[code]] = strings[name]
+            else:
+                self._preferred_extra[code] = name
+        self._pref_nid = pref
+        self._strings, self._codes, self._n_str = strings, codes, n_str
+        self._fingerprint: Optional[str] = None
+        del self._raw, self._given
+
+    # ------------------------------------------------------------------ ids
+    def _name(self, nid: int) -> str:
+        return self._strings.restore_key(int(nid))
+
+    def _code(self, cid: int) -> str:
+        return self._codes.restore_key(int(cid))
+
+    def _kept_range(self, gid: int) -> Tuple[int, int]:
+        lo, hi = np.searchsorted(self._kept_key, [gid * self._n_str, (gid + 1) * self._n_str])
+        return int(lo), int(hi)
+
+    def _kept_index(self, gid: int, nid: int) -> int:
+        """Index of (group, name) in the kept arrays, or -1."""
+        key = gid * self._n_str + nid
+        j = int(np.searchsorted(self._kept_key, key))
+        return j if j < len(self._kept_key) and self._kept_key[j] == key else -1
+
+    def _rows_of(self, code: str) -> slice:
+        cid = self._codes.get(code)
+        if cid is None:
+            return slice(0, 0)
+        return slice(int(self._code_ptr[cid]), int(self._code_ptr[cid + 1]))
+
+    @property
+    def name_table(self) -> marisa_trie.Trie:
+        """Every name string of the KB (ambiguous and preferred ones included) <-> its id."""
+        return self._strings
+
+    def name_ids(self, group: Optional[str] = None) -> np.ndarray:
+        """Sorted ids (in :attr:`name_table`) of the unambiguous names of one group, or of all
+        groups: :meth:`names` without building the strings."""
+        if group is not None:
+            if group not in self._groups:
+                return np.zeros(0, dtype=np.int64)
+            lo, hi = self._kept_range(self._groups.index(group))
+            return np.sort(self._kept_key[lo:hi] % self._n_str)
+        return np.unique(self._kept_key % self._n_str)
 
     # ------------------------------------------------------------------ access
     @property
     def groups(self) -> List[str]:
-        return sorted(self._name2code)
+        return list(self._groups)
 
     @property
     def codes(self) -> Set[str]:
-        return set(self._synonyms)
+        return set(self._codes.keys())
 
     def __len__(self) -> int:
-        return len(self._synonyms)
+        return len(self._codes)
 
     def __contains__(self, code: object) -> bool:
-        return code in self._synonyms
+        return isinstance(code, str) and code in self._codes
 
     def __repr__(self) -> str:
-        return (f"ConceptKB({len(self)} codes, {sum(len(m) for m in self._name2code.values())} "
+        return (f"ConceptKB({len(self)} codes, {len(self._kept_key)} "
                 f"names, groups={self.groups}, source={self.source!r})")
 
     def canonical_code(self, code: str) -> str:
         """The main code for an alternative code (``aliases``), else the code itself."""
-        return code if code in self._synonyms else self.aliases.get(code, code)
+        return code if code in self else self.aliases.get(code, code)
 
     def names(self, group: Optional[str] = None) -> List[str]:
         """Sorted unambiguous names of one group, or of all groups (union)."""
         if group is not None:
-            return sorted(self._name2code.get(group, ()))
-        return sorted(self._lookup_all)
+            if group not in self._groups:
+                return []
+            lo, hi = self._kept_range(self._groups.index(group))
+            nids = self._kept_key[lo:hi] % self._n_str
+        else:
+            nids = np.unique(self._kept_key % self._n_str)
+        return sorted(map(self._strings.restore_key, nids.tolist()))
 
     def lookup(self, name: str, group: Optional[str] = None) -> Optional[str]:
-        """Code of an (unambiguous) name; across all groups if ``group`` is None."""
-        name = fast_clean_name(name)
+        """Code of an (unambiguous) name; across all groups if ``group`` is None (then the
+        first group in sorted order that has the name wins)."""
+        nid = self._strings.get(fast_clean_name(name))
+        if nid is None:
+            return None
         if group is not None:
-            return self._name2code.get(group, {}).get(name)
-        return self._lookup_all.get(name)
+            gids = [self._groups.index(group)] if group in self._groups else []
+        else:
+            gids = range(len(self._groups))
+        for gid in gids:
+            j = self._kept_index(gid, nid)
+            if j >= 0:
+                return self._code(self._kept_cid[j])
+        return None
 
     def names_of(self, code: str, group: Optional[str] = None) -> List[str]:
         """Unambiguous names of a code (input order), in one group or all its groups."""
-        if group is not None:
-            return list(self._code2names.get(group, {}).get(code, ()))
-        out: List[str] = []
-        for g in self._groups_of.get(code, ()):
-            out.extend(self._code2names[g].get(code, ()))
-        return list(dict.fromkeys(out))
+        if group is None:
+            out: List[str] = []
+            for g in self.groups_of(code):
+                out.extend(self.names_of(code, g))
+            return list(dict.fromkeys(out))
+        if group not in self._groups or code not in self._codes:
+            return []
+        gid, cid = self._groups.index(group), self._codes[code]
+        rows = self._rows_of(code)
+        found: Dict[int, int] = {}
+        for nid in self._row_nid[rows][self._row_gid[rows] == gid].tolist():
+            j = self._kept_index(gid, nid)
+            if j >= 0 and self._kept_cid[j] == cid:
+                found[nid] = int(self._kept_first[j])
+        return [self._name(n) for n in sorted(found, key=found.__getitem__)]
 
     def synonyms_of(self, code: str) -> List[str]:
         """All names of a code, ambiguous ones included (input order)."""
-        return list(self._synonyms.get(code, ()))
+        nids = dict.fromkeys(self._row_nid[self._rows_of(code)].tolist())
+        return [self._name(n) for n in nids]
 
     def groups_of(self, code: str) -> List[str]:
-        return list(self._groups_of.get(code, ()))
+        gids = np.unique(self._row_gid[self._rows_of(code)])
+        return [self._groups[g] for g in gids.tolist()]
 
     def preferred_name(self, code: str) -> str:
         """The given preferred name, else the code's first name in input order."""
-        try:
-            return self._preferred[code]
-        except KeyError:
-            raise KeyError(code) from None
+        cid = self._codes.get(code)
+        if cid is None:
+            raise KeyError(code)
+        nid = int(self._pref_nid[cid])
+        if nid < 0:
+            nid = int(self._row_nid[self._code_ptr[cid]])
+        return self._name(nid)
 
     def definition(self, code: str) -> Optional[str]:
         return self._definitions.get(code)
@@ -270,20 +381,40 @@ class ConceptKB:
         """Iterate ``(code, name, group)`` of the unambiguous names (sorted by group, name)."""
         groups = [group] if group is not None else self.groups
         for g in groups:
-            mapping = self._name2code.get(g, {})
-            for name in sorted(mapping):
-                yield mapping[name], name, g
+            if g not in self._groups:
+                continue
+            lo, hi = self._kept_range(self._groups.index(g))
+            pairs = sorted(zip(map(self._strings.restore_key,
+                                   (self._kept_key[lo:hi] % self._n_str).tolist()),
+                               self._kept_cid[lo:hi].tolist()))
+            for name, cid in pairs:
+                yield self._code(cid), name, g
 
     def fingerprint(self) -> str:
         """sha256 over the sorted ``(group, name, code)`` of the unambiguous names."""
-        h = hashlib.sha256()
-        for g in self.groups:
-            mapping = self._name2code[g]
-            for name in sorted(mapping):
-                h.update(f"{g}\t{name}\t{mapping[name]}\n".encode("utf8"))
-        return h.hexdigest()
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            for code, name, g in self.entries():
+                h.update(f"{g}\t{name}\t{code}\n".encode("utf8"))
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
 
     # ------------------------------------------------------------- serialize
+    @property
+    def _preferred_given(self) -> Dict[str, str]:
+        given = {self._code(c): self._name(n) for c, n in enumerate(self._pref_nid.tolist())
+                 if n >= 0}
+        given.update(self._preferred_extra)
+        return given
+
+    def _raw_rows(self) -> Iterator[Tuple[str, str, str]]:
+        """The deduplicated input rows ``(code, name, group)``, grouped by code (each code's
+        rows in input order: what the preferred name and name orders depend on)."""
+        counts = np.diff(self._code_ptr).tolist()
+        cids = itertools.chain.from_iterable(itertools.repeat(c, k) for c, k in enumerate(counts))
+        for c, n, g in zip(cids, self._row_nid.tolist(), self._row_gid.tolist()):
+            yield self._code(c), self._name(n), self._groups[g]
+
     def _meta(self) -> Dict[str, Any]:
         return {
             "source": self.source,
@@ -295,7 +426,7 @@ class ConceptKB:
         }
 
     def _raw_dicts(self) -> List[Dict[str, str]]:
-        return [{"code": c, "name": n, "group": g} for c, n, g in self._raw]
+        return [{"code": c, "name": n, "group": g} for c, n, g in self._raw_rows()]
 
     @classmethod
     def _from_parts(cls, lines: Iterable[Dict[str, str]], meta: Dict[str, Any]) -> "ConceptKB":
@@ -311,17 +442,36 @@ class ConceptKB:
         return kb
 
     def to_disk(self, path: Union[str, Path], exclude: Iterable[str] = tuple()) -> None:
-        """Write ``kb.jsonl`` (one raw entry a line) and ``meta.json`` into folder ``path``."""
+        """Write ``kb.jsonl`` (one raw entry a line) and ``meta.json`` into folder ``path``.
+        ``meta.json`` goes last: a write cut short leaves a folder :meth:`load` rejects."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        (path / _META_FILE).unlink(missing_ok=True)
         srsly.write_jsonl(path / _KB_FILE, self._raw_dicts())
         srsly.write_json(path / _META_FILE, self._meta())
 
     @classmethod
     def load(cls, path: Union[str, Path]) -> "ConceptKB":
+        """Read a folder written by :meth:`to_disk`. A missing file is E192, invalid JSON
+        E191/E196 (file and line), a ``kb.jsonl`` that does not give the fingerprint saved in
+        ``meta.json`` (truncated or edited) E193."""
         path = Path(path)
-        meta = srsly.read_json(path / _META_FILE) if (path / _META_FILE).exists() else {}
-        return cls._from_parts(srsly.read_jsonl(path / _KB_FILE), meta)
+        for name, what in ((_KB_FILE, "no concepts"),
+                           (_META_FILE, "without its preferred names, definitions and code "
+                                        "aliases")):
+            if not (path / name).is_file():
+                raise ValueError(Errors.E192.format(path=path, missing=name, what=what))
+        meta = read_json(path / _META_FILE)
+        if not isinstance(meta, dict):
+            raise ValueError(Errors.E191.format(path=path / _META_FILE, line=1,
+                                                err="expected a JSON object"))
+        kb = cls._from_parts(_read_kb_lines(path / _KB_FILE), meta)
+        expected = meta.get("fingerprint")
+        if expected and kb.fingerprint() != expected:
+            raise ValueError(Errors.E193.format(
+                path=path, problem=f"{len(kb._row_nid)} row(s) give fingerprint "
+                                   f"{kb.fingerprint()[:12]}, meta.json has {str(expected)[:12]}"))
+        return kb
 
     @_hybridmethod
     def from_disk(self, path: Union[str, Path], exclude: Iterable[str] = tuple()) -> "ConceptKB":
@@ -339,7 +489,7 @@ class ConceptKB:
         return cls.load(path)
 
     def to_bytes(self, exclude: Iterable[str] = tuple()) -> bytes:
-        return srsly.msgpack_dumps({"entries": self._raw, "meta": self._meta()})
+        return srsly.msgpack_dumps({"entries": list(self._raw_rows()), "meta": self._meta()})
 
     def from_bytes(self, data: bytes, exclude: Iterable[str] = tuple()) -> "ConceptKB":
         msg = srsly.msgpack_loads(data)
@@ -347,3 +497,13 @@ class ConceptKB:
         other = type(self)._from_parts(lines, msg["meta"])
         self.__dict__.update(other.__dict__)
         return self
+
+
+def _read_kb_lines(path: Path) -> Iterator[Dict[str, str]]:
+    """The rows of a saved ``kb.jsonl``; E191 on invalid JSON, E196 on a malformed row."""
+    for lineno, obj in iter_jsonl(path):
+        if not isinstance(obj, dict) or not all(
+                isinstance(obj.get(k), str) for k in ("code", "name", "group")):
+            raise ValueError(Errors.E196.format(
+                path=path, line=lineno, problem=f"got {str(obj)[:80]!r}"))
+        yield obj

@@ -20,7 +20,6 @@ Code forms:
 from __future__ import annotations
 
 import importlib.util
-import json
 import re
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple, Union
@@ -28,6 +27,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Set, Tupl
 import spacy
 
 from ..errors import Errors
+from ..textio import as_str, iter_lines, json_loads
 from .concept_kb import ConceptKB
 
 PathLike = Union[str, Path]
@@ -60,10 +60,9 @@ def _check(path: PathLike) -> Path:
 
 
 def _lines(path: Path) -> Iterator[Tuple[int, str]]:
-    """(1-based line number, line without end of line); utf8, BOM dropped."""
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        for i, line in enumerate(f, 1):
-            yield i, line.rstrip("\r\n")
+    """(1-based line number, line without end of line); UTF-8 (E190 naming the line if
+    not), BOM dropped."""
+    return iter_lines(path)
 
 
 def _finish(kb: ConceptKB, path: PathLike) -> ConceptKB:
@@ -82,7 +81,9 @@ def _truthy(value: object) -> bool:
 def read_tsv(path: PathLike, group: Optional[str] = None) -> ConceptKB:
     """TSV with a header: ``code<TAB>name<TAB>group`` (any order), optional
     ``preferred`` (1/true/yes marks the code's preferred name) and ``definition``.
-    Without a ``group`` column, ``group`` must be given."""
+    Without a ``group`` column, ``group`` must be given. Fields are split on tabs with no
+    quoting (quotes stay in names); a row with more fields than the header (a tab inside a
+    name) is E195. Codes are kept as written (``NaN`` stays ``"NaN"``)."""
     p = _check(path)
     expected = "code, name, group [, preferred, definition]"
     entries: List[Entry] = []
@@ -112,6 +113,10 @@ def read_tsv(path: PathLike, group: Optional[str] = None) -> ConceptKB:
         if not line.strip():
             continue
         fields = line.split("\t")
+        if len(fields) > len(header):
+            raise ValueError(Errors.E195.format(
+                path=p, line=lineno, n=len(fields), n_header=len(header),
+                header=", ".join(header)))
         if len(fields) < n_needed:
             raise ValueError(Errors.E001.format(
                 path=p, line=lineno,
@@ -143,7 +148,7 @@ def _json_lines(p: Path) -> Iterator[Tuple[int, dict]]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = json_loads(line)
         except ValueError as err:
             raise ValueError(Errors.E006.format(path=p, line=lineno, err=err)) from None
         if not isinstance(obj, dict):
@@ -154,14 +159,16 @@ def _json_lines(p: Path) -> Iterator[Tuple[int, dict]]:
 def read_jsonl(path: PathLike, group: Optional[str] = None) -> ConceptKB:
     """JSONL, one object a line: ``{"code", "name", "group"[, "preferred"]}`` or
     ``{"code", "names": [...], "group"[, "preferred_name", "definition"]}``.
-    ``group`` is the default for objects without one."""
+    ``group`` is the default for objects without one. Codes, names and groups must be
+    JSON strings (integers are taken as their digits; floats, NaN and the rest are E194)."""
     p = _check(path)
     entries: List[Entry] = []
     preferred: Dict[str, str] = {}
     definitions: Dict[str, str] = {}
     for lineno, obj in _json_lines(p):
-        code = str(obj.get("code", "") or "").strip()
-        grp = str(obj.get("group", "") or group or "").strip()
+        code = (as_str(obj.get("code"), "'code'", p, lineno, allow_none=True) or "").strip()
+        grp = (as_str(obj.get("group"), "'group'", p, lineno, allow_none=True)
+               or group or "").strip()
         if not code:
             raise ValueError(Errors.E007.format(path=p, line=lineno, problem="no 'code'"))
         if not grp:
@@ -178,16 +185,19 @@ def read_jsonl(path: PathLike, group: Optional[str] = None) -> ConceptKB:
             raise ValueError(Errors.E007.format(
                 path=p, line=lineno, problem="no 'name' or 'names'"))
         for name in names:
-            if not isinstance(name, str) or not name.strip():
+            name = as_str(name, "a name", p, lineno)
+            if not name.strip():
                 raise ValueError(Errors.E002.format(path=p, line=lineno, code=code))
             entries.append((code, name, grp))
         if "name" in obj and _truthy(obj.get("preferred", False)):
-            preferred.setdefault(code, obj["name"])
-        if obj.get("preferred_name"):
-            preferred.setdefault(code, str(obj["preferred_name"]))
-            entries.append((code, str(obj["preferred_name"]), grp))
-        if obj.get("definition"):
-            definitions.setdefault(code, str(obj["definition"]))
+            preferred.setdefault(code, str(obj["name"]))
+        pref = as_str(obj.get("preferred_name"), "'preferred_name'", p, lineno, allow_none=True)
+        if pref:
+            preferred.setdefault(code, pref)
+            entries.append((code, pref, grp))
+        definition = as_str(obj.get("definition"), "'definition'", p, lineno, allow_none=True)
+        if definition:
+            definitions.setdefault(code, definition)
     kb = ConceptKB(entries, preferred=preferred, definitions=definitions, source=str(p))
     return _finish(kb, p)
 
@@ -216,23 +226,31 @@ def read_medic(path: PathLike, group: str = "Disease") -> ConceptKB:
     preferred: Dict[str, str] = {}
     definitions: Dict[str, str] = {}
     alt_pairs: List[Tuple[str, str]] = []
+    ctd: Optional[bool] = None  # the first data line tells the format of the whole file
     for lineno, line in _lines(p):
         if not line.strip() or line.startswith("#"):
             continue
-        if "\t" in line:  # CTD_diseases.tsv
+        if ctd is None:
+            ctd = "\t" in line
+        if ctd:  # CTD_diseases.tsv
             f = line.split("\t")
             if len(f) < 2:
                 raise ValueError(Errors.E007.format(
                     path=p, line=lineno, problem="expected DiseaseName<TAB>DiseaseID…"))
+            if len(f) > 9:
+                raise ValueError(Errors.E007.format(
+                    path=p, line=lineno, problem=f"{len(f)} tab-separated fields where CTD's "
+                    "disease file has at most 9 (a tab inside a name?)"))
             name, code = f[0], medic_code(f[1])
             alts = f[2].split("|") if len(f) > 2 else []
             synonyms = f[7].split("|") if len(f) > 7 else []
             if len(f) > 3 and f[3].strip():
                 definitions.setdefault(code, f[3].strip())
         else:
-            if "||" not in line:
+            if "||" not in line or "\t" in line:
                 raise ValueError(Errors.E007.format(
-                    path=p, line=lineno, problem="expected 'ID|ALT_IDS||name|synonym…'"))
+                    path=p, line=lineno, problem="expected 'ID|ALT_IDS||name|synonym…' with no "
+                    "tab, as on the file's first line"))
             left, _, right = line.partition("||")
             ids = left.split("|")
             code, alts = medic_code(ids[0]), ids[1:]
@@ -264,11 +282,12 @@ def read_cie_o3(path: PathLike, group: str = "MORFOLOGIA_NEOPLASIA") -> ConceptK
     p = _check(path)
     entries: List[Entry] = []
     for lineno, obj in _json_lines(p):
-        code = str(obj.get("concept_id", obj.get("code", "")) or "").strip()
+        code = (as_str(obj.get("concept_id", obj.get("code")), "'concept_id'", p, lineno,
+                       allow_none=True) or "").strip()
         if not code:
             raise ValueError(Errors.E007.format(path=p, line=lineno, problem="no 'concept_id'"))
-        name = obj.get("definition") or obj.get("name") or ""
-        if not isinstance(name, str) or not name.strip():
+        name = as_str(obj.get("definition") or obj.get("name") or "", "'definition'", p, lineno)
+        if not name.strip():
             raise ValueError(Errors.E002.format(path=p, line=lineno, code=code))
         entries.append((code, name, group))
     aliases = {f"{c}/H": c for c, _, _ in entries}
@@ -415,9 +434,10 @@ def read_umls(mrconso: PathLike, mrsty: Optional[PathLike] = None,
         if not line:
             continue
         f = line.split("|")
-        if len(f) < 17:
+        if len(f) < 17 or len(f) > 19 or (len(f) == 19 and f[18]):
             raise ValueError(Errors.E007.format(
-                path=p, line=lineno, problem=f"{len(f)} fields, MRCONSO.RRF has 18"))
+                path=p, line=lineno, problem=f"{len(f)} '|'-separated fields, MRCONSO.RRF has 18 "
+                "(a '|' inside a name?)"))
         cui, lat, ts, stt, ispref, sab, name, suppress = (
             f[0], f[1], f[2], f[4], f[6], f[11], f[14], f[16])
         if suppress != "N" or (langs is not None and lat not in langs):
@@ -466,6 +486,9 @@ def _rf2_rows(p: Path, needed: Iterable[str]) -> Iterator[Tuple[int, Dict[str, s
             raise ValueError(Errors.E001.format(
                 path=p, line=lineno, problem=f"{len(f)} column(s) where {n} are needed",
                 expected=", ".join(header)))
+        if len(f) > n:
+            raise ValueError(Errors.E195.format(path=p, line=lineno, n=len(f), n_header=n,
+                                                header=", ".join(header)))
         yield lineno, dict(zip(header, f))
 
 
@@ -548,7 +571,7 @@ def _guess_format(p: Path) -> Optional[str]:
         for _, line in _lines(p):
             if line.strip():
                 try:
-                    obj = json.loads(line)
+                    obj = json_loads(line)
                 except ValueError:
                     return "jsonl"  # read_jsonl reports the bad line
                 if isinstance(obj, dict) and "definition" in obj and "canonical_name" in obj:
@@ -565,8 +588,9 @@ def read_file(path: PathLike, format: str = "auto", group: Optional[str] = None)
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(Errors.E003.format(path=p))
-    if p.is_dir() and (p / "kb.jsonl").exists() and format in ("auto", "folder"):
-        return ConceptKB.load(p)  # a folder written by ConceptKB.to_disk
+    saved = p.is_dir() and ((p / "kb.jsonl").exists() or (p / "meta.json").exists())
+    if format == "folder" or (format == "auto" and saved):
+        return ConceptKB.load(p)  # a folder written by ConceptKB.to_disk (E192 if incomplete)
     fmt = _guess_format(p) if format == "auto" else format
     if fmt not in FORMATS:
         raise ValueError(Errors.E004.format(path=p, formats=FORMATS))

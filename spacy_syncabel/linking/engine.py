@@ -42,10 +42,12 @@ class LinkingEngine:
 
     def __init__(self, kb, tokenizer, lm, settings: LinkSettings,
                  generator: Optional[GeneratorFactory] = None,
-                 aliases: Iterable[Sequence[Any]] = ()) -> None:
+                 aliases: Iterable[Sequence[Any]] = (), tries: Optional[TrieSet] = None,
+                 ) -> None:
         self.kb, self.tokenizer, self.lm = kb, tokenizer, lm
         self.settings = settings
-        self.tries = TrieSet.build(kb, tokenizer, SEP_TOKEN, composite=settings.composite)
+        self.tries = tries if tries is not None else TrieSet.build(
+            kb, tokenizer, SEP_TOKEN, composite=settings.composite)
         if generator is not None and not callable(generator):
             raise ValueError(Errors.E102.format(generator=generator))
         self._generator_factory: GeneratorFactory = generator or tfidf_candidates()
@@ -102,11 +104,14 @@ class LinkingEngine:
 
     def has_name(self, name: str) -> bool:
         """Whether the tries hold ``name`` (a KB name the engine can produce)."""
-        return name in self.tries.sequences
+        return self.tries.tokens_of(name) is not None
 
     def name_tokens(self, name: str) -> List[int]:
         """The token ids the tries hold for a KB name (without EOS)."""
-        return list(self.tries.sequences[name])
+        tokens = self.tries.tokens_of(name)
+        if tokens is None:
+            raise KeyError(name)
+        return tokens
 
     @property
     def eos_id(self) -> int:
@@ -120,7 +125,7 @@ class LinkingEngine:
     def unreachable_names(self) -> List[str]:
         """KB names longer than ``max_new_tokens`` (with EOS): beam search never ends them."""
         limit = self.settings.max_new_tokens
-        return [n for n, seq in self.tries.sequences.items() if len(seq) + 1 > limit]
+        return self.tries.names_longer_than(limit - 1)
 
     def warn_unreachable(self) -> None:
         """Warn (W101) when some KB names can never be generated within ``max_new_tokens``."""

@@ -42,9 +42,11 @@ class LinkSettings:
     # bound on (prompt + completion tokens) × beams per forward batch: memory stays bounded
     # whatever the input
     max_batch_tokens: int = 16384
-    max_context_tokens: int = 128
+    # the context: the mention's sentence (0: whole, SynCABEL's input) or N characters each
+    # side within it, narrowed until the prompt fits max_context_tokens
+    max_context_tokens: int = 256
     max_mention_tokens: int = 64
-    context_chars: int = 300
+    context_chars: int = 0
     max_new_tokens: int = 48
 
     def __post_init__(self) -> None:

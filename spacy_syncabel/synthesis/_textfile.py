@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Union
 
 from ..errors import Errors
+from ..textio import read_text
 
 _SECTION = re.compile(r"^\[([^\[\]]+)\]\s*$")
 _HEADER = re.compile(r"^([A-Za-z_][\w.]*)\s*=\s*(.*)$")
@@ -70,7 +71,7 @@ def load_sectioned(kind: str, lang: Optional[str], path: Union[str, Path, None] 
         path = Path(path)
         if not path.is_file():
             raise ValueError(Errors.E072.format(path=path, problem="file not found"))
-        return parse_sectioned(path.read_text(encoding="utf-8"), str(path))
+        return parse_sectioned(read_text(path), str(path))
     res = resources.files(__package__).joinpath(kind).joinpath(f"{lang}.txt")
     if not res.is_file():
         available = sorted(p.name[:-4] for p in resources.files(__package__).joinpath(kind).iterdir()

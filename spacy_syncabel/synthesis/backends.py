@@ -9,10 +9,15 @@
   mention forced into each line (for small models).
 
 A generator maps a list of :class:`ConceptPrompt` to one raw text per prompt, holding
-``{prefix} sentence with [mention]`` lines that :func:`parse_output` reads.
+``{prefix} sentence with [mention]`` lines that :func:`parse_output` reads. The runner consumes
+:meth:`Generator.stream`, which yields ``(prompt, raw)`` pairs as they are ready: chunks of
+``chunk_size`` prompts for local models, and for the HTTP backend a window of requests that is
+refilled as each one finishes (so ``concurrency`` requests stay in flight across concepts).
 """
 from __future__ import annotations
 
+import email.utils
+import itertools
 import logging
 import os
 import random
@@ -20,9 +25,10 @@ import threading
 import time
 import warnings
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple,
+                    Union)
 
 import spacy
 
@@ -45,6 +51,20 @@ class Generator:
 
     def generate(self, prompts: Sequence[ConceptPrompt]) -> List[str]:  # pragma: no cover
         raise NotImplementedError
+
+    def stream(self, prompts: Iterable[ConceptPrompt]) -> Iterator[Tuple[ConceptPrompt, str]]:
+        """``(prompt, raw)`` pairs in input order, ``chunk_size`` prompts per ``generate``
+        call; ``prompts`` is consumed lazily."""
+        step = max(1, int(self.chunk_size))
+        it = iter(prompts)
+        while True:
+            chunk = list(itertools.islice(it, step))
+            if not chunk:
+                return
+            raws = self.generate(chunk)
+            if len(raws) != len(chunk):
+                raise RuntimeError(Errors.E079.format(got=len(raws), expected=len(chunk)))
+            yield from zip(chunk, raws)
 
     def close(self) -> None:
         pass
@@ -265,15 +285,40 @@ def hf_generator(model: Optional[Callable] = None, batch_size: int = 8,
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
+def retry_after_seconds(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
+    """Seconds to wait from a ``Retry-After`` header (delay-seconds or an HTTP date), or None
+    when it is absent or unreadable."""
+    if value is None or not str(value).strip():
+        return None
+    value = str(value).strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
 class OpenAIGenerator(Generator):
     """Chat completions from an OpenAI-compatible server (vLLM, TGI, SGLang, llama.cpp, ...).
 
     base_url: e.g. ``http://localhost:8000/v1`` (``/chat/completions`` is appended).
     model: the model name the server expects.
     api_key_env: environment variable holding the API key (read once; never logged).
-    concurrency: requests in flight at once (thread pool).
+    concurrency: requests in flight at once (thread pool). :meth:`stream` keeps them in
+        flight across concepts: a finished request is replaced by the next concept's at once,
+        and results come back in the order they finish.
     max_retries / backoff / max_backoff: retries on connection errors, time-outs and HTTP
         408/409/425/429/5xx, sleeping ``backoff * 2**attempt`` (capped, with jitter).
+    max_retry_after: a ``Retry-After`` header (429/503) pauses every worker for that long,
+        at most this many seconds, before the next request.
     timeout: seconds per request.
     """
 
@@ -284,7 +329,8 @@ class OpenAIGenerator(Generator):
                  max_backoff: float = 30.0, timeout: float = 120.0,
                  max_tokens: Optional[int] = None, tokens_per_sentence: int = 64,
                  temperature: float = 0.8, top_p: float = 0.95, seed: Optional[int] = 0,
-                 extra_body: Optional[Dict[str, Any]] = None) -> None:
+                 extra_body: Optional[Dict[str, Any]] = None,
+                 max_retry_after: float = 300.0) -> None:
         import httpx
 
         if concurrency < 1:
@@ -298,6 +344,7 @@ class OpenAIGenerator(Generator):
         self.max_retries = max_retries
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.max_retry_after = float(max_retry_after)
         self.timeout = timeout
         self.max_tokens = max_tokens
         self.tokens_per_sentence = tokens_per_sentence
@@ -316,7 +363,11 @@ class OpenAIGenerator(Generator):
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency))
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="synth-http")
         self._lock = threading.Lock()
+        self._pause_until = 0.0  # monotonic time before which no request is sent (Retry-After)
         self.n_retries = 0
+        self.n_requests = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
 
     def __repr__(self) -> str:  # the key is never shown
         return (f"OpenAIGenerator(base_url={self.base_url!r}, model={self.model_name!r}, "
@@ -333,6 +384,31 @@ class OpenAIGenerator(Generator):
         body.update(self.extra_body)
         return body
 
+    def _wait_turn(self) -> None:
+        """Sleep while a server's ``Retry-After`` pause is running."""
+        while True:
+            with self._lock:
+                delay = self._pause_until - time.monotonic()
+            if delay <= 0:
+                return
+            time.sleep(delay)
+
+    def _pause_all(self, seconds: float) -> None:
+        seconds = min(seconds, self.max_retry_after)
+        with self._lock:
+            self._pause_until = max(self._pause_until, time.monotonic() + seconds)
+
+    def _post(self, body: Dict[str, Any]):
+        with self._lock:
+            self.n_requests += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return self._client.post(self.url, json=body)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
     def _request(self, p: ConceptPrompt) -> str:
         import httpx
 
@@ -344,8 +420,9 @@ class OpenAIGenerator(Generator):
                 time.sleep(delay * (0.5 + random.random() / 2))
                 with self._lock:
                     self.n_retries += 1
+            self._wait_turn()
             try:
-                resp = self._client.post(self.url, json=body)
+                resp = self._post(body)
             except httpx.HTTPError as err:  # connection errors, time-outs
                 last = f"{type(err).__name__}: {err}"
                 logger.warning("Request for concept %s failed (%s), attempt %d/%d", p.code, last,
@@ -353,8 +430,12 @@ class OpenAIGenerator(Generator):
                 continue
             if resp.status_code in _RETRY_STATUS:
                 last = f"HTTP {resp.status_code}: {resp.text[:200]}"
-                logger.warning("Request for concept %s got %s, attempt %d/%d", p.code, last,
-                               attempt + 1, self.max_retries + 1)
+                wait_s = retry_after_seconds(resp.headers.get("Retry-After"))
+                if wait_s is not None:
+                    self._pause_all(wait_s)
+                logger.warning("Request for concept %s got %s, attempt %d/%d%s", p.code, last,
+                               attempt + 1, self.max_retries + 1,
+                               f" (Retry-After {wait_s:g} s)" if wait_s is not None else "")
                 continue
             if resp.status_code >= 400:
                 raise RuntimeError(Errors.E074.format(url=self.url, status=resp.status_code,
@@ -370,8 +451,47 @@ class OpenAIGenerator(Generator):
     def generate(self, prompts: Sequence[ConceptPrompt]) -> List[str]:
         return list(self._pool.map(self._request, prompts))
 
+    def stream(self, prompts: Iterable[ConceptPrompt]) -> Iterator[Tuple[ConceptPrompt, str]]:
+        """``(prompt, raw)`` pairs in the order the requests finish. ``2 * concurrency``
+        requests are queued at a time (``concurrency`` of them running), and each finished one
+        is replaced before its result is handed out. When a request fails for good, no new one
+        is started, the running ones are finished and handed out, then the error is raised."""
+        it = iter(prompts)
+        pending: Dict[Future, ConceptPrompt] = {}
+        depth = 2 * self.concurrency
+        error: Optional[BaseException] = None
+
+        def refill() -> None:
+            while error is None and len(pending) < depth:
+                p = next(it, None)
+                if p is None:
+                    return
+                pending[self._pool.submit(self._request, p)] = p
+
+        try:
+            refill()
+            while pending:
+                finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                ready = []
+                for fut in finished:
+                    p = pending.pop(fut)
+                    exc = fut.exception()
+                    if exc is None:
+                        ready.append((p, fut.result()))
+                    elif error is None:
+                        error = exc
+                if error is not None:  # drop the queued requests, keep the running ones
+                    pending = {f: q for f, q in pending.items() if not f.cancel()}
+                refill()
+                yield from ready
+        finally:
+            for fut in pending:
+                fut.cancel()
+        if error is not None:
+            raise error
+
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)
         self._client.close()
 
 
@@ -380,9 +500,9 @@ def openai_generator(base_url: str, model: str, api_key_env: Optional[str] = "OP
                      concurrency: int = 4, max_retries: int = 4, backoff: float = 1.0,
                      timeout: float = 120.0, max_tokens: Optional[int] = None,
                      temperature: float = 0.8, top_p: float = 0.95,
-                     seed: Optional[int] = 0) -> OpenAIGenerator:
+                     seed: Optional[int] = 0, max_retry_after: float = 300.0) -> OpenAIGenerator:
     """OpenAI-compatible chat-completions server (vLLM, TGI, SGLang, llama.cpp)."""
     return OpenAIGenerator(base_url=base_url, model=model, api_key_env=api_key_env,
                            concurrency=concurrency, max_retries=max_retries, backoff=backoff,
                            timeout=timeout, max_tokens=max_tokens, temperature=temperature,
-                           top_p=top_p, seed=seed)
+                           top_p=top_p, seed=seed, max_retry_after=max_retry_after)

@@ -118,7 +118,9 @@ def synthesize(
     """Generate, filter and append synthetic sentences for the selected concepts.
 
     Concepts already recorded in ``OUTPUT.done`` are skipped, so the same call resumes an
-    interrupted run. ``raw_log``: append every raw output (``{"concept", "raw"}`` lines) there,
+    interrupted run. Concepts are written in the order the generator finishes them (input
+    order for local models, completion order for the concurrent HTTP backend); each is
+    written once, with its ``.done`` line. ``raw_log``: append every raw output (``{"concept", "raw"}`` lines) there,
     to inspect what the filters rejected. Returns the statistics of this run.
     """
     from tqdm import tqdm
@@ -136,35 +138,34 @@ def synthesize(
         start = time.perf_counter()
         bar = tqdm(total=len(todo), unit="concept", disable=not progress, dynamic_ncols=True,
                    desc=f"synth[{backend}]")
+
+        def prompt_of(code: str) -> ConceptPrompt:
+            p = builder.build(code)
+            if version_of is not None:
+                p.prompt_version = version_of(p.lang)
+            return p
+
         try:
-            step = max(1, int(generator.chunk_size))
-            for j in range(0, len(todo), step):
-                prompts = [builder.build(code) for code in todo[j:j + step]]
-                if version_of is not None:
-                    for p in prompts:
-                        p.prompt_version = version_of(p.lang)
-                raws = generator.generate(prompts)
-                if len(raws) != len(prompts):
-                    raise RuntimeError(Errors.E079.format(got=len(raws), expected=len(prompts)))
-                for p, raw in zip(prompts, raws):
-                    if raw_file is not None:
-                        raw_file.write(json.dumps({"concept": p.code, "raw": raw},
-                                                  ensure_ascii=False) + "\n")
-                        raw_file.flush()
-                    sents, rejected = parse_output(
-                        raw, prefix=p.prefix, n_mentions=p.n_mentions, names=p.names,
-                        lang=p.lang, examples=p.examples, filters=filters,
-                        vocabulary=builder.vocabulary)
-                    writer.write_concept(p.code, build_records(p, sents, backend), {
-                        "requested": p.n_mentions, "accepted": len(sents),
-                        "rejected": dict(rejected)})
-                    stats.concepts_done += 1
-                    stats.requested += p.n_mentions
-                    stats.accepted += len(sents)
-                    stats.kb_name_mentions += sum(s.is_kb_name for s in sents)
-                    stats.outputs_with_examples += bool(sents)
-                    stats.rejected.update(rejected)
-                    bar.update(1)
+            # built lazily: the generator takes the next concept when it has room for it
+            for p, raw in generator.stream(prompt_of(code) for code in todo):
+                if raw_file is not None:
+                    raw_file.write(json.dumps({"concept": p.code, "raw": raw},
+                                              ensure_ascii=False) + "\n")
+                    raw_file.flush()
+                sents, rejected = parse_output(
+                    raw, prefix=p.prefix, n_mentions=p.n_mentions, names=p.names,
+                    lang=p.lang, examples=p.examples, filters=filters,
+                    vocabulary=builder.vocabulary)
+                writer.write_concept(p.code, build_records(p, sents, backend), {
+                    "requested": p.n_mentions, "accepted": len(sents),
+                    "rejected": dict(rejected)})
+                stats.concepts_done += 1
+                stats.requested += p.n_mentions
+                stats.accepted += len(sents)
+                stats.kb_name_mentions += sum(s.is_kb_name for s in sents)
+                stats.outputs_with_examples += bool(sents)
+                stats.rejected.update(rejected)
+                bar.update(1)
                 bar.set_postfix(acc=f"{stats.acceptance_rate:.0%}", refresh=False)
         finally:
             bar.close()

@@ -50,9 +50,10 @@ def check_labels(ner_nlp, linker, ner_path: PathLike = "", linker_path: PathLike
 
 def assemble_pipeline(linker_path: PathLike, ner_path: PathLike, output: PathLike, *,
                       segmenter: str = "sentencizer") -> Dict[str, Any]:
-    """Write ``output``: ``segmenter`` (a factory name; ``none`` for no segmenter), every
-    component of the NER pipeline ``ner_path``, then the linker of ``linker_path``. Returns
-    what was assembled (also saved as ``assemble.json`` in the folder)."""
+    """Write ``output``: ``segmenter`` (a factory name; ``none`` for no segmenter; taken from
+    the linker pipeline when it has one of that factory), every component of the NER pipeline
+    ``ner_path``, then the linker of ``linker_path``. Returns what was assembled (also saved as
+    ``assemble.json`` in the folder)."""
     import spacy
     from spacy.language import Language
 
@@ -77,9 +78,16 @@ def assemble_pipeline(linker_path: PathLike, ner_path: PathLike, output: PathLik
         raise ValueError(Errors.E201.format(path=ner_path))
     check_labels(nlp, linker, ner_path, linker_path)
     if segmenter.lower() not in NO_SEGMENTER:
-        if not Language.has_factory(segmenter):
+        # the linker pipeline's own segmenter (the one its prompts were rendered with) when it
+        # has one of that factory, with its settings; else a new one
+        own = [n for n in linker_nlp.pipe_names
+               if linker_nlp.get_pipe_meta(n).factory == segmenter]
+        if own:
+            nlp.add_pipe(own[0], source=linker_nlp, first=True)
+        elif not Language.has_factory(segmenter):
             raise ValueError(Errors.E203.format(factory=segmenter))
-        nlp.add_pipe(segmenter, first=True)
+        else:
+            nlp.add_pipe(segmenter, first=True)
     nlp.add_pipe(name, name="syncabel_linker", source=linker_nlp)
     info = {"segmenter": None if segmenter.lower() in NO_SEGMENTER else segmenter,
             "ner": str(ner_path), "ner_components": setters, "labels": ner_labels(nlp),

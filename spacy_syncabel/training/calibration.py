@@ -68,7 +68,7 @@ def calibrate_pipeline(path: Union[str, Path], dev_docs: Sequence[Any], *,
     engine = linker.engine
     if candidates is not None:
         engine = engine.with_settings(candidates=candidates)
-    dev = build_dev_set(dev_docs, linker, size=dev_size, seed=seed)
+    dev = build_dev_set(dev_docs, linker, size=dev_size, seed=seed, nlp=nlp)
     if not len(dev):
         raise ValueError(Errors.E067.format(path=path))
     table = prior_weight_table(engine, dev, weights)

@@ -43,9 +43,11 @@ from ._settings import with_overrides
 from ..errors import Errors
 from ..prompting import SEP_TOKEN, encode_completion, encode_prompt
 from ..types import CorpusDoc
+from .distributed import (barrier, ensure_process_group, is_main_process, shared_dev_recalls,
+                          shared_mine)
 from .examples import DevSet, build_dev_set
 from .negatives import (MiningStats, PreferencePair, TrainMention, collect_mentions,
-                        mine_negatives, read_pairs, write_pairs)
+                        read_pairs, write_pairs)
 from .pipeline_io import LINKER, save_pipeline
 from .sft import _as_docs, set_threads
 
@@ -261,14 +263,7 @@ def dpo_round(lm, tokenizer, pairs: Sequence[PreferencePair], cfg: DPORunConfig,
 def dev_recall(engine, dev: DevSet, k: int = 5) -> Tuple[float, float]:
     """Dev Recall@1 and Recall@k of the engine in its own mode (one decoding pass; the
     Recall@1 is :func:`dev_recall_at_1`'s)."""
-    from ..evaluation.metrics import hit
-
-    if not len(dev):
-        return 0.0, 0.0
-    cands = engine.link(dev.prompt_ids, dev.groups, dev.mentions)
-    codes = [[c.code for c in cs] for cs in cands]
-    r1 = sum(hit(g, cs, 1, kb=engine.kb) for g, cs in zip(dev.codes, codes)) / len(dev)
-    rk = sum(hit(g, cs, k, kb=engine.kb) for g, cs in zip(dev.codes, codes)) / len(dev)
+    r1, rk = shared_dev_recalls(engine, dev, (1, k))  # each process decodes its share
     return r1, rk
 
 
@@ -285,6 +280,8 @@ def _read_state(path: Path) -> Optional[Dict[str, Any]]:
 
 
 def _write_json(path: Path, data: Any) -> None:
+    if not is_main_process():
+        return
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf8")
     os.replace(tmp, path)
@@ -333,7 +330,7 @@ def _start_state(cfg: DPORunConfig, pipeline: Path, out: Path) -> Dict[str, Any]
         state = {"pipeline": str(pipeline), "config": asdict(cfg), "baseline": None,
                  "rounds": [], "best_round": 0, "best_dev_recall@1": None, "stopped": None}
         # a fresh run: nothing of an earlier run in this folder is reused
-        for stale in [*out.glob("round-*"), best_dir]:
+        for stale in [*out.glob("round-*"), best_dir] if is_main_process() else []:
             if stale.is_dir():
                 shutil.rmtree(stale)
         _write_json(state_path, state)
@@ -358,12 +355,13 @@ def _mine_round(cfg: DPORunConfig, engine, chunk: Sequence[TrainMention], round_
     pairs_path, mining_path = round_dir / "pairs.jsonl", round_dir / "mining.json"
     if pairs_path.is_file() and mining_path.is_file():  # mined before a restart
         return read_pairs(pairs_path), json.loads(mining_path.read_text("utf8"))
-    pairs, stats = mine_negatives(engine, chunk, k=cfg.top_k, gold_fallback=cfg.gold_fallback)
+    pairs, stats = shared_mine(engine, chunk, k=cfg.top_k, gold_fallback=cfg.gold_fallback)
     mined = len(pairs)
     if cfg.max_pairs and len(pairs) > cfg.max_pairs:
         keep = sorted(random.Random(cfg.seed + r).sample(range(len(pairs)), cfg.max_pairs))
         pairs = [pairs[i] for i in keep]
-    write_pairs(pairs, pairs_path)
+    if is_main_process():
+        write_pairs(pairs, pairs_path)
     mining = dict(stats.to_dict(), mined_pairs=mined, kept_pairs=len(pairs),
                   chunk=(r - 1) % n_chunks, chunk_mentions=len(chunk))
     _write_json(mining_path, mining)
@@ -407,8 +405,9 @@ class _Run:
         return bool(self.dev_set is not None and len(self.dev_set))
 
     def save(self, folder: Path, r: int, recall: Optional[float]) -> None:
-        save_pipeline(self.nlp, folder, dtype=self.dtype,
-                      meta=dict(self.meta, round=r, **{"dev_recall@1": recall}))
+        if is_main_process():
+            save_pipeline(self.nlp, folder, dtype=self.dtype,
+                          meta=dict(self.meta, round=r, **{"dev_recall@1": recall}))
 
 
 def _run_round(run: _Run, state: Dict[str, Any]) -> Dict[str, Any]:
@@ -466,13 +465,13 @@ def _prepare_run(cfg: DPORunConfig, pipeline: Path, out: Path, state: Dict[str, 
     nlp, linker = _load(start_from)
     train_docs, dev_docs = _as_docs(train), _as_docs(dev)
     collect_stats = MiningStats()
-    mentions = collect_mentions(train_docs, linker, collect_stats)
+    mentions = collect_mentions(train_docs, linker, collect_stats, nlp=nlp)
     if not mentions:
         raise ValueError(Errors.E081.format(why=f"stats {collect_stats.to_dict()}"))
     # a resumed run keeps its chunks (unless a chunk size is given)
     chunk_size = cfg.chunk_size or (state.get("chunk_size") if state["rounds"] else None)
     chunks = _chunks(mentions, chunk_size, cfg.rounds, cfg.seed)
-    dev_set = build_dev_set(dev_docs, linker, size=cfg.dev_size, seed=cfg.seed) \
+    dev_set = build_dev_set(dev_docs, linker, size=cfg.dev_size, seed=cfg.seed, nlp=nlp) \
         if dev_docs else None
     run = _Run(cfg, out, pipeline, nlp, linker, chunks, dev_set,
                max(1, min(5, linker.settings.n_best)), _pipeline_dtype(pipeline),
@@ -496,6 +495,7 @@ def train_dpo(pipeline: PathLike, train: Union[PathLike, Sequence[CorpusDoc]], o
     from transformers import set_seed
 
     cfg = with_overrides(config, DPORunConfig, overrides, "train_dpo")
+    ensure_process_group()
     t_start = time.monotonic()
     deadline = t_start + 60 * cfg.max_minutes if cfg.max_minutes else None
     pipeline = Path(pipeline).resolve()
@@ -503,6 +503,7 @@ def train_dpo(pipeline: PathLike, train: Union[PathLike, Sequence[CorpusDoc]], o
     out.mkdir(parents=True, exist_ok=True)
     state_path, best_dir = out / STATE, out / "model-best"
     state = _start_state(cfg, pipeline, out)
+    barrier()  # a fresh run's folder is cleared before any process reads it
     done = [r["round"] for r in state["rounds"]]
     if done and _stop_reason(cfg, state, deadline) is not None:
         state["resumed_rounds"] = done
@@ -526,7 +527,7 @@ def train_dpo(pipeline: PathLike, train: Union[PathLike, Sequence[CorpusDoc]], o
         _write_json(state_path, state)
         logger.info("DPO round %d: %s", record["round"],
                     {k: v for k, v in record.items() if k != "by_case"})
-        if drop:
+        if drop and is_main_process():
             shutil.rmtree(out / drop, ignore_errors=True)
         if record.get("stopped_by_budget"):
             break
@@ -535,6 +536,7 @@ def train_dpo(pipeline: PathLike, train: Union[PathLike, Sequence[CorpusDoc]], o
     state["model_best"] = str(best_dir.resolve()) if best_dir.exists() else None
     state["wall_seconds"] = round(time.monotonic() - t_start, 2)
     _write_json(state_path, state)
+    barrier()
     return state
 
 

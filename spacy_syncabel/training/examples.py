@@ -22,6 +22,8 @@ from ..types import COMPOSITE_SEP, NIL, NO_CODE, CorpusDoc
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..kb import ConceptKB
+    from spacy.language import Language
+
     from ..linking import LinkingEngine
     from ..decoding.candidates import CandidateIndex
     from ..pipeline import SynCABELLinker
@@ -144,27 +146,25 @@ def _make_example(linker: "SynCABELLinker", prompt: str, names: Sequence[str], *
 
 
 def iter_mention_prompts(docs: Sequence[CorpusDoc], linker: "SynCABELLinker",
-                         stats: Optional[ExampleStats] = None,
+                         stats: Optional[ExampleStats] = None, nlp: Optional["Language"] = None,
                          ) -> Iterable[Tuple[CorpusDoc, str, str, str, Optional[str]]]:
     """Yield ``(doc, prompt, mention text, gold code, group)`` per gold mention, the prompt
-    rendered by the component on a spaCy Doc (same tokenization and sentence starts as
-    :func:`~spacy_syncabel.corpus.spacy_docs.docs_to_spacy`; overlapping mentions are all
-    kept, since each one is a training example of its own)."""
+    rendered by the component on the doc as the linker sees it in ``nlp`` (its components
+    before the linker, e.g. the sentence segmenter, run first; tokens split at the gold
+    bounds); overlapping mentions are all kept, each a training example of its own."""
     import spacy
 
-    from ..corpus.spacy_docs import set_sentences
+    from ..render import gold_spans, prepare_doc
 
-    nlp = spacy.blank(linker.vocab.lang or "xx", vocab=linker.vocab)
+    if nlp is None:
+        nlp = spacy.blank(linker.vocab.lang or "xx", vocab=linker.vocab)
     for cdoc in docs:
-        doc = nlp.make_doc(cdoc.text)
-        if cdoc.sentences:
-            set_sentences(doc, cdoc.sentences)
+        doc = prepare_doc(nlp, cdoc)
         has_sents, text = doc.has_annotation("SENT_START"), doc.text
-        for m in cdoc.mentions:
+        for m, span in gold_spans(doc, cdoc):
             if stats is not None:
                 stats.mentions += 1
-            span = doc.char_span(m.start, m.end, label=m.label, alignment_mode="expand")
-            if span is None or len(span) == 0 or not span.text.strip():
+            if span is None:
                 if stats is not None:
                     stats.unaligned += 1
                 continue
@@ -177,6 +177,7 @@ def build_examples(docs: Sequence[CorpusDoc], linker: "SynCABELLinker", *,
                    top_k_targets: int = 1, kb_name_examples: bool = False,
                    source: str = "real", selector: Optional[NameSelector] = None,
                    max_examples: Optional[int] = None, warn: bool = True,
+                   nlp: Optional["Language"] = None,
                    ) -> Tuple[List[TrainExample], ExampleStats]:
     """Tokenized training examples for the gold mentions of ``docs``.
 
@@ -201,7 +202,7 @@ def build_examples(docs: Sequence[CorpusDoc], linker: "SynCABELLinker", *,
     out: List[TrainExample] = []
     missing_seen: Dict[str, None] = {}
     items = []
-    for cdoc, prompt, mention, raw_code, group in iter_mention_prompts(docs, linker, stats):
+    for cdoc, prompt, mention, raw_code, group in iter_mention_prompts(docs, linker, stats, nlp):
         if max_examples is not None and len(items) >= max_examples:
             stats.mentions -= 1
             break
@@ -306,11 +307,11 @@ class DevSet:
 
 
 def build_dev_set(docs: Sequence[CorpusDoc], linker: "SynCABELLinker", size: int = 200,
-                  seed: int = 0) -> DevSet:
+                  seed: int = 0, nlp: Optional["Language"] = None) -> DevSet:
     """A deterministic sample of ``size`` coded dev mentions (all when ``size`` <= 0)."""
     import random
 
-    items = [(p, m, c, g) for _, p, m, c, g in iter_mention_prompts(docs, linker)
+    items = [(p, m, c, g) for _, p, m, c, g in iter_mention_prompts(docs, linker, nlp=nlp)
              if c and c not in (NIL, NO_CODE)]
     if 0 < size < len(items):
         rng = random.Random(seed)

@@ -171,7 +171,7 @@ class MiningStats:
 
 
 def collect_mentions(docs: Sequence[CorpusDoc], linker: "SynCABELLinker",
-                     stats: Optional[MiningStats] = None) -> List[TrainMention]:
+                     stats: Optional[MiningStats] = None, nlp=None) -> List[TrainMention]:
     """The coded training mentions of ``docs`` whose code is in the KB, with the prompt the
     component renders (the same as :func:`build_examples` uses). Mention ids are
     ``DOC_ID#i`` (i-th aligned mention of the document)."""
@@ -180,7 +180,7 @@ def collect_mentions(docs: Sequence[CorpusDoc], linker: "SynCABELLinker",
     internal = MiningStats()
     out: List[TrainMention] = []
     per_doc: Counter = Counter()
-    for cdoc, prompt, mention, raw_code, group in iter_mention_prompts(docs, linker, internal):
+    for cdoc, prompt, mention, raw_code, group in iter_mention_prompts(docs, linker, internal, nlp):
         i = per_doc[cdoc.id]
         per_doc[cdoc.id] += 1
         if not raw_code or raw_code in (NIL, NO_CODE):
@@ -276,15 +276,16 @@ def write_pairs(pairs: Iterable[PreferencePair], path: PathLike) -> Path:
 
 def read_pairs(path: PathLike) -> List[PreferencePair]:
     """Read pairs written by :func:`write_pairs`."""
+    from ..textio import iter_lines
+
     out = []
-    with Path(path).open(encoding="utf8") as f:
-        for i, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                out.append(PreferencePair.from_dict(json.loads(line)))
-            except (ValueError, TypeError) as err:
-                raise ValueError(Errors.E084.format(path=path, line=i, problem=err)) from None
+    for i, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            out.append(PreferencePair.from_dict(json.loads(line)))
+        except (ValueError, TypeError) as err:
+            raise ValueError(Errors.E084.format(path=path, line=i, problem=err)) from None
     return out
 
 

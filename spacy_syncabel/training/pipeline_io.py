@@ -120,4 +120,42 @@ def load_pipeline(path: PathLike, **settings: Any):
     return spacy.load(path, config=overrides)
 
 
-__all__ = ["LINKER", "save_pipeline", "copy_pipeline", "load_pipeline"]
+
+def migrate_pipeline(src: PathLike, dst: PathLike) -> Path:
+    """Copy a pipeline folder saved by spacy-syncabel 0.1 (settings in ``cfg.json``, loaders
+    in the factory block, ``rerank``) into today's layout, linking as it did: its saved
+    settings become the config, ``rerank`` and ``candidates`` become ``mode``, beams keep
+    their summed-log-prob ranking (``length_penalty`` 0, reranking 1). No code is run."""
+    import srsly
+    from spacy.util import load_config
+
+    src, dst = Path(src), Path(dst)
+    tmp = copy_pipeline(src, dst.with_name(dst.name + ".migrating"))
+    config = load_config(tmp / "config.cfg", interpolate=False)
+    comp = config["components"][LINKER]
+    old_cfg = tmp / LINKER / "cfg.json"
+    saved = dict(srsly.read_json(old_cfg)) if old_cfg.is_file() else {}
+    comp.update({k: v for k, v in saved.items() if k not in ("device", "dtype")})
+    for key in ("model", "kb_loader", "trust_remote_code"):
+        comp.pop(key, None)
+    rerank, candidates = bool(comp.pop("rerank", False)), int(comp.get("candidates", 0) or 0)
+    comp["mode"] = ("rerank" if rerank and candidates > 0 else
+                    "beam_in_candidates" if candidates > 0 else "beam")
+    comp["candidates"] = candidates or LinkSettings().candidates
+    comp["length_penalty"] = 1.0 if comp["mode"] == "rerank" else 0.0
+    _portable_config(config, None, None, None)
+    config.to_disk(tmp / "config.cfg")
+    fingerprint = tmp / LINKER / "fingerprint.json"
+    if fingerprint.is_file():
+        srsly.write_json(tmp / LINKER / "state.json",
+                         {"version": 2, "fingerprint": srsly.read_json(fingerprint)})
+        fingerprint.unlink()
+    if old_cfg.is_file():
+        old_cfg.unlink()
+    if dst.exists():
+        shutil.rmtree(dst)
+    os.replace(tmp, dst)
+    return dst
+
+
+__all__ = ["LINKER", "save_pipeline", "copy_pipeline", "load_pipeline", "migrate_pipeline"]

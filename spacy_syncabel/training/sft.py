@@ -33,9 +33,12 @@ import torch
 from ._settings import with_overrides
 from ..errors import Errors, Warnings
 from ..types import CorpusDoc
+from .distributed import (barrier, dev_decoding_possible, final_model, is_main_process,
+                          is_multi_process, shared_dev_recall)
 from .examples import (IGNORE_INDEX, DevSet, NameSelector, TrainExample, build_dev_set,
-                       build_examples, dev_recall_at_1, mention_aliases)
+                       build_examples, mention_aliases)
 from .mixing import mix_examples
+from .callbacks import make_callbacks
 from .pipeline_io import LINKER, copy_pipeline, save_pipeline
 from .ranking import RankCollator, build_rank_examples, rank_loss
 
@@ -220,6 +223,8 @@ def _resolve_bf16(setting: Union[bool, str], model, batch) -> Tuple[bool, Option
             return False, None
         if torch.cuda.is_available():
             return True, None
+        if is_multi_process():  # each process would time it and could decide otherwise
+            return False, None
         speedup = bf16_speedup(model, batch)
         return speedup > 1.1, speedup
     if isinstance(setting, str):
@@ -252,7 +257,8 @@ def merged_copy(model):
 
 def _is_complete(ckpt: Path) -> bool:
     return (ckpt / "trainer_state.json").is_file() and (
-        any(ckpt.glob("*.safetensors")) or any(ckpt.glob("*.bin")))
+        any(ckpt.glob("*.safetensors")) or any(ckpt.glob("*.bin"))
+        or any(ckpt.glob("pytorch_model_fsdp_*")) or any(ckpt.glob("global_step*")))
 
 
 def last_checkpoint(folder: PathLike, clean: bool = True) -> Optional[Path]:
@@ -273,23 +279,6 @@ def last_checkpoint(folder: PathLike, clean: bool = True) -> Optional[Path]:
 
 
 # ----------------------------------------------------------------------------- trainer
-
-
-def _distributed() -> bool:
-    import torch.distributed as dist
-
-    return dist.is_available() and dist.is_initialized()
-
-
-def _any_rank(flag: bool, device) -> bool:
-    """True when ``flag`` is True on any process (all processes must call it)."""
-    if not _distributed():
-        return flag
-    import torch.distributed as dist
-
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
 
 
 def _make_trainer_class():
@@ -334,8 +323,8 @@ def _make_trainer_class():
             was_training = model.training
             model.eval()
             try:
-                recall = (dev_recall_at_1(self.linker.engine.with_lm(model), self.dev)
-                          if self.dev else 0.0)
+                recall = (shared_dev_recall(self.linker.engine.with_lm(model), self.dev,
+                                            self.args.device) if self.dev else 0.0)
             finally:
                 model.train(was_training)
             metrics = {f"{metric_key_prefix}_recall@1": recall,
@@ -358,103 +347,6 @@ def _make_trainer_class():
     return LinkerTrainer
 
 
-def _make_callbacks(trainer_ref: Dict[str, Any], cfg: TrainConfig, log_path: Path):
-    from transformers import TrainerCallback
-
-    class BudgetCallback(TrainerCallback):
-        """Stops cleanly (evaluate + save) once ``max_minutes`` of wall-clock time are used."""
-
-        def __init__(self) -> None:
-            self.start = time.monotonic()
-            self.stopped = False
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.start = time.monotonic()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if cfg.max_minutes is None or self.stopped:
-                return control
-            over = (time.monotonic() - self.start) / 60.0 >= cfg.max_minutes
-            if _any_rank(over, args.device):
-                self.stopped = True
-                control.should_training_stop = True
-                control.should_save = True
-                control.should_evaluate = trainer_ref.get("has_dev", False)
-            return control
-
-    class EarlyStopping(TrainerCallback):
-        """Stops after ``patience`` evaluations without a new best dev Recall@1."""
-
-        def __init__(self) -> None:
-            self.bad = 0
-            self.stopped = False
-
-        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-            value = (metrics or {}).get("eval_recall@1")
-            if value is None or cfg.patience <= 0:
-                return control
-            if state.best_metric is None or value > state.best_metric:
-                self.bad = 0
-            else:
-                self.bad += 1
-                if self.bad >= cfg.patience:
-                    self.stopped = True
-                    control.should_training_stop = True
-                    control.should_save = True
-            return control
-
-    class JsonlLog(TrainerCallback):
-        """Appends every log (loss, lr, dev Recall@1) to ``training_log.jsonl`` with the
-        training speed in examples/s (time spent evaluating and saving excluded)."""
-
-        def __init__(self) -> None:
-            self.t_last = time.perf_counter()
-            self.overhead_last = 0.0
-            self.seen_last = 0
-            self.tokens_last = 0
-            self.train_time = 0.0
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            tr = trainer_ref["trainer"]
-            self.t_last = time.perf_counter()
-            self.overhead_last = tr.overhead_time
-            self.seen_last, self.tokens_last = tr.examples_seen, tr.tokens_seen
-            self._write({"event": "train_begin", "step": state.global_step,
-                         "max_steps": state.max_steps, "time": time.time()}, state, args)
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            tr = trainer_ref["trainer"]
-            now = time.perf_counter()
-            record = {"step": state.global_step, "epoch": state.epoch, "time": time.time()}
-            record.update(logs or {})
-            if "loss" in (logs or {}):
-                spent = (now - self.t_last) - (tr.overhead_time - self.overhead_last)
-                n = tr.examples_seen - self.seen_last
-                ntok = tr.tokens_seen - self.tokens_last
-                world = max(1, args.world_size)
-                if spent > 0 and n:
-                    record["examples_per_s"] = round(world * n / spent, 3)
-                    record["tokens_per_s"] = round(world * ntok / spent, 1)
-                self.train_time += max(spent, 0.0)
-                self.t_last, self.overhead_last = now, tr.overhead_time
-                self.seen_last, self.tokens_last = tr.examples_seen, tr.tokens_seen
-            self._write(record, state, args)
-
-        def on_train_end(self, args, state, control, **kwargs):
-            tr = trainer_ref["trainer"]
-            spent = (time.perf_counter() - self.t_last) - (tr.overhead_time - self.overhead_last)
-            if tr.examples_seen > self.seen_last:
-                self.train_time += max(spent, 0.0)
-            self.t_last, self.overhead_last = time.perf_counter(), tr.overhead_time
-            self.seen_last, self.tokens_last = tr.examples_seen, tr.tokens_seen
-
-        def _write(self, record, state, args) -> None:
-            if not state.is_world_process_zero:
-                return
-            with log_path.open("a", encoding="utf8") as f:
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-    return BudgetCallback(), EarlyStopping(), JsonlLog()
 
 
 # ----------------------------------------------------------------------------- saving
@@ -543,6 +435,8 @@ def _build_linker(kb_obj, base_model: str, lang: str, label_map, linker_config, 
 
     lm, tok = load_base_model(base_model, kb_obj, texts, seed=seed)
     nlp = spacy.blank(lang)
+    # training and inference see the same sentences: the segmenter is saved with the pipeline
+    nlp.add_pipe("syncabel_sentencizer")
     comp_cfg: Dict[str, Any] = {"label_map": dict(label_map or {}), "device": "auto"}
     comp_cfg.update(linker_config or {})
     comp_cfg["dtype"] = "float32"
@@ -562,16 +456,16 @@ def _prepare(cfg: TrainConfig, kb_obj, train_docs, dev_docs, syn_docs, base_mode
     selector = NameSelector(kb_obj, linker.candidate_index)
     real, real_stats = build_examples(train_docs, linker, top_k_targets=cfg.top_k_targets,
                                       kb_name_examples=cfg.kb_name_examples, source="real",
-                                      selector=selector, max_examples=cfg.max_train)
+                                      selector=selector, max_examples=cfg.max_train, nlp=nlp)
     syn, syn_stats = ([], None)
     if syn_docs:
         syn, syn_stats = build_examples(syn_docs, linker, top_k_targets=cfg.top_k_targets,
-                                        source="synthetic", selector=selector)
+                                        source="synthetic", selector=selector, nlp=nlp)
     mixed = mix_examples(real, syn, mode=cfg.mix_mode, weights=cfg.mix_weights, seed=cfg.seed)
     if not mixed:
         raise ValueError(Errors.E063.format(why=f"stats {real_stats.to_dict()}"))
-    dev_set = build_dev_set(dev_docs, linker, size=cfg.dev_size, seed=cfg.seed) \
-        if dev_docs else None
+    dev_set = build_dev_set(dev_docs, linker, size=cfg.dev_size, seed=cfg.seed, nlp=nlp) \
+        if dev_docs and dev_decoding_possible() else None
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     collator = CompletionCollator(pad_id)
     dataset = ExampleDataset(mixed)
@@ -596,7 +490,7 @@ def _resume_point(ckpt_dir: Path, tok, resume: bool) -> Optional[Path]:
     """The newest checkpoint to resume from (E064 when its tokenizer differs)."""
     from ..models import tokenizer_fingerprint
 
-    resume_from = last_checkpoint(ckpt_dir) if resume else None
+    resume_from = last_checkpoint(ckpt_dir, clean=is_main_process()) if resume else None
     if resume_from is not None and (resume_from / "tokenizer_config.json").is_file():
         from transformers import AutoTokenizer
 
@@ -624,7 +518,7 @@ def _training_arguments(cfg: TrainConfig, ckpt_dir: Path, has_dev: bool, use_bf1
         save_total_limit=cfg.save_total_limit,
         metric_for_best_model="recall@1" if has_dev else None, greater_is_better=True,
         bf16=use_bf16, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
-        report_to="none", seed=cfg.seed, data_seed=cfg.seed,
+        ddp_find_unused_parameters=False, report_to="none", seed=cfg.seed, data_seed=cfg.seed,
         train_sampling_strategy="group_by_length", disable_tqdm=not cfg.progress,
         remove_unused_columns=False,
     )
@@ -665,10 +559,10 @@ def _summary(out: Path, base_model: str, prep: _Prepared, trainer, result, budge
 
 
 def _write_outputs(out: Path, prep: _Prepared, trainer, cfg: TrainConfig, summary, meta,
-                   inference_dtype: str, log_path: Path) -> None:
+                   inference_dtype: str, log_path: Path, final_lm) -> None:
     """model-last (and model-best without dev), calibration, the summary; main process only."""
     best_dir, last_dir = out / "model-best", out / "model-last"
-    save_pipeline(prep.nlp, last_dir, lm=merged_copy(trainer.model), dtype=inference_dtype,
+    save_pipeline(prep.nlp, last_dir, lm=final_lm, dtype=inference_dtype,
                   meta=dict(meta, step=trainer.state.global_step,
                             **{"dev_recall@1": summary["last_dev_recall@1"]}))
     if not best_dir.exists():  # no dev set: the last model is the best we know
@@ -744,7 +638,7 @@ def train_linker(
                                     **{"dev_recall@1": recall}))
 
     trainer_ref: Dict[str, Any] = {"has_dev": prep.has_dev}
-    budget, early, jsonl = _make_callbacks(trainer_ref, cfg, log_path)
+    budget, early, jsonl = make_callbacks(trainer_ref, cfg.max_minutes, cfg.patience, log_path)
     trainer = _make_trainer_class()(
         model=prep.lm, args=args, train_dataset=prep.dataset,
         eval_dataset=ExampleDataset(prep.mixed[:1]) if prep.has_dev else None,
@@ -758,8 +652,11 @@ def train_linker(
     final_recall = _final_recall(trainer, prep.has_dev)
     summary = _summary(out, base_model, prep, trainer, result, budget, early, jsonl,
                        resume_from, best_on_disk, final_recall, threads, t_start)
+    final_lm = final_model(trainer)  # every process: sharded weights are gathered
     if trainer.is_world_process_zero():
-        _write_outputs(out, prep, trainer, cfg, summary, meta, inference_dtype, log_path)
+        _write_outputs(out, prep, trainer, cfg, summary, meta, inference_dtype, log_path,
+                       final_lm)
+    barrier()  # the other processes return once the pipelines are written
     prep.linker.set_weights(trainer.model)
     return summary
 

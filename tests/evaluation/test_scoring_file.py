@@ -86,7 +86,7 @@ def test_non_utf8_and_unknown_files(tmp_path):
     path = tmp_path / "latin1.jsonl"
     path.write_bytes('{"doc_id": "a", "start": 0, "end": 6, "codes": []}\n'.encode()
                      + '{"doc_id": "fiebre ñ", "start": 0, "end": 6, "codes": []}\n'.encode("latin-1"))
-    with pytest.raises(ValueError, match=r"E132.*line 2.*UTF-8"):
+    with pytest.raises(ValueError, match=r"E190.*line 2.*UTF-8"):
         read_predictions(path)
     with pytest.raises(FileNotFoundError, match=r"E130"):
         read_predictions(tmp_path / "missing.jsonl")

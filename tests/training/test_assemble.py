@@ -181,3 +181,21 @@ def test_an_untrained_linker_stays_untrained(kb_tsv, tmp_path):
         assemble_pipeline(linker, _untrained_ner(tmp_path), tmp_path / "pipeline")
     with pytest.warns(UserWarning, match="W103"):
         spacy.load(tmp_path / "pipeline")
+
+
+def test_the_linkers_own_segmenter_is_kept(kb_tsv, tmp_path):
+    """With the factory of the linker pipeline's segmenter, that very segmenter (its settings)
+    goes first, so raw notes are split as the linker's prompts were."""
+    nlp = spacy.blank("es")
+    nlp.add_pipe("syncabel_sentencizer", config={"extra_abbreviations": ["Hb."]})
+    add_linker(nlp, kb_tsv, num_beams=2, n_best=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nlp.initialize()
+        linker = save_pipeline(nlp, tmp_path / "linker")
+        info = assemble_pipeline(linker, _untrained_ner(tmp_path),
+                                 tmp_path / "pipeline", segmenter="syncabel_sentencizer")
+        assembled = spacy.load(tmp_path / "pipeline")
+    assert info["pipeline"] == ["syncabel_sentencizer", "ner", "syncabel_linker"]
+    cfg = assembled.config["components"]["syncabel_sentencizer"]
+    assert cfg["extra_abbreviations"] == ["Hb."]
