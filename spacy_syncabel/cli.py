@@ -27,8 +27,10 @@ def evaluate(
     prior_weight: Optional[float] = typer.Option(None, help="Override: weight of the retrieval prior."),
     length_penalty: Optional[float] = typer.Option(None, help="Override: beam ranking by log-prob / length ** penalty."),
     threads: int = typer.Option(0, help="torch threads (0: torch's default)."),
+    end_to_end: bool = typer.Option(True, "--end-to-end/--no-end-to-end", help="With an NER before the linker: also run the whole pipeline on the raw texts and score its own spans (strict NER and linking P/R/F1)."),
 ) -> None:
-    """Link the corpus's gold mentions and report Recall@1/@k beside the TF-IDF baseline."""
+    """Link the corpus's gold mentions and report Recall@1/@k beside the TF-IDF baseline; with an
+    NER in the pipeline, also score its own spans end to end (ner_f, linking_f)."""
     import srsly
 
     from .corpus import read_corpus
@@ -48,7 +50,7 @@ def evaluate(
         docs = docs[:limit]
     train_docs = read_corpus(train) if train is not None else None
     metrics = evaluate_linker(nlp, docs, train=train_docs, batch_size=batch_size, k=k,
-                              source=str(corpus))
+                              source=str(corpus), end_to_end=end_to_end)
     summary = {key: metrics[key] for key in metrics if not isinstance(metrics[key], dict)}
     typer.echo(srsly.json_dumps(summary, indent=2))
     if output is not None:
@@ -413,6 +415,42 @@ def migrate(
     from .training.pipeline_io import migrate_pipeline
 
     typer.echo(f"migrated -> {migrate_pipeline(source, output)}")
+
+
+@app.command("ner-corpus")
+def ner_corpus(
+    dataset: str = typer.Argument(..., help="spaccc, ncbi, cantemist or quaero: its language and label map."),
+    corpus_dir: Path = typer.Argument(..., help="Folder holding the splits as JSONL (train.jsonl, dev.jsonl)."),
+    output: Path = typer.Argument(..., help="Folder for {split}.spacy and config.cfg."),
+    config: Optional[Path] = typer.Option(None, "--config", help="NER config (e.g. configs/ner.cfg): copied to OUTPUT/config.cfg with the dataset's language."),
+    splits: str = typer.Option("train,dev", "--splits", help="Comma-separated split names."),
+) -> None:
+    """Write the NER's training data: the splits as .spacy with labels mapped to the linker's groups."""
+    import srsly
+
+    from .datasets import get_dataset
+    from .training.ner_corpus import write_ner_corpus
+
+    spec = get_dataset(dataset)
+    summary = write_ner_corpus(corpus_dir, output, lang=spec.lang, label_map=spec.label_map,
+                               config=config, splits=[s for s in splits.split(",") if s])
+    typer.echo(srsly.json_dumps(summary, indent=2))
+
+
+@app.command()
+def assemble(
+    output: Path = typer.Argument(..., help="Pipeline folder to write (e.g. training/DATASET/pipeline)."),
+    linker: Path = typer.Option(..., "--linker", help="A linker pipeline (e.g. training/DATASET/model-best)."),
+    ner: Path = typer.Option(..., "--ner", help="The NER pipeline `spacy train` wrote (e.g. training/DATASET/ner/model-best)."),
+    segmenter: str = typer.Option("sentencizer", "--segmenter", help="Sentence segmenter factory placed first (none: no segmenter)."),
+) -> None:
+    """Assemble sentence segmenter + NER + syncabel_linker into one pipeline for raw notes."""
+    import srsly
+
+    from .training.assemble import assemble_pipeline
+
+    info = assemble_pipeline(linker, ner, output, segmenter=segmenter)
+    typer.echo(srsly.json_dumps(info, indent=2))
 
 
 def main() -> None:  # pragma: no cover

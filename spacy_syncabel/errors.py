@@ -62,6 +62,12 @@ class Warnings(metaclass=ErrorsWithCodes):
             "one is kept. Write one prediction line per mention.")
     W133 = ("The converted-model cache {path} is incomplete or corrupt ({why}); it is rebuilt. "
             "Delete the folder if this happens again.")
+    # NER, assembling pipelines, end-to-end evaluation (W200-W209)
+    W200 = ("The linker of {path} was never fine-tuned for linking, and the pipeline assembled "
+            "from it links with that untrained LM. Train it first (`python -m spacy_syncabel "
+            "train`) and assemble from its model-best.")
+    W201 = ("The {split} corpus {path} has no entity: an NER trained or scored on it learns "
+            "nothing. Check that it is the annotated corpus (entities with start, end, label).")
     W072 = ("Resuming {path}: dropped {n_bytes} byte(s) written after the last finished concept "
             "(an interrupted run); those concepts are generated again.")
     # the linking engine and the component
@@ -227,6 +233,23 @@ class Errors(metaclass=ErrorsWithCodes):
             "({err}). Use bytes written by to_bytes of the same version.")
     E106 = ("Cannot load {path} with the 'model' field excluded: the linker has no model yet. "
             "Load it without exclude=['model'] first.")
+    # NER, assembling pipelines, end-to-end evaluation (E200-E209)
+    E200 = ("The entity recognizer of {ner} predicts label(s) {labels} that the linker of "
+            "{linker} does not know: each label must be a key of its `label_map` or one of its "
+            "KB groups {groups}. Train the NER on the dataset's labels (`python -m "
+            "spacy_syncabel ner-corpus` maps them through the label map) or add them to the "
+            "linker's `label_map`.")
+    E201 = ("The pipeline {path} has no component that sets entities (`doc.ents`), such as "
+            "'ner' or 'entity_ruler'. Give the folder `spacy train` wrote for the NER "
+            "(e.g. training/DATASET/ner/model-best).")
+    E202 = ("The NER pipeline {ner} is for language '{ner_lang}' but the linker pipeline "
+            "{linker} is for '{linker_lang}'. Train the NER with `[nlp] lang = "
+            "\"{linker_lang}\"` (`python -m spacy_syncabel ner-corpus` sets it).")
+    E203 = ("Unknown sentence segmenter factory '{factory}'. Use 'sentencizer' (spaCy's "
+            "rule-based one), the factory of an installed package, or 'none' for no "
+            "segmenter.")
+    E204 = ("The pipeline {path} has no 'syncabel_linker' component. Give a folder written by "
+            "`python -m spacy_syncabel train` (e.g. training/DATASET/model-best).")
     # multi-process training (E170-E179)
     E170 = ("The full state dict gathered from FSDP / DeepSpeed lacks {n} weight(s) of the "
             "model (first: {first}; unexpected keys: {unexpected}). LoRA with sharded weights "

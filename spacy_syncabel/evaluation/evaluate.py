@@ -61,14 +61,19 @@ def gold_codes(docs: Sequence[CorpusDoc], kb=None) -> set:
 
 def evaluate_linker(nlp: Language, corpus: Sequence[CorpusDoc], *, train: Optional[Sequence[CorpusDoc]] = None,
                     batch_size: int = 64, k: int = 5, baseline: bool = True,
-                    source: str = "") -> Dict[str, Any]:
+                    source: str = "", end_to_end: bool = True) -> Dict[str, Any]:
     """Link the gold mentions of ``corpus`` with the pipeline's linker and score them.
 
-    Only the linker runs (gold mentions are its input). Returns metrics.json's content.
+    Only the linker runs (gold mentions are its input). Returns metrics.json's content. With
+    ``end_to_end`` and a component before the linker that sets entities (an NER), the whole
+    pipeline also runs on the raw texts and its own spans are scored (``ner_p``,
+    ``linking_f``..., :func:`~.end_to_end.end_to_end_metrics`).
     """
     from ..corpus import docs_to_spacy
+    from .end_to_end import end_to_end_metrics, entity_setters
 
     linker = find_linker(nlp)
+    raw = list(corpus)
     corpus = layered(corpus)
     gold_docs: List[Doc] = docs_to_spacy(nlp, corpus)
     n_mentions = sum(1 for d in gold_docs for e in d.ents if e.kb_id_ and e.kb_id_ != NIL)
@@ -119,4 +124,7 @@ def evaluate_linker(nlp: Language, corpus: Sequence[CorpusDoc], *, train: Option
             for part in ("seen", "unseen"):
                 if part in base:
                     metrics[f"{prefix}_{part}"] = base[part]
+    if end_to_end and entity_setters(nlp, linker.name):
+        metrics.update(end_to_end_metrics(nlp, raw, batch_size=batch_size, baseline=baseline,
+                                          linker=linker, source=source))
     return metrics

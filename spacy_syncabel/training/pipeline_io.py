@@ -45,16 +45,20 @@ def _portable_config(config, settings: Optional[LinkSettings], dtype: Optional[s
 def save_pipeline(nlp, path: PathLike, *, lm=None, settings: Optional[LinkSettings] = None,
                   dtype: Optional[str] = None, device: Optional[str] = None,
                   meta: Optional[Dict[str, Any]] = None,
-                  extra_files: Optional[Dict[str, Any]] = None) -> Path:
+                  extra_files: Optional[Dict[str, Any]] = None,
+                  fine_tuned: bool = True) -> Path:
     """Write ``nlp`` as a pipeline folder ``path``, atomically.
 
     ``lm``: weights to save instead of the linker's current ones (the live training model);
     ``settings``: the linker settings the folder links with (default: the linker's own);
-    ``meta``: written as ``training.json``; ``extra_files``: name -> JSON-able object.
+    ``meta``: written as ``training.json``; ``extra_files``: name -> JSON-able object;
+    ``fine_tuned``: flag the saved LM as fine-tuned for linking (False: leave its flag as it is,
+    e.g. when assembling a pipeline from a linker that was never trained).
     """
     from spacy.util import load_config
 
     path = Path(path).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
     linker = find_linker(nlp)
     tmp = path.with_name(path.name + ".tmp")
     old = path.with_name(path.name + ".old")
@@ -64,7 +68,8 @@ def save_pipeline(nlp, path: PathLike, *, lm=None, settings: Optional[LinkSettin
     from ..pipeline import mark_fine_tuned
 
     previous = linker.lm
-    mark_fine_tuned(lm if lm is not None else previous)
+    if fine_tuned:
+        mark_fine_tuned(lm if lm is not None else previous)
     if lm is not None:
         linker.set_weights(lm)
     try:

@@ -81,5 +81,6 @@ def test_nlp_evaluate_agrees_with_evaluate(nlp):
         warnings.simplefilter("ignore")
         metrics = evaluate_linker(nlp, corpus, k=5, baseline=False)
         scores = nlp.evaluate(_examples(nlp, corpus))
+    # the component reports Recall@1 and @5 (pipeline.SCORE_KS)
     assert scores["syncabel_recall@1"] == metrics["recall@1"]
     assert scores["syncabel_recall@5"] == metrics["recall@5"]

@@ -1,0 +1,106 @@
+"""Assemble the pipeline for raw notes: sentence segmenter + the trained NER + the linker.
+
+The NER pipeline (what ``spacy train`` wrote) gives the tokenizer and its components (its
+``tok2vec`` or transformer with the ``ner`` listening to it); a segmenter factory goes first
+and the ``syncabel_linker`` of a linker pipeline (``training/DATASET/model-best``) last. The
+folder is written by :func:`~.pipeline_io.save_pipeline`, so it loads with ``spacy.load``
+offline and its config names no absolute path.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+from ..errors import Errors, Warnings
+
+PathLike = Union[str, Path]
+NO_SEGMENTER = ("", "none")
+# files of a linker folder worth keeping beside the assembled pipeline
+LINKER_RECORDS = ("training.json", "calibration.json")
+
+
+def _linker_name(nlp) -> Optional[str]:
+    for name in nlp.pipe_names:
+        if nlp.get_pipe_meta(name).factory == "syncabel_linker":
+            return name
+    return None
+
+
+def ner_labels(nlp) -> List[str]:
+    """Labels of the components of ``nlp`` that set entities and have a label set."""
+    from ..evaluation.end_to_end import entity_setters
+
+    labels = set()
+    for name in entity_setters(nlp):
+        labels |= set(getattr(nlp.get_pipe(name), "labels", ()) or ())
+    return sorted(labels)
+
+
+def check_labels(ner_nlp, linker, ner_path: PathLike = "", linker_path: PathLike = "") -> None:
+    """E200 unless every NER label is a key of the linker's label map or a KB group."""
+    groups = list(linker.kb.groups)
+    unknown = [lab for lab in ner_labels(ner_nlp)
+               if lab not in linker.label_map and lab not in groups]
+    if unknown:
+        raise ValueError(Errors.E200.format(ner=ner_path, labels=unknown, linker=linker_path,
+                                            groups=groups))
+
+
+def assemble_pipeline(linker_path: PathLike, ner_path: PathLike, output: PathLike, *,
+                      segmenter: str = "sentencizer") -> Dict[str, Any]:
+    """Write ``output``: ``segmenter`` (a factory name; ``none`` for no segmenter; taken from
+    the linker pipeline when it has one of that factory), every component of the NER pipeline
+    ``ner_path``, then the linker of ``linker_path``. Returns what was assembled (also saved as
+    ``assemble.json`` in the folder)."""
+    import spacy
+    from spacy.language import Language
+
+    from ..evaluation.end_to_end import entity_setters
+    from ..pipeline import is_fine_tuned
+    from .pipeline_io import save_pipeline
+
+    linker_path, ner_path = Path(linker_path), Path(ner_path)
+    linker_nlp = spacy.load(linker_path)
+    name = _linker_name(linker_nlp)
+    if name is None:
+        raise ValueError(Errors.E204.format(path=linker_path))
+    linker = linker_nlp.get_pipe(name)
+    if not is_fine_tuned(linker.lm):
+        warnings.warn(Warnings.W200.format(path=linker_path))
+    nlp = spacy.load(ner_path)
+    if nlp.lang != linker_nlp.lang:
+        raise ValueError(Errors.E202.format(ner=ner_path, ner_lang=nlp.lang, linker=linker_path,
+                                            linker_lang=linker_nlp.lang))
+    setters = entity_setters(nlp)
+    if not setters:
+        raise ValueError(Errors.E201.format(path=ner_path))
+    check_labels(nlp, linker, ner_path, linker_path)
+    if segmenter.lower() not in NO_SEGMENTER:
+        # the linker pipeline's own segmenter (the one its prompts were rendered with) when it
+        # has one of that factory, with its settings; else a new one
+        own = [n for n in linker_nlp.pipe_names
+               if linker_nlp.get_pipe_meta(n).factory == segmenter]
+        if own:
+            nlp.add_pipe(own[0], source=linker_nlp, first=True)
+        elif not Language.has_factory(segmenter):
+            raise ValueError(Errors.E203.format(factory=segmenter))
+        else:
+            nlp.add_pipe(segmenter, first=True)
+    nlp.add_pipe(name, name="syncabel_linker", source=linker_nlp)
+    info = {"segmenter": None if segmenter.lower() in NO_SEGMENTER else segmenter,
+            "ner": str(ner_path), "ner_components": setters, "labels": ner_labels(nlp),
+            "linker": str(linker_path), "pipeline": list(nlp.pipe_names)}
+    nlp.meta["name"] = f"syncabel_{Path(output).parent.name or 'pipeline'}"
+    nlp.meta["description"] = ("Sentence segmenter + NER + syncabel_linker, assembled from "
+                               f"{ner_path} and {linker_path}.")
+    extra = {"assemble.json": info}
+    for record in LINKER_RECORDS:
+        if (linker_path / record).is_file():
+            extra[record] = json.loads((linker_path / record).read_text(encoding="utf-8"))
+    save_pipeline(nlp, output, extra_files=extra, fine_tuned=is_fine_tuned(linker.lm))
+    return info
+
+
+__all__ = ["assemble_pipeline", "check_labels", "ner_labels"]
