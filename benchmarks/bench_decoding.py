@@ -1,7 +1,8 @@
 """Benchmark: our batched constrained beam search against transformers' generate().
 
-Same model, same prompts (real SPACCC test mentions), same tries, beams 5, batch 32, no
-length penalty. Reports top-1 agreement and mentions/s of both, measured in one run.
+Same model, same prompts (real SPACCC test mentions), same tries, beams 5, batch 32, the same
+length penalty (default: ``BeamSearchConfig``'s, 1.0 as in generate). Reports top-1 agreement
+and mentions/s of both, measured in one run.
 
     python benchmarks/bench_decoding.py --model smollm2 --n 300
 """
@@ -25,7 +26,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OUT = Path(__file__).resolve().parent / "results"
 
 
-def generate_topk(model, tok, prompts, tries, k, batch_size):
+def generate_topk(model, tok, prompts, tries, k, batch_size, length_penalty):
     """Reference: generate(prefix_allowed_tokens_fn=...) over left-padded batches."""
     out = []
     for b in range(0, len(prompts), batch_size):
@@ -45,7 +46,7 @@ def generate_topk(model, tok, prompts, tries, k, batch_size):
 
         gen = model.generate(input_ids=ids, attention_mask=mask, num_beams=k,
                              num_return_sequences=1, prefix_allowed_tokens_fn=allowed,
-                             length_penalty=0.0, max_new_tokens=48, do_sample=False,
+                             length_penalty=length_penalty, max_new_tokens=48, do_sample=False,
                              early_stopping=False, pad_token_id=tok.pad_token_id,
                              eos_token_id=tok.eos_token_id)
         for row in gen:
@@ -62,6 +63,7 @@ def main() -> None:
     ap.add_argument("--beams", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--length-penalty", type=float, default=BeamSearchConfig().length_penalty)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -93,7 +95,7 @@ def main() -> None:
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     prompts = [prompts[i] for i in order]
     mention_tries = [mention_tries[i] for i in order]
-    cfg = BeamSearchConfig(num_beams=args.beams, n_best=1)
+    cfg = BeamSearchConfig(num_beams=args.beams, n_best=1, length_penalty=args.length_penalty)
 
     t0 = time.perf_counter()
     ours = []
@@ -102,13 +104,16 @@ def main() -> None:
                             mention_tries[b:b + args.batch_size], tok.eos_token_id,
                             tok.pad_token_id, cfg)
     t_ours = time.perf_counter() - t0
+    print(f"ours: {len(prompts) / t_ours:.3f} mentions/s", flush=True)
     t0 = time.perf_counter()
-    ref = generate_topk(model, tok, prompts, mention_tries, args.beams, args.batch_size)
+    ref = generate_topk(model, tok, prompts, mention_tries, args.beams, args.batch_size,
+                        args.length_penalty)
     t_ref = time.perf_counter() - t0
     same = sum(h[0].tokens == r for h, r in zip(ours, ref))
     result = {
         "model": args.model, "n_mentions": len(prompts), "num_beams": args.beams,
-        "batch_size": args.batch_size, "threads": torch.get_num_threads(),
+        "batch_size": args.batch_size, "length_penalty": args.length_penalty,
+        "threads": torch.get_num_threads(),
         "top1_agreement": same / len(prompts),
         "ours_mentions_per_second": len(prompts) / t_ours,
         "generate_mentions_per_second": len(prompts) / t_ref,
