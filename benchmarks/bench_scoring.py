@@ -72,7 +72,9 @@ def main() -> None:
     texts = [d.text[m.start:m.end] for d, m in mentions]
     groups = [m.label for _, m in mentions]
     eos, pad = tok.eos_token_id, tok.pad_token_id
-    result = {"model": args.model, "n_mentions": len(mentions), "batch_size": args.batch_size,
+    OUT.mkdir(exist_ok=True)
+    name = args.name or args.model.replace(":", "-")
+    result = {"model": name, "n_mentions": len(mentions), "batch_size": args.batch_size,
               "threads": torch.get_num_threads(), "by_candidates": []}
     for n_cand in args.candidates:
         top = index.top(texts, groups, n_cand)
@@ -100,10 +102,7 @@ def main() -> None:
                "max_abs_logprob_difference": diff}
         print(json.dumps(row), flush=True)
         result["by_candidates"].append(row)
-    OUT.mkdir(exist_ok=True)
-    name = args.name or args.model.replace(":", "-")
-    result["model"] = name
-    (OUT / f"scoring_{name}.json").write_text(json.dumps(result, indent=2))
+        (OUT / f"scoring_{name}.json").write_text(json.dumps(result, indent=2))  # after each N
 
 
 if __name__ == "__main__":
