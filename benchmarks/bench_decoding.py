@@ -1,14 +1,17 @@
 """Benchmark: our batched constrained beam search against transformers' generate().
 
-Same model, same prompts (real SPACCC test mentions), same tries, beams 5, batch 32, no
-length penalty. Reports top-1 agreement and mentions/s of both, measured in one run.
+Same model, same prompts (real SPACCC test mentions), same tries, beams 5, batch 32, the same
+length penalty (default: ``BeamSearchConfig``'s, 1.0 as in generate). Reports top-1 agreement
+and mentions/s of both, measured in one run.
 
     python benchmarks/bench_decoding.py --model smollm2 --n 300
 """
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
+import pstats
 import time
 import warnings
 from pathlib import Path
@@ -25,7 +28,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OUT = Path(__file__).resolve().parent / "results"
 
 
-def generate_topk(model, tok, prompts, tries, k, batch_size):
+def generate_topk(model, tok, prompts, tries, k, batch_size, length_penalty):
     """Reference: generate(prefix_allowed_tokens_fn=...) over left-padded batches."""
     out = []
     for b in range(0, len(prompts), batch_size):
@@ -45,13 +48,57 @@ def generate_topk(model, tok, prompts, tries, k, batch_size):
 
         gen = model.generate(input_ids=ids, attention_mask=mask, num_beams=k,
                              num_return_sequences=1, prefix_allowed_tokens_fn=allowed,
-                             length_penalty=0.0, max_new_tokens=48, do_sample=False,
+                             length_penalty=length_penalty, max_new_tokens=48, do_sample=False,
                              early_stopping=False, pad_token_id=tok.pad_token_id,
                              eos_token_id=tok.eos_token_id)
         for row in gen:
             seq = row[width:].tolist()
             out.append(seq[: seq.index(tok.eos_token_id) + 1] if tok.eos_token_id in seq else seq)
     return out
+
+
+def profile_ours(model, tok, prompts, tries, cfg, out_path: Path) -> dict:
+    """Where our search spends its time on one batch: cProfile's own time per operation,
+    grouped into prefill, per-step model time (matmuls, attention, KV cache copies, the rest)
+    and the search's own work (candidate gathering and ranking)."""
+    calls = []
+    forward = model.forward
+
+    def timed(*args, **kwargs):
+        t0 = time.perf_counter()
+        out = forward(*args, **kwargs)
+        calls.append((kwargs["input_ids"].shape[0], time.perf_counter() - t0))
+        return out
+
+    model.forward = timed
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    try:
+        beam_search(model, prompts, tries, tok.eos_token_id, tok.pad_token_id, cfg)
+    finally:
+        prof.disable()
+        model.forward = forward
+    total = time.perf_counter() - t0
+    own = {}
+    for (_, _, fn), stat in pstats.Stats(prof).stats.items():
+        own[fn] = own.get(fn, 0.0) + stat[2]  # tottime
+    pick = lambda *names: sum(v for k, v in own.items() if any(n in k for n in names))  # noqa
+    prefill = calls[0][1]
+    steps = sum(t for _, t in calls[1:])
+    result = {
+        "n_mentions": len(prompts), "seconds": total, "prefill_seconds": prefill,
+        "decoding_steps": len(calls) - 1, "step_forward_seconds": steps,
+        "rows_per_step": [r for r, _ in calls[1:]],
+        "seconds_per_step": [round(t, 3) for _, t in calls[1:]],
+        "search_own_seconds": total - prefill - steps,
+        "linear_seconds (prefill + steps)": pick("_nn.linear"),
+        "attention_seconds (prefill + steps)": pick("scaled_dot_product_attention"),
+        "kv_cache_copies_seconds": pick("index_select", "built-in method torch.cat"),
+        "logsumexp_seconds": pick("logsumexp"),
+    }
+    out_path.write_text(json.dumps(result, indent=2))
+    return result
 
 
 def main() -> None:
@@ -62,6 +109,10 @@ def main() -> None:
     ap.add_argument("--beams", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--length-penalty", type=float, default=BeamSearchConfig().length_penalty)
+    ap.add_argument("--profile", action="store_true",
+                    help="Only profile our search on one batch of median-length prompts "
+                         "(profile_decoding_*.json)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -93,7 +144,15 @@ def main() -> None:
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     prompts = [prompts[i] for i in order]
     mention_tries = [mention_tries[i] for i in order]
-    cfg = BeamSearchConfig(num_beams=args.beams, n_best=1)
+    cfg = BeamSearchConfig(num_beams=args.beams, n_best=1, length_penalty=args.length_penalty)
+    name = args.name or args.model.replace(":", "-")
+    OUT.mkdir(exist_ok=True)
+    if args.profile:
+        n = args.batch_size
+        lo = max(0, len(prompts) // 2 - n // 2)  # a batch of median-length prompts
+        print(json.dumps(profile_ours(model, tok, prompts[lo:lo + n], mention_tries[lo:lo + n], cfg,
+                                      OUT / f"profile_decoding_{name}.json"), indent=2))
+        return
 
     t0 = time.perf_counter()
     ours = []
@@ -102,21 +161,22 @@ def main() -> None:
                             mention_tries[b:b + args.batch_size], tok.eos_token_id,
                             tok.pad_token_id, cfg)
     t_ours = time.perf_counter() - t0
+    print(f"ours: {len(prompts) / t_ours:.3f} mentions/s", flush=True)
     t0 = time.perf_counter()
-    ref = generate_topk(model, tok, prompts, mention_tries, args.beams, args.batch_size)
+    ref = generate_topk(model, tok, prompts, mention_tries, args.beams, args.batch_size,
+                        args.length_penalty)
     t_ref = time.perf_counter() - t0
     same = sum(h[0].tokens == r for h, r in zip(ours, ref))
     result = {
         "model": args.model, "n_mentions": len(prompts), "num_beams": args.beams,
-        "batch_size": args.batch_size, "threads": torch.get_num_threads(),
+        "batch_size": args.batch_size, "length_penalty": args.length_penalty,
+        "threads": torch.get_num_threads(),
         "top1_agreement": same / len(prompts),
         "ours_mentions_per_second": len(prompts) / t_ours,
         "generate_mentions_per_second": len(prompts) / t_ref,
         "speedup": t_ref / t_ours,
     }
     print(json.dumps(result, indent=2))
-    OUT.mkdir(exist_ok=True)
-    name = args.name or args.model.replace(":", "-")
     result["model"] = name
     (OUT / f"decoding_{name}.json").write_text(json.dumps(result, indent=2))
 

@@ -1,15 +1,22 @@
 """A batched beam search over many mentions at once, optionally constrained by token tries.
 
-Unlike ``model.generate(num_beams=k)``, which copies each prompt ``k`` times before the first
-forward pass, the prompt of every mention is encoded once and its KV cache is then expanded to
-the beams. Mentions whose search is over leave the batch (their cache rows are dropped), so the
-batch shrinks as the short names finish. Scores are log-softmax over the whole vocabulary (as
-in ``generate``), masked to the trie's allowed tokens.
+It ranks hypotheses exactly as ``model.generate(num_beams=k, length_penalty=lp,
+early_stopping=False, prefix_allowed_tokens_fn=...)`` of transformers does (see
+:func:`beam_search`), but costs less:
+
+- the prompt of every mention is encoded once and its KV cache is then expanded to the beams
+  (``generate`` copies each prompt ``k`` times before the first forward pass);
+- only live beams are run: a mention whose search is over leaves the batch, and a beam slot
+  that has no allowed continuation (a constrained search often has fewer than ``k``) is not
+  padded with a dead row, so the batch shrinks as names finish;
+- with a trie, the scores of the allowed tokens are gathered and normalised by the row's
+  logsumexp, instead of a log-softmax over the whole vocabulary followed by a mask.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -25,7 +32,9 @@ class BeamSearchConfig:
     num_beams: int = 5
     n_best: int = 5
     max_new_tokens: int = 48
-    length_penalty: float = 0.0  # ranking score = logprob / n_tokens ** length_penalty
+    # ranking score = summed log-prob / n_tokens ** length_penalty, n_tokens counting EOS
+    # (transformers' default, 1.0, is the SynCABEL reference's)
+    length_penalty: float = 1.0
 
     def __post_init__(self) -> None:
         if self.num_beams < 1 or not 1 <= self.n_best <= self.num_beams:
@@ -50,19 +59,43 @@ class Hypothesis:
         return float(np.exp(self.logprob / self.n_tokens))
 
     def rank_score(self, length_penalty: float) -> float:
+        """``generate``'s beam score: summed log-prob / generated tokens ** length_penalty."""
         return self.logprob / (self.n_tokens ** length_penalty)
 
 
 @dataclass
 class _Mention:
-    idx: int
     trie: Optional[TokenTrie]
-    finished: List[Hypothesis] = field(default_factory=list)
-    done: bool = False
+    finished: List[Hypothesis] = field(default_factory=list)  # best first, at most k
+
+    def add(self, hyp: Hypothesis, k: int, length_penalty: float) -> None:
+        """Keep the k best finished hypotheses (``generate`` keeps ``num_beams`` of them)."""
+        self.finished.append(hyp)
+        self.finished.sort(key=lambda h: -h.rank_score(length_penalty))
+        del self.finished[k:]
+
+
+def _cache_kwarg(model) -> str:
+    """``cache`` in transformers >= 5 (``past_key_values`` is deprecated there), else the old name."""
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):  # pragma: no cover
+        return "past_key_values"
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def _out_cache(out):
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
 
 
 def _prefill(model, prompts: Sequence[Sequence[int]], pad_id: int, device):
     """Encode left-padded prompts once; returns (last-token log-probs, cache, mask, positions)."""
+    logits, cache, mask, pos = _prefill_logits(model, prompts, pad_id, device)
+    return torch.log_softmax(logits, dim=-1), cache, mask, pos
+
+
+def _prefill_logits(model, prompts: Sequence[Sequence[int]], pad_id: int, device):
     width = max(len(p) for p in prompts)
     ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(prompts), width), dtype=torch.long)
@@ -73,158 +106,147 @@ def _prefill(model, prompts: Sequence[Sequence[int]], pad_id: int, device):
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
     out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
                 logits_to_keep=1)
-    logprobs = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
-    return logprobs, out.past_key_values, mask, pos[:, -1]
+    return out.logits[:, -1, :].float(), _out_cache(out), mask, pos[:, -1]
 
 
-def _mask_scores(scores: torch.Tensor, nodes: np.ndarray, tries: List[Optional[TokenTrie]],
-                 ) -> torch.Tensor:
-    """Keep the scores of tokens each row's trie allows (rows without a trie are left free)."""
-    rows, cols = [], []
-    free = []
-    for r, (node, trie) in enumerate(zip(nodes, tries)):
-        if node < 0:
-            continue  # dead slot: stays -inf
+def _candidates(logits: torch.Tensor, row_beam: np.ndarray, row_score: np.ndarray,
+                row_node: np.ndarray, row_trie: List[Optional[TokenTrie]], n_keep: int,
+                ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every allowed (row, token) continuation with its accumulated log-prob.
+
+    A constrained row offers its trie's allowed tokens; a free row its ``n_keep`` best tokens
+    (a superset of what can enter its mention's top ``n_keep``). Scores are the row's beam
+    score plus ``logits - logsumexp(logits)``, i.e. ``generate``'s log-softmax."""
+    rows, toks = [], []
+    free = [r for r, t in enumerate(row_trie) if t is None]
+    for r, (node, trie) in enumerate(zip(row_node, row_trie)):
         if trie is None:
-            free.append(r)
             continue
         allowed = trie.allowed(int(node))
         rows.append(np.full(len(allowed), r, dtype=np.int64))
-        cols.append(allowed.astype(np.int64))
-    out = torch.full_like(scores, NEG_INF)
-    if rows:
-        r = torch.from_numpy(np.concatenate(rows)).to(scores.device)
-        c = torch.from_numpy(np.concatenate(cols)).to(scores.device)
-        out[r, c] = scores[r, c]
+        toks.append(allowed.astype(np.int64))
     if free:
-        f = torch.as_tensor(free, device=scores.device)
-        out[f] = scores[f]
-    return out
+        f = torch.as_tensor(free, device=logits.device)
+        top = logits.index_select(0, f).topk(min(n_keep, logits.shape[-1]), dim=-1).indices
+        rows.append(np.repeat(np.asarray(free, dtype=np.int64), top.shape[1]))
+        toks.append(top.cpu().numpy().reshape(-1).astype(np.int64))
+    if not rows:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.float32)
+    r_np, t_np = np.concatenate(rows), np.concatenate(toks)
+    r = torch.from_numpy(r_np).to(logits.device)
+    t = torch.from_numpy(t_np).to(logits.device)
+    lse = logits.logsumexp(dim=-1)
+    # float32 throughout, as generate accumulates its beam scores
+    scores = (logits[r, t] - lse[r]).cpu().numpy() + row_score[r_np]
+    return r_np, t_np, scores
 
 
 @torch.inference_mode()
 def beam_search(model, prompts: Sequence[Sequence[int]], tries: Sequence[Optional[TokenTrie]],
                 eos_id: int, pad_id: int, config: BeamSearchConfig = BeamSearchConfig(),
                 ) -> List[List[Hypothesis]]:
-    """Beam search for every prompt at once; returns the n-best hypotheses of each.
+    """Beam search for every prompt at once; returns the n-best hypotheses of each, best first.
 
     ``tries[i]`` constrains prompt i (None: free generation, stopped by EOS or the length
-    limit). With ``length_penalty=0`` the search keeps the same hypotheses as
-    ``generate(num_beams=k, length_penalty=0, prefix_allowed_tokens_fn=...)``.
+    limit). Hypotheses are ranked and the search of a mention stops as in ``generate(
+    num_beams=k, length_penalty=lp, early_stopping=False, prefix_allowed_tokens_fn=...)``:
+
+    - each step, the top ``2k`` continuations of the mention's beams are ranked; those among the
+      first ``k`` that end with EOS become finished hypotheses, scored ``logprob /
+      n_tokens ** lp`` with ``n_tokens`` the generated tokens, EOS included; the best ``k``
+      others are the next beams; only the best ``k`` finished hypotheses are kept;
+    - the search of a mention is over when it has ``k`` finished hypotheses and its best
+      running beam, scored ``logprob / n_tokens ** lp`` at its current length, is no better
+      than the worst of them;
+    - at ``max_new_tokens`` the top ``k`` continuations are kept as unfinished hypotheses.
     """
     if not prompts:
         return []
-    k = config.num_beams
+    k, lp = config.num_beams, config.length_penalty
     device = next(model.parameters()).device
-    mentions = [_Mention(i, t) for i, t in enumerate(tries)]
-    logprobs, cache, mask, last_pos = _prefill(model, prompts, pad_id, device)
+    cache_kw = _cache_kwarg(model)
+    mentions = [_Mention(t) for t in tries]
+    logits, cache, mask, last_pos = _prefill_logits(model, prompts, pad_id, device)
 
-    # State of the running beams, one row per (active mention, beam slot).
-    n = len(prompts)
-    beam_scores = torch.full((n, 1), 0.0, device=device)
-    nodes = np.zeros((n, 1), dtype=np.int64)  # trie node per beam (-1: dead slot)
-    hist: List[List[List[int]]] = [[[]] for _ in range(n)]
-    active = list(range(n))  # mention index per row-block
-    width = 1  # beams per mention in the current state
+    # One row per live beam, rows of a mention contiguous and best first.
+    row_mention = np.arange(len(prompts))
+    row_beam = np.zeros(len(prompts), dtype=np.int64)  # rank of the beam in its mention
+    row_score = np.zeros(len(prompts), dtype=np.float32)
+    row_node = np.full(len(prompts), ROOT, dtype=np.int64)
+    row_hist: List[List[int]] = [[] for _ in prompts]
+    vocab = logits.shape[-1]
     for step in range(config.max_new_tokens):
-        m_count = len(active)
-        row_tries = [mentions[m].trie for m in active for _ in range(width)]
-        scores = logprobs + beam_scores.reshape(-1, 1)
-        scores = _mask_scores(scores, nodes.reshape(-1), row_tries)
-        vocab = scores.shape[-1]
-        flat = scores.view(m_count, width * vocab)
-        n_cand = min(2 * k, flat.shape[-1])
-        top_scores, top_idx = flat.topk(n_cand, dim=-1)
-        top_scores, top_idx = top_scores.cpu().numpy(), top_idx.cpu().numpy()
+        last_step = step == config.max_new_tokens - 1
+        row_trie = [mentions[m].trie for m in row_mention]
+        cand_row, cand_tok, cand_score = _candidates(logits, row_beam, row_score, row_node,
+                                                     row_trie, 2 * k)
+        keep = np.isfinite(cand_score)
+        cand_row, cand_tok, cand_score = cand_row[keep], cand_tok[keep], cand_score[keep]
+        # rank per mention: best score first, ties by generate's flat index (beam, token)
+        order = np.lexsort((row_beam[cand_row] * vocab + cand_tok, -cand_score,
+                            row_mention[cand_row]))
+        cand_mention = row_mention[cand_row[order]]
+        starts = np.r_[0, np.nonzero(np.diff(cand_mention))[0] + 1] if len(order) else []
+        ends = np.r_[starts[1:], len(order)] if len(order) else []
 
-        next_src: List[int] = []  # source row of each next beam
-        next_tok: List[int] = []
-        next_score: List[float] = []
-        next_node: List[int] = []
-        next_hist: List[List[List[int]]] = []
-        still: List[int] = []
-        for j, m in enumerate(active):
+        src: List[int] = []
+        nxt_tok: List[int] = []
+        nxt_mention: List[int] = []
+        nxt_beam: List[int] = []
+        nxt_score: List[float] = []
+        nxt_node: List[int] = []
+        nxt_hist: List[List[int]] = []
+        for lo, hi in zip(starts, ends):
+            m = int(cand_mention[lo])
             men = mentions[m]
-            beams_src, beams_tok, beams_sc, beams_node, beams_hist = [], [], [], [], []
-            for rank in range(n_cand):
-                sc = float(top_scores[j, rank])
-                if sc == NEG_INF:
-                    break
-                b, tok = divmod(int(top_idx[j, rank]), vocab)
-                prev = hist[j][b]
-                if tok == eos_id:
+            running: List[Tuple[int, int, float]] = []
+            for rank, c in enumerate(order[lo:min(hi, lo + 2 * k)]):
+                r, tok, sc = int(cand_row[c]), int(cand_tok[c]), float(cand_score[c])
+                if tok == eos_id or last_step:
                     if rank < k:
-                        men.finished.append(Hypothesis(prev + [tok], sc, True))
-                    continue
-                node = ROOT
-                if men.trie is not None:
-                    node = men.trie.step(int(nodes[j, b]), tok)
-                beams_src.append(j * width + b)
-                beams_tok.append(tok)
-                beams_sc.append(sc)
-                beams_node.append(node)
-                beams_hist.append(prev + [tok])
-                if len(beams_src) == k:
-                    break
-            men.done = _is_done(men, beams_sc, k, config.length_penalty, step + 1)
-            if men.done:
+                        men.add(Hypothesis(row_hist[r] + [tok], sc, tok == eos_id), k, lp)
+                elif len(running) < k:
+                    running.append((r, tok, sc))
+            if not running or _is_done(men, running[0][2], k, lp, step + 1):
                 continue
-            while len(beams_src) < k:  # pad with dead slots
-                beams_src.append(j * width)
-                beams_tok.append(pad_id)
-                beams_sc.append(NEG_INF)
-                beams_node.append(-1)
-                beams_hist.append([])
-            still.append(m)
-            next_src += beams_src
-            next_tok += beams_tok
-            next_score += beams_sc
-            next_node += beams_node
-            next_hist.append(beams_hist)
-        if not still:
+            for b, (r, tok, sc) in enumerate(running):
+                node = ROOT if men.trie is None else men.trie.step(int(row_node[r]), tok)
+                src.append(r)
+                nxt_tok.append(tok)
+                nxt_mention.append(m)
+                nxt_beam.append(b)
+                nxt_score.append(sc)
+                nxt_node.append(node)
+                nxt_hist.append(row_hist[r] + [tok])
+        if not src:
             break
-        src = torch.as_tensor(next_src, device=device)
-        cache.reorder_cache(src)
-        mask = torch.cat([mask.index_select(0, src), torch.ones((len(next_src), 1),
-                                                               dtype=mask.dtype, device=device)], -1)
-        last_pos = last_pos.index_select(0, src) + 1
-        ids = torch.as_tensor(next_tok, device=device).unsqueeze(-1)
+        src_t = torch.as_tensor(src, device=device)
+        cache.reorder_cache(src_t)
+        mask = torch.cat([mask.index_select(0, src_t),
+                          torch.ones((len(src), 1), dtype=mask.dtype, device=device)], -1)
+        last_pos = last_pos.index_select(0, src_t) + 1
+        ids = torch.as_tensor(nxt_tok, device=device).unsqueeze(-1)
         out = model(input_ids=ids, attention_mask=mask, position_ids=last_pos.unsqueeze(-1),
-                    past_key_values=cache, use_cache=True)
-        cache = out.past_key_values
-        logprobs = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
-        beam_scores = torch.as_tensor(next_score, device=device)
-        nodes = np.asarray(next_node, dtype=np.int64).reshape(len(still), k)
-        hist = next_hist
-        active = still
-        width = k
-    else:
-        # length limit: unfinished beams compete with the finished ones
-        for j, m in enumerate(active):
-            for b in range(width):
-                sc = float(beam_scores.reshape(len(active), width)[j, b])
-                if sc > NEG_INF and hist[j][b]:
-                    mentions[m].finished.append(Hypothesis(hist[j][b], sc, False))
-    results = []
-    for men in mentions:
-        hyps = sorted(men.finished, key=lambda h: h.rank_score(config.length_penalty),
-                      reverse=True)
-        results.append(hyps[:config.n_best])
-    return results
+                    use_cache=True, **{cache_kw: cache})
+        cache = _out_cache(out)
+        logits = out.logits[:, -1, :].float()
+        row_mention = np.asarray(nxt_mention, dtype=np.int64)
+        row_beam = np.asarray(nxt_beam, dtype=np.int64)
+        row_score = np.asarray(nxt_score, dtype=np.float32)
+        row_node = np.asarray(nxt_node, dtype=np.int64)
+        row_hist = nxt_hist
+    return [men.finished[:config.n_best] for men in mentions]
 
 
-def _is_done(men: _Mention, running: List[float], k: int, length_penalty: float,
+def _is_done(men: _Mention, best_running: float, k: int, length_penalty: float,
              cur_len: int) -> bool:
-    """Stop when k hypotheses are finished and no running beam can beat the worst of them.
+    """``generate``'s stopping rule with ``early_stopping=False``: the mention has k finished
+    hypotheses and its best running beam, scored at its current length, cannot beat the worst.
 
-    Log-probs only fall as a beam grows, so with ``length_penalty <= 0`` the best running
-    score bounds what it can still reach (``generate``'s rule with ``early_stopping=False``).
-    """
-    if not running:
-        return True
+    Exact for ``length_penalty <= 0`` (log-probs only fall as a beam grows); a heuristic,
+    the same as ``generate``'s, for a positive length penalty."""
     if len(men.finished) < k:
         return False
-    ranked = sorted(h.rank_score(length_penalty) for h in men.finished)
-    worst = ranked[-k]
-    best_running = max(running) / (cur_len ** length_penalty)
-    return worst >= best_running
+    worst = men.finished[-1].rank_score(length_penalty)
+    return best_running / (cur_len ** length_penalty) <= worst

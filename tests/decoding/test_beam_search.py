@@ -20,7 +20,10 @@ def _prompts(tok, kb):
     return out
 
 
-def _generate(model, tok, prompt, trie, k):
+def _generate(model, tok, prompt, trie, k, length_penalty):
+    """generate()'s n-best as (tokens, beam score), junk slots (score <= -1e8) left out.
+
+    With k=1 generate runs greedy search, which reports no beam score (None)."""
     plen = len(prompt)
 
     def allowed(_, ids):
@@ -28,34 +31,64 @@ def _generate(model, tok, prompt, trie, k):
         allowed = trie.allowed(node).tolist() if node >= 0 else []
         return allowed or [tok.eos_token_id]  # finished beams still get asked
 
+    extra = {"length_penalty": length_penalty} if k > 1 else {}
     out = model.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, plen, dtype=torch.long),
                          num_beams=k, num_return_sequences=k, prefix_allowed_tokens_fn=allowed,
-                         length_penalty=0.0, max_new_tokens=48, do_sample=False,
+                         max_new_tokens=48, do_sample=False,
                          early_stopping=False, pad_token_id=tok.pad_token_id,
-                         eos_token_id=tok.eos_token_id)
+                         eos_token_id=tok.eos_token_id, return_dict_in_generate=True,
+                         output_scores=True, **extra)
+    scores = out.sequences_scores.tolist() if k > 1 else [None]
     seqs = []
-    for s in out:
+    for s, score in zip(out.sequences, scores):
+        if score is not None and score <= -1e8:
+            continue
         s = s[plen:].tolist()
-        seqs.append(s[: s.index(tok.eos_token_id) + 1] if tok.eos_token_id in s else s)
+        seqs.append((s[: s.index(tok.eos_token_id) + 1] if tok.eos_token_id in s else s, score))
     return seqs
 
 
+@pytest.mark.parametrize("length_penalty", [0.0, 1.0])
 @pytest.mark.parametrize("k", [1, 3, 5])
-def test_same_beams_as_generate(tiny_lm, small_kb, k):
+def test_same_beams_as_generate(tiny_lm, small_kb, k, length_penalty):
+    """Same top-1, same n-best in the same order, same beam scores as generate()."""
     model, tok = tiny_lm
     tries = TrieSet.build(small_kb, tok)
     cases = _prompts(tok, small_kb)
     assert len(cases) >= 10
+    cfg = BeamSearchConfig(num_beams=k, n_best=k, length_penalty=length_penalty)
     ours = beam_search(model, [p for p, _ in cases], [tries[g] for _, g in cases],
-                       tok.eos_token_id, tok.pad_token_id, BeamSearchConfig(num_beams=k, n_best=k))
-    same_top1 = 0
+                       tok.eos_token_id, tok.pad_token_id, cfg)
     for (prompt, group), hyps in zip(cases, ours):
-        ref = _generate(model, tok, prompt, tries[group], k)
-        same_top1 += hyps[0].tokens == ref[0]
+        ref = _generate(model, tok, prompt, tries[group], k, length_penalty)
+        assert [h.tokens for h in hyps] == [s for s, _ in ref]
+        if k > 1:
+            assert [h.rank_score(length_penalty) for h in hyps] == pytest.approx(
+                [score for _, score in ref], abs=1e-4)
         # every hypothesis is a name of the mention's group
         for h in hyps:
             assert tries[group].name_of(h.tokens) in small_kb.names(group)
-    assert same_top1 == len(cases)
+
+
+def test_length_penalty_changes_the_ranking(tiny_lm, small_kb):
+    """The n-best is ordered by logprob / n_tokens ** length_penalty (EOS counted)."""
+    model, tok = tiny_lm
+    tries = TrieSet.build(small_kb, tok)
+    cases = _prompts(tok, small_kb)
+    prompts, mention_tries = [p for p, _ in cases], [tries[g] for _, g in cases]
+    orders = {}
+    for lp in (0.0, 1.0):
+        cfg = BeamSearchConfig(num_beams=5, n_best=5, length_penalty=lp)
+        hyps = beam_search(model, prompts, mention_tries, tok.eos_token_id, tok.pad_token_id, cfg)
+        for hs in hyps:
+            keys = [h.logprob / len(h.tokens) ** lp for h in hs]
+            assert keys == sorted(keys, reverse=True)
+        orders[lp] = [[h.tokens for h in hs] for hs in hyps]
+    assert orders[0.0] != orders[1.0]
+
+
+def test_default_length_penalty_is_generates():
+    assert BeamSearchConfig().length_penalty == 1.0
 
 
 def test_scores_are_model_log_probs(tiny_lm, small_kb):
