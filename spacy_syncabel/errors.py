@@ -51,6 +51,11 @@ class Warnings(metaclass=ErrorsWithCodes):
             "no style examples.")
     W072 = ("Resuming {path}: dropped {n_bytes} byte(s) written after the last finished concept "
             "(an interrupted run); those concepts are generated again.")
+    # linking raw notes (notes/, visualize.py)
+    W150 = ("Resuming {path}: dropped a partial last line ({n_bytes} byte(s), an interrupted "
+            "run); that note is linked again.")
+    W151 = ("{n} note(s) could not be read or linked and were skipped; see {path} (id and "
+            "error of each). Fix them and delete their lines there to link them again.")
 
 
 class Errors(metaclass=ErrorsWithCodes):
@@ -160,3 +165,28 @@ class Errors(metaclass=ErrorsWithCodes):
     E084 = ("Pairs file {path}, line {line}: {problem}.")
     E085 = ("The DPO state file {path} names the model of round {round} ({model}), but it is "
             "missing. Restart the run with --no-resume or in a new output folder.")
+    # linking raw notes (notes/, visualize.py)
+    E150 = ("Input {path} not found. Give a folder of .txt notes, a .jsonl file or a .csv file.")
+    E151 = ("Input {path}: cannot tell its format. Use a folder of .txt files, a .txt, .jsonl "
+            "or .csv/.tsv file, or pass --input-format, one of {formats}.")
+    E152 = ("cannot decode the note as {encoding} (position {pos}: {err}). Pass the file's "
+            "encoding with --encoding (e.g. latin-1) or re-encode the note as UTF-8.")
+    E153 = ("cannot read the file: {err}.")
+    E154 = ("invalid JSON ({err}). Each line must be one JSON object.")
+    E155 = ("{problem}. Each line must be a JSON object with a '{id}' and a '{text}' field "
+            "(name other fields with --id-column / --text-column).")
+    E156 = ("CSV {path}, line {line}: {problem}.")
+    E157 = ("Unknown encoding '{encoding}'. Use a Python codec name such as utf-8, latin-1 or "
+            "cp1252.")
+    E158 = ("duplicate note id '{id}': only its first note is linked. Give every note its own "
+            "id.")
+    E159 = ("Output {path}, line {line}: {problem}. The file was not written by `link` or was "
+            "edited: move it away or give another --output.")
+    E160 = ("{path} is being written by another `link` process (its lock is held). Wait for it "
+            "or give another --output.")
+    E161 = ("Unknown output format '{fmt}': use jsonl or brat.")
+    E162 = ("Invalid link setting: {problem}.")
+    E163 = ("KB link template {template!r}: {problem}. Give a URL with one '{{}}' where the code "
+            "goes, a preset ({presets}), or PREFIX=TEMPLATE for codes written PREFIX:ID.")
+    E164 = ("`link --ray` needs Ray Data: `pip install 'spacy-syncabel[ray]'` "
+            "(or `pip install 'ray[data]>=2.9'`).")
