@@ -46,7 +46,8 @@ def run_link(pipeline: Path, source: Path, output: Path, *, output_format: str =
 
             stats = link_with_ray(pipeline, source, out, address=ray, input_format=input_format,
                                   batch_size=batch_size, concurrency=concurrency,
-                                  num_gpus=num_gpus, progress=progress, delay=delay, **read_kw)
+                                  num_gpus=num_gpus, progress=progress, delay=delay,
+                                  threads=threads or 1, **read_kw)
         else:
             import spacy
 
