@@ -369,7 +369,7 @@ def main() -> None:  # pragma: no cover
 
 @app.command()
 def link(
-    pipeline: Path = typer.Argument(..., help="A pipeline folder that finds entities (NER or entity_ruler) and links them (syncabel_linker)."),
+    pipeline: Path = typer.Argument(..., metavar="PIPELINE_DIR", help="A pipeline folder that finds entities (NER or entity_ruler) and links them (syncabel_linker)."),
     source: Path = typer.Argument(..., metavar="INPUT", help="A folder of .txt notes, a JSONL file ({\"id\", \"text\"}) or a CSV/TSV file."),
     output: Path = typer.Option(..., "--output", "-o", help="OUT.jsonl (one record per note); a folder with --format brat or --ray."),
     output_format: str = typer.Option("jsonl", "--format", help="jsonl, or brat (.txt + .ann per note, codes as normalization lines)."),
