@@ -8,8 +8,8 @@ import pytest
 import spacy
 from spacy import displacy
 
-from spacy_syncabel.visualize import (KB_URL_PRESETS, KBLinks, Summary, record_to_displacy,
-                                      render_record, report_html, write_report)
+from spacy_syncabel.visualize import (KB_URL_PRESETS, KBLinks, record_to_displacy,
+                                      render_record, write_report)
 
 TEXT = "Varón con fiebre y <b>HTA</b> & dolor abdominal."
 RECORD = {"id": "note<1>", "entities": [

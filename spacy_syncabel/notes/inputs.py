@@ -62,13 +62,13 @@ def input_format(path: Path, fmt: str = "auto") -> str:
     raise ValueError(Errors.E151.format(path=path, formats=list(INPUT_FORMATS)))
 
 
-def _decode(data: bytes, encoding: str) -> str:
+def decode_note(data: bytes, encoding: str) -> str:
     """Decode exactly (no newline translation), dropping one leading BOM."""
     text = data.decode(encoding)
     return text[1:] if text.startswith("\ufeff") else text
 
 
-def _decode_problem(err: UnicodeDecodeError, encoding: str) -> str:
+def decode_problem(err: UnicodeDecodeError, encoding: str) -> str:
     return Errors.E152.format(encoding=encoding, pos=err.start, err=err.reason)
 
 
@@ -85,9 +85,9 @@ def _txt_notes(path: Path, encoding: str) -> Iterator[NoteOrError]:
     for file in files:
         note_id = file.relative_to(root).with_suffix("").as_posix()
         try:
-            yield Note(note_id, _decode(file.read_bytes(), encoding))
+            yield Note(note_id, decode_note(file.read_bytes(), encoding))
         except UnicodeDecodeError as err:
-            yield NoteError(note_id, _decode_problem(err, encoding), str(file))
+            yield NoteError(note_id, decode_problem(err, encoding), str(file))
         except OSError as err:
             yield NoteError(note_id, Errors.E153.format(err=err), str(file))
 
@@ -99,9 +99,9 @@ def _jsonl_notes(path: Path, encoding: str, id_column: str, text_column: str
             where = f"{path} line {lineno}"
             fallback_id = f"line:{lineno}"
             try:
-                line = _decode(raw, encoding) if lineno == 1 else raw.decode(encoding)
+                line = decode_note(raw, encoding) if lineno == 1 else raw.decode(encoding)
             except UnicodeDecodeError as err:
-                yield NoteError(fallback_id, _decode_problem(err, encoding), where)
+                yield NoteError(fallback_id, decode_problem(err, encoding), where)
                 continue
             if not line.strip():
                 continue

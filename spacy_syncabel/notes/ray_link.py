@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from ..errors import Errors
-from .inputs import Note, NoteError, input_format as detect_format, read_notes, _decode, _decode_problem
+from .inputs import Note, NoteError, decode_note, decode_problem, read_notes
+from .inputs import input_format as detect_format
 from .link import find_kb, guarded_pipe
 from .records import doc_to_record
 from .writers import LinkOutput
@@ -50,10 +51,10 @@ class NoteLinker:
             for path, data in zip(batch["path"], batch["bytes"]):
                 note_id = _txt_id(Path(str(path)), self.root)
                 try:
-                    notes.append(Note(str(note_id), _decode(bytes(data), self.encoding)))
+                    notes.append(Note(str(note_id), decode_note(bytes(data), self.encoding)))
                 except UnicodeDecodeError as err:
                     rows.append({"id": str(note_id), "record": "",
-                                 "error": _decode_problem(err, self.encoding), "where": str(path)})
+                                 "error": decode_problem(err, self.encoding), "where": str(path)})
         else:
             notes = [Note(str(i), str(t)) for i, t in zip(batch["id"], batch["text"])]
         return notes
