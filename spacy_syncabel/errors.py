@@ -89,6 +89,11 @@ class Warnings(metaclass=ErrorsWithCodes):
     W190 = ("{n} line(s) of PubTator file {path} are neither a title/abstract line, a mention "
             "line nor a relation line and were skipped (first: line {line}: {text!r}). The "
             "file may be truncated or hand-edited: fix or remove those lines.")
+    # linking raw notes (notes/, visualize.py)
+    W150 = ("Resuming {path}: dropped a partial last line ({n_bytes} byte(s), an interrupted "
+            "run); that note is linked again.")
+    W151 = ("{n} note(s) could not be read or linked and were skipped; see {path} (id and "
+            "error of each). Fix them and delete their lines there to link them again.")
 
 
 class Errors(metaclass=ErrorsWithCodes):
@@ -286,3 +291,28 @@ class Errors(metaclass=ErrorsWithCodes):
             "Rebuild them with `TrieSet.build(kb, tokenizer)` for this KB and tokenizer.")
     E143 = ("The tries file {path} does not match its checksum in tries.json: it changed "
             "after it was saved. Rebuild the tries from the KB and save them again.")
+    # linking raw notes (notes/, visualize.py)
+    E150 = ("Input {path} not found. Give a folder of .txt notes, a .jsonl file or a .csv file.")
+    E151 = ("Input {path}: cannot tell its format. Use a folder of .txt files, a .txt, .jsonl "
+            "or .csv/.tsv file, or pass --input-format, one of {formats}.")
+    E152 = ("cannot decode the note as {encoding} (position {pos}: {err}). Pass the file's "
+            "encoding with --encoding (e.g. latin-1) or re-encode the note as UTF-8.")
+    E153 = ("cannot read the file: {err}.")
+    E154 = ("invalid JSON ({err}). Each line must be one JSON object.")
+    E155 = ("{problem}. Each line must be a JSON object with a '{id}' and a '{text}' field "
+            "(name other fields with --id-column / --text-column).")
+    E156 = ("CSV {path}, line {line}: {problem}.")
+    E157 = ("Unknown encoding '{encoding}'. Use a Python codec name such as utf-8, latin-1 or "
+            "cp1252.")
+    E158 = ("duplicate note id '{id}': only its first note is linked. Give every note its own "
+            "id.")
+    E159 = ("Output {path}, line {line}: {problem}. The file was not written by `link` or was "
+            "edited: move it away or give another --output.")
+    E160 = ("{path} is being written by another `link` process (its lock is held). Wait for it "
+            "or give another --output.")
+    E161 = ("Unknown output format '{fmt}': use jsonl or brat.")
+    E162 = ("Invalid link setting: {problem}.")
+    E163 = ("KB link template {template!r}: {problem}. Give a URL with one '{{}}' where the code "
+            "goes, a preset ({presets}), or PREFIX=TEMPLATE for codes written PREFIX:ID.")
+    E164 = ("`link --ray` needs Ray Data: `pip install 'spacy-syncabel[ray]'` "
+            "(or `pip install 'ray[data]>=2.9'`).")

@@ -1,0 +1,75 @@
+"""The ``link`` command: load a pipeline, link the notes of INPUT, write records (and a report)."""
+from __future__ import annotations
+
+import itertools
+import warnings
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence
+
+from ..errors import Errors, Warnings
+from .inputs import Note, count_notes, read_notes
+from .link import link_notes
+from .writers import open_output
+
+
+def read_texts(source: Path, input_format: str, n: int, **read_kw: Any) -> Dict[str, str]:
+    """The first ``n`` readable notes of the input, id -> text (for the report)."""
+    notes = (item for item in read_notes(source, input_format, **read_kw) if isinstance(item, Note))
+    return {note.id: note.text for note in itertools.islice(notes, n)}
+
+
+def run_link(pipeline: Path, source: Path, output: Path, *, output_format: str = "jsonl",
+             input_format: str = "auto", encoding: str = "utf-8", id_column: str = "id",
+             text_column: str = "text", delimiter: Optional[str] = None,
+             errors_path: Optional[Path] = None, batch_size: int = 16, n_process: int = 1,
+             html: Optional[Path] = None, html_notes: int = 50,
+             kb_url: Sequence[str] = (), brat_db: str = "KB", progress: bool = True,
+             delay: float = 0.0, ray: Optional[str] = None, concurrency: int = 2,
+             num_gpus: float = 0.0, threads: int = 0) -> Dict[str, Any]:
+    """Run ``link``; returns its stats (linked, failed, skipped, notes/s...)."""
+    from ..visualize import KBLinks, write_report
+
+    if batch_size < 1 or n_process < 1 or concurrency < 1 or num_gpus < 0 or html_notes < 0:
+        raise ValueError(Errors.E162.format(
+            problem="--batch-size, --n-process and --concurrency must be >= 1, --num-gpus and "
+                    "--html-notes >= 0"))
+    if ray is not None and output_format != "jsonl":
+        raise ValueError(Errors.E162.format(problem="--ray writes JSONL shards: use --format jsonl"))
+    links = KBLinks.parse(kb_url)  # fail early on a bad template
+    read_kw = dict(encoding=encoding, id_column=id_column, text_column=text_column,
+                   delimiter=delimiter)
+    out = open_output(output, output_format, errors_path=errors_path, sharded=ray is not None,
+                      db=brat_db)
+    try:
+        if ray is not None:
+            from .ray_link import link_with_ray
+
+            stats = link_with_ray(pipeline, source, out, address=ray, input_format=input_format,
+                                  batch_size=batch_size, concurrency=concurrency,
+                                  num_gpus=num_gpus, progress=progress, delay=delay,
+                                  threads=threads or 1, **read_kw)
+        else:
+            import spacy
+
+            if threads:
+                import torch
+
+                torch.set_num_threads(threads)
+            nlp = spacy.load(pipeline)
+            total = count_notes(source, input_format)
+            stats = link_notes(nlp, read_notes(source, input_format, **read_kw), out,
+                               batch_size=batch_size, n_process=n_process, progress=progress,
+                               total=total, delay=delay).to_dict()
+        result = {**stats, "records": out.n_records, "errors": out.n_errors,
+                  "output": str(output), "errors_file": str(out.errors_path)}
+        if html is not None:
+            summary = write_report(html, out.records(),
+                                   read_texts(source, input_format, html_notes, **read_kw),
+                                   links, title=f"{Path(source).name}: linked notes",
+                                   n_errors=out.n_errors)
+            result.update(html=str(html), nil_share=round(summary.nil_share, 4))
+    finally:
+        out.close()
+    if result["errors"]:
+        warnings.warn(Warnings.W151.format(n=result["errors"], path=out.errors_path))
+    return result

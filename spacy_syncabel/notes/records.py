@@ -1,0 +1,100 @@
+"""One output record per linked note, and its brat standoff rendering."""
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any, Dict, List, Optional
+
+from spacy.tokens import Doc, Span
+
+from ..types import COMPOSITE_SEP, NIL, NO_CODE
+
+DIGITS = 6  # scores are rounded: batches of other sizes pad differently (last-digit noise)
+
+
+def _round(value: Any) -> Any:
+    return round(float(value), DIGITS) if isinstance(value, (int, float)) else value
+
+
+def _candidate(cand: Dict[str, Any]) -> Dict[str, Any]:
+    return {key: _round(value) if key in ("score", "logprob", "similarity") else value
+            for key, value in cand.items()}
+
+
+def doc_to_record(doc: Doc, note_id: str, kb: Any = None) -> Dict[str, Any]:
+    """``{"id", "entities": [{"start", "end", "label", "text", "code", "name", "score",
+    "n_best"}]}`` for a processed doc. ``code`` is ``ent.kb_id_`` (NIL when unlinked),
+    ``name`` and ``score`` those of the best candidate when it gave the code (else the KB's
+    preferred name), ``n_best`` is ``ent._.syncabel``."""
+    entities: List[Dict[str, Any]] = []
+    has_ext = Span.has_extension("syncabel")
+    for ent in doc.ents:
+        nbest = (ent._.syncabel if has_ext else None) or []
+        code = ent.kb_id_ or NIL
+        top = nbest[0] if nbest else None
+        name: Optional[str] = None
+        if top is not None and top.get("code") == code:
+            name = top.get("name")
+        elif kb is not None and code in kb:
+            name = kb.preferred_name(code)
+        entities.append({
+            "start": ent.start_char, "end": ent.end_char, "label": ent.label_,
+            "text": ent.text, "code": code, "name": name,
+            "score": _round(top["score"]) if top is not None else None,
+            "n_best": [_candidate(c) for c in nbest],
+        })
+    return {"id": note_id, "entities": entities}
+
+
+def is_linked(code: Optional[str]) -> bool:
+    return bool(code) and code not in (NIL, NO_CODE)
+
+
+_SAFE = re.compile(r"[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*")
+
+
+def safe_stem(note_id: str) -> str:
+    """A relative file path (without suffix) for a note id: the id itself when it is a plain
+    relative path, else a sanitized form with a short hash (ids stay distinct)."""
+    parts = note_id.split("/")
+    if _SAFE.fullmatch(note_id) and not any(p in (".", "..") for p in parts):
+        return note_id
+    digest = hashlib.sha1(note_id.encode("utf8")).hexdigest()[:10]
+    return re.sub(r"[^A-Za-z0-9_.\-]", "_", note_id)[:80].lstrip(".") + "-" + digest
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s", " ", text)
+
+
+def _fragments(text: str, start: int, end: int) -> str:
+    """brat offsets of an entity; an entity spanning line breaks becomes fragments."""
+    frags, pos = [], start
+    for piece in re.split(r"(\n)", text[start:end]):
+        if piece and piece != "\n" and piece.strip():
+            lead = len(piece) - len(piece.lstrip())
+            trail = len(piece) - len(piece.rstrip())
+            frags.append(f"{pos + lead} {pos + len(piece) - trail}")
+        pos += len(piece)
+    return ";".join(frags) or f"{start} {end}"
+
+
+def record_to_brat(record: Dict[str, Any], text: str, db: str = "KB") -> str:
+    """The ``.ann`` standoff of a record: ``Tn`` entity lines, and for each linked code a
+    normalization line ``Nn<TAB>Reference Tn DB:CODE<TAB>name`` (one per part of a
+    composite code)."""
+    lines: List[str] = []
+    n = 0
+    for i, ent in enumerate(record["entities"], start=1):
+        frags = _fragments(text, ent["start"], ent["end"])
+        shown = " ".join(text[int(s):int(e)] for s, e in (f.split() for f in frags.split(";")))
+        label = re.sub(r"\s", "_", ent["label"]) or "ENTITY"
+        lines.append(f"T{i}\t{label} {frags}\t{_one_line(shown)}")
+        if not is_linked(ent.get("code")):
+            continue
+        names = (ent.get("name") or "").split("<SEP>")
+        for j, code in enumerate(ent["code"].split(COMPOSITE_SEP)):
+            n += 1
+            name = names[j] if j < len(names) else ""
+            lines.append(f"N{n}\tReference T{i} {db}:{code}\t{_one_line(name)}")
+    return "".join(line + "\n" for line in lines)

@@ -1,0 +1,109 @@
+"""`link --ray`: two actors on a local Ray instance give the single-process records; a killed
+actor loses no note and duplicates none; a restarted job skips what is written."""
+import json
+import os
+import signal
+import threading
+import time
+import warnings
+
+import pytest
+
+ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'spacy-syncabel[ray]'")
+pytest.importorskip("ray.data", reason="Ray Data is not installed: pip install 'ray[data]>=2.9'")
+psutil = pytest.importorskip("psutil")
+
+pytestmark = pytest.mark.slow  # a local Ray and actors that each load the pipeline: ~1-3 min
+
+from spacy_syncabel.notes import iter_records  # noqa: E402
+from spacy_syncabel.notes.command import run_link  # noqa: E402
+
+from .conftest import NOTES  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+    yield
+    ray.shutdown()
+
+
+def _shard_records(folder):
+    return [r for part in sorted(folder.glob("part-*.jsonl")) for r in iter_records(part)]
+
+
+def _key(records):
+    return sorted(json.dumps(r, sort_keys=True) for r in records)
+
+
+def _notes(tmp_path, n):
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for i in range(n):
+        (folder / f"n{i:02d}.txt").write_text(NOTES[i % len(NOTES)], encoding="utf-8")
+    (folder / "latin.txt").write_bytes(b"fiebre \xff")  # not UTF-8: an error row
+    return folder
+
+
+def test_two_actors_give_the_single_process_records_and_resume(local_ray, pipeline_dir,
+                                                               tmp_path):
+    folder = _notes(tmp_path, len(NOTES))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_link(pipeline_dir, folder, tmp_path / "single.jsonl", progress=False, batch_size=4)
+        # a shard with the first 5 records: the job must skip them
+        single = list(iter_records(tmp_path / "single.jsonl"))
+        out = tmp_path / "ray"
+        out.mkdir()
+        (out / "part-00000.jsonl").write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in single[:5]), encoding="utf-8")
+        result = run_link(pipeline_dir, folder, out, ray="local", concurrency=2, batch_size=4,
+                          progress=False)
+    assert result["skipped"] == 5 and result["linked"] == len(NOTES) - 5
+    assert _key(_shard_records(out)) == _key(single)
+    assert sorted(p.name for p in out.glob("part-*.jsonl")) == ["part-00000.jsonl",
+                                                                 "part-00001.jsonl"]
+    errors = list(iter_records(out / "errors.jsonl"))
+    assert [e["id"] for e in errors] == ["latin"] and "E152" in errors[0]["error"]
+
+
+def _actor_pids():
+    pids = []
+    for proc in psutil.process_iter(["pid", "cmdline", "name"]):
+        text = " ".join(proc.info["cmdline"] or []) + " " + (proc.info["name"] or "")
+        if "NoteLinker" in text:
+            pids.append(proc.info["pid"])
+    return pids
+
+
+def test_killing_an_actor_mid_job_still_links_every_note_once(local_ray, pipeline_dir,
+                                                              tmp_path):
+    n = 40
+    folder = _notes(tmp_path, n)
+    out = tmp_path / "ray"
+    result = {}
+
+    def job():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result.update(run_link(pipeline_dir, folder, out, ray="local", concurrency=2,
+                                   batch_size=2, progress=False, delay=0.15))
+
+    thread = threading.Thread(target=job)
+    thread.start()
+    deadline = time.time() + 180
+    killed = None
+    while time.time() < deadline and thread.is_alive() and killed is None:
+        written = len(_shard_records(out)) if out.exists() else 0
+        pids = _actor_pids()
+        if written >= 6 and len(pids) == 2:
+            killed = pids[0]
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.1)
+    thread.join(timeout=300)
+    assert killed is not None, "the job ended before an actor could be killed"
+    assert not thread.is_alive()
+    ids = [r["id"] for r in _shard_records(out)]
+    assert sorted(ids) == [f"n{i:02d}" for i in range(n)]  # every note exactly once
+    assert result["linked"] == n and result["failed"] == 1
