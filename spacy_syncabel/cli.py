@@ -192,7 +192,6 @@ def train(
     import srsly
 
     from .training import TrainConfig, train_linker
-    from .training.distributed import is_main_process
 
     try:
         weights = tuple(float(x) for x in mix_weights.split(","))
@@ -226,8 +225,7 @@ def train(
                                           "num_beams": num_beams,
                                           "n_best": min(5, num_beams)})
     short = {k: v for k, v in summary.items() if not isinstance(v, dict)}
-    if is_main_process():  # one summary under torchrun / accelerate launch
-        typer.echo(srsly.json_dumps(short, indent=2))
+    typer.echo(srsly.json_dumps(short, indent=2))  # each process reports its own view
 
 
 @app.command()
@@ -259,7 +257,6 @@ def dpo(
     """Preference optimization after SFT: DPO on hard negatives mined from the linker's own beams; writes OUTPUT/model-best."""
     import srsly
 
-    from .training.distributed import is_main_process
     from .training.dpo import DPORunConfig, train_dpo
 
     cfg = DPORunConfig(rounds=rounds, chunk_size=chunk_size, top_k=top_k, beta=beta, lr=lr,
@@ -271,8 +268,7 @@ def dpo(
     state = train_dpo(pipeline, train_corpus, output, dev=dev, config=cfg)
     short = {k: v for k, v in state.items() if k not in ("config", "rounds")}
     short["rounds"] = [{k: v for k, v in r.items() if k != "last_log"} for r in state["rounds"]]
-    if is_main_process():
-        typer.echo(srsly.json_dumps(short, indent=2))
+    typer.echo(srsly.json_dumps(short, indent=2))
 
 
 @app.command()

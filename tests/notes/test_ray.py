@@ -18,7 +18,8 @@ pytestmark = pytest.mark.slow  # a local Ray and actors that each load the pipel
 from spacy_syncabel.notes import iter_records  # noqa: E402
 from spacy_syncabel.notes.command import run_link  # noqa: E402
 
-from .conftest import NOTES  # noqa: E402
+from ..conftest import DATA, needs_data  # noqa: E402
+from .conftest import NOTES, same_records  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +34,6 @@ def _shard_records(folder):
     return [r for part in sorted(folder.glob("part-*.jsonl")) for r in iter_records(part)]
 
 
-def _key(records):
-    return sorted(json.dumps(r, sort_keys=True) for r in records)
 
 
 def _notes(tmp_path, n):
@@ -61,7 +60,10 @@ def test_two_actors_give_the_single_process_records_and_resume(local_ray, pipeli
         result = run_link(pipeline_dir, folder, out, ray="local", concurrency=2, batch_size=4,
                           progress=False)
     assert result["skipped"] == 5 and result["linked"] == len(NOTES) - 5
-    assert _key(_shard_records(out)) == _key(single)
+    by_id = {r["id"]: r for r in single}
+    shards = _shard_records(out)
+    assert sorted(r["id"] for r in shards) == sorted(by_id)
+    assert all(same_records(r, by_id[r["id"]]) for r in shards)
     assert sorted(p.name for p in out.glob("part-*.jsonl")) == ["part-00000.jsonl",
                                                                  "part-00001.jsonl"]
     errors = list(iter_records(out / "errors.jsonl"))
@@ -88,7 +90,7 @@ def test_killing_an_actor_mid_job_still_links_every_note_once(local_ray, pipelin
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             result.update(run_link(pipeline_dir, folder, out, ray="local", concurrency=2,
-                                   batch_size=2, progress=False, delay=0.15))
+                                   batch_size=2, progress=False, delay=0.4))
 
     thread = threading.Thread(target=job)
     thread.start()
@@ -107,3 +109,24 @@ def test_killing_an_actor_mid_job_still_links_every_note_once(local_ray, pipelin
     ids = [r["id"] for r in _shard_records(out)]
     assert sorted(ids) == [f"n{i:02d}" for i in range(n)]  # every note exactly once
     assert result["linked"] == n and result["failed"] == 1
+
+
+@needs_data
+def test_two_actors_on_200_spaccc_notes(local_ray, pipeline_dir, tmp_path):
+    """200 real SPACCC notes (their first 600 characters, to keep the test short) linked by
+    2 actors give the records of the single-process run."""
+    folder = tmp_path / "spaccc"
+    folder.mkdir()
+    for path in sorted((DATA / "spaccc" / "texts").glob("*.txt"))[:200]:
+        (folder / path.name).write_text(path.read_text("utf-8")[:600], encoding="utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_link(pipeline_dir, folder, tmp_path / "single.jsonl", progress=False, batch_size=8)
+        result = run_link(pipeline_dir, folder, tmp_path / "ray", ray="local", concurrency=2,
+                          batch_size=8, progress=False)
+    single = {r["id"]: r for r in iter_records(tmp_path / "single.jsonl")}
+    shards = _shard_records(tmp_path / "ray")
+    assert result["linked"] == 200 and len(single) == 200
+    assert sorted(r["id"] for r in shards) == sorted(single)
+    assert sum(len(r["entities"]) for r in shards) > 100  # the ruler finds KB names in them
+    assert all(same_records(r, single[r["id"]]) for r in shards)
