@@ -441,7 +441,9 @@ def _build_linker(kb_obj, base_model: str, lang: str, label_map, linker_config, 
     comp_cfg.update(linker_config or {})
     comp_cfg["dtype"] = "float32"
     linker = nlp.add_pipe(LINKER, config=comp_cfg)
-    linker.set_model(lm, tok, kb_obj)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"\[W103\]")  # it is being fine-tuned now
+        linker.set_model(lm, tok, kb_obj)
     return nlp, linker
 
 
