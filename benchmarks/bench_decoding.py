@@ -28,6 +28,23 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OUT = Path(__file__).resolve().parent / "results"
 
 
+def load_model(spec: str, kb, texts):
+    """A model folder (e.g. model-best/syncabel_linker/model), smollm2[:N] or a random
+    256x4 tiny Llama whose BPE is trained on ``texts``; float32 on the CPU, with <SEP>."""
+    if Path(spec).is_dir():
+        from spacy_syncabel.models import load_causal_lm
+
+        model, tok = load_causal_lm(spec, device="cpu", dtype="float32")
+    elif spec.startswith("smollm2"):
+        layers = int(spec.split(":")[1]) if ":" in spec else None
+        model, tok = smollm2(num_layers=layers, device="cpu", dtype="float32")(kb, None)
+    else:
+        model, tok = tiny_llama(hidden_size=256, num_layers=4, num_heads=4,
+                                intermediate_size=512, vocab_size=4000)(kb, texts)
+    ensure_sep_token(model, tok)
+    return model, tok
+
+
 def generate_topk(model, tok, prompts, tries, k, batch_size, length_penalty):
     """Reference: generate(prefix_allowed_tokens_fn=...) over left-padded batches."""
     out = []
@@ -120,17 +137,7 @@ def main() -> None:
         warnings.simplefilter("ignore")
         kb = read_file(DATA / "spaccc" / "kb_snomed_es_lite.tsv")
         docs = read_corpus(DATA / "spaccc" / "test_half.tsv")[: args.n]
-    if Path(args.model).is_dir():  # a trained model folder (e.g. model-best/syncabel_linker/model)
-        from spacy_syncabel.models import load_causal_lm
-
-        model, tok = load_causal_lm(args.model, device="cpu", dtype="float32")
-    elif args.model.startswith("smollm2"):
-        layers = int(args.model.split(":")[1]) if ":" in args.model else None
-        model, tok = smollm2(num_layers=layers, device="cpu", dtype="float32")(kb, None)
-    else:
-        model, tok = tiny_llama(hidden_size=256, num_layers=4, num_heads=4,
-                                intermediate_size=512, vocab_size=4000)(kb, [d.text for d in docs])
-    ensure_sep_token(model, tok)
+    model, tok = load_model(args.model, kb, [d.text for d in docs])
     model.eval()
     tries = TrieSet.build(kb, tok)
     template = PromptTemplate(verb="es")

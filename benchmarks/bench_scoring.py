@@ -24,8 +24,9 @@ from spacy_syncabel.decoding import TrieSet
 from spacy_syncabel.decoding.candidates import CandidateIndex
 from spacy_syncabel.decoding.scoring import _prefix_tree, score_completions
 from spacy_syncabel.kb import read_file
-from spacy_syncabel.models import ensure_sep_token, smollm2, tiny_llama
 from spacy_syncabel.prompting import PromptTemplate, encode_prompt, render_prompt
+
+from bench_decoding import load_model  # benchmarks/ is the script's own folder on sys.path
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OUT = Path(__file__).resolve().parent / "results"
@@ -48,18 +49,7 @@ def main() -> None:
         kb = read_file(DATA / spec.kb)
         _, dev = split_dev(read_corpus(DATA / spec.train), spec.dev_fraction, 0)
     mentions = [(d, m) for d in dev for m in d.mentions if kb.names(m.label)][: args.n]
-    if Path(args.model).is_dir():
-        from spacy_syncabel.models import load_causal_lm
-
-        model, tok = load_causal_lm(args.model, device="cpu", dtype="float32")
-    elif args.model.startswith("smollm2"):
-        layers = int(args.model.split(":")[1]) if ":" in args.model else None
-        model, tok = smollm2(num_layers=layers, device="cpu", dtype="float32")(kb, None)
-    else:
-        model, tok = tiny_llama(hidden_size=256, num_layers=4, num_heads=4,
-                                intermediate_size=512, vocab_size=4000)(
-            kb, list({d.text for d, _ in mentions}))
-    ensure_sep_token(model, tok)
+    model, tok = load_model(args.model, kb, list({d.text for d, _ in mentions}))
     model.eval()
     tries = TrieSet.build(kb, tok)
     index = CandidateIndex(kb)

@@ -12,6 +12,17 @@ app = typer.Typer(help="spacy-syncabel: generative biomedical entity linking for
                   no_args_is_help=True, add_completion=False)
 
 
+def _report(metrics: dict, output: Optional[Path]) -> None:
+    """Print the metrics' scalar values; write them all to ``output`` (metrics.json)."""
+    import srsly
+
+    typer.echo(srsly.json_dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)},
+                                indent=2))
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(output, metrics)
+
+
 @app.command()
 def evaluate(
     pipeline: Path = typer.Argument(..., help="A pipeline folder holding syncabel_linker."),
@@ -31,8 +42,6 @@ def evaluate(
 ) -> None:
     """Link the corpus's gold mentions and report Recall@1/@k beside the TF-IDF baseline; with an
     NER in the pipeline, also score its own spans end to end (ner_f, linking_f)."""
-    import srsly
-
     from .corpus import read_corpus
     from .evaluation.evaluate import evaluate_linker
     from .training.pipeline_io import load_pipeline
@@ -51,11 +60,7 @@ def evaluate(
     train_docs = read_corpus(train) if train is not None else None
     metrics = evaluate_linker(nlp, docs, train=train_docs, batch_size=batch_size, k=k,
                               source=str(corpus), end_to_end=end_to_end)
-    summary = {key: metrics[key] for key in metrics if not isinstance(metrics[key], dict)}
-    typer.echo(srsly.json_dumps(summary, indent=2))
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        srsly.write_json(output, metrics)
+    _report(metrics, output)
 
 
 @app.command()
@@ -375,16 +380,10 @@ def score(
     format: str = typer.Option("auto", "--format", help="Predictions format: auto, jsonl or tsv."),
 ) -> None:
     """Score a predictions file with the paper's metric (exact code sets; NO_CODE and gold outside the KB excluded)."""
-    import srsly
-
     from .evaluation.scoring_file import score_files
 
     metrics = score_files(gold, predictions, kb=kb, train=train, k=k, format=format)
-    summary = {key: value for key, value in metrics.items() if not isinstance(value, dict)}
-    typer.echo(srsly.json_dumps(summary, indent=2))
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        srsly.write_json(output, metrics)
+    _report(metrics, output)
 
 
 @app.command()
