@@ -1,5 +1,10 @@
 """Shared fixtures: paths to the real data, a small realistic KB, a tiny Llama."""
+import os
 import warnings
+
+# as the CLI does (spacy_syncabel/__main__.py): spinning OpenMP threads are many times slower on
+# a shared machine; set before any test imports torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from pathlib import Path
 
 import pytest
