@@ -174,7 +174,7 @@ def train(
     kb_name_examples: bool = typer.Option(False, "--kb-names/--no-kb-names", help="Also train on every KB name as a mention of itself."),
     mix: str = typer.Option("upsample", "--mix", help="upsample (real:synthetic 1:1) or weights."),
     mix_weights: str = typer.Option("1,1", "--mix-weights", help="With --mix weights: REAL,SYNTHETIC."),
-    composite: bool = typer.Option(setting_default("composite"), "--composite/--no-composite", help="Let the linker generate composite (a<SEP>b) answers."),
+    composite: Optional[bool] = typer.Option(None, "--composite/--no-composite", help="Let the linker generate composite (a<SEP>b) answers (default: on when >= 1% of the training corpus's coded gold mentions are composite)."),
     context_chars: int = typer.Option(setting_default("context_chars"), "--context-chars", help="Context characters each side of a mention."),
     max_context_tokens: int = typer.Option(setting_default("max_context_tokens"), "--max-context-tokens", help="Prompt token budget."),
     num_beams: int = typer.Option(setting_default("num_beams"), "--num-beams", help="Beams of the saved linker (dev decoding too)."),

@@ -62,6 +62,15 @@ class Warnings(metaclass=ErrorsWithCodes):
             "one is kept. Write one prediction line per mention.")
     W133 = ("The converted-model cache {path} is incomplete or corrupt ({why}); it is rebuilt. "
             "Delete the folder if this happens again.")
+    # composite mentions (W210-W211)
+    W210 = ("The tries in {path} were saved for composite mentions before their completions "
+            "were spelled as SynCABEL spells them (' a<SEP>b', no blank after <SEP>); the "
+            "after-separator trie was built from the KB now. Save the pipeline again "
+            "(`nlp.to_disk`) to store it, and retrain its model: it learnt ' a<SEP> b'.")
+    W211 = ("The tokenizer spells {n} of {total} composite completion(s) differently as one "
+            "string than name by name (first: {text!r}: {whole} != {parts}). Training and "
+            "decoding both use the name-by-name ids, so they agree, but a checkpoint trained "
+            "on whole strings (a published SynCABEL model) may prefer the other ids.")
     # NER, assembling pipelines, end-to-end evaluation (W200-W209)
     W200 = ("The linker of {path} was never fine-tuned for linking, and the pipeline assembled "
             "from it links with that untrained LM. Train it first (`python -m spacy_syncabel "
@@ -238,6 +247,14 @@ class Errors(metaclass=ErrorsWithCodes):
             "({err}). Use bytes written by to_bytes of the same version.")
     E106 = ("Cannot load {path} with the 'model' field excluded: the linker has no model yet. "
             "Load it without exclude=['model'] first.")
+    # composite mentions (E210-E214)
+    E210 = ("The tokenizer does not keep '{sep}' as one token of its own before a name: "
+            "'{sep}{name}' gives ids {ids}..., '{sep}' alone {sep_ids}. Composite completions "
+            "(' a{sep}b') cannot be spelled. Add '{sep}' as a special token "
+            "(`spacy_syncabel.models.ensure_sep_token`) or set `composite = false`.")
+    E211 = ("The after-separator tries in {path} do not belong to the tries beside them "
+            "({problem}). Save the pipeline again (`nlp.to_disk`), or delete the tries folder "
+            "to have them rebuilt from the KB.")
     # NER, assembling pipelines, end-to-end evaluation (E200-E209)
     E200 = ("The entity recognizer of {ner} predicts label(s) {labels} that the linker of "
             "{linker} does not know: each label must be a key of its `label_map` or one of its "

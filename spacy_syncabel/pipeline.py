@@ -514,8 +514,9 @@ class SynCABELLinker(Pipe):
         if "kb" not in exclude and (path / "tries" / "tries.json").is_file():
             tries = TrieSet.from_disk(path / "tries", tokenizer, kb.fingerprint(),
                                       names=kb.name_table)
-            if (tries.trie.sep_id is not None) != bool(self.settings.composite):
-                tries = None  # saved for the other composite setting
+            if self.settings.composite and tries.meta.get("legacy_composite"):
+                warnings.warn(Warnings.W210.format(path=path / "tries"))
+        # the engine fits them to the composite setting (the first part serves both)
         self.set_model(lm, tokenizer, kb, aliases, tries)
         return self
 

@@ -70,6 +70,40 @@ def tiny_lm(small_kb):
 
 
 @pytest.fixture(scope="session")
+def composite_lm(tiny_lm):
+    """A copy of ``tiny_lm`` fitted to answer the composite " fiebre<SEP>cefalea" for the
+    mention "fiebre" of TEXTS[0] (a Spanish pipeline's prompt): ``(model, tok, prompt ids,
+    target ids)``."""
+    import copy
+
+    import torch
+
+    from spacy_syncabel.prompting import (SEP_TOKEN, PromptTemplate, encode_completion,
+                                          encode_prompt, render_prompt)
+
+    model, tok = tiny_lm
+    model = copy.deepcopy(model)
+    text = TEXTS[0]
+    start = text.index("fiebre")
+    prompt = encode_prompt(tok, render_prompt(text, start, start + len("fiebre"), "SINTOMA",
+                                              template=PromptTemplate(verb="es"),
+                                              window_chars=0))
+    target = encode_completion(tok, ["fiebre", "cefalea"], tok.convert_tokens_to_ids(SEP_TOKEN))
+    ids = torch.tensor([prompt + target])
+    labels = torch.tensor([[-100] * len(prompt) + target])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    torch.manual_seed(0)
+    model.train()
+    for _ in range(60):
+        opt.zero_grad()
+        model(input_ids=ids, labels=labels).loss.backward()
+        opt.step()
+    model.eval()
+    model.config.syncabel_fine_tuned = True  # no W103: it was fitted
+    return model, tok, prompt, target
+
+
+@pytest.fixture(scope="session")
 def spaccc_kb():
     from spacy_syncabel.kb import read_file
 

@@ -257,3 +257,84 @@ def test_tries_are_saved_and_loaded_not_rebuilt(spaccc_nlp, tmp_path, monkeypatc
     monkeypatch.setattr(TrieSet, "build", no_build)
     linker = spacy.load(tmp_path / "pipe").get_pipe("syncabel_linker")
     assert linker.engine.tries.names is linker.engine.kb.name_table
+
+
+# -- composite mentions: saved pipelines ----------------------------------------------------
+def _composite_nlp(composite_lm, small_kb, composite=True):
+    """A Spanish pipeline whose linker holds the LM fitted to " fiebre<SEP>cefalea"."""
+    model, tok, _, _ = composite_lm
+    nlp = spacy.blank("es")
+    linker = nlp.add_pipe("syncabel_linker", config={"composite": composite, "num_beams": 4,
+                                                     "n_best": 4})
+    linker.set_model(model, tok, small_kb)
+    return nlp
+
+
+def _composite_links(nlp):
+    doc = _doc_with_ents(nlp, TEXTS[0], [("fiebre", "SINTOMA")])
+    return _links([nlp.get_pipe("syncabel_linker")(doc)])
+
+
+def test_composite_pipeline_saves_loads_and_links_identically(composite_lm, small_kb,
+                                                              tmp_path, monkeypatch):
+    from spacy_syncabel.decoding import TrieSet
+
+    nlp = _composite_nlp(composite_lm, small_kb)
+    before = _composite_links(nlp)
+    assert before[0][0][3] == "25064002+386661006"  # cefalea + fiebre, parts sorted
+    nlp.to_disk(tmp_path / "pipe")
+    tries_dir = tmp_path / "pipe" / "syncabel_linker" / "tries"
+    assert (tries_dir / "after_sep" / "tries.json").is_file()
+    assert not (tries_dir / "after_sep" / "names.marisa").exists()  # the parts share names
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("the tries were rebuilt instead of loaded")
+
+    with monkeypatch.context() as m:
+        m.setattr(TrieSet, "_build", no_build)
+        loaded = spacy.load(tmp_path / "pipe")
+        # the same folder without composite mentions keeps the first part only: no rebuild
+        single = spacy.load(tmp_path / "pipe",
+                            config={"components.syncabel_linker.composite": False})
+    assert loaded.get_pipe("syncabel_linker").engine.tries.composite
+    assert _composite_links(loaded) == before
+    assert not single.get_pipe("syncabel_linker").engine.tries.composite
+    assert _composite_links(single) == _composite_links(
+        _composite_nlp(composite_lm, small_kb, composite=False))
+    assert "+" not in _composite_links(single)[0][0][3]
+
+
+def test_composite_tries_of_the_old_format_load_with_a_warning(composite_lm, small_kb,
+                                                               tmp_path):
+    """Tries saved before the after-separator part existed (a separator id, no after_sep/)
+    load: that part is built from the KB (W210) and the pipeline links as a new one."""
+    import json
+    import shutil
+
+    from spacy_syncabel.decoding.trie_io import sha256
+
+    nlp = _composite_nlp(composite_lm, small_kb)
+    before = _composite_links(nlp)
+    nlp.to_disk(tmp_path / "pipe")
+    tries_dir = tmp_path / "pipe" / "syncabel_linker" / "tries"
+    shutil.rmtree(tries_dir / "after_sep")
+    meta = json.loads((tries_dir / "tries.json").read_text(encoding="utf-8"))
+    del meta["after_sep"], meta["sha256"]["after_sep/tries.json"]
+    assert meta["sep_id"] is not None  # what the old format wrote
+    (tries_dir / "tries.json").write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.warns(UserWarning, match="W210"):
+        loaded = spacy.load(tmp_path / "pipe")
+    assert loaded.get_pipe("syncabel_linker").engine.tries.composite
+    assert _composite_links(loaded) == before
+
+
+def test_pipelines_without_composite_save_no_second_trie(composite_lm, small_kb, tmp_path):
+    nlp = _composite_nlp(composite_lm, small_kb, composite=False)
+    before = _composite_links(nlp)
+    nlp.to_disk(tmp_path / "pipe")
+    tries_dir = tmp_path / "pipe" / "syncabel_linker" / "tries"
+    assert not (tries_dir / "after_sep").exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no W210 for a pipeline that never was composite
+        loaded = spacy.load(tmp_path / "pipe")
+    assert _composite_links(loaded) == before

@@ -76,7 +76,7 @@ def test_render_writes_one_line_per_gold_mention(pipeline_dir, tmp_path):
     assert by_text["fiebre"]["target"] == PromptTemplate.completion(["fiebre"], SEP_TOKEN)
     assert by_text["diabetes mellitus tipo 2"]["target"] == " diabetes mellitus tipo 2"
     assert by_text["fiebre y cefalea"]["target"] == PromptTemplate.completion(
-        ["fiebre", "cefalea"], SEP_TOKEN)
+        ["fiebre", "cefalea"], SEP_TOKEN) == " fiebre<SEP>cefalea"  # SynCABEL's spelling
     assert by_text["cefalea"]["target"] is None  # NO_CODE
     assert by_text["leve"]["target"] is None  # code missing from the KB
 

@@ -1,7 +1,10 @@
 """Prefix tries over the token ids of KB names, stored as flat CSR arrays.
 
 Each name is stored as the token ids of ``" " + name`` (tokenized on its own, no special
-tokens, exactly as the completion is tokenized after the prompt) followed by EOS.
+tokens, exactly as the completion is tokenized after the prompt) followed by EOS. With
+composite mentions on, a second trie holds the same names as the tokenizer spells them right
+after ``<SEP>`` (SynCABEL's composite target is ``" a<SEP>b"``: no blank after the separator);
+:class:`CompositeTrie` joins the two.
 
 Layout (one trie over all names; each KB group is a *view* of it):
 
@@ -20,6 +23,7 @@ from its leaf (:meth:`TrieSet.tokens_of`): no per-name token lists are kept.
 """
 from __future__ import annotations
 
+import warnings
 from itertools import chain
 from pathlib import Path
 from typing import (TYPE_CHECKING, Callable, Dict, FrozenSet, Iterable, Iterator, List, Mapping,
@@ -28,7 +32,8 @@ from typing import (TYPE_CHECKING, Callable, Dict, FrozenSet, Iterable, Iterator
 import marisa_trie
 import numpy as np
 
-from ..errors import Errors
+from ..errors import Errors, Warnings
+from ..prompting import SEP_TOKEN, after_sep_ids, strip_sep
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..kb import ConceptKB
@@ -104,29 +109,43 @@ def tokenize_names(tokenizer, names: Sequence[str]) -> List[List[int]]:
     return [list(ids) for ids in enc["input_ids"]]
 
 
-def _batch_encoder(tokenizer, probe: Sequence[str]) -> Callable[[Sequence[str]], List[List[int]]]:
-    """The fastest way to get :func:`tokenize_names`'s ids: the Rust tokenizer of a fast
-    tokenizer (no Python objects per token), if it gives the same ids on ``probe``."""
+def _batch_encoder(tokenizer, probe: Sequence[str], sep_token: Optional[str] = None,
+                   ) -> Callable[[Sequence[str]], List[List[int]]]:
+    """The fastest way to get :func:`tokenize_names`'s ids (with ``sep_token``:
+    :func:`~spacy_syncabel.prompting.after_sep_ids`'s): the Rust tokenizer of a fast tokenizer
+    (no Python objects per token), if it gives the same ids on ``probe``."""
+    if sep_token is None:
+        def slow(names: Sequence[str]) -> List[List[int]]:
+            return tokenize_names(tokenizer, names)
+    else:
+        def slow(names: Sequence[str]) -> List[List[int]]:
+            return after_sep_ids(tokenizer, names, sep_token)
     backend = getattr(tokenizer, "backend_tokenizer", None)
     encode = getattr(backend, "encode_batch_fast", getattr(backend, "encode_batch", None))
     if encode is None:
-        return lambda names: tokenize_names(tokenizer, names)
+        return slow
+    if sep_token is None:
+        def fast(names: Sequence[str]) -> List[List[int]]:
+            return [e.ids for e in encode([" " + n for n in names], add_special_tokens=False)]
+    else:
+        sep_ids = encode([sep_token], add_special_tokens=False)[0].ids
 
-    def fast(names: Sequence[str]) -> List[List[int]]:
-        return [e.ids for e in encode([" " + n for n in names], add_special_tokens=False)]
-
+        def fast(names: Sequence[str]) -> List[List[int]]:
+            enc = encode([sep_token + n for n in names], add_special_tokens=False)
+            return [strip_sep(sep_ids, e.ids, n, sep_token) for e, n in zip(enc, names)]
     try:
-        same = fast(probe) == tokenize_names(tokenizer, probe)
+        same = fast(probe) == slow(probe)
     except Exception:  # an unusual backend: keep the reference path
         same = False
-    return fast if same else (lambda names: tokenize_names(tokenizer, names))
+    return fast if same else slow
 
 
-def tokenize_flat(tokenizer, names: Sequence[str], chunk: int = _TOKENIZE_CHUNK
-                  ) -> Tuple[np.ndarray, np.ndarray]:
-    """Token ids of ``" " + name`` for each name as one flat int64 array + offsets, tokenized
-    in batches (a fast tokenizer encodes a batch in parallel; no per-name lists are kept)."""
-    encode = _batch_encoder(tokenizer, names[:32])
+def tokenize_flat(tokenizer, names: Sequence[str], chunk: int = _TOKENIZE_CHUNK,
+                  sep_token: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """Token ids of ``" " + name`` (with ``sep_token``: of the name right after the separator)
+    for each name as one flat int64 array + offsets, tokenized in batches (a fast tokenizer
+    encodes a batch in parallel; no per-name lists are kept)."""
+    encode = _batch_encoder(tokenizer, names[:32], sep_token)
     parts: List[np.ndarray] = []
     lengths: List[np.ndarray] = []
     for lo in range(0, len(names), chunk):
@@ -252,15 +271,14 @@ class SetIds:
 class TokenTrie:
     """A token-id trie over names; node 0 is the root.
 
-    ``sep_id``, when set, lets a completed name be followed by the separator, which restarts
-    at the root (composite mentions). ``mask_ids``/``member`` make the trie a view of one group
-    in a shared trie: node ``i`` exists in it when ``member[mask_ids[i]]``.
+    ``mask_ids``/``member`` make the trie a view of one group in a shared trie: node ``i``
+    exists in it when ``member[mask_ids[i]]``. Composite mentions: :class:`CompositeTrie`.
     """
 
     def __init__(self, child_ptr: Union[np.ndarray, PackedPtr], child_tok: np.ndarray,
                  leaf_nodes: np.ndarray,
-                 leaf_names: np.ndarray, names, eos_id: int, sep_id: Optional[int] = None,
-                 collisions: int = 0, mask_ids: Optional[SetIds] = None,
+                 leaf_names: np.ndarray, names, eos_id: int, collisions: int = 0,
+                 mask_ids: Optional[SetIds] = None,
                  member: Optional[np.ndarray] = None, group_index: Optional[int] = None,
                  shared_leaves: Optional[Dict[int, List[Tuple[int, FrozenSet[int]]]]] = None
                  ) -> None:
@@ -270,7 +288,6 @@ class TokenTrie:
         self.leaf_names = leaf_names  # name index of each leaf, into ``names``
         self.names = names  # list of str or marisa_trie.Trie (index = key id)
         self.eos_id = int(eos_id)
-        self.sep_id = None if sep_id is None else int(sep_id)
         self.collisions = collisions
         self.mask_ids = mask_ids  # per node: id of its set of groups
         self.member = member  # per set of groups: is this view's group in it (None: all nodes)
@@ -284,7 +301,7 @@ class TokenTrie:
     # -- construction -------------------------------------------------------------------
     @classmethod
     def from_sequences(cls, sequences: Sequence[Sequence[int]], names: Sequence[str],
-                       eos_id: int, sep_id: Optional[int] = None) -> "TokenTrie":
+                       eos_id: int) -> "TokenTrie":
         """Build from token sequences (without EOS); ``names[i]`` is the name of sequence i.
         When two sequences are equal the first one keeps the leaf (``collisions`` counts the
         others)."""
@@ -292,7 +309,7 @@ class TokenTrie:
         child_ptr, child_tok, seq_leaf, _ = build_arrays(tokens, offsets, eos_id)
         leaf_nodes, first = np.unique(seq_leaf, return_index=True)
         return cls(child_ptr, child_tok, leaf_nodes.astype(np.int32), first.astype(np.int32),
-                   list(names), eos_id, sep_id, len(sequences) - len(leaf_nodes))
+                   list(names), eos_id, len(sequences) - len(leaf_nodes))
 
     def view(self, mask_ids: SetIds, mask_table: np.ndarray, group_index: int
              ) -> "TokenTrie":
@@ -300,7 +317,7 @@ class TokenTrie:
         member = ((mask_table[:, group_index // 64] >> np.uint64(group_index % 64))
                   & np.uint64(1)).astype(bool)
         return TokenTrie(self.ptr, self.child_tok, self.leaf_nodes, self.leaf_names,
-                         self.names, self.eos_id, self.sep_id, self.collisions, mask_ids,
+                         self.names, self.eos_id, self.collisions, mask_ids,
                          member, group_index, self.shared_leaves)
 
     # -- queries --------------------------------------------------------------------------
@@ -331,7 +348,7 @@ class TokenTrie:
 
     def is_end(self, node: int) -> bool:
         """Whether a name of this trie is complete at ``node`` (EOS may follow)."""
-        return self.step(node, self.eos_id, _sep=False) >= 0
+        return self.step(node, self.eos_id) >= 0
 
     def allowed(self, node: int) -> np.ndarray:
         """Token ids allowed after ``node`` (never empty for a non-leaf node; read-only).
@@ -351,15 +368,10 @@ class TokenTrie:
     def _allowed(self, node: int, lo: int, hi: int, toks: np.ndarray) -> np.ndarray:
         if self.member is not None:
             toks = toks[self.member[self.mask_ids[lo + 1:hi + 1]]]
-        if self.sep_id is not None and self.is_end(node):
-            toks = np.append(toks, self.sep_id)
         return toks
 
-    def step(self, node: int, token: int, _sep: bool = True) -> int:
+    def step(self, node: int, token: int) -> int:
         """The node reached from ``node`` by ``token``, or -1 when not allowed."""
-        if _sep and self.sep_id is not None and token == self.sep_id and node >= 0 \
-                and self.is_end(node):
-            return ROOT
         if not 0 <= token <= self._max_tok or node < 0:
             return -1
         lo, hi, toks = self._children(node)
@@ -410,14 +422,81 @@ class TokenTrie:
         return None if idx is None else self._name(idx)
 
     def names_of(self, tokens: Sequence[int]) -> Optional[List[str]]:
-        """The names spelled by a completion, split at separator tokens (composite)."""
+        """``[name]`` spelled by a completion (EOS optional), or None."""
+        name = self.name_of([t for t in tokens if t != self.eos_id] + [self.eos_id])
+        return None if name is None else [name]
+
+
+class CompositeTrie:
+    """Composite mentions, ``" a<SEP>b<SEP>c"``: names of ``first`` (spelled ``" " + name``),
+    then, after the separator, names of ``second`` (the same names spelled as the tokenizer
+    spells them right after ``<SEP>``), as many as the model writes.
+
+    Offers :class:`TokenTrie`'s decoding interface over one node space: node ``n`` is node
+    ``n`` of ``first`` below ``offset`` (its number of nodes), else node ``n - offset`` of
+    ``second``. After a complete name (of either part), ``sep_id`` leads to ``second``'s root.
+    """
+
+    def __init__(self, first: TokenTrie, second: TokenTrie, sep_id: int) -> None:
+        self.first, self.second, self.sep_id = first, second, int(sep_id)
+        self.eos_id = first.eos_id
+        self.offset = len(first.ptr) - 1
+
+    def _part(self, node: int) -> Tuple[TokenTrie, int]:
+        return (self.first, node) if node < self.offset else (self.second, node - self.offset)
+
+    @property
+    def n_nodes(self) -> int:
+        return self.first.n_nodes + self.second.n_nodes
+
+    @property
+    def nbytes(self) -> int:
+        return self.first.nbytes + self.second.nbytes
+
+    def is_end(self, node: int) -> bool:
+        trie, n = self._part(node)
+        return trie.is_end(n)
+
+    def allowed(self, node: int) -> np.ndarray:
+        """Token ids allowed after ``node``: its part's, plus the separator after a name."""
+        trie, n = self._part(node)
+        toks = trie.allowed(n)
+        return np.append(toks, self.sep_id) if trie.is_end(n) else toks
+
+    def step(self, node: int, token: int) -> int:
+        """The node reached from ``node`` by ``token``, or -1 when not allowed."""
+        if node < 0:
+            return -1
+        trie, n = self._part(node)
+        if token == self.sep_id:
+            return self.offset + ROOT if trie.is_end(n) else -1
+        nxt = trie.step(n, token)
+        if nxt < 0 or trie is self.first:
+            return nxt
+        return nxt + self.offset
+
+    def walk(self, tokens: Iterable[int], node: int = ROOT) -> int:
+        for t in tokens:
+            node = self.step(node, int(t))
+            if node < 0:
+                return -1
+        return node
+
+    def name_of(self, tokens: Sequence[int]) -> Optional[str]:
+        """The single name spelled by ``tokens`` (ending with EOS), or None."""
+        return self.first.name_of(tokens)
+
+    def names_of(self, tokens: Sequence[int]) -> Optional[List[str]]:
+        """The names spelled by a completion (EOS optional), split at the separators: the
+        first in ``first``, the others in ``second``; None unless every part is a name."""
         parts: List[List[int]] = [[]]
         for t in tokens:
-            if self.sep_id is not None and t == self.sep_id:
+            if t == self.sep_id:
                 parts.append([])
             elif t != self.eos_id:
                 parts[-1].append(t)
-        names = [self.name_of(p + [self.eos_id]) for p in parts]
+        names = [trie.name_of(p + [self.eos_id]) for trie, p in
+                 zip([self.first] + [self.second] * (len(parts) - 1), parts)]
         return None if any(n is None for n in names) else names  # type: ignore[return-value]
 
 
@@ -449,10 +528,16 @@ class _Sequences(Mapping):
 
 
 class TrieSet:
-    """One trie over all KB names (key ``None``) and a view of it per KB group."""
+    """One trie over all KB names (key ``None``) and a view of it per KB group.
+
+    With composite mentions on (:meth:`with_composite`), ``after_sep`` is a second TrieSet
+    over the same names, spelled as the tokenizer spells them right after the separator
+    ``sep_id``, and every key gives a :class:`CompositeTrie` of the two parts' views.
+    """
 
     def __init__(self, trie: TokenTrie, groups: Sequence[str], mask_ids: SetIds,
-                 mask_table: np.ndarray, name_leaf: np.ndarray, meta: Optional[Dict] = None
+                 mask_table: np.ndarray, name_leaf: np.ndarray, meta: Optional[Dict] = None,
+                 after_sep: Optional["TrieSet"] = None, sep_id: Optional[int] = None,
                  ) -> None:
         self.trie = trie
         self.groups = list(groups)
@@ -460,25 +545,49 @@ class TrieSet:
         self.mask_table = mask_table  # (sets of groups, ceil(groups / 64)) uint64 bits
         self.name_leaf = name_leaf  # name index -> leaf node (-1: collided)
         self.meta = dict(meta or {})
-        self.tries: Dict[Optional[str], TokenTrie] = {None: trie}
+        if (after_sep is None) != (sep_id is None):
+            raise ValueError("A composite TrieSet needs both its after-separator part and the "
+                             "separator id.")
+        self.after_sep = after_sep
+        self.sep_id = None if sep_id is None else int(sep_id)
+        self.tries: Dict[Optional[str], Union[TokenTrie, CompositeTrie]] = {None: trie}
         for g, group in enumerate(self.groups):
             self.tries[group] = trie.view(mask_ids, mask_table, g)
+        if after_sep is not None:
+            for key in list(self.tries):
+                self.tries[key] = CompositeTrie(self.tries[key], after_sep.tries[key],
+                                                self.sep_id)
 
     @property
     def names(self) -> marisa_trie.Trie:
         return self.trie.names
 
+    @property
+    def composite(self) -> bool:
+        """Whether a separator may follow a complete name (composite mentions)."""
+        return self.after_sep is not None
+
     @classmethod
     def build(cls, kb: "ConceptKB", tokenizer, sep_token: Optional[str] = None,
               composite: bool = False) -> "TrieSet":
+        """The tries of ``kb``'s names; with ``composite``, also the after-separator part
+        (only then: it costs about as much memory as the first)."""
+        tries = cls._build(kb, tokenizer)
+        return tries.with_composite(kb, tokenizer, sep_token or SEP_TOKEN) if composite \
+            else tries
+
+    @classmethod
+    def _build(cls, kb: "ConceptKB", tokenizer, sep_token: Optional[str] = None,
+               table: Optional[marisa_trie.Trie] = None) -> "TrieSet":
+        """One part: names spelled ``" " + name``, or right after ``sep_token`` when given.
+        ``table``: a name table equal to the KB's to share (the first part's)."""
         eos_id = tokenizer.eos_token_id
         if eos_id is None:
             raise ValueError(Errors.E011)
-        sep_id = None
-        if composite and sep_token is not None:
-            sep_id = tokenizer.convert_tokens_to_ids(sep_token)
         groups = kb.groups
-        table, all_ids, group_ids = _name_ids(kb)
+        own_table, all_ids, group_ids = _name_ids(kb)
+        if table is None or (table is not own_table and table.tobytes() != own_table.tobytes()):
+            table = own_table
         for group, ids in zip(groups, group_ids):
             if not len(ids):
                 raise ValueError(Errors.E012.format(group=group))
@@ -487,7 +596,7 @@ class TrieSet:
             bits[np.searchsorted(all_ids, ids), g // 64] |= np.uint64(1 << (g % 64))
         del group_ids
         names = [table.restore_key(i) for i in all_ids.tolist()]
-        tokens, offsets = tokenize_flat(tokenizer, names)
+        tokens, offsets = tokenize_flat(tokenizer, names, sep_token=sep_token)
         del names
         child_ptr, child_tok, seq_leaf, masks = build_arrays(tokens, offsets, eos_id, bits)
         del tokens, offsets
@@ -499,17 +608,75 @@ class TrieSet:
             idx = np.nonzero(seq_leaf == leaf)[0]
             shared[int(leaf)] = [(int(all_ids[i]), _groups_in(bits[i])) for i in idx]
         trie = TokenTrie(child_ptr, child_tok, leaf_nodes.astype(np.int32),
-                         all_ids[first].astype(np.int32), table, eos_id, sep_id,
+                         all_ids[first].astype(np.int32), table, eos_id,
                          int(len(all_ids) - len(leaf_nodes)), shared_leaves=shared)
         mask_table, mask_ids = group_sets(masks)
         del masks
         meta = {"kb_fingerprint": kb.fingerprint(), "vocab_size": len(tokenizer),
-                "sep_token": sep_token if sep_id is not None else None}
+                "sep_token": sep_token}
         return cls(trie, groups, mask_ids, mask_table, name_leaf, meta)
+
+    # -- composite mentions -----------------------------------------------------------------
+    def single_part(self) -> "TrieSet":
+        """These tries without composite mentions (the first part's arrays, shared)."""
+        if not self.composite:
+            return self
+        meta = dict(self.meta, sep_token=None)
+        return TrieSet(self.trie, self.groups, self.mask_ids, self.mask_table, self.name_leaf,
+                       meta)
+
+    def with_composite(self, kb: "ConceptKB", tokenizer, sep_token: str = SEP_TOKEN
+                       ) -> "TrieSet":
+        """These tries with composite mentions: the after-separator part is built from
+        ``kb`` (the KB these tries were built from) and the first part's arrays are shared.
+        W211 when the tokenizer spells a composite completion differently as one string."""
+        if self.composite:
+            return self
+        sep_id = _single_token(tokenizer, sep_token)
+        after = TrieSet._build(kb, tokenizer, sep_token, table=self.names)
+        meta = dict(self.meta, sep_token=sep_token)
+        tries = TrieSet(self.trie, self.groups, self.mask_ids, self.mask_table, self.name_leaf,
+                        meta, after_sep=after, sep_id=sep_id)
+        tries.check_whole_strings(tokenizer, sep_token)
+        return tries
+
+    def fitted(self, composite: bool, kb: "ConceptKB", tokenizer,
+               sep_token: str = SEP_TOKEN) -> "TrieSet":
+        """These tries with or without composite mentions, as ``composite`` asks."""
+        return self.with_composite(kb, tokenizer, sep_token) if composite \
+            else self.single_part()
+
+    def check_whole_strings(self, tokenizer, sep_token: str = SEP_TOKEN,
+                            n: int = 8) -> int:
+        """Compare, on ``n`` pairs of names spread over the KB, the ids the tries spell for
+        ``" a<SEP>b"`` with the tokenizer's ids of that whole string; warn (W211) and return
+        the number that differ."""
+        if not self.composite or len(self.names) < 2:
+            return 0
+        total = len(self.names)
+        ids = sorted({int(i) for i in np.linspace(0, total - 1, num=min(total, n + 1))})
+        pairs = [(self.names.restore_key(a), self.names.restore_key(b))
+                 for a, b in zip(ids, ids[1:])]
+        bad = []
+        for a, b in pairs:
+            parts, after = self.tokens_of(a), self.after_sep.tokens_of(b)
+            if parts is None or after is None:
+                continue
+            text = " " + a + sep_token + b
+            whole = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+            spelled = parts + [self.sep_id] + after
+            if whole != spelled:
+                bad.append((text, whole, spelled))
+        if bad:
+            text, whole, spelled = bad[0]
+            warnings.warn(Warnings.W211.format(n=len(bad), total=len(pairs), text=text,
+                                               whole=whole, parts=spelled))
+        return len(bad)
 
     # -- names ------------------------------------------------------------------------------
     def tokens_of(self, name: str) -> Optional[List[int]]:
-        """Token ids of ``" " + name`` (no EOS), or None for a name not in the tries."""
+        """Token ids of ``" " + name`` (no EOS; in an after-separator part, of the name right
+        after the separator), or None for a name not in the tries."""
         idx = self.names.get(name)
         if idx is None:
             return None
@@ -566,13 +733,19 @@ class TrieSet:
         """``name -> token ids`` (kept for callers of the old dict; prefer :meth:`tokens_of`)."""
         return _Sequences(self)
 
-    def restricted(self, names: Sequence[str], group: Optional[str] = None) -> TokenTrie:
-        """A small trie over some names only (a mention's candidates)."""
-        base = self.tries[group]
-        return TokenTrie.from_sequences([self.sequences[n] for n in names], list(names),
-                                        base.eos_id, base.sep_id)
+    def restricted(self, names: Sequence[str], group: Optional[str] = None
+                   ) -> Union[TokenTrie, CompositeTrie]:
+        """A small trie over some names only (a mention's candidates); composite when these
+        tries are."""
+        first = TokenTrie.from_sequences([self.sequences[n] for n in names], list(names),
+                                         self.trie.eos_id)
+        if self.after_sep is None:
+            return first
+        second = TokenTrie.from_sequences([self.after_sep.sequences[n] for n in names],
+                                          list(names), self.trie.eos_id)
+        return CompositeTrie(first, second, self.sep_id)
 
-    def __getitem__(self, group: Optional[str]) -> TokenTrie:
+    def __getitem__(self, group: Optional[str]) -> Union[TokenTrie, CompositeTrie]:
         return self.tries[group]
 
     def __contains__(self, group: Optional[str]) -> bool:
@@ -580,9 +753,11 @@ class TrieSet:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of all arrays (the name strings live in the marisa trie: :attr:`names`)."""
-        return (self.trie.nbytes + self.mask_ids.nbytes + self.mask_table.nbytes
-                + self.name_leaf.nbytes)
+        """Bytes of all arrays, both parts (the name strings live in the marisa trie:
+        :attr:`names`, shared by the parts)."""
+        own = (self.trie.nbytes + self.mask_ids.nbytes + self.mask_table.nbytes
+               + self.name_leaf.nbytes)
+        return own + (self.after_sep.nbytes if self.after_sep is not None else 0)
 
     # -- serialization ------------------------------------------------------------------------
     def to_disk(self, path: Union[str, Path]) -> None:
@@ -615,6 +790,14 @@ def _name_ids(kb) -> Tuple[marisa_trie.Trie, np.ndarray, List[np.ndarray]]:
         return np.sort(np.fromiter((table[n] for n in names), dtype=np.int64, count=len(names)))
 
     return table, ids(kb.names()), [ids(kb.names(g)) for g in kb.groups]
+
+
+def _single_token(tokenizer, token: str) -> int:
+    """The id of ``token``, which must tokenize to itself alone (E210 otherwise)."""
+    ids = list(tokenizer(token, add_special_tokens=False)["input_ids"])
+    if len(ids) != 1:
+        raise ValueError(Errors.E210.format(sep=token, name="", ids=ids, sep_ids=ids))
+    return int(ids[0])
 
 
 def _groups_in(bits: np.ndarray) -> FrozenSet[int]:

@@ -1,7 +1,9 @@
 """Saving and loading a :class:`~spacy_syncabel.decoding.trie.TrieSet` (no pickle).
 
 A tries folder holds ``tries.json`` (format, ids, groups, sizes, a sha256 per file), one ``.npy``
-file per array and ``names.marisa``. Saved files are untrusted: every file is checked against
+file per array and ``names.marisa``; composite tries add their after-separator part in
+``after_sep/`` (the same files but the names, which the parts share), its ``tries.json``
+checksummed in the first part's. Saved files are untrusted: every file is checked against
 its checksum, every array's dtype, shape and invariants are checked before use (so a walk
 always ends: a child's id is greater than its parent's), and the tokenizer and KB the tries are
 used with can be checked against the ones they were built with.
@@ -17,6 +19,7 @@ import marisa_trie
 import numpy as np
 
 from ..errors import Errors
+from ..prompting import SEP_TOKEN, after_sep_ids
 from .trie import PackedPtr, SetIds, TokenTrie, tokenize_names
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 FORMAT = 1
 META_FILE = "tries.json"
 NAMES_FILE = "names.marisa"
+AFTER_SEP = "after_sep"  # the after-separator part of composite tries
 _N_CHECKED_NAMES = 16  # names re-tokenized on load to check the tokenizer
 
 
@@ -36,7 +40,9 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def save_trie_set(tries: "TrieSet", path: Path) -> None:
+def save_trie_set(tries: "TrieSet", path: Path, names: bool = True) -> None:
+    """Write ``tries`` to ``path`` (``names``: also the name table; an after-separator part
+    shares its first part's)."""
     path.mkdir(parents=True, exist_ok=True)
     trie = tries.trie
     arrays = {"ptr_base": trie.ptr.base, "ptr_delta": trie.ptr.delta,
@@ -49,9 +55,23 @@ def save_trie_set(tries: "TrieSet", path: Path) -> None:
     for key, arr in arrays.items():
         np.save(path / f"{key}.npy", np.ascontiguousarray(arr), allow_pickle=False)
         digests[f"{key}.npy"] = sha256(path / f"{key}.npy")
-    tries.names.save(str(path / NAMES_FILE))
-    digests[NAMES_FILE] = sha256(path / NAMES_FILE)
-    meta = dict(tries.meta, format=FORMAT, eos_id=trie.eos_id, sep_id=trie.sep_id,
+    if names:
+        tries.names.save(str(path / NAMES_FILE))
+        digests[NAMES_FILE] = sha256(path / NAMES_FILE)
+    else:
+        (path / NAMES_FILE).unlink(missing_ok=True)
+    extra: Dict[str, Any] = {}
+    if tries.after_sep is not None:
+        save_trie_set(tries.after_sep, path / AFTER_SEP, names=False)
+        digests[f"{AFTER_SEP}/{META_FILE}"] = sha256(path / AFTER_SEP / META_FILE)
+        extra = {AFTER_SEP: AFTER_SEP}
+    elif (path / AFTER_SEP).is_dir():  # a composite save overwritten by a single-part one
+        import shutil
+
+        shutil.rmtree(path / AFTER_SEP)
+    if not names:
+        extra["names_sha256"] = hashlib.sha256(tries.names.tobytes()).hexdigest()
+    meta = dict(tries.meta, **extra, format=FORMAT, eos_id=trie.eos_id, sep_id=tries.sep_id,
                 groups=tries.groups, n_nodes=len(trie.ptr) - 1, n_names=len(tries.names),
                 collisions=trie.collisions,
                 shared_leaves=[[leaf, [[i, sorted(gs)] for i, gs in entries]]
@@ -199,6 +219,40 @@ def _shared_leaves(path: Path, meta: Dict[str, Any], leaves: np.ndarray):
 
 def load_trie_set(cls, path: Path, tokenizer=None, kb_fingerprint: Optional[str] = None,
                   mmap: bool = True, names: Optional[marisa_trie.Trie] = None) -> "TrieSet":
+    meta, arrays = _load_arrays(path, mmap)
+    digests = meta["sha256"]
+    names_path = _checked_file(path, NAMES_FILE, digests)
+    if names is None or hashlib.sha256(names.tobytes()).hexdigest() != digests[NAMES_FILE]:
+        names = marisa_trie.Trie()  # not the given table (e.g. the KB's): read the file
+        try:
+            names.mmap(str(names_path)) if mmap else names.load(str(names_path))
+        except Exception as err:  # marisa raises plain Exceptions on bad files
+            raise ValueError(Errors.E141.format(path=names_path, problem=str(err))) from None
+    if len(names) != meta["n_names"]:
+        raise ValueError(Errors.E141.format(path=names_path, problem="wrong number of names"))
+    after, sep_id = None, None
+    if meta.get(AFTER_SEP) is not None:
+        after = _load_after_sep(cls, path, meta, names, mmap)
+        sep_id = meta["sep_id"]
+        if sep_id is None:
+            raise ValueError(Errors.E141.format(path=path / META_FILE,
+                                                problem="composite tries without 'sep_id'"))
+    keep = {k: meta[k] for k in ("kb_fingerprint", "vocab_size", "sep_token") if k in meta}
+    if after is None and meta.get("sep_id") is not None:
+        # saved before the after-separator part existed: the separator restarted at the root
+        keep["legacy_composite"] = True
+    tries = _trie_set(cls, path, meta, arrays, names, keep, after, sep_id)
+    if kb_fingerprint is not None and meta.get("kb_fingerprint") != kb_fingerprint:
+        raise ValueError(Errors.E142.format(path=path, what="KB",
+                                            found=str(meta.get("kb_fingerprint"))[:12],
+                                            expected=kb_fingerprint[:12]))
+    if tokenizer is not None:
+        check_tokenizer(tries, tokenizer, path)
+    return tries
+
+
+def _load_arrays(path: Path, mmap: bool):
+    """``(meta, arrays)`` of one part, every file checked."""
     if not path.is_dir():
         raise ValueError(Errors.E140.format(path=path, problem="not a folder"))
     meta = _read_meta(path)
@@ -217,44 +271,53 @@ def load_trie_set(cls, path: Path, tokenizer=None, kb_fingerprint: Optional[str]
         "mask_table": _load_array(path, "mask_table", digests, (np.uint64,), 2, False),
     }
     _check_arrays(path, meta, arrays)
-    names_path = _checked_file(path, NAMES_FILE, digests)
-    if names is None or hashlib.sha256(names.tobytes()).hexdigest() != digests[NAMES_FILE]:
-        names = marisa_trie.Trie()  # not the given table (e.g. the KB's): read the file
-        try:
-            names.mmap(str(names_path)) if mmap else names.load(str(names_path))
-        except Exception as err:  # marisa raises plain Exceptions on bad files
-            raise ValueError(Errors.E141.format(path=names_path, problem=str(err))) from None
-    if len(names) != meta["n_names"]:
-        raise ValueError(Errors.E141.format(path=names_path, problem="wrong number of names"))
+    return meta, arrays
+
+
+def _trie_set(cls, path: Path, meta: Dict[str, Any], arrays: Dict[str, np.ndarray], names,
+              keep: Dict[str, Any], after=None, sep_id: Optional[int] = None) -> "TrieSet":
     shared = _shared_leaves(path, meta, set(arrays["leaf_nodes"].tolist())
                             if meta.get("shared_leaves") else set())
     packed = PackedPtr(arrays["ptr_base"], arrays["ptr_delta"], arrays["ptr_big"])
     trie = TokenTrie(packed, arrays["child_tok"], arrays["leaf_nodes"],
-                     arrays["leaf_names"], names, meta["eos_id"], meta["sep_id"],
-                     meta["collisions"], shared_leaves=shared)
-    keep = {k: meta[k] for k in ("kb_fingerprint", "vocab_size", "sep_token") if k in meta}
-    tries = cls(trie, meta["groups"], SetIds(arrays["mask_ids"], arrays["mask_over"]),
-                arrays["mask_table"],
-                arrays["name_leaf"], keep)
-    if kb_fingerprint is not None and meta.get("kb_fingerprint") != kb_fingerprint:
-        raise ValueError(Errors.E142.format(path=path, what="KB",
-                                            found=str(meta.get("kb_fingerprint"))[:12],
-                                            expected=kb_fingerprint[:12]))
-    if tokenizer is not None:
-        check_tokenizer(tries, tokenizer, path)
-    return tries
+                     arrays["leaf_names"], names, meta["eos_id"], meta["collisions"],
+                     shared_leaves=shared)
+    return cls(trie, meta["groups"], SetIds(arrays["mask_ids"], arrays["mask_over"]),
+               arrays["mask_table"], arrays["name_leaf"], keep, after, sep_id)
+
+
+def _load_after_sep(cls, path: Path, meta: Dict[str, Any], names, mmap: bool) -> "TrieSet":
+    """The after-separator part saved in ``path/after_sep``: checked against its checksum
+    in the first part's tries.json, and against the first part (E211)."""
+    folder = path / AFTER_SEP
+    if meta[AFTER_SEP] != AFTER_SEP:
+        raise ValueError(Errors.E141.format(path=path / META_FILE, problem=f"'{AFTER_SEP}'"))
+    _checked_file(path, f"{AFTER_SEP}/{META_FILE}", meta["sha256"])
+    sub, arrays = _load_arrays(folder, mmap)
+    problems = [what for what, ok in (
+        ("other names", sub.get("names_sha256") == meta["sha256"].get(NAMES_FILE)),
+        ("other groups", sub["groups"] == meta["groups"]),
+        ("another EOS", sub["eos_id"] == meta["eos_id"]),
+        ("another KB", sub.get("kb_fingerprint") == meta.get("kb_fingerprint")),
+        ("another vocabulary", sub["vocab_size"] == meta["vocab_size"]),
+        ("another separator", sub.get("sep_token") == meta.get("sep_token")),
+        ("a nested part", sub.get(AFTER_SEP) is None)) if not ok]
+    if problems:
+        raise ValueError(Errors.E211.format(path=folder, problem=", ".join(problems)))
+    keep = {k: sub[k] for k in ("kb_fingerprint", "vocab_size", "sep_token") if k in sub}
+    return _trie_set(cls, folder, sub, arrays, names, keep)
 
 
 def check_tokenizer(tries: "TrieSet", tokenizer, path: Path) -> None:
     """The tokenizer's EOS, separator and vocabulary size, and the tokens of a spread of
-    names, must be those the tries were built with."""
+    names (in both parts of composite tries), must be those the tries were built with."""
     trie = tries.trie
     found = {"EOS id": tokenizer.eos_token_id, "vocabulary size": len(tokenizer)}
     expected = {"EOS id": trie.eos_id, "vocabulary size": tries.meta.get("vocab_size")}
     sep_token = tries.meta.get("sep_token")
-    if trie.sep_id is not None and sep_token is not None:
+    if tries.sep_id is not None and sep_token is not None:
         found["separator id"] = tokenizer.convert_tokens_to_ids(sep_token)
-        expected["separator id"] = trie.sep_id
+        expected["separator id"] = tries.sep_id
     for what, value in found.items():
         if value != expected[what]:
             raise ValueError(Errors.E142.format(path=path, what=f"tokenizer ({what})",
@@ -262,8 +325,15 @@ def check_tokenizer(tries: "TrieSet", tokenizer, path: Path) -> None:
     n = len(tries.names)
     ids = sorted({int(i) for i in np.linspace(0, n - 1, num=min(n, _N_CHECKED_NAMES))})
     names: List[str] = [tries.names.restore_key(i) for i in ids]
-    for name, toks in zip(names, tokenize_names(tokenizer, names)):
-        stored = tries.tokens_of(name)
-        if stored is not None and stored != toks:
-            raise ValueError(Errors.E142.format(path=path, what=f"tokenizer (tokens of {name!r})",
-                                                found=toks[:8], expected=stored[:8]))
+    parts = [(tries, tokenize_names(tokenizer, names), "tokens of")]
+    if tries.after_sep is not None:
+        sep_token = sep_token or SEP_TOKEN
+        parts.append((tries.after_sep, after_sep_ids(tokenizer, names, sep_token),
+                      f"tokens after {sep_token} of"))
+    for part, spelled, what in parts:
+        for name, toks in zip(names, spelled):
+            stored = part.tokens_of(name)
+            if stored is not None and stored != toks:
+                raise ValueError(Errors.E142.format(path=path,
+                                                    what=f"tokenizer ({what} {name!r})",
+                                                    found=toks[:8], expected=stored[:8]))

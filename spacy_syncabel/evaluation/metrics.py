@@ -115,17 +115,15 @@ def _block(rs: Sequence[LinkResult], ks: Sequence[int]) -> Dict[str, float]:
 
 def recall_report(results: Sequence[LinkResult], ks: Sequence[int] = (1, 5),
                   seen_codes: Optional[Set[str]] = None) -> Dict[str, object]:
-    """Exact Recall@k (and lenient Recall@1) overall, per label, on composite golds (two parts
-    or more, when there are any) and, with ``seen_codes``, for gold codes all of whose parts
-    were seen in training / not."""
+    """Exact Recall@k (and lenient Recall@1) overall, per label, on the composite golds
+    (several parts) and, with ``seen_codes``, for gold codes all of whose parts were seen in
+    training / not."""
     report: Dict[str, object] = dict(_block(results, ks))
     by_label: Dict[str, List[LinkResult]] = defaultdict(list)
     for r in results:
         by_label[r.label].append(r)
     report["per_label"] = {lab: _block(rs, ks) for lab, rs in sorted(by_label.items())}
-    composite = [r for r in results if len(code_set(r.gold)) > 1]
-    if composite:
-        report["composite"] = _block(composite, ks)
+    report["composite"] = _block([r for r in results if len(code_set(r.gold)) > 1], ks)
     if seen_codes is not None:
         seen = [r for r in results if code_set(r.gold) <= seen_codes]
         unseen = [r for r in results if not code_set(r.gold) <= seen_codes]

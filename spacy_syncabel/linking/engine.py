@@ -46,8 +46,8 @@ class LinkingEngine:
                  ) -> None:
         self.kb, self.tokenizer, self.lm = kb, tokenizer, lm
         self.settings = settings
-        self.tries = tries if tries is not None else TrieSet.build(
-            kb, tokenizer, SEP_TOKEN, composite=settings.composite)
+        self.tries = TrieSet.build(kb, tokenizer, SEP_TOKEN, composite=settings.composite) \
+            if tries is None else tries.fitted(settings.composite, kb, tokenizer, SEP_TOKEN)
         if generator is not None and not callable(generator):
             raise ValueError(Errors.E102.format(generator=generator))
         self._generator_factory: GeneratorFactory = generator or tfidf_candidates()
@@ -59,14 +59,13 @@ class LinkingEngine:
     # -- views and state --------------------------------------------------------------------
     def with_settings(self, settings: Optional[LinkSettings] = None, **changes: Any,
                       ) -> "LinkingEngine":
-        """A view of this engine with other settings; KB, weights and retriever are shared
-        (the tries are rebuilt only when ``composite`` changes)."""
+        """A view of this engine with other settings; KB, weights, retriever and tries are
+        shared (turning ``composite`` on builds only the after-separator trie)."""
         new = (settings or self.settings).replace(**changes)
         view = copy.copy(self)
         view.settings = new
         if new.composite != self.settings.composite:
-            view.tries = TrieSet.build(self.kb, self.tokenizer, SEP_TOKEN,
-                                       composite=new.composite)
+            view.tries = self.tries.fitted(new.composite, self.kb, self.tokenizer, SEP_TOKEN)
         return view
 
     def with_lm(self, lm) -> "LinkingEngine":
@@ -210,9 +209,23 @@ class LinkingEngine:
             hyps, groups, tries, mentions if mentions is not None else [None] * len(groups))]
 
     def code_of(self, names: Sequence[str], group: Optional[str]) -> str:
-        """The (composite) code of generated names; NO_CODE when one is not in the KB."""
+        """The (composite) code of generated names, parts sorted and each once (as the metric
+        compares code sets); NO_CODE when one is not in the KB."""
+        return self.canonical_names(names, group)[1]
+
+    def canonical_names(self, names: Sequence[str], group: Optional[str]
+                        ) -> Tuple[List[str], str]:
+        """``(names, code)`` of generated names: one name per distinct code, in the order of
+        the sorted codes, and the codes joined by ``+`` (``a<SEP>b`` and ``b<SEP>a`` are one
+        code set); the names as they are and NO_CODE when one is not in the KB."""
         codes = [self.kb.lookup(n, group) for n in names]
-        return NO_CODE if not codes or any(c is None for c in codes) else COMPOSITE_SEP.join(codes)
+        if not codes or any(c is None for c in codes):
+            return list(names), NO_CODE
+        first = {}
+        for name, code in zip(names, codes):
+            first.setdefault(code, name)
+        order = sorted(first)
+        return [first[c] for c in order], COMPOSITE_SEP.join(order)
 
     def _to_candidates(self, hyps, group: Optional[str], trie,
                        mention: Optional[str]) -> List[Candidate]:
@@ -223,8 +236,8 @@ class LinkingEngine:
         for h in hyps:
             names = trie.names_of(h.tokens) if trie is not None else self._free_names(h.tokens)
             if names:
-                decoded.append((SEP_TOKEN.join(names), self.code_of(names, group), h.logprob,
-                                h.n_tokens))
+                names, code = self.canonical_names(names, group)
+                decoded.append((SEP_TOKEN.join(names), code, h.logprob, h.n_tokens))
         sims: List[Optional[float]] = [None] * len(decoded)
         if s.prior_weight > 0 and mention is not None and decoded:
             sims = self.prior(mention, [d[0] for d in decoded], group)

@@ -6,8 +6,9 @@ model before the round as the reference; dev Recall@1 (constrained decoding) aft
 round keeps the best model, and ``patience`` rounds without improvement stop the run.
 
 Tokenization matches SFT exactly: the prompt is :func:`encode_prompt`, each completion is
-:func:`encode_completion` (``" " + name`` tokenized alone, ``<SEP>`` between composite parts,
-then EOS), i.e. the token ids the tries hold. TRL 1.x tokenizes text pairs itself (prompt
+:func:`encode_completion` (``" a<SEP>b"``: the first name as ``" " + name`` tokenized
+alone, each later composite part as spelled right after ``<SEP>``, then EOS), i.e. the token
+ids the tries hold. TRL 1.x tokenizes text pairs itself (prompt
 alone, then ``prompt + chosen + eos_token`` as one string, the completion taken where the two
 diverge), which can merge tokens across the prompt/name boundary and re-reads the EOS from
 text; so the dataset given to the trainer is pre-tokenized (``prompt_ids``, ``chosen_ids``,

@@ -118,6 +118,46 @@ def canonical_parts(kb: "ConceptKB", raw_code: str) -> List[str]:
     return [kb.canonical_code(p.strip()) for p in raw_code.split(COMPOSITE_SEP) if p.strip()]
 
 
+#: ``train`` turns composite mentions on when at least this share of the training corpus's
+#: coded gold mentions are composite (SPACCC: 5.4%)
+COMPOSITE_MIN_SHARE = 0.01
+
+
+@dataclass(frozen=True)
+class CompositeGold:
+    """How many coded gold mentions of a corpus are composite (``a+b``)."""
+
+    composite: int
+    coded: int
+
+    @property
+    def share(self) -> float:
+        return self.composite / self.coded if self.coded else 0.0
+
+    def wants_composite(self, min_share: float = COMPOSITE_MIN_SHARE) -> bool:
+        """The ``train`` default: composite mentions on when the share reaches
+        ``min_share``."""
+        return self.coded > 0 and self.share >= min_share
+
+    def to_dict(self) -> Dict[str, float]:
+        return {"composite": self.composite, "coded": self.coded,
+                "share": round(self.share, 5)}
+
+
+def composite_gold(docs: Iterable[CorpusDoc]) -> CompositeGold:
+    """Count the gold mentions with a code (not NIL / NO_CODE) and those with several
+    ``+``-joined parts."""
+    composite = coded = 0
+    for doc in docs:
+        for m in doc.mentions:
+            code = (m.code or "").strip()
+            if not code or code in (NIL, NO_CODE):
+                continue
+            coded += 1
+            composite += sum(1 for p in code.split(COMPOSITE_SEP) if p.strip()) > 1
+    return CompositeGold(composite, coded)
+
+
 def _warn_missing(stats: ExampleStats, what: str) -> None:
     if stats.missing_code:
         warnings.warn(Warnings.W060.format(n=stats.missing_code, n_codes=len(stats.missing_codes),

@@ -35,8 +35,8 @@ from ..errors import Errors, Warnings
 from ..types import CorpusDoc
 from .distributed import (barrier, dev_decoding_possible, final_model, is_main_process,
                           is_multi_process, shared_dev_recall)
-from .examples import (IGNORE_INDEX, DevSet, NameSelector, TrainExample, build_dev_set,
-                       build_examples, mention_aliases)
+from .examples import (COMPOSITE_MIN_SHARE, IGNORE_INDEX, DevSet, NameSelector, TrainExample,
+                       build_dev_set, build_examples, composite_gold, mention_aliases)
 from .mixing import mix_examples
 from .callbacks import make_callbacks
 from .pipeline_io import LINKER, copy_pipeline, save_pipeline
@@ -428,6 +428,26 @@ def _load_kb(kb: Union[PathLike, Any]):
         return read_file(Path(kb))
 
 
+def resolve_composite(linker_config: Optional[Dict[str, Any]], train_docs: Sequence[CorpusDoc],
+                      ) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """``(linker_config, info)``: ``composite`` decided from the training corpus when the
+    config leaves it unset (None): on when at least ``COMPOSITE_MIN_SHARE`` (1%) of its coded
+    gold mentions are composite; ``info`` says what was decided and why."""
+    config = dict(linker_config or {})
+    gold = composite_gold(train_docs)
+    info: Dict[str, Any] = {"gold": gold.to_dict(), "min_share": COMPOSITE_MIN_SHARE}
+    if config.get("composite") is None:
+        config["composite"] = gold.wants_composite()
+        info["decided_by"] = "training corpus"
+        logger.info("composite mentions %s: %d of %d coded training mentions are composite "
+                    "(%.2f%%; on from %.0f%%)", "on" if config["composite"] else "off",
+                    gold.composite, gold.coded, 100 * gold.share, 100 * COMPOSITE_MIN_SHARE)
+    else:
+        info["decided_by"] = "setting"
+    info["composite"] = bool(config["composite"])
+    return config, info
+
+
 def _build_linker(kb_obj, base_model: str, lang: str, label_map, linker_config, texts,
                   seed: int):
     """A blank pipeline whose linker holds the base model (float32; bf16 is autocast)."""
@@ -604,8 +624,9 @@ def train_linker(
     ``dev``, ``synthetic``: corpus paths (any format ``read_corpus`` reads) or lists of
     :class:`CorpusDoc`. ``linker_config``: settings of the component (``mode``,
     ``candidates``, ``context_chars``, ``composite``, ``num_beams``...; see
-    :class:`~spacy_syncabel.linking.LinkSettings`). ``config`` / keyword overrides:
-    :class:`TrainConfig`. Resumes from ``output/checkpoints`` when a checkpoint exists.
+    :class:`~spacy_syncabel.linking.LinkSettings`); ``composite`` missing or None: on when at
+    least 1% of ``train``'s coded gold mentions are composite (:func:`resolve_composite`).
+    ``config`` / keyword overrides: :class:`TrainConfig`. Resumes from ``output/checkpoints`` when a checkpoint exists.
     Returns a summary (also written to ``output/training_summary.json``).
     """
     from transformers import set_seed
@@ -618,9 +639,11 @@ def train_linker(
     set_seed(cfg.seed)
     t_start = time.perf_counter()
     inference_dtype = (linker_config or {}).get("dtype", "auto")
-    prep = _prepare(cfg, _load_kb(kb), _as_docs(train), _as_docs(dev), _as_docs(synthetic),
+    train_docs = _as_docs(train)
+    linker_config, composite_info = resolve_composite(linker_config, train_docs)
+    prep = _prepare(cfg, _load_kb(kb), train_docs, _as_docs(dev), _as_docs(synthetic),
                     base_model, lang, label_map,
-                    {k: v for k, v in (linker_config or {}).items() if k != "dtype"})
+                    {k: v for k, v in linker_config.items() if k != "dtype"})
     resume_from = _resume_point(ckpt_dir, prep.linker.tokenizer, cfg.resume)
     args = _training_arguments(cfg, ckpt_dir, prep.has_dev, prep.use_bf16)
     best_dir = out / "model-best"
@@ -654,6 +677,8 @@ def train_linker(
     final_recall = _final_recall(trainer, prep.has_dev)
     summary = _summary(out, base_model, prep, trainer, result, budget, early, jsonl,
                        resume_from, best_on_disk, final_recall, threads, t_start)
+    summary["composite"] = composite_info["composite"]
+    summary["composite_gold"] = composite_info
     final_lm = final_model(trainer)  # every process: sharded weights are gathered
     if trainer.is_world_process_zero():
         _write_outputs(out, prep, trainer, cfg, summary, meta, inference_dtype, log_path,
@@ -665,4 +690,4 @@ def train_linker(
 
 __all__ = ["TrainConfig", "train_linker", "CompletionCollator", "ExampleDataset",
            "load_base_model", "apply_lora", "bf16_available", "bf16_speedup", "save_pipeline",
-           "last_checkpoint", "set_threads"]
+           "last_checkpoint", "set_threads", "resolve_composite"]

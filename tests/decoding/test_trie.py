@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from spacy_syncabel.decoding.trie import ROOT, TokenTrie, TrieSet, tokenize_names
+from spacy_syncabel.prompting import after_sep_ids
 
 
 def test_trie_spells_exactly_the_names(small_kb, tiny_lm):
@@ -50,16 +51,71 @@ def test_names_tokenize_as_after_a_prompt(tiny_lm):
     assert ids != tok("fiebre", add_special_tokens=False)["input_ids"]
 
 
-def test_composite_separator_restarts_at_root(small_kb, tiny_lm):
+def test_composite_separator_continues_in_names_spelled_after_it(small_kb, tiny_lm):
+    """After <SEP> the trie holds the names as the tokenizer spells them right after the
+    separator (" a<SEP>b": no blank), in the same group, and any number of parts."""
     _, tok = tiny_lm
     trie = TrieSet.build(small_kb, tok, "<SEP>", composite=True)["SINTOMA"]
-    sep = tok.convert_tokens_to_ids("<SEP>")
-    a, b = tokenize_names(tok, ["fiebre", "cefalea"])
+    sep, eos = tok.convert_tokens_to_ids("<SEP>"), tok.eos_token_id
+    a = tokenize_names(tok, ["fiebre"])[0]
+    b, c = after_sep_ids(tok, ["cefalea", "dolor abdominal"])
+    assert b != tokenize_names(tok, ["cefalea"])[0]  # the blank makes other tokens here
     node = trie.walk(a)
-    assert sep in trie.allowed(node) and tok.eos_token_id in trie.allowed(node)
-    assert trie.step(node, sep) == ROOT
-    assert trie.names_of(a + [sep] + b + [tok.eos_token_id]) == ["fiebre", "cefalea"]
-    assert sep not in trie.allowed(ROOT)  # no empty name before a separator
+    assert sep in trie.allowed(node) and eos in trie.allowed(node)
+    second_root = trie.step(node, sep)
+    assert second_root == trie.offset  # the after-separator trie's root
+    firsts = {ids[0] for ids in after_sep_ids(tok, small_kb.names("SINTOMA"))}
+    assert set(trie.allowed(second_root).tolist()) == firsts
+    assert sep not in trie.allowed(second_root) and sep not in trie.allowed(ROOT)
+    assert trie.names_of(a + [sep] + b + [eos]) == ["fiebre", "cefalea"]
+    assert trie.names_of(a + [sep] + b + [sep] + c + [eos]) == ["fiebre", "cefalea",
+                                                                 "dolor abdominal"]
+    assert trie.walk(a + [sep] + b + [sep] + c + [eos]) >= 0
+    # the leading-space spelling is not a name after the separator, nor another group's name
+    assert trie.walk(a + [sep] + tokenize_names(tok, ["cefalea"])[0]) == -1
+    assert trie.walk(a + [sep] + after_sep_ids(tok, ["neumonía"])[0]) == -1
+    assert trie.names_of(a + [sep] + tokenize_names(tok, ["cefalea"])[0] + [eos]) is None
+
+
+def test_composite_random_walks_spell_names(small_kb, tiny_lm):
+    _, tok = tiny_lm
+    tries = TrieSet.build(small_kb, tok, "<SEP>", composite=True)
+    sep, eos = tries.sep_id, tok.eos_token_id
+    rng = np.random.default_rng(0)
+    for group in [None] + small_kb.groups:
+        trie, names, parts_seen = tries[group], set(small_kb.names(group)), 0
+        for _ in range(60):
+            node, path = ROOT, []
+            while True:
+                allowed = trie.allowed(node)
+                assert len(allowed) > 0
+                t = int(rng.choice(allowed))
+                path.append(t)
+                if t == eos:
+                    break
+                node = trie.step(node, t)
+                assert node >= 0
+            got = trie.names_of(path)
+            assert got is not None and set(got) <= names
+            parts_seen = max(parts_seen, path.count(sep) + 1)
+        assert parts_seen > 1  # the walks did go through separators
+
+
+def test_single_part_and_composite_share_the_first_trie(small_kb, tiny_lm):
+    _, tok = tiny_lm
+    single = TrieSet.build(small_kb, tok)
+    composite = single.with_composite(small_kb, tok, "<SEP>")
+    assert not single.composite and single.after_sep is None
+    assert composite.composite and composite.trie is single.trie
+    assert composite.single_part().trie is single.trie and not composite.single_part().composite
+    assert composite.nbytes == single.nbytes + composite.after_sep.nbytes
+    assert composite.after_sep.names is single.names  # the name strings are kept once
+    restricted = composite.restricted(["fiebre", "cefalea"], "SINTOMA")
+    a = composite.tokens_of("fiebre")
+    b = composite.after_sep.tokens_of("cefalea")
+    assert restricted.names_of(a + [composite.sep_id] + b) == ["fiebre", "cefalea"]
+    assert restricted.walk(a + [composite.sep_id] + composite.after_sep.tokens_of("disnea")) \
+        == -1
 
 
 def test_prefix_names_and_collisions():
@@ -88,7 +144,7 @@ def _spelled(trie, node=ROOT, prefix=()):
     for t in trie.allowed(node).tolist():
         if t == trie.eos_id:
             out.append(prefix + (t,))
-        elif t != trie.sep_id:
+        elif t != getattr(trie, "sep_id", None):
             out.extend(_spelled(trie, trie.step(node, t), prefix + (t,)))
     return out
 
@@ -181,6 +237,44 @@ def test_saved_tries_load_and_decode_identically(small_kb, tiny_lm, tmp_path, mm
     assert _decode_all(loaded, model, tok, groups) == _decode_all(tries, model, tok, groups)
     assert loaded.restricted(["fiebre", "cefalea"], "SINTOMA").names_of(
         tries.sequences["fiebre"] + [tok.eos_token_id]) == ["fiebre"]
+
+
+def test_composite_tries_parts_are_checked_on_load(small_kb, tiny_lm, tmp_path):
+    import json
+
+    from spacy_syncabel.decoding.trie_io import sha256
+
+    _, tok = tiny_lm
+    folder = tmp_path / "tries"
+    tries = TrieSet.build(small_kb, tok, "<SEP>", composite=True)
+    tries.to_disk(folder)
+    loaded = TrieSet.from_disk(folder, tok, small_kb.fingerprint())
+    assert loaded.composite and loaded.sep_id == tries.sep_id
+    assert loaded.after_sep.names is loaded.names
+    assert loaded.after_sep.tokens_of("cefalea") == after_sep_ids(tok, ["cefalea"])[0]
+    # a changed after-separator file, or its tries.json, no longer matches its checksum
+    raw = bytearray((folder / "after_sep" / "child_tok.npy").read_bytes())
+    raw[-1] ^= 1
+    (folder / "after_sep" / "child_tok.npy").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="E143"):
+        TrieSet.from_disk(folder)
+    tries.to_disk(folder)
+    sub_path = folder / "after_sep" / "tries.json"
+    sub = json.loads(sub_path.read_text(encoding="utf-8"))
+    sub["groups"] = sub["groups"][::-1]
+    sub_path.write_text(json.dumps(sub), encoding="utf-8")
+    with pytest.raises(ValueError, match="E143"):
+        TrieSet.from_disk(folder)
+    # ... and with its checksum rewritten, the parts disagree
+    meta = json.loads((folder / "tries.json").read_text(encoding="utf-8"))
+    meta["sha256"]["after_sep/tries.json"] = sha256(sub_path)
+    (folder / "tries.json").write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(ValueError, match="E211"):
+        TrieSet.from_disk(folder)
+    # a single-part save over a composite one leaves no stale second part
+    TrieSet.build(small_kb, tok).to_disk(folder)
+    assert not (folder / "after_sep").exists()
+    assert not TrieSet.from_disk(folder, tok).composite
 
 
 def _resave(folder, key, arr):

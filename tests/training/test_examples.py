@@ -120,6 +120,12 @@ def test_composite_missing_and_top_k(linker):
     assert kb.lookup(first, "SINTOMA") == "62315008"
     assert kb.lookup(second, "SINTOMA") == "64882008"
     assert linker.tokenizer.convert_tokens_to_ids(SEP_TOKEN) in comp.labels
+    # " a<SEP>b" as one string, as SynCABEL tokenizes its targets, and a path of the tries
+    tok = linker.tokenizer
+    completion = comp.input_ids[comp.n_prompt:]
+    assert completion == tok(f" {first}<SEP>{second}", add_special_tokens=False)["input_ids"] \
+        + [tok.eos_token_id]
+    assert linker.engine.tries["SINTOMA"].names_of(completion) == [first, second]
     # top-k: the k closest names of the code, closest first
     examples, _ = build_examples([_doc(text, "diarrea", "62315008")], linker, top_k_targets=3)
     assert [e.completion for e in examples][0] == "diarrea"
@@ -134,3 +140,20 @@ def test_kb_name_examples(linker):
     ex = next(e for e in examples if e.mention == small[0][1])
     assert ex.completion == small[0][1] and ex.code == small[0][0] and ex.source == "kb_name"
     assert ex.prompt.startswith(f"[{small[0][1]}]{{{small[0][2]}}}{SEP_TOKEN}")
+
+
+def test_composite_gold_share_of_spaccc_train():
+    """The rule `train` uses to turn composite mentions on (>= 1% of coded gold mentions)."""
+    from spacy_syncabel.training.examples import composite_gold
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gold = composite_gold(read_corpus(DATA / "spaccc" / "train.tsv"))
+    assert (gold.composite, gold.coded) == (1018, 18745)
+    assert gold.wants_composite() and not gold.wants_composite(min_share=0.06)
+    text = "Presenta diarrea y fiebre alta."
+    plain = [_doc(text, "diarrea", "62315008"), _doc(text, "fiebre", "NO_CODE"),
+             _doc(text, "fiebre alta", "64882008+")]  # an empty part: not composite
+    assert composite_gold(plain).to_dict() == {"composite": 0, "coded": 2, "share": 0.0}
+    assert not composite_gold(plain).wants_composite()
+    assert not composite_gold([]).wants_composite()

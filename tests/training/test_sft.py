@@ -51,6 +51,9 @@ def test_tiny_end_to_end(kb_tsv, small_kb, tmp_path):
                            save_steps=20, logging_steps=5, dev_size=0, progress=False,
                            bf16=False, linker_config={"num_beams": 2, "n_best": 2})
     assert summary["global_step"] == 40 and summary["real_examples"] == len(docs)
+    assert summary["composite"] is False  # no composite gold: off
+    assert summary["composite_gold"]["gold"]["composite"] == 0
+    assert spacy.load(out / "model-best").get_pipe("syncabel_linker").settings.composite is False
     for name in ("model-best", "model-last", "checkpoints", "training_log.jsonl"):
         assert (out / name).exists()
     log = [json.loads(line) for line in (out / "training_log.jsonl").open()]
@@ -87,6 +90,26 @@ def test_tiny_end_to_end(kb_tsv, small_kb, tmp_path):
 
 def _complete(ckpt: Path) -> bool:
     return (ckpt / "trainer_state.json").is_file() and any(ckpt.glob("*.safetensors"))
+
+
+def test_composite_is_decided_by_the_training_corpus_unless_set():
+    from spacy_syncabel.training.sft import resolve_composite
+
+    docs = make_corpus()  # no composite gold
+    config, info = resolve_composite({"num_beams": 2}, docs)
+    assert config == {"num_beams": 2, "composite": False} and info["decided_by"] == \
+        "training corpus"
+    text = "Presenta fiebre y cefalea."
+    start = text.index("fiebre y cefalea")
+    composite = CorpusDoc("c", text, [GoldMention(start, start + 16, "SINTOMA",
+                                                  "386661006+25064002")])
+    config, info = resolve_composite({"composite": None}, docs[:99] + [composite])
+    assert config["composite"] is True and info["composite"] is True
+    assert info["gold"] == {"composite": 1, "coded": 100, "share": 0.01}
+    config, info = resolve_composite(None, docs[:100] + [composite])  # just under 1%
+    assert config["composite"] is False
+    config, info = resolve_composite({"composite": False}, [composite])
+    assert config["composite"] is False and info["decided_by"] == "setting"
 
 
 def test_resume_after_kill(kb_tsv, tmp_path):
