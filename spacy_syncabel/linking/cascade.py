@@ -16,13 +16,13 @@ exact match's code first. Its entries carry the retrieval score as ``score`` and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from ..types import NO_CODE, Candidate
 from .candidates import ExactIndex, Retrieved
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..kb import ConceptKB
+#: (name, group) -> the name's code in the group (``ConceptKB.lookup``)
+Lookup = Callable[[str, Optional[str]], Optional[str]]
 
 
 @dataclass(frozen=True)
@@ -54,11 +54,12 @@ def code_margin(coded: Sequence[Tuple[str, str, float]]) -> float:
 
 
 def settle(mention: str, group: Optional[str], retrieved: Sequence[Retrieved],
-           exact: ExactIndex, kb: "ConceptKB", n_best: int,
+           exact: ExactIndex, lookup: Lookup, n_best: int,
            merge_by_code: bool = True) -> Settlement:
-    """One mention's :class:`Settlement` from its exact matches and retrieved candidates."""
+    """One mention's :class:`Settlement` from its exact matches and retrieved candidates;
+    ``lookup``: a name's code in a group (e.g. ``kb.lookup``)."""
     codes = exact.codes(mention, group)
-    coded = [(r.name, kb.lookup(r.name, group) or NO_CODE, float(r.score)) for r in retrieved]
+    coded = [(r.name, lookup(r.name, group) or NO_CODE, float(r.score)) for r in retrieved]
     head: List[Tuple[str, str, float]] = []
     if len(codes) == 1:
         head.append((exact.names(mention, group)[0], codes[0], 1.0))

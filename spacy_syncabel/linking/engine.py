@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from typing import Any, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -57,6 +57,7 @@ class LinkingEngine:
         self._generator: Optional[CandidateGenerator] = None
         self._tfidf = None
         self._exact: Optional[ExactIndex] = None
+        self._codes: Dict[Tuple[str, Optional[str]], Optional[str]] = {}
 
     # -- views and state --------------------------------------------------------------------
     def with_settings(self, settings: Optional[LinkSettings] = None, **changes: Any,
@@ -160,7 +161,7 @@ class LinkingEngine:
                                                          "texts"))
         if not s.cascade:
             return self._link_lm(prompts, groups, mentions)
-        retrieved = self.retrieve(mentions, groups, self.cascade_depth)
+        retrieved = self.retrieve_in_batches(mentions, groups, self.cascade_depth)
         plan = self.settle(mentions, groups, retrieved)
         results: List[Optional[List[Candidate]]] = [
             list(p.ranked) if p.settled(s.cascade_margin) else None for p in plan]
@@ -210,10 +211,18 @@ class LinkingEngine:
         cascade, ``linking/cascade.py``); ``retrieved``: each mention's retrieved names."""
         s = self.settings
         if retrieved is None:
-            retrieved = self.retrieve(mentions, groups, self.cascade_depth)
+            retrieved = self.retrieve_in_batches(mentions, groups, self.cascade_depth)
         exact = self.exact_index
-        return [settle(m, g, r, exact, self.kb, s.n_best, s.merge_by_code)
+        return [settle(m, g, r, exact, self.lookup, s.n_best, s.merge_by_code)
                 for m, g, r in zip(mentions, groups, retrieved)]
+
+    def lookup(self, name: str, group: Optional[str]) -> Optional[str]:
+        """``kb.lookup``, remembered (the same few thousand names come back mention after
+        mention; at most one entry per KB name and group)."""
+        key = (name, group)
+        if key not in self._codes:
+            self._codes[key] = self.kb.lookup(name, group)
+        return self._codes[key]
 
     def mine(self, prompts: Sequence[Sequence[int]], groups: Sequence[Optional[str]],
              k: int) -> List[List[Candidate]]:
@@ -342,6 +351,16 @@ class LinkingEngine:
                  n: Optional[int] = None) -> List[List[Retrieved]]:
         """Each mention's top-``n`` (default ``candidates``) retrieved KB names."""
         return self.generator.top(mentions, groups, n or self.settings.candidates)
+
+    def retrieve_in_batches(self, mentions: Sequence[str], groups: Sequence[Optional[str]],
+                            n: int) -> List[List[Retrieved]]:
+        """:meth:`retrieve` ``batch_size`` mentions at a time (a retriever may hold a dense
+        mentions × names matrix: memory stays bounded whatever the input)."""
+        step = self.settings.batch_size
+        out: List[List[Retrieved]] = []
+        for i in range(0, len(mentions), step):
+            out += self.retrieve(mentions[i:i + step], groups[i:i + step], n)
+        return out
 
     def score_candidates(self, prompts: Sequence[Sequence[int]],
                          groups: Sequence[Optional[str]], mentions: Sequence[str],

@@ -137,16 +137,16 @@ def test_margin_semantics(small_kb):
     index = ExactIndex(small_kb)
     retrieved = [Retrieved("dolor abdominal", 0.75), Retrieved("dolor de cabeza", 0.5),
                  Retrieved("cefalea", 0.25)]
-    s = settle("dolor abdomen", "SINTOMA", retrieved, index, small_kb, n_best=5)
+    s = settle("dolor abdomen", "SINTOMA", retrieved, index, small_kb.lookup, n_best=5)
     assert s.exact is None and not s.ambiguous and s.margin == 0.25
     assert s.settled(0.25) and s.settled(0.0) and not s.settled(0.26)
     assert not s.settled(None)  # exact matches only
     # the retriever's list merged by code: cefalea shares dolor de cabeza's code
     assert [(c.name, c.code, c.score) for c in s.ranked] == [
         ("dolor abdominal", "21522001", 0.75), ("dolor de cabeza", "25064002", 0.5)]
-    exact = settle("Cefalea", "SINTOMA", retrieved, index, small_kb, n_best=2)
+    exact = settle("Cefalea", "SINTOMA", retrieved, index, small_kb.lookup, n_best=2)
     assert exact.settled(None) and [c.code for c in exact.ranked] == ["25064002", "21522001"]
-    assert not settle("x", "SINTOMA", [], index, small_kb, n_best=5).settled(0.0)
+    assert not settle("x", "SINTOMA", [], index, small_kb.lookup, n_best=5).settled(0.0)
 
 
 def test_margin_zero_settles_every_unambiguous_mention_on_the_retriever(linker):
