@@ -190,7 +190,7 @@ def train(
     rank_candidates: int = typer.Option(0, "--rank-candidates", help="Candidate-ranking fine-tuning: train against each mention's top-K TF-IDF names, scored as --rerank scores them (0: plain SFT)."),
     rank_weight: float = typer.Option(1.0, "--rank-weight", help="Weight of the candidate-ranking loss beside the target's NLL."),
     train_aliases: bool = typer.Option(False, "--train-aliases/--no-train-aliases", help="Index the training mentions as aliases of their target names for candidate retrieval (saved with the pipeline)."),
-    calibrate: bool = typer.Option(False, "--calibrate/--no-calibrate", help="After training, choose the TF-IDF prior's weight on the dev set and save the pipelines in rerank mode (needs --candidates)."),
+    calibrate: bool = typer.Option(False, "--calibrate/--no-calibrate", help="After training, choose the TF-IDF prior's weight and the cascade's cut-off on the dev set and save the pipelines in rerank mode with the cascade on (needs --candidates)."),
     calibration_size: int = typer.Option(0, "--calibration-size", help="Dev mentions used to calibrate (0: all)."),
 ) -> None:
     """Fine-tune a causal LM for syncabel_linker; writes spaCy pipelines OUTPUT/model-best and OUTPUT/model-last."""
@@ -282,9 +282,11 @@ def calibrate(
     dev: Path = typer.Argument(..., help="Dev corpus (any format `read_corpus` reads)."),
     dev_size: int = typer.Option(0, help="Dev mentions used (0: all)."),
     candidates: Optional[int] = typer.Option(None, help="Override the number of TF-IDF candidates first (saved too)."),
+    cascade: bool = typer.Option(True, "--cascade/--no-cascade", help="Also choose the cascade's cut-off (mentions the dictionary or the retriever settle skip the LM) and save it on."),
+    cascade_tolerance: float = typer.Option(0.0, "--cascade-tolerance", help="Dev Recall@1 points the cascade may lose against the full model (0: none)."),
     threads: int = typer.Option(0, help="torch threads (0: torch's default)."),
 ) -> None:
-    """Choose the TF-IDF prior's weight for candidate reranking on the dev set; saves it in PIPELINE."""
+    """Choose the TF-IDF prior's weight for candidate reranking, then the cascade's cut-off, on the dev set; saves them in PIPELINE."""
     from .corpus import read_corpus
     from .training.calibration import calibrate_pipeline
 
@@ -293,11 +295,24 @@ def calibrate(
 
         torch.set_num_threads(threads)
     result = calibrate_pipeline(pipeline, read_corpus(dev), dev_size=dev_size,
-                                candidates=candidates)
+                                candidates=candidates, cascade=cascade,
+                                cascade_tolerance=cascade_tolerance / 100)
     for row in result["table"]:
         typer.echo(f"prior_weight {row['prior_weight']:>8g}  dev R@1 {100 * row['recall@1']:.1f}")
     typer.echo(f"chosen: prior_weight {result['prior_weight']:g} (dev R@1 "
                f"{100 * result['recall@1']:.1f} on {result['dev_mentions']} mentions) -> {pipeline}")
+    if cascade:
+        cas = result["cascade"]
+        for row in cas["table"]:
+            typer.echo(f"cascade_margin {_margin_text(row['margin']):>10}  dev R@1 "
+                       f"{100 * row['recall@1']:.1f}  skipped {100 * row['skipped']:.1f}%")
+        typer.echo(f"chosen: cascade {'on' if cas['on'] else 'off'}, cascade_margin "
+                   f"{_margin_text(cas['margin'])} (dev R@1 {100 * cas['recall@1']:.1f}, "
+                   f"{100 * cas['skipped']:.1f}% of mentions skip the LM)")
+
+
+def _margin_text(margin: Optional[float]) -> str:
+    return "exact-only" if margin is None else f"{margin:g}"
 
 
 @app.command("prepare-kb")

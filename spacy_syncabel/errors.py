@@ -89,6 +89,11 @@ class Warnings(metaclass=ErrorsWithCodes):
             "retriever deciding: mode = \"rerank\" with a large prior_weight.")
     W101 = ("{n} KB name(s) need more than max_new_tokens={limit} tokens and can never be "
             "generated (first: {first!r}). Raise max_new_tokens in the component's config.")
+    # the linking cascade (W220-W221)
+    W220 = ("Calibrating {path}: the cascade lowers dev Recall@1 even with exact matches only "
+            "({exact:.1f} < {full:.1f} - tolerance {tol:.1f}), so it is saved off "
+            "(`cascade = false`). calibration.json holds the table; raise `--cascade-tolerance` "
+            "to accept the loss.")
     # multi-process training (W170-W179)
     W170 = ("FSDP / DeepSpeed ZeRO-3 training: the dev set is not decoded during training "
             "(the weights are sharded across processes), so model-best is model-last. Evaluate "
@@ -272,6 +277,9 @@ class Errors(metaclass=ErrorsWithCodes):
             "segmenter.")
     E204 = ("The pipeline {path} has no 'syncabel_linker' component. Give a folder written by "
             "`python -m spacy_syncabel train` (e.g. training/DATASET/model-best).")
+    # the linking cascade (E220-E224)
+    E220 = ("The cascade (`cascade = true`) needs the mention texts: pass `mentions` to "
+            "LinkingEngine.link, or link with a view that has `cascade=False`.")
     # multi-process training (E170-E179)
     E170 = ("The full state dict gathered from FSDP / DeepSpeed lacks {n} weight(s) of the "
             "model (first: {first}; unexpected keys: {unexpected}). LoRA with sharded weights "

@@ -102,7 +102,8 @@ def make_syncabel_linker(nlp: Language, name: str, label_map: Dict[str, Optional
                          template: str, verb: Optional[str], mode: str, num_beams: int,
                          n_best: int, length_penalty: float, constrained: bool, composite: bool,
                          merge_by_code: bool, candidates: int, prior_weight: float,
-                         threshold: float, batch_size: int, max_batch_tokens: int,
+                         threshold: float, cascade: bool, cascade_margin: Optional[float],
+                         batch_size: int, max_batch_tokens: int,
                          max_context_tokens: int, max_mention_tokens: int, context_chars: int,
                          max_new_tokens: int, candidate_generator: GeneratorFactory,
                          device: str, dtype: str, overwrite: bool, score_gold_ents: bool,
@@ -111,7 +112,8 @@ def make_syncabel_linker(nlp: Language, name: str, label_map: Dict[str, Optional
         mode=mode, num_beams=num_beams, n_best=n_best, length_penalty=length_penalty,
         constrained=constrained, composite=composite, merge_by_code=merge_by_code,
         candidates=candidates, prior_weight=prior_weight, threshold=threshold,
-        batch_size=batch_size, max_batch_tokens=max_batch_tokens,
+        cascade=cascade, cascade_margin=cascade_margin, batch_size=batch_size,
+        max_batch_tokens=max_batch_tokens,
         max_context_tokens=max_context_tokens, max_mention_tokens=max_mention_tokens,
         context_chars=context_chars, max_new_tokens=max_new_tokens)
     return SynCABELLinker(nlp.vocab, name=name, settings=settings, label_map=label_map,
@@ -123,12 +125,32 @@ def make_syncabel_linker(nlp: Language, name: str, label_map: Dict[str, Optional
 class _MentionRef:
     """Where a mention lives (doc, ent) and what is decoded for it."""
 
-    __slots__ = ("doc_i", "ent_i", "group", "prompt_ids", "text")
+    __slots__ = ("doc_i", "ent_i", "ent", "group", "text", "has_sents", "doc_text")
 
-    def __init__(self, doc_i: int, ent_i: int, group: Optional[str], prompt_ids: List[int],
-                 text: str):
-        self.doc_i, self.ent_i, self.group, self.prompt_ids = doc_i, ent_i, group, prompt_ids
-        self.text = text
+    def __init__(self, doc_i: int, ent_i: int, ent: Span, group: Optional[str], text: str,
+                 has_sents: bool, doc_text: str):
+        self.doc_i, self.ent_i, self.ent, self.group = doc_i, ent_i, ent, group
+        self.text, self.has_sents, self.doc_text = text, has_sents, doc_text
+
+
+class _LazyPrompts(Sequence):
+    """The mentions' prompt ids, rendered and tokenized on first access: with the cascade on,
+    the engine reads only those of the mentions it sends to the LM."""
+
+    def __init__(self, linker: "SynCABELLinker", refs: Sequence[_MentionRef]) -> None:
+        self.linker, self.refs = linker, refs
+        self._ids: List[Optional[List[int]]] = [None] * len(refs)
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def __getitem__(self, i: int) -> List[int]:  # type: ignore[override]
+        ids = self._ids[i]
+        if ids is None:
+            r = self.refs[i]
+            ids = self._ids[i] = self.linker.mention_prompt_ids(
+                r.ent.doc, r.ent, r.group, r.has_sents, r.doc_text)
+        return ids
 
 
 class SynCABELLinker(Pipe):
@@ -370,10 +392,9 @@ class SynCABELLinker(Pipe):
                                                        end=ent.end_char))
                     out[i][j] = []
                     continue
-                group = self.group_for(ent.label_)
-                refs.append(_MentionRef(i, j, group, self.mention_prompt_ids(
-                    doc, ent, group, has_sents, text), self.mention_text(ent)))
-        linked = engine.link([r.prompt_ids for r in refs], [r.group for r in refs],
+                refs.append(_MentionRef(i, j, ent, self.group_for(ent.label_),
+                                        self.mention_text(ent), has_sents, text))
+        linked = engine.link(_LazyPrompts(self, refs), [r.group for r in refs],
                              [r.text for r in refs])
         for ref, cands in zip(refs, linked):
             out[ref.doc_i][ref.ent_i] = [c.to_dict() for c in cands]

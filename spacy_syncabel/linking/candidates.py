@@ -75,6 +75,44 @@ def fold(text: str) -> str:
     return "".join(ch for ch in text if not unicodedata.combining(ch))
 
 
+class ExactIndex:
+    """The KB names and aliases of each group by their folded text (:func:`fold`).
+
+    ``names(mention, group)`` are the KB names the mention matches exactly (a name, or the
+    name an alias stands for), KB names first; ``codes(mention, group)`` their distinct codes.
+    A group the KB lacks (None included) looks in every group, where a name two groups give
+    different codes counts both.
+    """
+
+    def __init__(self, kb: "ConceptKB", aliases: Sequence[Alias] = ()) -> None:
+        self.kb = kb
+        self.entries: Dict[Tuple[Optional[str], str], List[Tuple[str, str]]] = {}
+        for code, name, group in kb.entries():
+            self._add(group, fold(name), name, code)
+        for text, name, group in aliases:
+            code = kb.lookup(name, group)
+            if code is not None:
+                self._add(group, fold(text), name, code)
+
+    def _add(self, group: Optional[str], key: str, name: str, code: str) -> None:
+        for g in (group, None):
+            found = self.entries.setdefault((g, key), [])
+            if (name, code) not in found:
+                found.append((name, code))
+
+    def _found(self, mention: str, group: Optional[str]) -> List[Tuple[str, str]]:
+        group = group if group in self.kb.groups else None
+        return self.entries.get((group, fold(mention)), [])
+
+    def names(self, mention: str, group: Optional[str]) -> List[str]:
+        """The KB names the mention matches exactly (folded), KB names before aliases."""
+        return list(dict.fromkeys(name for name, _ in self._found(mention, group)))
+
+    def codes(self, mention: str, group: Optional[str]) -> List[str]:
+        """The distinct codes of :meth:`names`, in their order."""
+        return list(dict.fromkeys(code for _, code in self._found(mention, group)))
+
+
 class DictionaryCandidates:
     """Exact lookup of the mention among the KB names and aliases (case and accents folded).
 
@@ -86,24 +124,11 @@ class DictionaryCandidates:
                  fallback: Optional[CandidateGenerator] = None) -> None:
         self.kb = kb
         self.fallback = fallback
-        self.entries: Dict[Tuple[Optional[str], str], List[str]] = {}
-        for group in kb.groups:
-            for name in kb.names(group):
-                self._add(group, fold(name), name)
-        for text, name, group in aliases:
-            if kb.lookup(name, group) is not None:
-                self._add(group, fold(text), name)
-
-    def _add(self, group: Optional[str], key: str, name: str) -> None:
-        for g in (group, None):
-            names = self.entries.setdefault((g, key), [])
-            if name not in names:
-                names.append(name)
+        self.index = ExactIndex(kb, aliases)
 
     def exact(self, mention: str, group: Optional[str]) -> List[str]:
-        """The KB names the mention matches exactly (folded), in the KB's order."""
-        group = group if group in self.kb.groups else None
-        return list(self.entries.get((group, fold(mention)), ()))
+        """The KB names the mention matches exactly (folded)."""
+        return self.index.names(mention, group)
 
     def top(self, mentions, groups, n):
         rest = self.fallback.top(mentions, groups, n) if self.fallback is not None else None
@@ -139,4 +164,4 @@ def dictionary_candidates(fallback: Optional[GeneratorFactory] = None) -> Genera
 
 
 __all__ = ["Alias", "Retrieved", "CandidateGenerator", "GeneratorFactory", "TfidfCandidates",
-           "DictionaryCandidates", "tfidf_candidates", "dictionary_candidates", "fold"]
+           "ExactIndex", "DictionaryCandidates", "tfidf_candidates", "dictionary_candidates", "fold"]

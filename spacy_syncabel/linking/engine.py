@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from typing import Any, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -18,8 +18,9 @@ from ..decoding import BeamSearchConfig, TrieSet, beam_search
 from ..errors import Errors, Warnings
 from ..prompting import SEP_TOKEN
 from ..types import COMPOSITE_SEP, NO_CODE, Candidate
-from .candidates import (Alias, CandidateGenerator, GeneratorFactory, Retrieved, TfidfCandidates,
-                         tfidf_candidates)
+from .candidates import (Alias, CandidateGenerator, ExactIndex, GeneratorFactory, Retrieved,
+                         TfidfCandidates, tfidf_candidates)
+from .cascade import Settlement, settle
 from .settings import MODE_BEAM, MODE_RERANK, LinkSettings
 
 #: (name, retrieval score, summed log-prob, tokens incl. EOS) of one scored candidate
@@ -55,6 +56,8 @@ class LinkingEngine:
                                      for t, n, g in aliases]
         self._generator: Optional[CandidateGenerator] = None
         self._tfidf = None
+        self._exact: Optional[ExactIndex] = None
+        self._codes: Dict[Tuple[str, Optional[str]], Optional[str]] = {}
 
     # -- views and state --------------------------------------------------------------------
     def with_settings(self, settings: Optional[LinkSettings] = None, **changes: Any,
@@ -80,6 +83,7 @@ class LinkingEngine:
         self.aliases = [(str(t), str(n), None if g is None else str(g)) for t, n, g in aliases]
         self._generator = None
         self._tfidf = None
+        self._exact = None
 
     @property
     def generator(self) -> CandidateGenerator:
@@ -100,6 +104,13 @@ class LinkingEngine:
 
             self._tfidf = CandidateIndex(self.kb, self.aliases)
         return self._tfidf
+
+    @property
+    def exact_index(self) -> ExactIndex:
+        """KB names and aliases by folded text (the cascade's dictionary), built on first use."""
+        if self._exact is None:
+            self._exact = ExactIndex(self.kb, self.aliases)
+        return self._exact
 
     def has_name(self, name: str) -> bool:
         """Whether the tries hold ``name`` (a KB name the engine can produce)."""
@@ -138,31 +149,86 @@ class LinkingEngine:
     # -- linking ---------------------------------------------------------------------------
     def link(self, prompts: Sequence[Sequence[int]], groups: Sequence[Optional[str]],
              mentions: Optional[Sequence[str]] = None) -> List[List[Candidate]]:
-        """Ranked candidates of every mention, in batches bounded by count and tokens."""
+        """Ranked candidates of every mention, in batches bounded by count and tokens. With
+        ``cascade`` on, mentions the dictionary or the retriever settle skip the LM (their
+        prompts are not even read: ``prompts`` may render lazily on ``__getitem__``)."""
         s = self.settings
-        results: List[List[Candidate]] = [[] for _ in prompts]
+        if s.cascade and mentions is None:
+            raise ValueError(Errors.E220)
         if s.uses_candidates and mentions is None:
             raise ValueError(Errors.E100.format(problems=f"mode {s.mode!r} needs the mention "
                                                          "texts"))
+        if not s.cascade:
+            return self._link_lm(prompts, groups, mentions)
+        retrieved = self.retrieve_in_batches(mentions, groups, self.cascade_depth)
+        plan = self.settle(mentions, groups, retrieved)
+        results: List[Optional[List[Candidate]]] = [
+            list(p.ranked) if p.settled(s.cascade_margin) else None for p in plan]
+        rest = [i for i, r in enumerate(results) if r is None]
+        if rest:
+            linked = self._link_lm([prompts[i] for i in rest], [groups[i] for i in rest],
+                                   [mentions[i] for i in rest],
+                                   [retrieved[i] for i in rest] if s.uses_candidates else None)
+            for i, cands in zip(rest, linked):
+                results[i] = cands
+        return results  # type: ignore[return-value]
+
+    def _link_lm(self, prompts: Sequence[Sequence[int]], groups: Sequence[Optional[str]],
+                 mentions: Optional[Sequence[str]],
+                 retrieved: Optional[Sequence[Sequence[Retrieved]]] = None,
+                 ) -> List[List[Candidate]]:
+        """Every mention decoded or scored by the LM (``retrieved``: candidates already
+        retrieved for candidate modes)."""
+        s = self.settings
+        results: List[List[Candidate]] = [[] for _ in prompts]
         for chunk in self.batches(prompts):
             sub_prompts = [prompts[i] for i in chunk]
             sub_groups = [groups[i] for i in chunk]
             sub_mentions = [mentions[i] for i in chunk] if mentions is not None else None
+            sub_retrieved = [retrieved[i] for i in chunk] if retrieved is not None else None
             if s.mode == MODE_RERANK:
                 ranked = [self.rank_scored(sc, g, s.prior_weight) for g, sc in zip(
-                    sub_groups, self.score_candidates(sub_prompts, sub_groups, sub_mentions))]
+                    sub_groups, self.score_candidates(sub_prompts, sub_groups, sub_mentions,
+                                                      sub_retrieved))]
             else:
-                ranked = self._beam_link(sub_prompts, sub_groups, sub_mentions)
+                ranked = self._beam_link(sub_prompts, sub_groups, sub_mentions, sub_retrieved)
             for i, cands in zip(chunk, ranked):
                 results[i] = cands
         return results
+
+    @property
+    def cascade_depth(self) -> int:
+        """Names retrieved per mention for the cascade: the candidate modes' own
+        ``candidates`` (retrieved once, reused by the LM), else at least ``n_best``."""
+        s = self.settings
+        return s.candidates if s.uses_candidates else max(s.candidates, s.n_best)
+
+    def settle(self, mentions: Sequence[str], groups: Sequence[Optional[str]],
+               retrieved: Optional[Sequence[Sequence[Retrieved]]] = None,
+               ) -> List[Settlement]:
+        """What the dictionary and the retriever say about each mention before the LM (the
+        cascade, ``linking/cascade.py``); ``retrieved``: each mention's retrieved names."""
+        s = self.settings
+        if retrieved is None:
+            retrieved = self.retrieve_in_batches(mentions, groups, self.cascade_depth)
+        exact = self.exact_index
+        return [settle(m, g, r, exact, self.lookup, s.n_best, s.merge_by_code)
+                for m, g, r in zip(mentions, groups, retrieved)]
+
+    def lookup(self, name: str, group: Optional[str]) -> Optional[str]:
+        """``kb.lookup``, remembered (the same few thousand names come back mention after
+        mention; at most one entry per KB name and group)."""
+        key = (name, group)
+        if key not in self._codes:
+            self._codes[key] = self.kb.lookup(name, group)
+        return self._codes[key]
 
     def mine(self, prompts: Sequence[Sequence[int]], groups: Sequence[Optional[str]],
              k: int) -> List[List[Candidate]]:
         """ANGEL's hard negatives: the model's own top-``k`` beams in the whole group's trie,
         unmerged and without prior, whatever mode this engine links in."""
         view = self.with_settings(mode=MODE_BEAM, num_beams=k, n_best=k, merge_by_code=False,
-                                  prior_weight=0.0, constrained=True)
+                                  prior_weight=0.0, constrained=True, cascade=False)
         return view.link(prompts, groups)
 
     def batches(self, prompts: Sequence[Sequence[int]]) -> List[List[int]]:
@@ -186,21 +252,24 @@ class LinkingEngine:
         return chunks
 
     def mention_tries(self, groups: Sequence[Optional[str]],
-                      mentions: Optional[Sequence[str]] = None) -> List[Any]:
+                      mentions: Optional[Sequence[str]] = None,
+                      retrieved: Optional[Sequence[Sequence[Retrieved]]] = None) -> List[Any]:
         """The trie each mention decodes in: its group's, or (beam in candidates) one over
-        its retrieved candidates' names; None when unconstrained."""
+        its retrieved candidates' names (``retrieved``, else retrieved here); None when
+        unconstrained."""
         s = self.settings
         if not s.constrained:
             return [None] * len(groups)
         if not s.uses_candidates or mentions is None:
             return [self.tries[g] for g in groups]
-        top = self.generator.top(mentions, groups, s.candidates)
+        top = retrieved if retrieved is not None else self.generator.top(mentions, groups,
+                                                                         s.candidates)
         return [self.tries.restricted([r.name for r in cands], g) if cands else self.tries[g]
                 for g, cands in zip(groups, top)]
 
-    def _beam_link(self, prompts, groups, mentions) -> List[List[Candidate]]:
+    def _beam_link(self, prompts, groups, mentions, retrieved=None) -> List[List[Candidate]]:
         s = self.settings
-        tries = self.mention_tries(groups, mentions)
+        tries = self.mention_tries(groups, mentions, retrieved)
         config = BeamSearchConfig(num_beams=s.num_beams, n_best=s.n_best,
                                   max_new_tokens=s.max_new_tokens,
                                   length_penalty=s.length_penalty)
@@ -296,14 +365,26 @@ class LinkingEngine:
         """Each mention's top-``n`` (default ``candidates``) retrieved KB names."""
         return self.generator.top(mentions, groups, n or self.settings.candidates)
 
+    def retrieve_in_batches(self, mentions: Sequence[str], groups: Sequence[Optional[str]],
+                            n: int) -> List[List[Retrieved]]:
+        """:meth:`retrieve` ``batch_size`` mentions at a time (a retriever may hold a dense
+        mentions × names matrix: memory stays bounded whatever the input)."""
+        step = self.settings.batch_size
+        out: List[List[Retrieved]] = []
+        for i in range(0, len(mentions), step):
+            out += self.retrieve(mentions[i:i + step], groups[i:i + step], n)
+        return out
+
     def score_candidates(self, prompts: Sequence[Sequence[int]],
                          groups: Sequence[Optional[str]], mentions: Sequence[str],
+                         retrieved: Optional[Sequence[Sequence[Retrieved]]] = None,
                          ) -> List[List[ScoredName]]:
-        """Each mention's retrieved candidates scored by teacher forcing: ``(name, retrieval
-        score, summed log-prob, tokens)`` (EOS counted), in retrieval order."""
+        """Each mention's retrieved candidates (``retrieved``, else retrieved here) scored by
+        teacher forcing: ``(name, retrieval score, summed log-prob, tokens)`` (EOS counted),
+        in retrieval order."""
         from ..decoding.scoring import score_completions
 
-        top = self.retrieve(mentions, groups)
+        top = retrieved if retrieved is not None else self.retrieve(mentions, groups)
         eos = self.eos_id
         completions = [[self.name_tokens(r.name) + [eos] for r in cands] for cands in top]
         logps = score_completions(self.lm, list(prompts), completions, self.pad_id)
@@ -320,4 +401,4 @@ class LinkingEngine:
                             for name, sim, lp, n in ranked])
 
 
-__all__ = ["LinkingEngine", "ScoredName", "rank_value"]
+__all__ = ["LinkingEngine", "ScoredName", "Settlement", "rank_value"]

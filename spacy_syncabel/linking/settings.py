@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from ..errors import Errors
 
@@ -38,6 +38,12 @@ class LinkSettings:
     candidates: int = 10
     prior_weight: float = 0.0
     threshold: float = 0.0
+    # the cascade (engine.link only): a mention the dictionary settles (its folded text is a
+    # KB name or training alias of its group naming ONE code) or the retriever settles (top-1
+    # score minus the best score of another code >= cascade_margin) skips the LM;
+    # cascade_margin None: exact/alias matches only. `calibrate` chooses the margin on dev.
+    cascade: bool = False
+    cascade_margin: Optional[float] = None
     batch_size: int = 32
     # bound on (prompt + completion tokens) × beams per forward batch: memory stays bounded
     # whatever the input
@@ -63,6 +69,9 @@ class LinkSettings:
                 problems.append(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.prior_weight < 0 or self.length_penalty < 0 or self.context_chars < 0:
             problems.append("prior_weight, length_penalty and context_chars must be >= 0")
+        if self.cascade_margin is not None and not self.cascade_margin >= 0:
+            problems.append(f"cascade_margin must be >= 0 or null (exact matches only), got "
+                            f"{self.cascade_margin}")
         if problems:
             raise ValueError(Errors.E100.format(problems="; ".join(problems)))
 

@@ -596,6 +596,8 @@ def _write_outputs(out: Path, prep: _Prepared, trainer, cfg: TrainConfig, summar
             cal = calibrate_pipeline(folder, prep.dev_docs, dev_size=cfg.calibration_size,
                                      seed=cfg.seed)
             summary[key] = {k: cal[k] for k in ("prior_weight", "recall@1", "dev_mentions")}
+            summary[key].update({f"cascade_{k}": cal["cascade"][k]
+                                 for k in ("on", "margin", "recall@1", "skipped")})
     summary["model_best"] = str(best_dir.resolve())
     summary["model_last"] = str(last_dir.resolve())
     (out / "training_summary.json").write_text(

@@ -1,12 +1,15 @@
 """Choosing the TF-IDF prior's weight on dev: the grid's ends are the retriever alone and the
 LM alone, and the saved weight is the one the loaded pipeline links with."""
+import json
 import warnings
 
 import pytest
 import spacy
 
 from spacy_syncabel.decoding.scoring import score_completions
-from spacy_syncabel.training.calibration import calibrate_pipeline, prior_weight_table
+from spacy_syncabel.training.calibration import (DEFAULT_MARGINS, calibrate_pipeline,
+                                                 cascade_table, choose_margin,
+                                                 prior_weight_table, score_dev)
 from spacy_syncabel.training.examples import build_dev_set
 from spacy_syncabel.types import CorpusDoc, GoldMention
 
@@ -75,8 +78,80 @@ def test_calibrated_weight_is_saved_and_used(nlp, tmp_path):
     assert linker.cfg["prior_weight"] == result["prior_weight"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        metrics = evaluate_linker(loaded, dev_corpus(), baseline=False)
+        full = spacy.load(tmp_path / "pipe",
+                          config={"components.syncabel_linker.cascade": False})
+        metrics = evaluate_linker(full, dev_corpus(), baseline=False)
     assert metrics["recall@1"] == pytest.approx(result["recall@1"])
+
+
+def test_cascade_margin_is_chosen_saved_and_linked_with(nlp, tmp_path):
+    """The most aggressive cut-off that keeps the full model's dev Recall@1 is saved on, and
+    the loaded pipeline links the dev set exactly as the offline table said."""
+    from spacy_syncabel.evaluation.evaluate import evaluate_linker
+
+    nlp.to_disk(tmp_path / "pipe")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = calibrate_pipeline(tmp_path / "pipe", dev_corpus(), candidates=3)
+    cas = result["cascade"]
+    assert [r["margin"] for r in cas["table"]] == list(DEFAULT_MARGINS)
+    ok = [r for r in cas["table"] if r["recall@1"] >= result["recall@1"]]
+    assert cas["on"] and cas["margin"] == ok[0]["margin"]
+    assert cas["recall@1"] == ok[0]["recall@1"] >= result["recall@1"]
+    exact_only = cas["table"][-1]
+    assert exact_only["skipped"] >= 2 / len(dev_corpus())  # two dev mentions are KB names
+    assert cas["table"][0]["skipped"] >= exact_only["skipped"]
+    saved = json.loads((tmp_path / "pipe" / "calibration.json").read_text("utf8"))
+    assert saved["cascade"]["table"] == cas["table"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = spacy.load(tmp_path / "pipe")
+        settings = loaded.get_pipe("syncabel_linker").settings
+        assert settings.cascade and settings.cascade_margin == cas["margin"]
+        metrics = evaluate_linker(loaded, dev_corpus(), baseline=False)
+    assert metrics["recall@1"] == pytest.approx(cas["recall@1"])
+
+
+def test_cascade_table_reuses_the_scores(nlp):
+    linker = nlp.get_pipe("syncabel_linker")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dev = build_dev_set(dev_corpus(), linker, size=0)
+    scored = score_dev(linker.engine, dev)
+    calls = []
+    handle = linker.lm.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        table = cascade_table(linker.engine, dev, scored, 1000.0, margins=(0.0, 0.5, None))
+    finally:
+        handle.remove()
+    assert not calls and len(table) == 3
+    # at margin 0 every mention takes the retriever's answer: the weight-1000 ranking's
+    assert table[0]["skipped"] == 1.0
+    assert table[0]["recall@1"] == pytest.approx(
+        prior_weight_table(linker.engine, dev, (1000.0,), scored)[0]["recall@1"])
+
+
+def test_choose_margin_takes_the_most_aggressive_cut_off_that_keeps_recall():
+    table = [{"margin": 0.0, "recall@1": 0.60}, {"margin": 0.1, "recall@1": 0.64},
+             {"margin": 0.2, "recall@1": 0.63}, {"margin": None, "recall@1": 0.65}]
+    assert choose_margin(table, 0.64)["margin"] == 0.1
+    assert choose_margin(table, 0.65)["margin"] is None
+    assert choose_margin(table, 0.65, tolerance=0.01)["margin"] == 0.1
+    assert choose_margin(table, 0.66) is None
+
+
+def test_cascade_is_saved_off_when_it_loses(nlp, tmp_path):
+    nlp.to_disk(tmp_path / "pipe")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = calibrate_pipeline(tmp_path / "pipe", dev_corpus(), candidates=3,
+                                    cascade_tolerance=-1.0)  # demands a gain of 100 points
+    assert any("W220" in str(w.message) for w in caught)
+    assert not result["cascade"]["on"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        settings = spacy.load(tmp_path / "pipe").get_pipe("syncabel_linker").settings
+    assert settings.mode == "rerank" and settings.cascade is False
 
 
 def test_calibrate_command(nlp, tmp_path):
@@ -95,7 +170,10 @@ def test_calibrate_command(nlp, tmp_path):
     chosen = [line for line in res.output.splitlines() if line.startswith("chosen")]
     saved = spacy.load(tmp_path / "pipe").get_pipe("syncabel_linker").cfg
     assert chosen and f"prior_weight {saved['prior_weight']:g} " in chosen[0]
-    assert saved["candidates"] == 3 and saved["mode"] == "rerank"
+    assert saved["candidates"] == 3 and saved["mode"] == "rerank" and saved["cascade"]
+    cascade = [line for line in res.output.splitlines() if line.startswith("chosen: cascade")]
+    assert cascade and f"cascade_margin {saved['cascade_margin']:g} " in cascade[0] \
+        or "exact-only" in cascade[0] and saved["cascade_margin"] is None
 
 
 def test_calibration_needs_candidate_mode(nlp):
