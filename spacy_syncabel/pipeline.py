@@ -101,7 +101,8 @@ def mark_fine_tuned(lm) -> None:
 def make_syncabel_linker(nlp: Language, name: str, label_map: Dict[str, Optional[str]],
                          template: str, verb: Optional[str], mode: str, num_beams: int,
                          n_best: int, length_penalty: float, constrained: bool, composite: bool,
-                         merge_by_code: bool, candidates: int, prior_weight: float,
+                         merge_by_code: bool, candidates: int, composite_pairs: int,
+                         prior_weight: float,
                          threshold: float, batch_size: int, max_batch_tokens: int,
                          max_context_tokens: int, max_mention_tokens: int, context_chars: int,
                          max_new_tokens: int, candidate_generator: GeneratorFactory,
@@ -110,7 +111,8 @@ def make_syncabel_linker(nlp: Language, name: str, label_map: Dict[str, Optional
     settings = LinkSettings(
         mode=mode, num_beams=num_beams, n_best=n_best, length_penalty=length_penalty,
         constrained=constrained, composite=composite, merge_by_code=merge_by_code,
-        candidates=candidates, prior_weight=prior_weight, threshold=threshold,
+        candidates=candidates, composite_pairs=composite_pairs, prior_weight=prior_weight,
+        threshold=threshold,
         batch_size=batch_size, max_batch_tokens=max_batch_tokens,
         max_context_tokens=max_context_tokens, max_mention_tokens=max_mention_tokens,
         context_chars=context_chars, max_new_tokens=max_new_tokens)
