@@ -9,6 +9,7 @@ that shares the KB, tries, weights and candidate generator.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import warnings
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -16,11 +17,12 @@ import numpy as np
 
 from ..decoding import BeamSearchConfig, TrieSet, beam_search
 from ..errors import Errors, Warnings
-from ..prompting import SEP_TOKEN
+from ..prompting import SEP_TOKEN, encode_completion
 from ..types import COMPOSITE_SEP, NO_CODE, Candidate
 from .candidates import (Alias, CandidateGenerator, ExactIndex, GeneratorFactory, Retrieved,
                          TfidfCandidates, tfidf_candidates)
 from .cascade import Settlement, settle
+from .composite import composite_candidates, conjuncts
 from .settings import MODE_BEAM, MODE_RERANK, LinkSettings
 
 #: (name, retrieval score, summed log-prob, tokens incl. EOS) of one scored candidate
@@ -30,6 +32,21 @@ ScoredName = Tuple[str, float, float, int]
 def rank_value(logprob: float, n_tokens: int, length_penalty: float) -> float:
     """HF generate's beam score: summed log-prob / length ** length_penalty."""
     return logprob / (max(n_tokens, 1) ** length_penalty)
+
+
+def best_composite_only(ranked: Sequence[ScoredName]) -> List[ScoredName]:
+    """Ranked candidates with the composite ones after the first left out: composite
+    candidates are mostly variants of one another (a conjunct's second name): on SPACCC
+    test_half, all of them in the n-best cost 4.8 points of Recall@5, the best one 0.3."""
+    out: List[ScoredName] = []
+    seen = False
+    for row in ranked:
+        if SEP_TOKEN in row[0]:
+            if seen:
+                continue
+            seen = True
+        out.append(row)
+    return out
 
 
 class LinkingEngine:
@@ -212,8 +229,14 @@ class LinkingEngine:
         if retrieved is None:
             retrieved = self.retrieve_in_batches(mentions, groups, self.cascade_depth)
         exact = self.exact_index
-        return [settle(m, g, r, exact, self.lookup, s.n_best, s.merge_by_code)
+        plan = [settle(m, g, r, exact, self.lookup, s.n_best, s.merge_by_code)
                 for m, g, r in zip(mentions, groups, retrieved)]
+        if s.composite_candidates > 0:
+            # a coordinated mention may be a composite the retriever cannot propose: its
+            # margin never settles it (an exact match still does)
+            plan = [dataclasses.replace(p, margin=float("-inf")) if conjuncts(m) else p
+                    for p, m in zip(plan, mentions)]
+        return plan
 
     def lookup(self, name: str, group: Optional[str]) -> Optional[str]:
         """``kb.lookup``, remembered (the same few thousand names come back mention after
@@ -236,7 +259,8 @@ class LinkingEngine:
         mentions and ``max_batch_tokens`` (prompt + completion) × beams tokens."""
         s = self.settings
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-        width = s.candidates if s.mode == MODE_RERANK else s.num_beams
+        width = s.candidates + s.composite_candidates if s.mode == MODE_RERANK \
+            else s.num_beams
         chunks: List[List[int]] = []
         current: List[int] = []
         used = 0
@@ -264,6 +288,7 @@ class LinkingEngine:
             return [self.tries[g] for g in groups]
         top = retrieved if retrieved is not None else self.generator.top(mentions, groups,
                                                                          s.candidates)
+        top = self.with_composite_parts(mentions, groups, top)
         return [self.tries.restricted([r.name for r in cands], g) if cands else self.tries[g]
                 for g, cands in zip(groups, top)]
 
@@ -379,14 +404,14 @@ class LinkingEngine:
                          groups: Sequence[Optional[str]], mentions: Sequence[str],
                          retrieved: Optional[Sequence[Sequence[Retrieved]]] = None,
                          ) -> List[List[ScoredName]]:
-        """Each mention's retrieved candidates (``retrieved``, else retrieved here) scored by
-        teacher forcing: ``(name, retrieval score, summed log-prob, tokens)`` (EOS counted),
-        in retrieval order."""
+        """Each mention's retrieved candidates (``retrieved``, else retrieved here), then its
+        composite candidates (with ``composite`` on), scored by teacher forcing: ``(name,
+        retrieval score, summed log-prob, tokens)`` (EOS counted), in that order."""
         from ..decoding.scoring import score_completions
 
         top = retrieved if retrieved is not None else self.retrieve(mentions, groups)
-        eos = self.eos_id
-        completions = [[self.name_tokens(r.name) + [eos] for r in cands] for cands in top]
+        top = self.with_composites(mentions, groups, top)
+        completions = [[self.completion_tokens(r.name) for r in cands] for cands in top]
         logps = score_completions(self.lm, list(prompts), completions, self.pad_id)
         return [[(r.name, r.score, lp, len(comp)) for r, comp, lp in zip(cands, comps, lps)]
                 for cands, comps, lps in zip(top, completions, logps)]
@@ -394,11 +419,69 @@ class LinkingEngine:
     def rank_scored(self, scored: Sequence[ScoredName], group: Optional[str],
                     weight: float) -> List[Candidate]:
         """The n-best of one mention's :meth:`score_candidates`, ranked by length-normalised
-        log-prob + ``weight`` × retrieval score."""
+        log-prob + ``weight`` × retrieval score; one composite candidate at most (the best)."""
         lp_ = self.settings.length_penalty
         ranked = sorted(scored, key=lambda x: -(rank_value(x[2], x[3], lp_) + weight * x[1]))
-        return self._merge([(name, self.kb.lookup(name, group) or NO_CODE, lp, n, sim)
+        ranked = best_composite_only(ranked)
+        return self._merge([(*self.scored_name_code(name, group), lp, n, sim)
                             for name, sim, lp, n in ranked])
 
+    # -- composite candidates (candidate modes; linking/composite.py) ------------------------
+    def composite_candidates(self, mentions: Sequence[str], groups: Sequence[Optional[str]],
+                             top: Sequence[Sequence[Retrieved]]) -> List[List[Retrieved]]:
+        """Each mention's composite candidates, ``Retrieved("a<SEP>b", retrieval score)``
+        (``linking/composite.py``), at most ``composite_pairs`` (none unless ``composite`` is
+        on in a candidate mode); ``top``: the mentions' retrieved names."""
+        limit = self.settings.composite_candidates
+        if limit < 1:
+            return [[] for _ in mentions]
+        gen = self.generator
+        return composite_candidates(mentions, groups, top, gen.top, gen.similarity,
+                                    self.kb.lookup, limit)
 
-__all__ = ["LinkingEngine", "ScoredName", "Settlement", "rank_value"]
+    def with_composites(self, mentions: Sequence[str], groups: Sequence[Optional[str]],
+                        top: Sequence[Sequence[Retrieved]]) -> List[List[Retrieved]]:
+        """``top`` followed by each mention's composite candidates (rerank scores both)."""
+        extra = self.composite_candidates(mentions, groups, top)
+        return [list(cands) + more for cands, more in zip(top, extra)]
+
+    def with_composite_parts(self, mentions: Sequence[str], groups: Sequence[Optional[str]],
+                             top: Sequence[Sequence[Retrieved]]) -> List[List[Retrieved]]:
+        """``top`` followed by the names of its composite candidates' parts that it lacks
+        (beam in candidates: the candidate trie then spells those composites)."""
+        extra = self.composite_candidates(mentions, groups, top)
+        out = []
+        for cands, more in zip(top, extra):
+            have = {r.name for r in cands}
+            parts = [p for r in more for p in r.name.split(SEP_TOKEN)]
+            out.append(list(cands) + [Retrieved(p, 0.0) for p in dict.fromkeys(parts)
+                                      if p not in have])
+        return out
+
+    def completion_tokens(self, name: str) -> List[int]:
+        """Token ids of a candidate's completion, EOS included: ``" " + name``, or for a
+        composite ``"a<SEP>b"`` the reference's spelling (as ``prompting.encode_completion``),
+        read from the tries when they hold the after-separator part."""
+        parts = name.split(SEP_TOKEN)
+        if len(parts) == 1:
+            return self.name_tokens(name) + [self.eos_id]
+        after = self.tries.after_sep
+        if after is None or any(after.tokens_of(p) is None for p in parts[1:]):
+            return encode_completion(self.tokenizer, parts,
+                                     self.tokenizer.convert_tokens_to_ids(SEP_TOKEN))
+        ids = self.name_tokens(parts[0])
+        for part in parts[1:]:
+            ids += [self.tries.sep_id] + after.tokens_of(part)
+        return ids + [self.eos_id]
+
+    def scored_name_code(self, name: str, group: Optional[str]) -> Tuple[str, str]:
+        """``(name, code)`` of a scored candidate: a composite's parts in the order of its
+        sorted codes (as beam search reports them), its code the parts' codes joined by
+        ``+``."""
+        if SEP_TOKEN not in name:
+            return name, self.kb.lookup(name, group) or NO_CODE
+        names, code = self.canonical_names(name.split(SEP_TOKEN), group)
+        return SEP_TOKEN.join(names), code
+
+
+__all__ = ["LinkingEngine", "ScoredName", "Settlement", "best_composite_only", "rank_value"]

@@ -36,6 +36,10 @@ class LinkSettings:
     composite: bool = False
     merge_by_code: bool = True
     candidates: int = 10
+    # with composite on, candidate modes also consider up to this many composite candidates
+    # per mention (linking/composite.py): scored in rerank, their parts added to the
+    # candidate trie in beam_in_candidates; 0: single retrieved names only
+    composite_pairs: int = 8
     prior_weight: float = 0.0
     threshold: float = 0.0
     # the cascade (engine.link only): a mention the dictionary settles (its folded text is a
@@ -63,6 +67,8 @@ class LinkSettings:
             problems.append(f"need 1 <= n_best ({self.n_best}) <= num_beams ({self.num_beams})")
         if self.mode != MODE_BEAM and self.candidates < 1:
             problems.append(f"mode {self.mode!r} needs candidates >= 1, got {self.candidates}")
+        if self.composite_pairs < 0:
+            problems.append(f"composite_pairs must be >= 0, got {self.composite_pairs}")
         for key in ("batch_size", "max_batch_tokens", "max_context_tokens",
                     "max_mention_tokens", "max_new_tokens"):
             if getattr(self, key) < 1:
@@ -78,6 +84,11 @@ class LinkSettings:
     @property
     def uses_candidates(self) -> bool:
         return self.mode != MODE_BEAM
+
+    @property
+    def composite_candidates(self) -> int:
+        """Composite candidates per mention in the candidate modes (0 unless ``composite``)."""
+        return self.composite_pairs if self.composite and self.uses_candidates else 0
 
     def replace(self, **changes: Any) -> "LinkSettings":
         """A copy with ``changes`` applied (checked again)."""

@@ -225,3 +225,18 @@ def test_the_component_renders_no_prompt_for_a_settled_mention(linker, monkeypat
     doc = lin(doc)
     assert rendered == ["dolor de cabeza intenso"]
     assert [e.kb_id_ for e in doc.ents][0] == "386661006" and doc.ents[1].kb_id_
+
+
+def test_a_coordinated_mention_is_never_settled_by_margin_when_composites_are_on(linker):
+    """With composite candidates on, "fiebre y dolor abdominal" may be a composite: the
+    retriever's margin does not settle it (the LM scores it), without composites it does."""
+    items = [("fiebre y dolor abdominal", "SINTOMA")]
+    off = linker.with_settings(mode="rerank", cascade=True, cascade_margin=0.0)
+    prompts, groups, texts = encoded(off, items)
+    assert off.engine.settle(texts, groups)[0].settled(0.0)
+    on = off.with_settings(composite=True)
+    assert on.engine.settings.composite_candidates > 0
+    assert not on.engine.settle(texts, groups)[0].settled(0.0)
+    with LMCalls(on.lm) as calls:
+        on.engine.link(prompts, groups, texts)
+    assert calls.n > 0
