@@ -31,8 +31,9 @@ from typing import Any, Dict, List, Sequence
 
 import torch
 
-from spacy_syncabel.corpus import docs_to_spacy, read_corpus
-from spacy_syncabel.evaluation.evaluate import find_linker, layered, sentence_segmenters
+from bench_cascade import gold_inputs  # noqa: E402 (a sibling script, as bench_scoring does)
+from spacy_syncabel.corpus import read_corpus
+from spacy_syncabel.evaluation.evaluate import find_linker
 from spacy_syncabel.evaluation.metrics import code_set, doc_link_items, hit, score_links
 from spacy_syncabel.linking.candidates import Retrieved
 from spacy_syncabel.linking.composite import (_retrieve_conjuncts, composite_candidates,
@@ -43,19 +44,6 @@ from spacy_syncabel.training.examples import build_dev_set
 from spacy_syncabel.training.pipeline_io import load_pipeline
 
 OUT = Path(__file__).resolve().parent / "results"
-
-
-def gold_inputs(nlp, docs):
-    """The gold docs and the linker's inputs (gold entities without codes, the pipeline's
-    sentences), as ``evaluate_linker`` builds them."""
-    gold = docs_to_spacy(nlp, layered(docs))
-    inputs = [d.copy() for d in gold]
-    for d in inputs:
-        for t in d:
-            t.ent_kb_id_ = ""
-    for segmenter in sentence_segmenters(nlp):
-        inputs = list(segmenter.pipe(inputs))
-    return gold, inputs
 
 
 def interleaved(views: Dict[str, Any], inputs: Sequence, slices: int, batch_size: int):
