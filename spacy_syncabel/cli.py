@@ -283,7 +283,7 @@ def calibrate(
     dev_size: int = typer.Option(0, help="Dev mentions used (0: all)."),
     candidates: Optional[int] = typer.Option(None, help="Override the number of TF-IDF candidates first (saved too)."),
     cascade: bool = typer.Option(True, "--cascade/--no-cascade", help="Also choose the cascade's cut-off (mentions the dictionary or the retriever settle skip the LM) and save it on."),
-    cascade_tolerance: float = typer.Option(0.0, "--cascade-tolerance", help="Dev Recall@1 points the cascade may lose against the full model (0: none)."),
+    cascade_tolerance: float = typer.Option(0.2, "--cascade-tolerance", help="Dev Recall@1 points the cascade may lose against the full model (0: none)."),
     threads: int = typer.Option(0, help="torch threads (0: torch's default)."),
 ) -> None:
     """Choose the TF-IDF prior's weight for candidate reranking, then the cascade's cut-off, on the dev set; saves them in PIPELINE."""

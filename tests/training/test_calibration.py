@@ -95,9 +95,10 @@ def test_cascade_margin_is_chosen_saved_and_linked_with(nlp, tmp_path):
         result = calibrate_pipeline(tmp_path / "pipe", dev_corpus(), candidates=3)
     cas = result["cascade"]
     assert [r["margin"] for r in cas["table"]] == list(DEFAULT_MARGINS)
-    ok = [r for r in cas["table"] if r["recall@1"] >= result["recall@1"]]
+    assert cas["tolerance"] == 0.002  # 0.2 points by default
+    ok = [r for r in cas["table"] if r["recall@1"] >= result["recall@1"] - 0.002 - 1e-12]
     assert cas["on"] and cas["margin"] == ok[0]["margin"]
-    assert cas["recall@1"] == ok[0]["recall@1"] >= result["recall@1"]
+    assert cas["recall@1"] == ok[0]["recall@1"] >= result["recall@1"] - 0.002 - 1e-12
     exact_only = cas["table"][-1]
     assert exact_only["skipped"] >= 2 / len(dev_corpus())  # two dev mentions are KB names
     assert cas["table"][0]["skipped"] >= exact_only["skipped"]
