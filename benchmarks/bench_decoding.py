@@ -2,7 +2,7 @@
 
 Same model, same prompts (real SPACCC test mentions), same tries, beams 5, batch 32, the same
 length penalty (default: ``BeamSearchConfig``'s, 1.0 as in generate). Reports top-1 agreement
-and mentions/s of both, measured in one run.
+and mentions/s of both, measured in one run, batch by batch in turn (wall and CPU time).
 
     python benchmarks/bench_decoding.py --model smollm2 --n 300
 """
@@ -124,7 +124,8 @@ def main() -> None:
     ap.add_argument("--name", default=None, help="Name of the result file (default: from --model)")
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--beams", type=int, default=5)
-    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--batch-size", type=int, default=32, help="Mentions searched at once")
+    ap.add_argument("--chunk", type=int, default=100, help="Mentions per interleaved turn")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--length-penalty", type=float, default=BeamSearchConfig().length_penalty)
     ap.add_argument("--profile", action="store_true",
@@ -161,27 +162,38 @@ def main() -> None:
                                       OUT / f"profile_decoding_{name}.json"), indent=2))
         return
 
-    t0 = time.perf_counter()
-    ours = []
-    for b in range(0, len(prompts), args.batch_size):
-        ours += beam_search(model, prompts[b:b + args.batch_size],
-                            mention_tries[b:b + args.batch_size], tok.eos_token_id,
-                            tok.pad_token_id, cfg)
-    t_ours = time.perf_counter() - t0
-    print(f"ours: {len(prompts) / t_ours:.3f} mentions/s", flush=True)
-    t0 = time.perf_counter()
-    ref = generate_topk(model, tok, prompts, mention_tries, args.beams, args.batch_size,
-                        args.length_penalty)
-    t_ref = time.perf_counter() - t0
+    # interleaved chunk by chunk (the order alternating), so that a change of the machine's
+    # load weighs on both alike; wall and CPU time of each. A chunk holds --chunk mentions:
+    # ours searches at most --batch-size of them at once, the next joining as others finish
+    # (continuous batching); generate() takes them in batches of --batch-size.
+    ours, ref = [], []
+    wall = {"ours": 0.0, "generate": 0.0}
+    cpu = {"ours": 0.0, "generate": 0.0}
+    for i, b in enumerate(range(0, len(prompts), args.chunk)):
+        chunk, chunk_tries = prompts[b:b + args.chunk], mention_tries[b:b + args.chunk]
+        runs = [("ours", lambda: beam_search(model, chunk, chunk_tries, tok.eos_token_id,
+                                             tok.pad_token_id, cfg, batch_size=args.batch_size)),
+                ("generate", lambda: generate_topk(model, tok, chunk, chunk_tries, args.beams,
+                                                   args.batch_size, args.length_penalty))]
+        for which, run in (runs if i % 2 == 0 else runs[::-1]):
+            w0, c0 = time.perf_counter(), time.process_time()
+            out = run()
+            wall[which] += time.perf_counter() - w0
+            cpu[which] += time.process_time() - c0
+            (ours if which == "ours" else ref).extend(out)
+        print(f"{b + len(chunk)}/{len(prompts)}: wall speed-up "
+              f"{wall['generate'] / wall['ours']:.2f}x", flush=True)
+    t_ours, t_ref = wall["ours"], wall["generate"]
     same = sum(h[0].tokens == r for h, r in zip(ours, ref))
     result = {
         "model": args.model, "n_mentions": len(prompts), "num_beams": args.beams,
-        "batch_size": args.batch_size, "length_penalty": args.length_penalty,
+        "batch_size": args.batch_size, "chunk": args.chunk, "length_penalty": args.length_penalty,
         "threads": torch.get_num_threads(),
         "top1_agreement": same / len(prompts),
         "ours_mentions_per_second": len(prompts) / t_ours,
         "generate_mentions_per_second": len(prompts) / t_ref,
         "speedup": t_ref / t_ours,
+        "cpu_seconds": cpu, "cpu_speedup": cpu["generate"] / cpu["ours"],
     }
     print(json.dumps(result, indent=2))
     result["model"] = name

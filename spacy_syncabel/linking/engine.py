@@ -197,18 +197,19 @@ class LinkingEngine:
         """Every mention decoded or scored by the LM (``retrieved``: candidates already
         retrieved for candidate modes)."""
         s = self.settings
+        if s.mode != MODE_RERANK:
+            # one search: at most a batch of mentions at once, the next ones joining as
+            # others finish (continuous batching, decoding/beam_search.py)
+            return self._beam_link(prompts, groups, mentions, retrieved)
         results: List[List[Candidate]] = [[] for _ in prompts]
         for chunk in self.batches(prompts):
             sub_prompts = [prompts[i] for i in chunk]
             sub_groups = [groups[i] for i in chunk]
             sub_mentions = [mentions[i] for i in chunk] if mentions is not None else None
             sub_retrieved = [retrieved[i] for i in chunk] if retrieved is not None else None
-            if s.mode == MODE_RERANK:
-                ranked = [self.rank_scored(sc, g, s.prior_weight) for g, sc in zip(
-                    sub_groups, self.score_candidates(sub_prompts, sub_groups, sub_mentions,
-                                                      sub_retrieved))]
-            else:
-                ranked = self._beam_link(sub_prompts, sub_groups, sub_mentions, sub_retrieved)
+            ranked = [self.rank_scored(sc, g, s.prior_weight) for g, sc in zip(
+                sub_groups, self.score_candidates(sub_prompts, sub_groups, sub_mentions,
+                                                  sub_retrieved))]
             for i, cands in zip(chunk, ranked):
                 results[i] = cands
         return results
@@ -298,7 +299,10 @@ class LinkingEngine:
         config = BeamSearchConfig(num_beams=s.num_beams, n_best=s.n_best,
                                   max_new_tokens=s.max_new_tokens,
                                   length_penalty=s.length_penalty)
-        hyps = beam_search(self.lm, list(prompts), tries, self.eos_id, self.pad_id, config)
+        # as many mentions at once as the longest prompts' batch holds (``batches``)
+        at_once = len(self.batches(prompts)[0]) if len(prompts) else 1
+        hyps = beam_search(self.lm, list(prompts), tries, self.eos_id, self.pad_id, config,
+                           batch_size=at_once)
         return [self._to_candidates(hs, g, trie, m) for hs, g, trie, m in zip(
             hyps, groups, tries, mentions if mentions is not None else [None] * len(groups))]
 

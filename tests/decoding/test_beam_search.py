@@ -1,4 +1,5 @@
 """Our batched beam search against transformers' generate(prefix_allowed_tokens_fn=...)."""
+import numpy as np
 import pytest
 import torch
 
@@ -119,6 +120,59 @@ def test_batch_composition_does_not_change_results(tiny_lm, small_kb):
         alone = beam_search(model, [p], [tries[g]], tok.eos_token_id, tok.pad_token_id, cfg)[0]
         assert [h.tokens for h in alone] == [h.tokens for h in hyps]
         assert [h.logprob for h in alone] == pytest.approx([h.logprob for h in hyps], abs=1e-4)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 5])
+def test_continuous_batching_does_not_change_results(tiny_lm, small_kb, batch_size):
+    """Prompts joining the search as others finish (slot cache: prompts of other widths placed
+    beside running beams, the cache compacted) give each mention's n-best as alone; so do
+    waves of ``batch_size`` through transformers' own cache reordering."""
+    from spacy_syncabel.decoding import beam_cache
+
+    model, tok = tiny_lm
+    tries = TrieSet.build(small_kb, tok)
+    cases = _prompts(tok, small_kb)
+    # prompts of many widths, in no order; with and without constraint
+    prompts = [p[: len(p) - i % 7] for i, (p, _) in enumerate(cases)] * 2
+    mention_tries = [tries[g] for _, g in cases] + [None] * len(cases)
+    cfg = BeamSearchConfig(num_beams=3, n_best=3, max_new_tokens=12)
+    alone = [beam_search(model, [p], [t], tok.eos_token_id, tok.pad_token_id, cfg)[0]
+             for p, t in zip(prompts, mention_tries)]
+    for compact in (beam_cache.COMPACT, 1):  # as set, then compacting at every chance
+        beam_cache.COMPACT = compact
+        try:
+            batched = beam_search(model, prompts, mention_tries, tok.eos_token_id,
+                                  tok.pad_token_id, cfg, batch_size=batch_size)
+        finally:
+            beam_cache.COMPACT = 64
+        for a, b in zip(alone, batched):
+            assert [h.tokens for h in a] == [h.tokens for h in b]
+            assert [h.logprob for h in a] == pytest.approx([h.logprob for h in b], abs=1e-4)
+    # transformers' own reorder_cache, in waves of batch_size
+    supports = beam_cache.SlotCache.__dict__["supports"]
+    beam_cache.SlotCache.supports = staticmethod(lambda cache: False)
+    try:
+        waves = beam_search(model, prompts, mention_tries, tok.eos_token_id, tok.pad_token_id,
+                            cfg, batch_size=batch_size)
+    finally:
+        beam_cache.SlotCache.supports = supports
+    for a, b in zip(alone, waves):
+        assert [h.tokens for h in a] == [h.tokens for h in b]
+        assert [h.logprob for h in a] == pytest.approx([h.logprob for h in b], abs=1e-4)
+
+
+def test_slots_keep_continuing_beams_in_place():
+    """A beam's first continuation stays in its slot; only forks and moves are copied, from
+    slots that are kept, into slots that are not sources."""
+    from spacy_syncabel.decoding.beam_cache import assign_slots
+
+    src = np.array([0, 0, 2, 5, 2])  # slot 1 ended, 5 is past the new rows
+    perm, dst, dst_src = assign_slots(src)
+    assert sorted(perm.tolist()) == [0, 1, 2, 3, 4]
+    assert perm[0] == 0 and perm[2] == 2  # continuations in place
+    assert set(dst.tolist()) == {1, 3, 4} and not set(dst.tolist()) & set(dst_src.tolist())
+    for slot, source in zip(dst.tolist(), dst_src.tolist()):
+        assert src[perm[slot]] == source
 
 
 def test_unconstrained_stops_at_eos_or_length(tiny_lm, small_kb):
