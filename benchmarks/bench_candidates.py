@@ -20,10 +20,8 @@ from typing import Any, Dict
 
 import torch
 
-from bench_cascade import OUT, gold_inputs, interleaved, score, timed_pipe
-from spacy_syncabel.corpus import read_corpus
-from spacy_syncabel.evaluation.evaluate import find_linker
-from spacy_syncabel.training.pipeline_io import load_pipeline
+from bench_cascade import (OUT, gold_inputs, interleaved, load_linker, score, slice_args,
+                           timed_pipe)
 
 
 def main() -> None:
@@ -34,19 +32,9 @@ def main() -> None:
     ap.add_argument("--counts", type=int, nargs="+", default=[10, 20, 50])
     ap.add_argument("--cascade", action=argparse.BooleanOptionalAction, default=True,
                     help="Keep the saved cascade (default) or score every mention with the LM")
-    ap.add_argument("--slices", type=int, default=6)
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--limit", type=int, default=0, help="First N documents (0: all)")
-    ap.add_argument("--threads", type=int, default=0)
+    slice_args(ap, slices=6)
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        nlp = load_pipeline(args.pipeline)
-        docs = read_corpus(args.corpus)
-    docs = docs[:args.limit] if args.limit else docs
-    linker = find_linker(nlp)
+    nlp, docs, linker = load_linker(args)
     saved = linker.settings
     cascade = saved.cascade and args.cascade
     views = {str(n): linker.with_settings(candidates=n, cascade=cascade) for n in args.counts}

@@ -122,6 +122,27 @@ def score(linked, gold, kb) -> Dict[str, Any]:
                                     "n_excluded") if k in metrics}
 
 
+def slice_args(ap: argparse.ArgumentParser, slices: int) -> None:
+    """The options of a benchmark that links a corpus's gold mentions in interleaved slices."""
+    ap.add_argument("--slices", type=int, default=slices)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--limit", type=int, default=0, help="First N documents (0: all)")
+    ap.add_argument("--threads", type=int, default=0)
+
+
+def load_linker(args) -> Tuple[Any, list, Any]:
+    """``(nlp, docs, linker)`` from ``args.pipeline`` and ``args.corpus`` (``--limit``,
+    ``--threads`` applied)."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nlp = load_pipeline(args.pipeline)
+        docs = read_corpus(args.corpus)
+    docs = docs[:args.limit] if args.limit else docs
+    return nlp, docs, find_linker(nlp)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("pipeline")
@@ -131,19 +152,9 @@ def main() -> None:
                     help="Cascade cut-off for the 'on' run (default: the saved one)")
     ap.add_argument("--exact-only", action="store_true",
                     help="The 'on' run settles exact/alias matches only")
-    ap.add_argument("--slices", type=int, default=8)
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--limit", type=int, default=0, help="First N documents (0: all)")
-    ap.add_argument("--threads", type=int, default=0)
+    slice_args(ap, slices=8)
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        nlp = load_pipeline(args.pipeline)
-        docs = read_corpus(args.corpus)
-    docs = docs[:args.limit] if args.limit else docs
-    linker = find_linker(nlp)
+    nlp, docs, linker = load_linker(args)
     saved = linker.settings
     margin: Optional[float] = saved.cascade_margin
     if args.exact_only:

@@ -24,6 +24,7 @@ from its leaf (:meth:`TrieSet.tokens_of`): no per-name token lists are kept.
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
 from pathlib import Path
 from typing import (TYPE_CHECKING, Callable, Dict, FrozenSet, Iterable, Iterator, List, Mapping,
@@ -596,7 +597,11 @@ class TrieSet:
             bits[np.searchsorted(all_ids, ids), g // 64] |= np.uint64(1 << (g % 64))
         del group_ids
         names = [table.restore_key(i) for i in all_ids.tolist()]
-        tokens, offsets = tokenize_flat(tokenizer, names, sep_token=sep_token)
+        # the KB's fingerprint (Python) while the tokenizer (Rust, without the GIL) works
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            fingerprint = pool.submit(kb.fingerprint)
+            tokens, offsets = tokenize_flat(tokenizer, names, sep_token=sep_token)
+            kb_fingerprint = fingerprint.result()
         del names
         child_ptr, child_tok, seq_leaf, masks = build_arrays(tokens, offsets, eos_id, bits)
         del tokens, offsets
@@ -612,7 +617,7 @@ class TrieSet:
                          int(len(all_ids) - len(leaf_nodes)), shared_leaves=shared)
         mask_table, mask_ids = group_sets(masks)
         del masks
-        meta = {"kb_fingerprint": kb.fingerprint(), "vocab_size": len(tokenizer),
+        meta = {"kb_fingerprint": kb_fingerprint, "vocab_size": len(tokenizer),
                 "sep_token": sep_token}
         return cls(trie, groups, mask_ids, mask_table, name_leaf, meta)
 
