@@ -96,15 +96,19 @@ def test_killing_an_actor_mid_job_still_links_every_note_once(local_ray, pipelin
     thread.start()
     deadline = time.time() + 180
     killed = None
+    seen = {"written": 0, "actors": 0}
     while time.time() < deadline and thread.is_alive() and killed is None:
         written = len(_shard_records(out)) if out.exists() else 0
         pids = _actor_pids()
-        if written >= 6 and len(pids) == 2:
+        seen = {"written": max(seen["written"], written), "actors": max(seen["actors"], len(pids))}
+        # some records written, an actor alive: kill it (the pool restarts it and retries its
+        # batch; the other actor, when there is one, goes on)
+        if written >= 6 and pids:
             killed = pids[0]
             os.kill(killed, signal.SIGKILL)
-        time.sleep(0.1)
+        time.sleep(0.05)
     thread.join(timeout=300)
-    assert killed is not None, "the job ended before an actor could be killed"
+    assert killed is not None, f"the job ended before an actor could be killed (seen: {seen})"
     assert not thread.is_alive()
     ids = [r["id"] for r in _shard_records(out)]
     assert sorted(ids) == [f"n{i:02d}" for i in range(n)]  # every note exactly once
