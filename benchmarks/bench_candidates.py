@@ -15,13 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import warnings
-from pathlib import Path
 from typing import Any, Dict
 
 import torch
 
-from bench_cascade import (OUT, gold_inputs, interleaved, load_linker, score, slice_args,
-                           timed_pipe)
+from bench_cascade import OUT, gold_inputs, interleaved, load_linker, score, slice_args
 
 
 def main() -> None:
@@ -41,8 +39,6 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         gold, inputs = gold_inputs(nlp, docs)
-        for view in views.values():  # build each view's retriever, warm up
-            timed_pipe(view, inputs[:4], args.batch_size)
         linked, seconds = interleaved(views, inputs, args.slices, args.batch_size)
     n = sum(len(d.ents) for d in inputs)
     result: Dict[str, Any] = {

@@ -12,9 +12,10 @@ mention holds the same prompt.
 (row of the buffer) per live beam:
 
 - a step writes its token's keys and values in place (no concatenation);
-- reordering gathers only the generated part of each row; a slot's prompt part is rewritten
-  (from one stored copy per mention) only when the slot changes mention, and
-  :func:`assign_slots` keeps a mention's beams on the slots it already holds;
+- the first continuation of a beam stays in its slot; only the other rows (forked beams) are
+  copied, from their parent's slot into a free one (:func:`assign_slots`);
+- prompts joining later are written right-aligned into free slots (continuous batching), and
+  positions no live row needs are dropped now and then;
 - attention reads views of the buffers, as long as the sequence so far.
 
 It takes the place of the plain ``DynamicLayer`` of each layer of a ``DynamicCache``, so the
@@ -102,11 +103,10 @@ class _SlotLayer(DynamicLayer if DynamicLayer is not None else object):  # type:
             new[:self.rows, :, :self.length] = old[:self.rows, :, :self.length]
             setattr(self, name, new)
 
-    def copy_rows(self, dst: torch.Tensor, src: torch.Tensor, start: int, rows: int) -> None:
-        """Rows ``dst`` take the positions ``start ..`` of rows ``src``; ``rows`` in use."""
+    def copy_rows(self, dst: torch.Tensor, src: torch.Tensor, start: int) -> None:
+        """Rows ``dst`` take the positions ``start ..`` of rows ``src``."""
         for buf in (self.keys, self.values):
             buf[dst, :, start:self.length] = buf[src, :, start:self.length]  # gather: a copy
-        self.rows = rows
 
     def place(self, keys: torch.Tensor, values: torch.Tensor) -> None:
         """Append a prefilled batch as rows, its prompts ending at the current length."""
@@ -177,7 +177,7 @@ class SlotCache:
                     default=self.length)
         for layer in self.layers:
             if len(dst):
-                layer.copy_rows(dst_t, src_t, max(start, 0), len(src))
+                layer.copy_rows(dst_t, src_t, max(start, 0))
             layer.rows = len(src)
         self.slot_mention = mention[perm]
         return perm
@@ -203,8 +203,8 @@ class SlotCache:
         self.starts.set(ids, lengths, self.length)
         self.slot_mention = np.r_[self.slot_mention, np.asarray(ids, dtype=np.int64)]
 
-    def attention_mask(self, row_mention: np.ndarray, done: torch.Tensor) -> torch.Tensor:
-        return self.starts.mask(row_mention, self.length, self.layers[0].device)
+    def attention_mask(self, row_mention: np.ndarray, device) -> torch.Tensor:
+        return self.starts.mask(row_mention, self.length, device)
 
 
 class ReorderingCache:
@@ -214,17 +214,14 @@ class ReorderingCache:
 
     def __init__(self, cache, ids: Sequence[int], lengths: Sequence[int]) -> None:
         self.cache = cache
-        self.width = max(lengths)
-        self.starts = _Starts(ids, lengths, self.width)
+        self.starts = _Starts(ids, lengths, max(lengths))
 
     def select(self, src: np.ndarray, mention: np.ndarray) -> np.ndarray:
         self.cache.reorder_cache(torch.as_tensor(src))  # moved to the cache's device there
         return np.arange(len(src), dtype=np.int64)
 
-    def attention_mask(self, row_mention: np.ndarray, done: torch.Tensor) -> torch.Tensor:
-        # every row has generated as many tokens: the cache holds width + done - 1 positions
-        length = self.width + int(done[0]) - 1 if len(done) else self.width
-        return self.starts.mask(row_mention, length, done.device)
+    def attention_mask(self, row_mention: np.ndarray, device) -> torch.Tensor:
+        return self.starts.mask(row_mention, self.cache.get_seq_length(), device)
 
 
 def beam_cache(cache, ids: Sequence[int], lengths: Sequence[int], mentions: int,

@@ -308,7 +308,7 @@ class _Search:
             self.row_node = np.asarray(nxt_node, dtype=np.int64)[perm]
             self.row_hist = [nxt_hist[i] for i in perm.tolist()]
             done_t = torch.as_tensor([len(h) for h in self.row_hist], device=self.device)
-            mask = kv.attention_mask(self.row_mention, done_t)
+            mask = kv.attention_mask(self.row_mention, self.device)
             positions = torch.as_tensor(self.prompt_pos[self.row_mention],
                                         device=self.device) + done_t
             ids_t = torch.as_tensor(np.asarray(nxt_tok, dtype=np.int64)[perm], device=self.device)
