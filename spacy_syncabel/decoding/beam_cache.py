@@ -21,11 +21,18 @@ mention holds the same prompt.
 It takes the place of the plain ``DynamicLayer`` of each layer of a ``DynamicCache``, so the
 model's own forward pass (masks, positions, attention kernels) is unchanged. A cache with
 other layers (sliding windows, linear attention, quantized, older transformers) goes through
-:class:`ReorderingCache`: ``reorder_cache`` as ``generate`` does it.
+:class:`ReorderingCache`: ``reorder_cache`` as ``generate`` does it. The Llama family goes
+through :class:`~.prompt_cache.PromptCache` instead, which also shares a mention's prompt
+between its beams (:func:`beam_cache` chooses).
+
+All three have the same protocol: ``select`` (the next step's rows), ``step_inputs`` (the
+step's forward kwargs), ``attending`` (the attention the step runs with) and, for the first
+two, ``admit`` (prompts joining the search).
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from contextlib import nullcontext
+from typing import ContextManager, Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -203,8 +210,13 @@ class SlotCache:
         self.starts.set(ids, lengths, self.length)
         self.slot_mention = np.r_[self.slot_mention, np.asarray(ids, dtype=np.int64)]
 
-    def attention_mask(self, row_mention: np.ndarray, device) -> torch.Tensor:
-        return self.starts.mask(row_mention, self.length, device)
+    def step_inputs(self, row_mention: np.ndarray, done: np.ndarray, device
+                    ) -> Dict[str, object]:
+        """The forward kwargs of the next step (its attention mask)."""
+        return {"attention_mask": self.starts.mask(row_mention, self.length, device)}
+
+    def attending(self, model) -> ContextManager[None]:
+        return nullcontext()  # the model's own attention
 
 
 class ReorderingCache:
@@ -220,16 +232,40 @@ class ReorderingCache:
         self.cache.reorder_cache(torch.as_tensor(src))  # moved to the cache's device there
         return np.arange(len(src), dtype=np.int64)
 
-    def attention_mask(self, row_mention: np.ndarray, device) -> torch.Tensor:
-        return self.starts.mask(row_mention, self.cache.get_seq_length(), device)
+    def step_inputs(self, row_mention: np.ndarray, done: np.ndarray, device
+                    ) -> Dict[str, object]:
+        return {"attention_mask": self.starts.mask(row_mention, self.cache.get_seq_length(),
+                                                   device)}
+
+    def attending(self, model) -> ContextManager[None]:
+        return nullcontext()
+
+
+def admits_prompts(model) -> bool:
+    """Whether the cache of ``model`` will take prompts joining a running search (a cache of
+    plain full-attention layers), known before any forward pass from the layer types its
+    config gives ``DynamicCache``."""
+    try:
+        from transformers import DynamicCache
+
+        layers = DynamicCache(config=model.config).layers
+    except Exception:  # noqa: BLE001 (older transformers, configs without layer types)
+        return False
+    return DynamicLayer is not None and bool(layers) and all(
+        type(layer) is DynamicLayer for layer in layers)
 
 
 def beam_cache(cache, ids: Sequence[int], lengths: Sequence[int], mentions: int,
-               num_beams: int, room: int):
+               num_beams: int, room: int, model=None):
     """The cache beam search reorders, for a prefilled ``cache`` of prompts ``ids`` (their
-    ``lengths``, left-padded): slots for plain attention layers, else the cache's own
-    ``reorder_cache``. Room for ``mentions`` at once, ``num_beams`` each, ``room`` generated
-    positions before the buffers grow."""
+    ``lengths``, left-padded) of ``model``: prompts shared by a mention's beams
+    (:class:`~.prompt_cache.PromptCache`) for the Llama family, slots for other plain
+    attention layers, else the cache's own ``reorder_cache``. Room for ``mentions`` at once,
+    ``num_beams`` each, ``room`` generated positions before the buffers grow."""
+    from .prompt_cache import PromptCache
+
+    if model is not None and PromptCache.suits(model, cache):
+        return PromptCache(cache, ids, lengths, mentions, num_beams, room)
     if SlotCache.supports(cache):
         return SlotCache(cache, ids, lengths, mentions * num_beams, room)
     return ReorderingCache(cache, ids, lengths)

@@ -11,8 +11,12 @@ early_stopping=False, prefix_allowed_tokens_fn=...)`` of transformers does (see
   padded with a dead row;
 - the KV cache is not copied at every step (:mod:`.beam_cache`): a beam that goes on stays in
   its row, a step writes its token in place, and only forked beams are copied;
+- for the Llama family, a mention's beams share one copy of its prompt's keys and values
+  (:mod:`.prompt_cache`): a step reads each prompt once per mention, not once per beam, and a
+  forked beam copies only the tokens it generated;
 - the next prompts join the search as mentions finish (continuous batching), so a step keeps
-  about ``batch_size * k`` rows instead of trailing off with a few long searches;
+  about ``batch_size * k`` rows instead of trailing off with a few long searches; they are
+  encoded in passes of at most ``PREFILL_TOKENS`` padded tokens;
 - with a trie, the scores of the allowed tokens are gathered and normalised by the row's
   logsumexp, instead of a log-softmax over the whole vocabulary followed by a mask.
 
@@ -31,10 +35,14 @@ import numpy as np
 import torch
 
 from ..errors import Errors
-from .beam_cache import beam_cache
+from .beam_cache import admits_prompts, beam_cache
 from .trie import ROOT, TokenTrie
 
 NEG_INF = float("-inf")
+# padded prompt tokens per prefill forward pass when prompts join a running search: on a CPU
+# a larger pass runs its matrix multiplies no faster, and pads more (measured: the 32 longest
+# of the benchmark's prompts prefill in 7.7 s in passes of 8, 11.8 s in one)
+PREFILL_TOKENS = 2048
 
 
 @dataclass(frozen=True)
@@ -199,6 +207,7 @@ class _Search:
         self.cache_kw = _cache_kwarg(model)
         self.mentions = [_Mention(t) for t in tries]
         self.prompt_pos = np.zeros(len(prompts), dtype=np.int64)  # last prompt position
+        self.admits = admits_prompts(model)
 
     def _prefill(self, ids: List[int]):
         logits, cache, _, pos = _prefill_logits(self.model, [self.prompts[i] for i in ids],
@@ -221,31 +230,47 @@ class _Search:
         self.row_node = np.r_[self.row_node, np.full(n, ROOT, dtype=np.int64)]
         self.row_hist = self.row_hist + [[] for _ in ids]
 
+    def _pass(self, pending: deque, limit: int) -> List[int]:
+        """The next prompts of one prefill forward pass: at most ``limit`` of them and
+        ``PREFILL_TOKENS`` padded tokens (at least one prompt)."""
+        width = max(len(self.prompts[pending[0]]), 1)
+        n = max(1, min(limit, len(pending), PREFILL_TOKENS // width))
+        return [pending.popleft() for _ in range(n)]
+
     def _admit(self, pending: deque, kv, logits: Optional[torch.Tensor]):
-        """Prefill the next prompts into free slots of a slot cache, as their first rows."""
+        """Prefill the next prompts into free slots of the cache, as their first rows, when
+        a quarter of the batch is free (any number when no mention is live)."""
         live = len(set(self.row_mention.tolist()))
         room = self.batch - live
         if not pending or room <= 0 or (live and room < max(1, self.batch // 4)):
             return logits
-        ids = [pending.popleft() for _ in range(min(room, len(pending)))]
-        new_logits, cache = self._prefill(ids)
-        kv.admit(cache, ids, [len(self.prompts[i]) for i in ids],
-                 next_width=len(self.prompts[pending[0]]) if pending else 0)
-        self._new_rows(ids)
-        return new_logits if logits is None else torch.cat([logits, new_logits])
+        while pending and room > 0:
+            ids = self._pass(pending, room)
+            room -= len(ids)
+            new_logits, cache = self._prefill(ids)
+            kv.admit(cache, ids, [len(self.prompts[i]) for i in ids],
+                     next_width=len(self.prompts[pending[0]]) if pending else 0)
+            self._new_rows(ids)
+            logits = new_logits if logits is None else torch.cat([logits, new_logits])
+        return logits
 
     def run(self, pending: deque) -> None:
-        """Search the next ``batch`` prompts; with a slot cache, go on with the others as
-        mentions finish, until every prompt is done."""
+        """Search the next ``batch`` prompts; with a cache that admits prompts, go on with the
+        others as mentions finish, until every prompt is done."""
         k, lp, cfg = self.config.num_beams, self.config.length_penalty, self.config
-        ids = [pending.popleft() for _ in range(min(self.batch, len(pending)))]
+        # a cache that admits prompts starts with one prefill pass and takes in the rest of
+        # the batch pass by pass; one that can only be reordered searches a wave of ``batch``
+        ids = self._pass(pending, self.batch) if self.admits else \
+            [pending.popleft() for _ in range(min(self.batch, len(pending)))]
         logits, cache = self._prefill(ids)
         # room for every step of the longest search: the buffers are allocated once
         kv = beam_cache(cache, ids, [len(self.prompts[i]) for i in ids],
-                        self.batch, k, room=cfg.max_new_tokens)
+                        self.batch, k, room=cfg.max_new_tokens, model=self.model)
         admits = hasattr(kv, "admit")
         self._clear_rows()
         self._new_rows(ids)
+        if admits:
+            logits = self._admit(pending, kv, logits)
         vocab = logits.shape[-1]
         while True:
             row_trie = [self.mentions[m].trie for m in self.row_mention]
@@ -307,14 +332,14 @@ class _Search:
             self.row_score = np.asarray(nxt_score, dtype=np.float32)[perm]
             self.row_node = np.asarray(nxt_node, dtype=np.int64)[perm]
             self.row_hist = [nxt_hist[i] for i in perm.tolist()]
-            done_t = torch.as_tensor([len(h) for h in self.row_hist], device=self.device)
-            mask = kv.attention_mask(self.row_mention, self.device)
-            positions = torch.as_tensor(self.prompt_pos[self.row_mention],
-                                        device=self.device) + done_t
+            done = np.asarray([len(h) for h in self.row_hist], dtype=np.int64)
+            positions = torch.as_tensor(self.prompt_pos[self.row_mention] + done,
+                                        device=self.device)
             ids_t = torch.as_tensor(np.asarray(nxt_tok, dtype=np.int64)[perm], device=self.device)
-            out = self.model(input_ids=ids_t.unsqueeze(-1), attention_mask=mask,
-                             position_ids=positions.unsqueeze(-1), use_cache=True,
-                             **{self.cache_kw: kv.cache})
+            inputs = kv.step_inputs(self.row_mention, done, self.device)
+            with kv.attending(self.model):
+                out = self.model(input_ids=ids_t.unsqueeze(-1), position_ids=positions.unsqueeze(-1),
+                                 use_cache=True, **{self.cache_kw: kv.cache}, **inputs)
             kv.cache = _out_cache(out)
             logits = out.logits[:, -1, :].float()
             if admits:

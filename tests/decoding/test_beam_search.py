@@ -122,14 +122,31 @@ def test_batch_composition_does_not_change_results(tiny_lm, small_kb):
         assert [h.logprob for h in alone] == pytest.approx([h.logprob for h in hyps], abs=1e-4)
 
 
-@pytest.mark.parametrize("batch_size", [1, 3, 5])
-def test_continuous_batching_does_not_change_results(tiny_lm, small_kb, batch_size):
-    """Prompts joining the search as others finish (slot cache: prompts of other widths placed
-    beside running beams, the cache compacted) give each mention's n-best as alone; so do
-    waves of ``batch_size`` through transformers' own cache reordering."""
-    from spacy_syncabel.decoding import beam_cache
+@pytest.fixture(scope="module")
+def gqa_lm(tiny_lm):
+    """``tiny_lm``'s tokenizer with a random Llama of grouped-query attention (4 query heads
+    on 2 key/value heads), as SmolLM2 and Llama 3 have."""
+    from transformers import LlamaForCausalLM
 
     model, tok = tiny_lm
+    config = model.config.__class__(**{**model.config.to_dict(), "num_key_value_heads": 2})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        gqa = LlamaForCausalLM(config).eval()
+    return gqa, tok
+
+
+@pytest.mark.parametrize("cache", ["prompt", "slot", "reorder"])
+@pytest.mark.parametrize("batch_size", [1, 3, 5])
+def test_continuous_batching_does_not_change_results(gqa_lm, small_kb, batch_size, cache,
+                                                     monkeypatch):
+    """Prompts joining the search as others finish give each mention's n-best as alone,
+    through each cache: prompts shared by a mention's beams (prompts of other widths in freed
+    mention slots), slots (prompts placed beside running beams, the cache compacted at every
+    chance) and transformers' own ``reorder_cache`` (waves of ``batch_size``)."""
+    from spacy_syncabel.decoding import beam_cache, prompt_cache
+
+    model, tok = gqa_lm
     tries = TrieSet.build(small_kb, tok)
     cases = _prompts(tok, small_kb)
     # prompts of many widths, in no order; with and without constraint
@@ -138,27 +155,46 @@ def test_continuous_batching_does_not_change_results(tiny_lm, small_kb, batch_si
     cfg = BeamSearchConfig(num_beams=3, n_best=3, max_new_tokens=12)
     alone = [beam_search(model, [p], [t], tok.eos_token_id, tok.pad_token_id, cfg)[0]
              for p, t in zip(prompts, mention_tries)]
-    for compact in (beam_cache.COMPACT, 1):  # as set, then compacting at every chance
-        beam_cache.COMPACT = compact
-        try:
-            batched = beam_search(model, prompts, mention_tries, tok.eos_token_id,
-                                  tok.pad_token_id, cfg, batch_size=batch_size)
-        finally:
-            beam_cache.COMPACT = 64
-        for a, b in zip(alone, batched):
-            assert [h.tokens for h in a] == [h.tokens for h in b]
-            assert [h.logprob for h in a] == pytest.approx([h.logprob for h in b], abs=1e-4)
-    # transformers' own reorder_cache, in waves of batch_size
-    supports = beam_cache.SlotCache.__dict__["supports"]
-    beam_cache.SlotCache.supports = staticmethod(lambda cache: False)
-    try:
-        waves = beam_search(model, prompts, mention_tries, tok.eos_token_id, tok.pad_token_id,
-                            cfg, batch_size=batch_size)
-    finally:
-        beam_cache.SlotCache.supports = supports
-    for a, b in zip(alone, waves):
+    used = []
+    for kind in (prompt_cache.PromptCache, beam_cache.SlotCache, beam_cache.ReorderingCache):
+        monkeypatch.setattr(kind, "select", _spy(kind.select, used, kind.__name__))
+    if cache != "prompt":
+        monkeypatch.setattr(prompt_cache, "SHARED_PROMPT_MODEL_TYPES", ())
+        monkeypatch.setattr(beam_cache, "COMPACT", 1)
+    if cache == "reorder":
+        monkeypatch.setattr(beam_cache.SlotCache, "supports", staticmethod(lambda c: False))
+    used.clear()
+    batched = beam_search(model, prompts, mention_tries, tok.eos_token_id, tok.pad_token_id,
+                          cfg, batch_size=batch_size)
+    expected = {"prompt": "PromptCache", "slot": "SlotCache", "reorder": "ReorderingCache"}
+    assert set(used) == {expected[cache]}
+    assert model.config._attn_implementation == "sdpa"  # the step's attention is put back
+    for a, b in zip(alone, batched):
         assert [h.tokens for h in a] == [h.tokens for h in b]
         assert [h.logprob for h in a] == pytest.approx([h.logprob for h in b], abs=1e-4)
+
+
+def _spy(select, used, name):
+    def spied(self, *args, **kwargs):
+        used.append(name)
+        return select(self, *args, **kwargs)
+    return spied
+
+
+def test_shared_prompts_give_generates_beams(gqa_lm, small_kb):
+    """With grouped-query attention, beams over prompts shared by a mention's rows score as
+    ``generate`` does (its attention runs over every row's own copy of the prompt)."""
+    model, tok = gqa_lm
+    tries = TrieSet.build(small_kb, tok)
+    cases = _prompts(tok, small_kb)[:8]
+    cfg = BeamSearchConfig(num_beams=3, n_best=3)
+    ours = beam_search(model, [p for p, _ in cases], [tries[g] for _, g in cases],
+                       tok.eos_token_id, tok.pad_token_id, cfg, batch_size=4)
+    for (p, g), hyps in zip(cases, ours):
+        ref = _generate(model, tok, p, tries[g], 3, cfg.length_penalty)
+        assert [h.tokens for h in hyps] == [s for s, _ in ref]
+        assert [h.rank_score(cfg.length_penalty) for h in hyps] == pytest.approx(
+            [sc for _, sc in ref], abs=1e-4)
 
 
 def test_slots_keep_continuing_beams_in_place():
