@@ -103,12 +103,19 @@ class _SlotLayer(DynamicLayer if DynamicLayer is not None else object):  # type:
         return -1
 
     # -- beam search's side --------------------------------------------------------------
-    def _resize(self, capacity: int) -> None:
+    def _resize(self, capacity: int, slots: int = 0) -> None:
+        """Buffers of ``capacity`` positions and at least ``slots`` slots, the rows kept."""
         for name in ("keys", "values"):
             old = getattr(self, name)
-            new = old.new_zeros(old.shape[:2] + (capacity,) + old.shape[3:])
+            new = old.new_zeros((max(slots, old.shape[0]), old.shape[1], capacity,
+                                 old.shape[3]))
             new[:self.rows, :, :self.length] = old[:self.rows, :, :self.length]
             setattr(self, name, new)
+
+    def reserve(self, slots: int) -> None:
+        """Room for ``slots`` rows (half more when the buffers must grow)."""
+        if slots > self.keys.shape[0]:
+            self._resize(self.keys.shape[-2], max(slots, self.keys.shape[0] * 3 // 2))
 
     def copy_rows(self, dst: torch.Tensor, src: torch.Tensor, start: int) -> None:
         """Rows ``dst`` take the positions ``start ..`` of rows ``src``."""
@@ -178,6 +185,8 @@ class SlotCache:
         mention ``mention[i]``); returns ``perm``: slot p holds row ``perm[p]``."""
         perm, dst, dst_src = assign_slots(src)
         device = self.layers[0].device
+        for layer in self.layers:
+            layer.reserve(len(src))
         dst_t = torch.as_tensor(dst, device=device)
         src_t = torch.as_tensor(dst_src, device=device)
         start = min((self.starts.start[int(m)] for m in mention[perm[dst]].tolist()),
@@ -206,6 +215,7 @@ class SlotCache:
         if width > self.length:  # pragma: no cover (longest first rules it out)
             raise ValueError(f"a prompt of {width} tokens joins a cache of {self.length}")
         for layer, new in zip(self.layers, cache.layers):
+            layer.reserve(layer.rows + len(ids))
             layer.place(new.keys, new.values)
         self.starts.set(ids, lengths, self.length)
         self.slot_mention = np.r_[self.slot_mention, np.asarray(ids, dtype=np.int64)]

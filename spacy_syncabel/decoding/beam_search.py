@@ -208,6 +208,7 @@ class _Search:
         self.mentions = [_Mention(t) for t in tries]
         self.prompt_pos = np.zeros(len(prompts), dtype=np.int64)  # last prompt position
         self.admits = admits_prompts(model)
+        self.row_steps = self.mention_steps = 0  # rows and live mentions, summed over steps
 
     def _prefill(self, ids: List[int]):
         logits, cache, _, pos = _prefill_logits(self.model, [self.prompts[i] for i in ids],
@@ -237,12 +238,22 @@ class _Search:
         n = max(1, min(limit, len(pending), PREFILL_TOKENS // width))
         return [pending.popleft() for _ in range(n)]
 
+    def _room(self) -> int:
+        """How many more mentions fit the row target (``batch * num_beams`` rows, what
+        ``generate`` runs for ``batch`` mentions): a live mention counts at the larger of its
+        rows and the average rows of a live mention so far (``num_beams`` until measured)."""
+        k = self.config.num_beams
+        per = k if self.mention_steps < self.batch else min(
+            k, max(1.0, self.row_steps / self.mention_steps))
+        live = len(set(self.row_mention.tolist()))
+        projected = max(len(self.row_mention), live * per)
+        return int((self.batch * k - projected) // per)
+
     def _admit(self, pending: deque, kv, logits: Optional[torch.Tensor]):
         """Prefill the next prompts into free slots of the cache, as their first rows, when
-        a quarter of the batch is free (any number when no mention is live)."""
-        live = len(set(self.row_mention.tolist()))
-        room = self.batch - live
-        if not pending or room <= 0 or (live and room < max(1, self.batch // 4)):
+        a quarter of the batch fits the row target (any number when no row is live)."""
+        room = self._room()
+        if not pending or room <= 0 or (len(self.row_mention) and room < max(1, self.batch // 4)):
             return logits
         while pending and room > 0:
             ids = self._pass(pending, room)
@@ -273,6 +284,8 @@ class _Search:
             logits = self._admit(pending, kv, logits)
         vocab = logits.shape[-1]
         while True:
+            self.row_steps += len(self.row_mention)
+            self.mention_steps += len(set(self.row_mention.tolist()))
             row_trie = [self.mentions[m].trie for m in self.row_mention]
             cand_row, cand_tok, cand_score = _candidates(logits, self.row_beam, self.row_score,
                                                          self.row_node, row_trie, 2 * k)

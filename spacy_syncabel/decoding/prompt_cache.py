@@ -211,6 +211,8 @@ class PromptCache:
         from .beam_cache import assign_slots
 
         perm, dst, dst_src = assign_slots(src)
+        for layer in self.layers:
+            layer.reserve(0, 0, len(src), 0)
         if len(dst) and self.written:
             device = self.layers[0].device
             dst_t = torch.as_tensor(dst, device=device)

@@ -1,4 +1,6 @@
 """Our batched beam search against transformers' generate(prefix_allowed_tokens_fn=...)."""
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -145,6 +147,7 @@ def test_continuous_batching_does_not_change_results(gqa_lm, small_kb, batch_siz
     mention slots), slots (prompts placed beside running beams, the cache compacted at every
     chance) and transformers' own ``reorder_cache`` (waves of ``batch_size``)."""
     from spacy_syncabel.decoding import beam_cache, prompt_cache
+    beam_search_module = importlib.import_module("spacy_syncabel.decoding.beam_search")
 
     model, tok = gqa_lm
     tries = TrieSet.build(small_kb, tok)
@@ -163,6 +166,10 @@ def test_continuous_batching_does_not_change_results(gqa_lm, small_kb, batch_siz
         monkeypatch.setattr(beam_cache, "COMPACT", 1)
     if cache == "reorder":
         monkeypatch.setattr(beam_cache.SlotCache, "supports", staticmethod(lambda c: False))
+    # buffers as small as can be: admissions, forks and steps all grow them
+    small = beam_cache.beam_cache
+    monkeypatch.setattr(beam_search_module, "beam_cache",
+                        lambda *a, **kw: small(*a[:3], 1, 1, room=1, model=kw.get("model")))
     used.clear()
     batched = beam_search(model, prompts, mention_tries, tok.eos_token_id, tok.pad_token_id,
                           cfg, batch_size=batch_size)
