@@ -207,7 +207,7 @@ class _Search:
         self.cache_kw = _cache_kwarg(model)
         self.mentions = [_Mention(t) for t in tries]
         self.prompt_pos = np.zeros(len(prompts), dtype=np.int64)  # last prompt position
-        self.admits = admits_prompts(model)
+        self.joining = admits_prompts(model)  # prompts can join a running search
         self.row_steps = self.mention_steps = 0  # rows and live mentions, summed over steps
 
     def _prefill(self, ids: List[int]):
@@ -271,10 +271,10 @@ class _Search:
         k, lp, cfg = self.config.num_beams, self.config.length_penalty, self.config
         # a cache that admits prompts starts with one prefill pass and takes in the rest of
         # the batch pass by pass; one that can only be reordered searches a wave of ``batch``
-        ids = self._pass(pending, self.batch) if self.admits else \
+        ids = self._pass(pending, self.batch) if self.joining else \
             [pending.popleft() for _ in range(min(self.batch, len(pending)))]
         logits, cache = self._prefill(ids)
-        # room for every step of the longest search: the buffers are allocated once
+        # positions for every step of the longest search (rows grow as prompts join)
         kv = beam_cache(cache, ids, [len(self.prompts[i]) for i in ids],
                         self.batch, k, room=cfg.max_new_tokens, model=self.model)
         admits = hasattr(kv, "admit")
@@ -351,8 +351,9 @@ class _Search:
             ids_t = torch.as_tensor(np.asarray(nxt_tok, dtype=np.int64)[perm], device=self.device)
             inputs = kv.step_inputs(self.row_mention, done, self.device)
             with kv.attending(self.model):
-                out = self.model(input_ids=ids_t.unsqueeze(-1), position_ids=positions.unsqueeze(-1),
-                                 use_cache=True, **{self.cache_kw: kv.cache}, **inputs)
+                out = self.model(input_ids=ids_t.unsqueeze(-1),
+                                 position_ids=positions.unsqueeze(-1), use_cache=True,
+                                 **{self.cache_kw: kv.cache}, **inputs)
             kv.cache = _out_cache(out)
             logits = out.logits[:, -1, :].float()
             if admits:

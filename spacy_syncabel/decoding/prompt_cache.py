@@ -150,14 +150,11 @@ class PromptCache:
     def __init__(self, cache, ids: Sequence[int], lengths: Sequence[int], mentions: int,
                  num_beams: int, room: int) -> None:
         _register()
-        first = cache.layers[0].keys
-        width = first.shape[-2]
+        width = cache.layers[0].keys.shape[-2]
+        slots = max(mentions, len(ids))
         self.cache = cache
-        self.layers: List[_Layer] = []
-        for i, layer in enumerate(cache.layers):
-            new = _Layer(self, layer.keys, max(mentions, len(ids)), width,
-                         max(mentions, len(ids)) * num_beams, room)
-            self.layers.append(new)
+        self.layers = [_Layer(self, layer.keys, slots, width, slots * num_beams, room)
+                       for layer in cache.layers]
         self.slot_of: Dict[int, int] = {}  # mention -> its mention slot
         self.free: List[int] = []
         self.prompt_len = np.zeros(0, dtype=np.int64)  # per mention slot
@@ -183,13 +180,13 @@ class PromptCache:
 
     # -- mention slots -------------------------------------------------------------------
     def _place(self, cache, ids: Sequence[int], lengths: Sequence[int]) -> None:
+        """Prompts ``ids`` (left-padded in ``cache``) into free mention slots, a row each."""
         slots = []
         for m in ids:
             slot = self.free.pop() if self.free else len(self.prompt_len)
             if slot == len(self.prompt_len):
                 self.prompt_len = np.r_[self.prompt_len, 0]
             self.slot_of[int(m)] = slot
-            self.prompt_len[slot] = 0
             slots.append(slot)
         self.prompt_len[slots] = np.asarray(lengths, dtype=np.int64)
         width = cache.layers[0].keys.shape[-2]
