@@ -175,10 +175,8 @@ class SlotCache:
     def supports(cache) -> bool:
         """A cache of plain full-attention layers (``DynamicLayer``), prefilled."""
         layers = getattr(cache, "layers", None)
-        return (DynamicLayer is not None and bool(layers)
-                and all(type(layer) is DynamicLayer and layer.keys is not None
-                        and layer.keys.dim() == 4 and layer.keys.numel() > 0
-                        for layer in layers))
+        return _plain(layers) and all(layer.keys is not None and layer.keys.dim() == 4
+                                      and layer.keys.numel() > 0 for layer in layers)
 
     def select(self, src: np.ndarray, mention: np.ndarray) -> np.ndarray:
         """Reorder to the next step's rows (row i continues the row in slot ``src[i]``, of
@@ -261,6 +259,11 @@ def admits_prompts(model) -> bool:
         layers = DynamicCache(config=model.config).layers
     except Exception:  # noqa: BLE001 (older transformers, configs without layer types)
         return False
+    return _plain(layers)
+
+
+def _plain(layers) -> bool:
+    """Whether ``layers`` are all plain full-attention layers (``DynamicLayer``)."""
     return DynamicLayer is not None and bool(layers) and all(
         type(layer) is DynamicLayer for layer in layers)
 

@@ -159,11 +159,12 @@ class PromptCache:
         self.free: List[int] = []
         self.prompt_len = np.zeros(0, dtype=np.int64)  # per mention slot
         self.rows = 0
-        self.written = 0  # generated positions written in some row so far (max over rows)
         self.row_index = torch.zeros(0, dtype=torch.long)
         self.write_at = torch.zeros(0, dtype=torch.long)
+        # the last step's widest prompt and generated length (every live row took part in
+        # it, so no row holds generated positions past ``gen_width``)
         self.prompt_width = self.gen_width = 0
-        self._place(cache, ids, lengths)
+        self.admit(cache, ids, lengths)
         for i in range(len(cache.layers)):
             cache.layers[i] = self.layers[i]
 
@@ -178,9 +179,11 @@ class PromptCache:
                 and getattr(config, "_attn_implementation", None) in ("sdpa", "eager")
                 and SlotCache.supports(cache))
 
-    # -- mention slots -------------------------------------------------------------------
-    def _place(self, cache, ids: Sequence[int], lengths: Sequence[int]) -> None:
-        """Prompts ``ids`` (left-padded in ``cache``) into free mention slots, a row each."""
+    # -- beam search's side --------------------------------------------------------------
+    def admit(self, cache, ids: Sequence[int], lengths: Sequence[int], next_width: int = 0
+              ) -> None:
+        """Add a prefilled batch of prompts (left-padded ``cache``) as new mentions, in free
+        mention slots, one row each (appended after the live rows)."""
         slots = []
         for m in ids:
             slot = self.free.pop() if self.free else len(self.prompt_len)
@@ -195,13 +198,6 @@ class PromptCache:
             layer.place(slots, new.keys, new.values, lengths)
         self.rows += len(ids)
 
-    def admit(self, cache, ids: Sequence[int], lengths: Sequence[int], next_width: int = 0
-              ) -> None:
-        """Add a prefilled batch of prompts (left-padded ``cache``) as new mentions, one row
-        each (appended after the live rows)."""
-        self._place(cache, ids, lengths)
-
-    # -- beam search's side --------------------------------------------------------------
     def select(self, src: np.ndarray, mention: np.ndarray) -> np.ndarray:
         """Reorder to the next step's rows (row i continues row ``src[i]``, of mention
         ``mention[i]``); returns ``perm``: row p of the cache holds row ``perm[p]``."""
@@ -210,12 +206,12 @@ class PromptCache:
         perm, dst, dst_src = assign_slots(src)
         for layer in self.layers:
             layer.reserve(0, 0, len(src), 0)
-        if len(dst) and self.written:
+        if len(dst) and self.gen_width:
             device = self.layers[0].device
             dst_t = torch.as_tensor(dst, device=device)
             src_t = torch.as_tensor(dst_src, device=device)
             for layer in self.layers:
-                layer.copy_rows(dst_t, src_t, self.written)
+                layer.copy_rows(dst_t, src_t, self.gen_width)
         self.rows = len(src)
         live = set(mention.tolist())
         for m in [m for m in self.slot_of if m not in live]:
@@ -231,7 +227,6 @@ class PromptCache:
         self.prompt_width, self.gen_width = int(plen.max()), int(done.max())
         for layer in self.layers:
             layer.reserve(0, 0, len(slot), self.gen_width)
-        self.written = max(self.written, self.gen_width)
         # a mention's rows side by side: rank of each row among its mention's
         order = np.argsort(slot, kind="stable")
         first = np.r_[0, np.nonzero(np.diff(slot[order]))[0] + 1]
