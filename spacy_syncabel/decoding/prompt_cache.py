@@ -72,17 +72,18 @@ class _Layer(DynamicLayer if DynamicLayer is not None else object):  # type: ign
     """One layer: prompt keys/values ``(mention slots, heads, prompt positions, head_dim)``
     and generated ones ``(rows, heads, generated positions, head_dim)``."""
 
-    def __init__(self, state: "PromptCache", like: torch.Tensor, slots: int, width: int,
-                 rows: int, room: int) -> None:
+    def __init__(self, state: "PromptCache", keys: torch.Tensor, values: torch.Tensor,
+                 slots: int, width: int, rows: int, room: int) -> None:
         super().__init__()
-        _, heads, _, dim = like.shape
-        # zeros: a masked position is still multiplied (by 0) in attention
-        self.prompt_keys = like.new_zeros((slots, heads, width, dim))
-        self.prompt_values = like.new_zeros((slots, heads, width, dim))
-        self.keys = like.new_zeros((rows, heads, room, dim))
-        self.values = like.new_zeros((rows, heads, room, dim))
+        _, heads, _, dim = keys.shape
+        # zeros: a masked position is still multiplied (by 0) in attention; each in its own
+        # dtype (under autocast, RoPE leaves keys in float32 and values in bfloat16)
+        self.prompt_keys = keys.new_zeros((slots, heads, width, dim))
+        self.prompt_values = values.new_zeros((slots, heads, width, values.shape[-1]))
+        self.keys = keys.new_zeros((rows, heads, room, dim))
+        self.values = values.new_zeros((rows, heads, room, values.shape[-1]))
         self.state = state
-        self.device = like.device
+        self.device = keys.device
         self.is_initialized = True
 
     # -- what the model's attention calls ------------------------------------------------
@@ -153,8 +154,8 @@ class PromptCache:
         width = cache.layers[0].keys.shape[-2]
         slots = max(mentions, len(ids))
         self.cache = cache
-        self.layers = [_Layer(self, layer.keys, slots, width, slots * num_beams, room)
-                       for layer in cache.layers]
+        self.layers = [_Layer(self, layer.keys, layer.values, slots, width, slots * num_beams,
+                              room) for layer in cache.layers]
         self.slot_of: Dict[int, int] = {}  # mention -> its mention slot
         self.free: List[int] = []
         self.prompt_len = np.zeros(0, dtype=np.int64)  # per mention slot

@@ -181,6 +181,28 @@ def test_continuous_batching_does_not_change_results(gqa_lm, small_kb, batch_siz
         assert [h.logprob for h in a] == pytest.approx([h.logprob for h in b], abs=1e-4)
 
 
+@pytest.mark.parametrize("cache", ["prompt", "slot"])
+def test_beam_search_under_bf16_autocast(gqa_lm, small_kb, cache, monkeypatch):
+    """Under CPU bfloat16 autocast (the trainer's evaluation) keys come out of RoPE in float32
+    and values in bfloat16; each cache keeps both, and every hypothesis is a KB name."""
+    from spacy_syncabel.decoding import prompt_cache
+
+    if cache == "slot":
+        monkeypatch.setattr(prompt_cache, "SHARED_PROMPT_MODEL_TYPES", ())
+    model, tok = gqa_lm
+    tries = TrieSet.build(small_kb, tok)
+    cases = _prompts(tok, small_kb)[:6]
+    cfg = BeamSearchConfig(num_beams=3, n_best=3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = beam_search(model, [p for p, _ in cases], [tries[g] for _, g in cases],
+                          tok.eos_token_id, tok.pad_token_id, cfg, batch_size=2)
+    for (_, g), hyps in zip(cases, out):
+        assert hyps and all(h.finished for h in hyps)
+        for h in hyps:
+            assert tries[g].walk(h.tokens[:-1]) >= 0 and tok.eos_token_id in tries[g].allowed(
+                tries[g].walk(h.tokens[:-1])).tolist()
+
+
 def _spy(select, used, name):
     def spied(self, *args, **kwargs):
         used.append(name)
