@@ -27,6 +27,8 @@ cache (the Llama family, :data:`SHARED_PROMPT_MODEL_TYPES`), run with ``sdpa`` o
 """
 from __future__ import annotations
 
+import sys
+import threading
 from contextlib import contextmanager
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -43,6 +45,10 @@ except ImportError:  # pragma: no cover
 SHARED_PROMPT_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
 ATTENTION = "syncabel_prompt_shared"  # the name registered with AttentionInterface
 KWARG = "syncabel_prompt_cache"  # the forward kwarg that carries the cache to the attention
+# per model config (by id) in a step with shared prompts: (steps running, attention before),
+# so that steps of several threads switch the attention once and put it back once
+_SWITCHED: Dict[int, Tuple[int, str]] = {}
+_SWITCH_LOCK = threading.Lock()
 
 
 def prompt_shared_attention(module, query: torch.Tensor, key: torch.Tensor,
@@ -50,22 +56,72 @@ def prompt_shared_attention(module, query: torch.Tensor, key: torch.Tensor,
                             scaling: Optional[float] = None, dropout: float = 0.0, **kwargs
                             ) -> Tuple[torch.Tensor, None]:
     """transformers' attention interface: a decoding step against a :class:`PromptCache`
-    (passed as ``kwargs[KWARG]``); anything else goes to transformers' own ``sdpa``."""
+    (passed as ``kwargs[KWARG]``); anything else (another thread's forward pass while a step
+    runs) goes to the attention the model had before the step."""
     cache = kwargs.pop(KWARG, None)
     if cache is None:
-        from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-        return sdpa_attention_forward(module, query, key, value, attention_mask,
-                                      dropout=dropout, scaling=scaling, **kwargs)
+        return _attention_before(module)(module, query, key, value, attention_mask,
+                                         dropout=dropout, scaling=scaling, **kwargs)
     if scaling is None:
         scaling = query.shape[-1] ** -0.5
     return cache.attend(module.layer_idx, query, key, value, attention_mask, scaling), None
 
 
+def _before(config) -> str:
+    with _SWITCH_LOCK:
+        return _SWITCHED.get(id(config), (0, "sdpa"))[1]
+
+
+def _mask_before(**kwargs):
+    """transformers' mask interface: the mask of the model's own attention, for a forward
+    pass that builds one (another thread's prefill) while a step has the attention switched."""
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
+
+    return ALL_MASK_ATTENTION_FUNCTIONS[_before(kwargs.get("config"))](**kwargs)
+
+
+def _attention_before(module):
+    """The model's own attention function (``eager`` or ``sdpa``) for a forward pass that runs
+    while the model's attention is switched to :func:`prompt_shared_attention`."""
+    before = _before(getattr(module, "config", None))
+    if before == "eager":
+        eager = getattr(sys.modules.get(type(module).__module__), "eager_attention_forward", None)
+        if eager is not None:
+            return eager
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    return sdpa_attention_forward
+
+
+@contextmanager
+def switched_attention(model) -> Iterator[None]:
+    """Run the model's attention through :func:`prompt_shared_attention` for the block: the
+    first of overlapping blocks (several threads' steps) switches it, the last puts it back."""
+    config = model.config
+    key = id(config)
+    with _SWITCH_LOCK:
+        running, before = _SWITCHED.get(key, (0, config._attn_implementation))
+        if not running:
+            config._attn_implementation = ATTENTION
+        _SWITCHED[key] = (running + 1, before)
+    try:
+        yield
+    finally:
+        with _SWITCH_LOCK:
+            running, before = _SWITCHED.pop(key)
+            if running == 1:
+                config._attn_implementation = before
+            else:
+                _SWITCHED[key] = (running - 1, before)
+
+
 def _register() -> None:
     from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface
 
-    AttentionInterface.register(ATTENTION, prompt_shared_attention)  # idempotent
+    # idempotent; a step passes its own mask, the mask function serves other threads
+    AttentionInterface.register(ATTENTION, prompt_shared_attention)
+    AttentionMaskInterface.register(ATTENTION, _mask_before)
 
 
 class _Layer(DynamicLayer if DynamicLayer is not None else object):  # type: ignore[misc]
@@ -247,18 +303,11 @@ class PromptCache:
         bias.masked_fill_(torch.as_tensor(~valid, device=device), float("-inf"))
         return {"attention_mask": bias[:, None, None, :], KWARG: self}
 
-    @contextmanager
-    def attending(self, model) -> Iterator[None]:
-        """Run the model's attention through :func:`prompt_shared_attention` (restored
-        after the step, so prefill and any other caller see the model as it was; a forward
-        pass of another thread meanwhile, with no :class:`PromptCache`, runs ``sdpa``)."""
-        config = model.config
-        before = config._attn_implementation
-        config._attn_implementation = ATTENTION
-        try:
-            yield
-        finally:
-            config._attn_implementation = before
+    def attending(self, model):
+        """Run the model's attention through :func:`prompt_shared_attention` for the step
+        (:func:`switched_attention`: put back after, so prefill and any other caller see the
+        model as it was; another thread's forward pass meanwhile runs the model's own)."""
+        return switched_attention(model)
 
     # -- the attention -------------------------------------------------------------------
     def attend(self, layer_idx: int, query: torch.Tensor, keys: torch.Tensor,

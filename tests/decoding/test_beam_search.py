@@ -203,6 +203,44 @@ def test_beam_search_under_bf16_autocast(gqa_lm, small_kb, cache, monkeypatch):
                 tries[g].walk(h.tokens[:-1])).tolist()
 
 
+def test_two_threads_search_with_one_model(gqa_lm, small_kb):
+    """Two threads searching at once with one model (shared prompts: each step switches the
+    model's attention) give the results of one search, and the model's attention is put back."""
+    import threading
+
+    model, tok = gqa_lm
+    tries = TrieSet.build(small_kb, tok)
+    cases = _prompts(tok, small_kb) * 2
+    prompts = [p[: len(p) - i % 5] for i, (p, _) in enumerate(cases)]
+    mention_tries = [tries[g] for _, g in cases]
+    cfg = BeamSearchConfig(num_beams=3, n_best=3)
+    serial = beam_search(model, prompts, mention_tries, tok.eos_token_id, tok.pad_token_id,
+                         cfg, batch_size=2)
+    halves = [list(range(j, len(prompts), 2)) for j in range(2)]
+    for _ in range(3):
+        start, out, errors = threading.Barrier(2), [None, None], []
+
+        def work(j):
+            try:
+                start.wait()
+                out[j] = beam_search(model, [prompts[i] for i in halves[j]],
+                                     [mention_tries[i] for i in halves[j]], tok.eos_token_id,
+                                     tok.pad_token_id, cfg, batch_size=2)
+            except Exception as e:  # pragma: no cover (reported below)
+                errors.append(e)
+
+        threads = [threading.Thread(target=work, args=(j,)) for j in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        for j in range(2):
+            for i, hyps in zip(halves[j], out[j]):
+                assert [h.tokens for h in hyps] == [h.tokens for h in serial[i]]
+        assert model.config._attn_implementation == "sdpa"
+
+
 def _spy(select, used, name):
     def spied(self, *args, **kwargs):
         used.append(name)
