@@ -30,7 +30,7 @@ from __future__ import annotations
 import sys
 import threading
 from contextlib import contextmanager
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import ContextManager, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -303,7 +303,7 @@ class PromptCache:
         bias.masked_fill_(torch.as_tensor(~valid, device=device), float("-inf"))
         return {"attention_mask": bias[:, None, None, :], KWARG: self}
 
-    def attending(self, model):
+    def attending(self, model) -> ContextManager[None]:
         """Run the model's attention through :func:`prompt_shared_attention` for the step
         (:func:`switched_attention`: put back after, so prefill and any other caller see the
         model as it was; another thread's forward pass meanwhile runs the model's own)."""
