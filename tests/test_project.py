@@ -25,7 +25,7 @@ def test_project_all_ci_sized(tmp_path):
            "--vars.dev_size", "40", "--vars.eval_steps", "15", "--vars.eval_limit", "150",
            "--vars.context_chars", "80", "--vars.kb_names", "no-kb-names",
            "--vars.calibration_size", "60", "--vars.ner_max_steps", "30",
-           "--vars.ner_eval_frequency", "15"]
+           "--vars.ner_eval_frequency", "15", "--vars.e2e_limit", "8"]
     res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     best = tmp_path / "training" / "spaccc" / "model-best"
