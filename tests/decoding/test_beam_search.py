@@ -138,14 +138,15 @@ def gqa_lm(tiny_lm):
     return gqa, tok
 
 
-@pytest.mark.parametrize("cache", ["prompt", "slot", "reorder"])
+@pytest.mark.parametrize("cache", ["prompt", "slot", "slot-default", "reorder"])
 @pytest.mark.parametrize("batch_size", [1, 3, 5])
 def test_continuous_batching_does_not_change_results(gqa_lm, small_kb, batch_size, cache,
                                                      monkeypatch):
     """Prompts joining the search as others finish give each mention's n-best as alone,
     through each cache: prompts shared by a mention's beams (prompts of other widths in freed
     mention slots), slots (prompts placed beside running beams, the cache compacted at every
-    chance) and transformers' own ``reorder_cache`` (waves of ``batch_size``)."""
+    chance, or at its default threshold) and transformers' own ``reorder_cache`` (waves of
+    ``batch_size``)."""
     from spacy_syncabel.decoding import beam_cache, prompt_cache
     beam_search_module = importlib.import_module("spacy_syncabel.decoding.beam_search")
 
@@ -163,6 +164,7 @@ def test_continuous_batching_does_not_change_results(gqa_lm, small_kb, batch_siz
         monkeypatch.setattr(kind, "select", _spy(kind.select, used, kind.__name__))
     if cache != "prompt":
         monkeypatch.setattr(prompt_cache, "SHARED_PROMPT_MODEL_TYPES", ())
+    if cache in ("slot", "reorder"):
         monkeypatch.setattr(beam_cache, "COMPACT", 1)
     if cache == "reorder":
         monkeypatch.setattr(beam_cache.SlotCache, "supports", staticmethod(lambda c: False))
@@ -173,7 +175,8 @@ def test_continuous_batching_does_not_change_results(gqa_lm, small_kb, batch_siz
     used.clear()
     batched = beam_search(model, prompts, mention_tries, tok.eos_token_id, tok.pad_token_id,
                           cfg, batch_size=batch_size)
-    expected = {"prompt": "PromptCache", "slot": "SlotCache", "reorder": "ReorderingCache"}
+    expected = {"prompt": "PromptCache", "slot": "SlotCache", "slot-default": "SlotCache",
+                "reorder": "ReorderingCache"}
     assert set(used) == {expected[cache]}
     assert model.config._attn_implementation == "sdpa"  # the step's attention is put back
     for a, b in zip(alone, batched):
