@@ -5,22 +5,13 @@ trie-constrained generation with a causal LM (SynCABEL), trained with synthetic 
 hard negatives (ANGEL).
 """
 from .errors import Errors, Warnings
+from .lazy_exports import lazy_exports
 from .types import NIL, NO_CODE, Candidate, CorpusDoc, GoldMention
 
 __version__ = "0.1.0"
 
-
-def __getattr__(name: str):  # lazy: importing the package must stay light
-    if name == "SynCABELLinker":
-        from .pipeline import SynCABELLinker
-
-        return SynCABELLinker
-    if name == "ConceptKB":
-        from .kb import ConceptKB
-
-        return ConceptKB
-    raise AttributeError(name)
-
+# lazy: importing the package must stay light
+__getattr__, __dir__ = lazy_exports(__name__, {"SynCABELLinker": "pipeline", "ConceptKB": "kb"})
 
 __all__ = ["Errors", "Warnings", "NIL", "NO_CODE", "Candidate", "CorpusDoc", "GoldMention",
            "SynCABELLinker", "ConceptKB", "__version__"]
