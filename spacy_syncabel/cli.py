@@ -13,11 +13,17 @@ app = typer.Typer(help="spacy-syncabel: generative biomedical entity linking for
 
 
 def _report(metrics: dict, output: Optional[Path]) -> None:
-    """Print the metrics' scalar values; write them all to ``output`` (metrics.json)."""
+    """Print the metrics' scalar values and per-label tables; write them all to ``output``
+    (metrics.json)."""
     import srsly
+
+    from .evaluation.summary import label_tables
 
     typer.echo(srsly.json_dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)},
                                 indent=2))
+    tables = label_tables(metrics)
+    if tables:
+        typer.echo("\n" + tables)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         srsly.write_json(output, metrics)
@@ -445,6 +451,27 @@ def ner_corpus(
     summary = write_ner_corpus(corpus_dir, output, lang=spec.lang, label_map=spec.label_map,
                                config=config, splits=[s for s in splits.split(",") if s])
     typer.echo(srsly.json_dumps(summary, indent=2))
+
+
+@app.command("train-ner", context_settings={"allow_extra_args": True,
+                                            "ignore_unknown_options": True})
+def train_ner_command(
+    ctx: typer.Context,
+    corpus_dir: Path = typer.Argument(..., help="What `ner-corpus` wrote: {split}.spacy, config.cfg and, for a corpus with annotation layers, layers/ and layers.json."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for model-best and model-last (e.g. training/DATASET/ner)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="NER config (default: CORPUS_DIR/config.cfg)."),
+    use_gpu: int = typer.Option(-1, "--gpu-id", help="GPU id, -1 for the CPU."),
+) -> None:
+    """Train the entity recognizer with `spacy train` (extra `--section.key value` arguments are
+    config overrides, as `spacy train` takes them): once, or once per annotation layer, joined."""
+    import srsly
+    from spacy.cli._util import parse_config_overrides
+
+    from .training.ner_layers import train_ner
+
+    info = train_ner(corpus_dir, output, config=config, use_gpu=use_gpu,
+                     overrides=parse_config_overrides(ctx.args))
+    typer.echo(srsly.json_dumps(info, indent=2))
 
 
 @app.command()

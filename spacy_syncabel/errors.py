@@ -108,6 +108,10 @@ class Warnings(metaclass=ErrorsWithCodes):
             "run); that note is linked again.")
     W151 = ("{n} note(s) could not be read or linked and were skipped; see {path} (id and "
             "error of each). Fix them and delete their lines there to link them again.")
+    # the entity recognizer (evaluation/end_to_end.py)
+    W420 = ("End to end on {source}: {labels} {have} gold mentions but the pipeline predicted "
+            "none. Check that the NER was trained on documents annotated for them (see "
+            "`annotated_labels` in the corpus and `layers.json` beside the NER corpus).")
 
 
 class Errors(metaclass=ErrorsWithCodes):
@@ -341,3 +345,10 @@ class Errors(metaclass=ErrorsWithCodes):
             "goes, a preset ({presets}), or PREFIX=TEMPLATE for codes written PREFIX:ID.")
     E164 = ("`link --ray` needs Ray Data: `pip install 'spacy-syncabel[ray]'` "
             "(or `pip install 'ray[data]>=2.9'`).")
+    # the entity recognizer's training (training/ner_layers.py)
+    E420 = ("{path} not found. Run `python -m spacy_syncabel ner-corpus DATASET CORPUS_DIR "
+            "OUTPUT_DIR --config CONFIG` first: it writes the NER corpus and its config.cfg.")
+    E421 = ("{path} is not a layers file written by `ner-corpus` (expected {{\"layers\": "
+            "[{{\"name\": ..., \"labels\": [...]}}]}}). Run `ner-corpus` again.")
+    E422 = ("The NER pipeline {path} must have exactly one component that sets entities; found "
+            "{found}. Give the folder `spacy train` wrote for one annotation layer.")

@@ -24,12 +24,21 @@ class CorpusDoc:
     """One document of a corpus: its text and gold mentions.
 
     ``sentences`` optionally holds (start, end) character spans of sentences.
+    ``annotated_labels`` names the labels the document was annotated for, when a corpus joins
+    annotation layers that not every document has (SPACCC: its disease, symptom and procedure
+    layers come from three shared tasks); ``None``: annotated for every label of the corpus.
+    A label outside it is unknown in the document, neither present nor absent.
     """
 
     id: str
     text: str
     mentions: List[GoldMention] = field(default_factory=list)
     sentences: Optional[List[tuple]] = None
+    annotated_labels: Optional[List[str]] = None
+
+    def is_annotated(self, label: str) -> bool:
+        """Whether the document was annotated for mentions of ``label``."""
+        return self.annotated_labels is None or label in self.annotated_labels
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""JSONL corpora: one document a line, ``{"id", "text", "entities": [...], "sentences"?}``."""
+"""JSONL corpora: one document a line, ``{"id", "text", "entities": [...], "sentences"?,
+"annotated_labels"?}``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -70,9 +71,17 @@ def _doc(path: Path, lineno: int, obj: dict) -> CorpusDoc:
             if not 0 <= s <= e <= len(text):
                 raise ValueError(Errors.E041.format(path=path, where=where + " (sentence)",
                                                     start=s, end=e, length=len(text)))
+    layers = obj.get("annotated_labels")
+    if layers is not None:
+        if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
+            raise ValueError(Errors.E042.format(
+                path=path, where=where,
+                problem="'annotated_labels' must be a list of label strings (or absent)."))
+        layers = sorted(set(layers))
     doc_id = as_str(obj.get("id"), "'id'", path, lineno, allow_none=True)
     return CorpusDoc(id=doc_id if doc_id is not None else f"{path.stem}-{lineno}",
-                     text=text, mentions=sort_mentions(mentions), sentences=sentences)
+                     text=text, mentions=sort_mentions(mentions), sentences=sentences,
+                     annotated_labels=layers)
 
 
 def doc_to_dict(doc: CorpusDoc) -> dict:
@@ -84,6 +93,8 @@ def doc_to_dict(doc: CorpusDoc) -> dict:
     }
     if doc.sentences is not None:
         obj["sentences"] = [[int(s), int(e)] for s, e in doc.sentences]
+    if doc.annotated_labels is not None:
+        obj["annotated_labels"] = sorted(doc.annotated_labels)
     return obj
 
 

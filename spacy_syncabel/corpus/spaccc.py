@@ -1,7 +1,11 @@
 """SPACCC training TSV: ``filename, label, start_span, end_span, span, code[, semantic_rel]``
 with the texts in ``texts/{filename}.txt`` beside it. One :class:`CorpusDoc` per file.
 
-``semantic_rel`` is not used. Rows whose text at the offsets is not ``span`` (22 rows of the
+``semantic_rel`` is not used. SPACCC joins three annotation layers (DisTEMIST diseases,
+SympTEMIST symptoms, MedProcNER procedures) that not every document has: in the public
+training split procedures are annotated in 250 of the 750 documents. A document's
+``annotated_labels`` are the labels it has mentions of, so an NER is never taught that an
+unannotated layer's mentions are not mentions, and scoring ignores predictions there. Rows whose text at the offsets is not ``span`` (22 rows of the
 public train.tsv) are skipped and reported with W004: they are not trusted.
 """
 from __future__ import annotations
@@ -55,5 +59,6 @@ def read_spaccc(path: PathLike, texts_dir: Optional[PathLike] = None) -> List[Co
         mentions[name].append(GoldMention(start, end, row["label"].strip(),
                                           normalize_code(row["code"])))
     log.warn()
-    return [CorpusDoc(id=name, text=texts[name], mentions=sort_mentions(mentions[name]))
+    return [CorpusDoc(id=name, text=texts[name], mentions=sort_mentions(mentions[name]),
+                      annotated_labels=sorted({m.label for m in mentions[name]}))
             for name in texts]

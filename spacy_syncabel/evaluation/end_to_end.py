@@ -16,6 +16,10 @@ Raw texts go through the whole pipeline; its entities are compared with the gold
 
 Sets of ``(doc, start, end, type or code)`` are compared, so a duplicated gold row counts once.
 Per label, both sets are first restricted to that type (gold by its type, predictions by theirs).
+A prediction whose type a document was not annotated for
+(:attr:`~spacy_syncabel.types.CorpusDoc.annotated_labels`: SPACCC's procedure layer covers a
+third of its documents) is neither right nor wrong: it is left out and counted in
+``n_predicted_unannotated``. A type with gold mentions and no prediction warns (W420).
 """
 from __future__ import annotations
 
@@ -104,9 +108,15 @@ def end_to_end_metrics(nlp: Language, corpus: Sequence[CorpusDoc], *, batch_size
     pred_ner: Spans = {}
     pred_link: Spans = {}
     ents: List[Tuple[Tuple[int, int, int], str, str, Optional[str]]] = []
+    n_unannotated = 0
     for i, doc in enumerate(docs):
+        layers = corpus[i].annotated_labels
+        scored = None if layers is None else {entity_type(lab, label_map) for lab in layers}
         for e in doc.ents:
             t = entity_type(e.label_, label_map)
+            if scored is not None and t not in scored:
+                n_unannotated += 1
+                continue
             pred_ner[(i, e.start_char, e.end_char, t)] = t
             if is_linkable(e.kb_id_):
                 pred_link[(i, e.start_char, e.end_char, canonical(e.kb_id_, kb))] = t
@@ -115,6 +125,10 @@ def end_to_end_metrics(nlp: Language, corpus: Sequence[CorpusDoc], *, batch_size
     per_label: Dict[str, Dict[str, Any]] = {
         t: {"n_gold": len(_of_type(gold_ner, t)), "n_predicted": len(_of_type(pred_ner, t))}
         for t in types}
+    never = [t for t in types if per_label[t]["n_gold"] and not per_label[t]["n_predicted"]]
+    if never:
+        warnings.warn(Warnings.W420.format(source=source or "the corpus", labels=never,
+                                           have="has" if len(never) == 1 else "have"))
     out: Dict[str, Any] = {}
     _block("ner", pred_ner, gold_ner, types, out, per_label)
     _block("linking", pred_link, gold_link, types, out, per_label)
@@ -134,6 +148,7 @@ def end_to_end_metrics(nlp: Language, corpus: Sequence[CorpusDoc], *, batch_size
         "end_to_end": {"n_docs": len(docs), "n_gold_mentions": len(gold_ner),
                        "n_gold_codes": len(gold_link), "n_gold_unreachable": n_unreachable,
                        "n_predicted": len(pred_ner), "n_predicted_linked": len(pred_link),
+                       "n_predicted_unannotated": n_unannotated,
                        "ner_components": entity_setters(nlp, linker.name),
                        "seconds": seconds,
                        "docs_per_second": len(docs) / seconds if seconds else 0.0},

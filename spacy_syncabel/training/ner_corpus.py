@@ -4,6 +4,14 @@ whose entity labels are the linker's groups, and the NER config set to the datas
 ``spacy train`` then trains the NER on them (project.yml's ``ner`` command). A label is mapped
 through the dataset's ``label_map`` (:func:`~spacy_syncabel.evaluation.end_to_end.entity_type`),
 so the NER predicts exactly the types the linker links in and the end-to-end scores compare.
+
+A corpus whose documents are not all annotated for every label (SPACCC joins three shared
+tasks' layers; :attr:`~spacy_syncabel.types.CorpusDoc.annotated_labels`) also gets one corpus
+per *layer* under ``OUTPUT/layers/NAME``: a layer's documents are those annotated for its
+labels, with only its labels' entities. One NER trained on the joined corpus would learn that
+every mention of a layer a document lacks is no mention (SPACCC's procedures, annotated in a
+third of its training documents, were never predicted); one NER per layer
+(:mod:`~spacy_syncabel.training.ner_layers`) learns each layer only where it was annotated.
 """
 from __future__ import annotations
 
@@ -11,7 +19,9 @@ import dataclasses
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Sequence, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Union
+
+import srsly
 
 from ..errors import Warnings
 from ..evaluation.end_to_end import entity_type
@@ -20,10 +30,42 @@ from ..types import CorpusDoc
 PathLike = Union[str, Path]
 
 
+LAYERS_FILE = "layers.json"
+FULL_LAYER = "all"
+
+
 def relabel(docs: Sequence[CorpusDoc], label_map: Mapping[str, Optional[str]]) -> list:
-    """Copies of ``docs`` whose mention labels are mapped to the linker's groups."""
-    return [dataclasses.replace(d, mentions=[dataclasses.replace(
-        m, label=entity_type(m.label, label_map)) for m in d.mentions]) for d in docs]
+    """Copies of ``docs`` whose mention labels (and annotated labels) are mapped to the
+    linker's groups."""
+    return [dataclasses.replace(
+        d, mentions=[dataclasses.replace(m, label=entity_type(m.label, label_map))
+                     for m in d.mentions],
+        annotated_labels=None if d.annotated_labels is None else sorted(
+            {entity_type(lab, label_map) for lab in d.annotated_labels}))
+        for d in docs]
+
+
+def annotation_layers(docs: Sequence[CorpusDoc]) -> List[Dict[str, object]]:
+    """The layers an NER is trained on, one each: ``{"name", "labels"}``. Labels every
+    document is annotated for form one layer (``all``); each label that only some documents
+    are annotated for is a layer of its own. A corpus annotated for everything everywhere
+    has one layer (or none, without labels)."""
+    labels = sorted({m.label for d in docs for m in d.mentions})
+    partial = [lab for lab in labels if any(not d.is_annotated(lab) for d in docs)]
+    full = [lab for lab in labels if lab not in partial]
+    layers: List[Dict[str, object]] = []
+    if full:
+        layers.append({"name": FULL_LAYER, "labels": full})
+    layers.extend({"name": lab, "labels": [lab]} for lab in partial)
+    return layers
+
+
+def layer_docs(docs: Sequence[CorpusDoc], labels: Sequence[str]) -> List[CorpusDoc]:
+    """The documents annotated for every label of ``labels``, with only their mentions."""
+    keep = set(labels)
+    return [dataclasses.replace(d, mentions=[m for m in d.mentions if m.label in keep],
+                                annotated_labels=None)
+            for d in docs if all(d.is_annotated(lab) for lab in keep)]
 
 
 def write_ner_corpus(corpus_dir: PathLike, output_dir: PathLike, *, lang: str,
@@ -32,8 +74,11 @@ def write_ner_corpus(corpus_dir: PathLike, output_dir: PathLike, *, lang: str,
                      ) -> Dict[str, Dict[str, object]]:
     """Write ``OUTPUT/{split}.spacy`` from ``CORPUS/{split}.jsonl`` (entities relabelled,
     overlapping mentions reduced to the longest: spaCy's ``ner`` predicts no nested entities),
-    and, from ``config``, ``OUTPUT/config.cfg`` with ``[nlp] lang`` set. Returns per split the
-    number of docs, entities and entities per label."""
+    and, from ``config``, ``OUTPUT/config.cfg`` with ``[nlp] lang`` set. When the training
+    split's documents are not all annotated for every label, also one corpus per layer
+    (:func:`annotation_layers`) in ``OUTPUT/layers/NAME/{split}.spacy`` and the layers in
+    ``OUTPUT/layers.json``. Returns per split the number of docs, entities and entities per
+    label (and ``layers``)."""
     import spacy
     from spacy.tokens import DocBin
     from spacy.util import load_config
@@ -44,15 +89,32 @@ def write_ner_corpus(corpus_dir: PathLike, output_dir: PathLike, *, lang: str,
     output_dir.mkdir(parents=True, exist_ok=True)
     nlp = spacy.blank(lang)
     summary: Dict[str, Dict[str, object]] = {}
+    corpora = {split: relabel(read_corpus(corpus_dir / f"{split}.jsonl"), label_map or {})
+               for split in splits}
+    layers = annotation_layers(corpora[splits[0]]) if splits else []
+    layered = len(layers) > 1 or any(layer["name"] != FULL_LAYER for layer in layers)
+    stale = output_dir / LAYERS_FILE
+    if stale.exists():
+        stale.unlink()
     for split in splits:
         path = corpus_dir / f"{split}.jsonl"
-        docs = docs_to_spacy(nlp, relabel(read_corpus(path), label_map or {}))
+        docs = docs_to_spacy(nlp, corpora[split])
         labels = Counter(e.label_ for d in docs for e in d.ents)
         if not labels:
             warnings.warn(Warnings.W201.format(split=split, path=path))
         DocBin(docs=docs, store_user_data=True).to_disk(output_dir / f"{split}.spacy")
         summary[split] = {"docs": len(docs), "entities": sum(labels.values()),
                           "labels": dict(sorted(labels.items()))}
+        if layered:
+            for layer in layers:
+                part = docs_to_spacy(nlp, layer_docs(corpora[split], layer["labels"]))
+                folder = output_dir / "layers" / str(layer["name"])
+                folder.mkdir(parents=True, exist_ok=True)
+                DocBin(docs=part, store_user_data=True).to_disk(folder / f"{split}.spacy")
+                layer.setdefault("docs", {})[split] = len(part)
+    if layered:
+        srsly.write_json(output_dir / LAYERS_FILE, {"layers": layers})
+        summary["layers"] = {"layers": layers}
     if config is not None:
         cfg = load_config(Path(config), interpolate=False)
         cfg["nlp"]["lang"] = lang
@@ -60,4 +122,4 @@ def write_ner_corpus(corpus_dir: PathLike, output_dir: PathLike, *, lang: str,
     return summary
 
 
-__all__ = ["relabel", "write_ner_corpus"]
+__all__ = ["annotation_layers", "layer_docs", "relabel", "write_ner_corpus"]

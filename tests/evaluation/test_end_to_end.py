@@ -145,3 +145,38 @@ def test_entity_type_maps_labels_to_groups():
     assert entity_type("SpecificDisease", label_map) == "Disease"
     assert entity_type("Modifier", label_map) == "Modifier"  # no group: its own label
     assert entity_type("Chemical", label_map) == "Chemical"
+
+
+def test_predictions_in_an_unannotated_layer_are_not_scored(nlp):
+    """Doc 3 was annotated for procedures only: the ruler's ENFERMEDAD/SINTOMA there would be
+    false positives if the doc were annotated for them; here they are left out and counted."""
+    corpus = _corpus()
+    extra = "Se practicó una apendicectomía sin complicaciones. TAC de control normal. Fiebre."
+    corpus[3] = CorpusDoc("d3", extra, corpus[3].mentions, annotated_labels=["PROCEDIMIENTO"])
+    nlp.get_pipe("entity_ruler").add_patterns([{"label": "SINTOMA", "pattern": "Fiebre"}])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        layered = end_to_end_metrics(nlp, corpus, baseline=False)
+        corpus[3].annotated_labels = None
+        plain = end_to_end_metrics(nlp, corpus, baseline=False)
+    assert plain["end_to_end"]["n_predicted_unannotated"] == 0
+    assert layered["end_to_end"]["n_predicted_unannotated"] == 1  # "Fiebre" (SINTOMA)
+    assert layered["end_to_end"]["n_predicted"] == plain["end_to_end"]["n_predicted"] - 1
+    assert layered["ner_p"] > plain["ner_p"]
+    assert layered["ner_r"] == plain["ner_r"]
+    # the procedure the ruler finds in doc 3 ("TAC") is still scored: that layer is there
+    assert (layered["per_label_end_to_end"]["PROCEDIMIENTO"]["n_predicted"]
+            == plain["per_label_end_to_end"]["PROCEDIMIENTO"]["n_predicted"])
+
+
+def test_a_label_never_predicted_warns(nlp):
+    corpus = _corpus()
+    with nlp.select_pipes(disable=["entity_ruler"]), pytest.warns(UserWarning, match="W420"):
+        m = end_to_end_metrics(nlp, corpus, baseline=False, source="dev.jsonl")
+    assert m["per_label_end_to_end"]["PROCEDIMIENTO"]["n_predicted"] == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        try:
+            end_to_end_metrics(nlp, corpus, baseline=False)
+        except UserWarning as warning:  # every label here has a prediction: no W420
+            assert "W420" not in str(warning)
