@@ -173,6 +173,11 @@ def _csv_notes(path: Path, encoding: str, id_column: str, text_column: str,
             raise ValueError(Errors.E156.format(
                 path=path, line=1, problem=f"no column {missing} in the header {header}; name "
                 "the columns with --id-column and --text-column"))
+        twice = sorted({c for c in (id_column, text_column) if header.count(c) > 1})
+        if twice:
+            raise ValueError(Errors.E156.format(
+                path=path, line=1, problem=f"the header names column(s) {twice} more than "
+                "once, so which one holds the notes is not clear; rename the other"))
         i_id, i_text = header.index(id_column), header.index(text_column)
         lineno = reader.line_num
         while True:

@@ -274,13 +274,14 @@ def test_a_jsonl_file_not_written_by_link_is_not_resumed(pipeline_dir, notes_fol
 def test_brat_notes_whose_files_collide_go_to_the_errors_file(pipeline_dir, tmp_path):
     from spacy_syncabel.notes.records import safe_stem
 
-    ids = ["q.txt/z", "q", "a b", safe_stem("a b"), "x" * 300, "ok", "records.jsonl/r"]
+    ids = ["q.txt/z", "q", "a b", safe_stem("a b"), "x" * 300, "ok", "records.jsonl/r",
+           "../up", "/abs/x"]
     source = tmp_path / "notes.jsonl"
     _write_jsonl(source, [{"id": i, "text": NOTES[n]} for n, i in enumerate(ids)])
     out = tmp_path / "brat"
     with pytest.warns(UserWarning, match="W151"):
         result = run_link(pipeline_dir, source, out, output_format="brat", progress=False)
-    linked = ["q.txt/z", "a b", "ok"]
+    linked = ["q.txt/z", "a b", "ok", "../up", "/abs/x"]
     assert _ids(out / "records.jsonl") == linked
     errors = {e["id"]: e for e in _records(out / "errors.jsonl")}
     assert set(errors) == {"q", safe_stem("a b"), "x" * 300, "records.jsonl/r"}
@@ -288,7 +289,8 @@ def test_brat_notes_whose_files_collide_go_to_the_errors_file(pipeline_dir, tmp_
     assert "E305" in errors[safe_stem("a b")]["error"] and "E306" in errors["x" * 300]["error"]
     assert "E305" in errors["records.jsonl/r"]["error"]
     assert all(e["where"] == "writing" for e in errors.values())
-    assert result["linked"] == 3 and result["failed"] == 4
+    assert result["linked"] == 5 and result["failed"] == 4
+    assert not (tmp_path / "up.txt").exists() and not list(tmp_path.glob("*up*"))
     # each linked note's files hold its own text; no stray .txt without .ann or temporary file
     for n, note_id in enumerate(ids):
         if note_id in linked:
@@ -346,6 +348,10 @@ def test_csv_with_an_unterminated_quote_is_refused_naming_its_line(tmp_path):
     path = tmp_path / "n.csv"
     path.write_text('id,text\n1,fiebre\n2,"cefalea\n3,disnea\n4,HTA\n', encoding="utf-8")
     with pytest.raises(ValueError, match=r"E304.*line 3"):
+        list(read_notes(path))
+    # a header with the text column twice: which one is the note is not guessed
+    path.write_text('id,text,text\n1,fiebre,\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"E156.*'text'.*more than once"):
         list(read_notes(path))
     # a stray quote closes its field early: that row is an error, the next ones are notes
     path.write_text('id,text\n1,"fiebre" alta\n2,disnea\n', encoding="utf-8")
