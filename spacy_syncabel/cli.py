@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from .linking.settings import setting_default
+from .output_paths import check_outputs
 
 app = typer.Typer(help="spacy-syncabel: generative biomedical entity linking for spaCy.",
                   no_args_is_help=True, add_completion=False)
@@ -52,6 +53,8 @@ def evaluate(
     from .evaluation.evaluate import evaluate_linker
     from .training.pipeline_io import load_pipeline
 
+    check_outputs({"--output": output},
+                  {"the pipeline": pipeline, "the corpus": corpus, "--train": train})
     if threads:
         import torch
 
@@ -108,7 +111,11 @@ def synth(
     from .synthesis.backends import HFGenerator, OpenAIGenerator, TemplateGenerator
     from .synthesis.guided import GuidedHFGenerator
     from .errors import Errors
+    from .synthesis.output import done_path
 
+    check_outputs({"OUTPUT": output, "OUTPUT.done": done_path(output), "--raw-log": raw_log},
+                  {"the KB": kb_file, "--corpus": corpus, "--prompt-file": prompt_file,
+                   "--config": config})
     kb = read_file(kb_file)
     sampling = {} if temperature is None else {"temperature": temperature}  # else each default
     if config is not None:
@@ -204,6 +211,11 @@ def train(
 
     from .training import TrainConfig, train_linker
 
+    inputs = {"--kb": kb, "--train": train_corpus, "--dev": dev, "--synthetic": synthetic,
+              "--base-model": base_model if Path(base_model).exists() else None}
+    check_outputs({"--output": output}, inputs, whole=False)  # resumed: written inside
+    check_outputs({f"OUTPUT/{name}": output / name for name in
+                   ("model-best", "model-last", "checkpoints", "training_log.jsonl")}, inputs)
     try:
         weights = tuple(float(x) for x in mix_weights.split(","))
         assert len(weights) == 2
@@ -270,6 +282,11 @@ def dpo(
 
     from .training.dpo import DPORunConfig, train_dpo
 
+    inputs = {"--pipeline": pipeline, "--train": train_corpus, "--dev": dev}
+    check_outputs({"--output": output}, inputs, whole=False)  # resumed: written inside
+    check_outputs({"OUTPUT/model-best": output / "model-best",
+                   "OUTPUT/rounds.json": output / "rounds.json"}, inputs)
+
     cfg = DPORunConfig(rounds=rounds, chunk_size=chunk_size, top_k=top_k, beta=beta, lr=lr,
                        epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lora=lora,
                        lora_r=lora_r, lora_alpha=2 * lora_r, gold_fallback=gold_fallback,
@@ -296,6 +313,7 @@ def calibrate(
     from .corpus import read_corpus
     from .training.calibration import calibrate_pipeline
 
+    check_outputs({"PIPELINE (saved again in place)": pipeline}, {"the dev corpus": dev})
     if threads:
         import torch
 
@@ -334,6 +352,9 @@ def prepare_kb(
     from .kb import read_file
 
     spec = get_dataset(dataset)
+    check_outputs({f"OUTPUT/{name}": output / name
+                   for name in ("kb.jsonl", "meta.json", "report.json")},
+                  {"the dataset's KB": assets / spec.kb})
     kb = read_file(assets / spec.kb, format=spec.kb_format)
     kb.to_disk(output)
     srsly.write_json(output / "report.json", kb.report)
@@ -353,6 +374,11 @@ def prepare_corpus(
     from .datasets import get_dataset, split_dev
 
     spec = get_dataset(dataset)
+    check_outputs({f"OUTPUT/{name}.jsonl": output / f"{name}.jsonl"
+                   for name in ("train", "dev", "test")},
+                  {f"the {name} split": assets / split if split else None
+                   for name, split in (("train", spec.train), ("dev", spec.dev),
+                                       ("test", spec.test))})
     train = read_corpus(assets / spec.train)
     if spec.dev is None:
         train, dev = split_dev(train, spec.dev_fraction, seed)
@@ -403,6 +429,8 @@ def score(
     """Score a predictions file with the paper's metric (exact code sets; NO_CODE and gold outside the KB excluded)."""
     from .evaluation.scoring_file import score_files
 
+    check_outputs({"--output": output}, {"the gold corpus": gold, "the predictions": predictions,
+                                         "--kb": kb, "--train": train})
     metrics = score_files(gold, predictions, kb=kb, train=train, k=k, format=format)
     _report(metrics, output)
 
@@ -419,6 +447,8 @@ def render(
 
     from .render import render as render_corpus
 
+    check_outputs({"--output": output}, {"the pipeline": pipeline, "the corpus": corpus})
+
     typer.echo(srsly.json_dumps(render_corpus(pipeline, corpus, output, limit=limit), indent=2))
 
 
@@ -426,11 +456,12 @@ def render(
 def migrate(
     source: Path = typer.Argument(..., help="A pipeline folder saved by spacy-syncabel 0.1 (with syncabel_linker/cfg.json)."),
     output: Path = typer.Argument(..., help="The folder to write, in today's layout."),
+    force: bool = typer.Option(False, "--force", help="Replace OUTPUT when it exists (once the new folder is complete)."),
 ) -> None:
     """Copy a 0.1 pipeline folder into today's layout (settings in config.cfg), linking as before."""
     from .training.pipeline_io import migrate_pipeline
 
-    typer.echo(f"migrated -> {migrate_pipeline(source, output)}")
+    typer.echo(f"migrated -> {migrate_pipeline(source, output, force=force)}")
 
 
 @app.command("ner-corpus")
@@ -448,8 +479,12 @@ def ner_corpus(
     from .training.ner_corpus import write_ner_corpus
 
     spec = get_dataset(dataset)
+    names = [s for s in splits.split(",") if s]
+    inputs = {f"CORPUS_DIR/{name}.jsonl": corpus_dir / f"{name}.jsonl" for name in names}
+    check_outputs({**{f"OUTPUT/{name}.spacy": output / f"{name}.spacy" for name in names},
+                   "OUTPUT/config.cfg": output / "config.cfg"}, {**inputs, "--config": config})
     summary = write_ner_corpus(corpus_dir, output, lang=spec.lang, label_map=spec.label_map,
-                               config=config, splits=[s for s in splits.split(",") if s])
+                               config=config, splits=names)
     typer.echo(srsly.json_dumps(summary, indent=2))
 
 
@@ -480,13 +515,14 @@ def assemble(
     linker: Path = typer.Option(..., "--linker", help="A linker pipeline (e.g. training/DATASET/model-best)."),
     ner: Path = typer.Option(..., "--ner", help="The NER pipeline `spacy train` wrote (e.g. training/DATASET/ner/model-best)."),
     segmenter: str = typer.Option("sentencizer", "--segmenter", help="Sentence segmenter factory placed first (none: no segmenter)."),
+    force: bool = typer.Option(False, "--force", help="Replace OUTPUT when it exists (once the new pipeline is complete)."),
 ) -> None:
     """Assemble sentence segmenter + NER + syncabel_linker into one pipeline for raw notes."""
     import srsly
 
     from .training.assemble import assemble_pipeline
 
-    info = assemble_pipeline(linker, ner, output, segmenter=segmenter)
+    info = assemble_pipeline(linker, ner, output, segmenter=segmenter, force=force)
     typer.echo(srsly.json_dumps(info, indent=2))
 
 

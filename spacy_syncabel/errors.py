@@ -352,3 +352,28 @@ class Errors(metaclass=ErrorsWithCodes):
             "[{{\"name\": ..., \"labels\": [...]}}]}}). Run `ner-corpus` again.")
     E422 = ("The NER pipeline {path} must have exactly one component that sets entities; found "
             "{found}. Give the folder `spacy train` wrote for one annotation layer.")
+    # outputs never overwrite inputs; hostile inputs (output_paths.py, notes/, scoring_file.py)
+    E300 = ("{output_what} {output} is {relation} {input_what} {input}: writing it would "
+            "overwrite or delete that input. Give the output another path.")
+    E301 = ("{first} and {second} are the same path ({path}): give each output its own path.")
+    E302 = ("Output {path} exists. Pass --force to replace it (the new folder is written "
+            "beside it and renamed over it once complete), or give another path.")
+    E303 = ("Output {output} is inside the input folder {input}: the files written there "
+            "would be read as notes by the next run. Write the output outside {input}.")
+    E304 = ("CSV {path}: the quoted field opened on line {line} is never closed, so every line "
+            "after it would be read as part of one note. Close the quote (a quote inside a "
+            "quoted field is written twice: \"\").")
+    E305 = ("note id '{id}' needs the brat files {path}, which {other} already uses (ids that "
+            "differ only in characters file names cannot hold, or an id that is another's "
+            "folder). Give the notes distinct ids: letters, digits, '_', '.', '-', and '/' "
+            "between folder names.")
+    E306 = ("cannot write the note's output: {err}. Check the note id (brat file names come "
+            "from it) and the output folder's space and permissions.")
+    E307 = ("Output folder {path} holds files but no records.jsonl: it was not written by "
+            "`link --format brat`, and its files could be overwritten. Give a new or empty "
+            "folder.")
+    E308 = ("Gold corpus {path}: document id '{id}' appears {n} times (predictions are matched "
+            "by document id, so its mentions would be counted {n} times). Give every document "
+            "its own id, or remove the copies.")
+    E309 = ("the file name is not valid UTF-8 ({name!r}), so the note has no id that can be "
+            "written. Rename the file.")

@@ -62,3 +62,64 @@ def test_evaluate_reports_bad_corpus(tiny_pipeline, tmp_path):
     res = CliRunner().invoke(app, ["evaluate", str(tiny_pipeline), str(bad)])
     assert res.exit_code != 0
     assert "E041" in str(res.exception)
+
+
+def _snapshot(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.mark.parametrize("args", [
+    ["evaluate", "{pipe}", "{corpus}", "--output", "{corpus}"],
+    ["evaluate", "{pipe}", "{corpus}", "--train", "{train}", "--output", "{train}"],
+    ["evaluate", "{pipe}", "{corpus}", "--output", "{pipe}/config.cfg"],
+    ["score", "{corpus}", "{preds}", "--output", "{preds}"],
+    ["render", "{pipe}", "{corpus}", "--output", "{corpus}"],
+    ["synth", "{kb}", "{kb}"],
+    ["synth", "{kb}", "{out}/synth.jsonl", "--corpus", "{train}", "--raw-log", "{train}"],
+    ["train", "--kb", "{kb}", "--train", "{train}", "--output", "{train}"],
+    ["train", "--kb", "{kb}", "--train", "{train}", "--dev", "{pipe}/model-best/dev.jsonl",
+     "--output", "{pipe}"],
+    ["dpo", "--pipeline", "{pipe}/model-best", "--train", "{train}", "--output", "{pipe}"],
+    ["calibrate", "{pipe}", "{pipe}/model-best/dev.jsonl"],
+    ["ner-corpus", "spaccc", "{data}", "{out}", "--config", "{out}/config.cfg"],
+    ["migrate", "{pipe}", "{pipe}"],
+    ["migrate", "{pipe}", "{pipe}/model-best/migrated"],
+    ["migrate", "{pipe}/model-best", "{pipe}", "--force"],
+    ["assemble", "{pipe}", "--linker", "{pipe}/model-best", "--ner", "{pipe}", "--force"],
+])
+def test_no_command_writes_over_its_inputs(tmp_path, args):
+    """Every command whose output is one of its inputs, or a folder holding one, refuses with
+    E300 before reading anything, and leaves every file as it was."""
+    pipe, data, out = tmp_path / "pipe", tmp_path / "data", tmp_path / "out"
+    for folder in (pipe / "model-best", data, out):
+        folder.mkdir(parents=True)
+    (pipe / "config.cfg").write_text("[nlp]\nlang = \"es\"\n", encoding="utf-8")
+    (pipe / "model-best" / "dev.jsonl").write_text('{"id": "d", "text": "x"}\n')
+    (out / "config.cfg").write_text("[nlp]\nlang = \"es\"\n", encoding="utf-8")
+    paths = {"pipe": pipe, "data": data, "out": out, "kb": data / "kb.tsv",
+             "corpus": data / "test.jsonl", "train": data / "train.jsonl",
+             "preds": data / "preds.jsonl"}
+    paths["kb"].write_text("code\tname\tgroup\n386661006\tfiebre\tSINTOMA\n", encoding="utf-8")
+    for name in ("corpus", "train"):
+        paths[name].write_text(json.dumps({"id": "d", "text": "fiebre", "entities": [
+            {"start": 0, "end": 6, "label": "SINTOMA", "code": "386661006"}]}) + "\n")
+    paths["preds"].write_text('{"doc_id": "d", "start": 0, "end": 6, "codes": ["1"]}')
+    before = _snapshot(tmp_path)
+    res = CliRunner().invoke(app, [a.format(**paths) for a in args])
+    assert res.exit_code != 0 and "E300" in str(res.exception), res.output
+    assert _snapshot(tmp_path) == before
+
+
+def test_folder_outputs_need_force(tmp_path):
+    src, dst = tmp_path / "old_pipeline", tmp_path / "new_pipeline"
+    src.mkdir()
+    (src / "config.cfg").write_text("[nlp]\n", encoding="utf-8")
+    dst.mkdir()
+    (dst / "mine.txt").write_text("the user's own file", encoding="utf-8")
+    for args in (["migrate", str(src), str(dst)],
+                 ["assemble", str(dst), "--linker", str(src), "--ner", str(src)]):
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code != 0 and "E302" in str(res.exception) and "--force" in str(
+            res.exception)
+        assert [p.name for p in dst.iterdir()] == ["mine.txt"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import sys
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -229,17 +230,30 @@ def match_predictions(gold_docs: Sequence[CorpusDoc], predictions: Sequence[Pred
     return items
 
 
+def check_gold_ids(gold_docs: Sequence[CorpusDoc], source: str = "") -> None:
+    """E308 when two gold documents share an id (their mentions would be counted twice)."""
+    counts = Counter(doc.id for doc in gold_docs)
+    doc_id, n = counts.most_common(1)[0] if counts else ("", 0)
+    if n > 1:
+        raise ValueError(Errors.E308.format(path=source, id=doc_id, n=n))
+
+
 def score_predictions(gold_docs: Sequence[CorpusDoc], predictions: Sequence[Prediction], *,
                       kb: Optional["ConceptKB"] = None, k: int = 5,
                       train: Optional[Sequence[CorpusDoc]] = None, gold_source: str = "",
                       pred_source: str = "") -> Dict[str, object]:
     """The paper's Recall@1/@k (exact code sets, NO_CODE and, with ``kb``, gold outside the KB
-    excluded) of ``predictions`` on ``gold_docs``, per label and seen/unseen (with ``train``)."""
+    excluded) of ``predictions`` on ``gold_docs``, per label and seen/unseen (with ``train``).
+    Gold with a document id twice (E308) or without one mention left to score (E050) is
+    refused: its score would mean nothing."""
+    check_gold_ids(gold_docs, gold_source)
     items = match_predictions(gold_docs, predictions, gold_source=gold_source,
                               pred_source=pred_source)
     seen = (seen_code_set((m.code for d in train for m in d.mentions), kb)
             if train is not None else None)
     report = score_links(items, (1, k), kb, seen)
+    if not report["n_mentions"]:
+        raise ValueError(Errors.E050.format(path=gold_source))
     report.update({
         "n_predictions": len(predictions),
         "n_without_prediction": sum(1 for gold, codes, _ in items if not codes

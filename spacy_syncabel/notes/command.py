@@ -7,15 +7,27 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
 from ..errors import Errors, Warnings
+from ..output_paths import check_outputs, is_inside
 from .inputs import Note, count_notes, read_notes
 from .link import link_notes
-from .writers import open_output
+from .writers import default_errors_path, open_output
 
 
 def read_texts(source: Path, input_format: str, n: int, **read_kw: Any) -> Dict[str, str]:
     """The first ``n`` readable notes of the input, id -> text (for the report)."""
     notes = (item for item in read_notes(source, input_format, **read_kw) if isinstance(item, Note))
     return {note.id: note.text for note in itertools.islice(notes, n)}
+
+
+def check_link_paths(pipeline: Path, source: Path, output: Path, *, input_format: str,
+                     output_format: str, errors_path: Path, html: Optional[Path]) -> None:
+    """Refuse outputs that are (or hold) the input or the pipeline (E300), that share a path
+    (E301), and brat .txt files inside the folder of .txt notes the next run reads (E303)."""
+    outputs = {"--output": output, "The errors file": errors_path, "--html": html}
+    check_outputs(outputs, {"INPUT": source, "PIPELINE_DIR": pipeline})
+    if (output_format == "brat" and Path(source).is_dir() and input_format in ("auto", "txt")
+            and is_inside(output, source)):
+        raise ValueError(Errors.E303.format(output=output, input=source))
 
 
 def run_link(pipeline: Path, source: Path, output: Path, *, output_format: str = "jsonl",
@@ -36,6 +48,11 @@ def run_link(pipeline: Path, source: Path, output: Path, *, output_format: str =
     if ray is not None and output_format != "jsonl":
         raise ValueError(Errors.E162.format(problem="--ray writes JSONL shards: use --format jsonl"))
     links = KBLinks.parse(kb_url)  # fail early on a bad template
+    check_link_paths(pipeline, source, output, input_format=input_format,
+                     output_format=output_format,
+                     errors_path=errors_path or default_errors_path(
+                         output, output_format, sharded=ray is not None),
+                     html=html)
     read_kw = dict(encoding=encoding, id_column=id_column, text_column=text_column,
                    delimiter=delimiter)
     out = open_output(output, output_format, errors_path=errors_path, sharded=ray is not None,

@@ -11,10 +11,11 @@ import codecs
 import csv
 import io
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Set, Union
+from typing import Iterator, List, Optional, Set, Union
 
 from ..errors import Errors
 
@@ -31,11 +32,14 @@ class Note:
 
 @dataclass(frozen=True)
 class NoteError:
-    """A note (or input line) that could not be read; ``where`` names the file and line."""
+    """A note (or input line) that could not be read; ``where`` names the file and line.
+    ``id_known`` is False when the id is made up (``line:N``: the line gave none): it then
+    never stands for a note of that id."""
 
     id: str
     error: str
     where: str
+    id_known: bool = True
 
 
 NoteOrError = Union[Note, NoteError]
@@ -79,11 +83,22 @@ def _check_encoding(encoding: str) -> None:
         raise ValueError(Errors.E157.format(encoding=encoding)) from None
 
 
+def txt_files(path: Path) -> List[Path]:
+    """The notes of a folder: its ``.txt`` files (any case of the suffix), sorted."""
+    return sorted(p for p in path.rglob("*") if p.suffix.lower() == ".txt" and p.is_file())
+
+
 def _txt_notes(path: Path, encoding: str) -> Iterator[NoteOrError]:
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*.txt") if p.is_file())
+    files = [path] if path.is_file() else txt_files(path)
     root = path.parent if path.is_file() else path
     for file in files:
-        note_id = file.relative_to(root).with_suffix("").as_posix()
+        relative = file.relative_to(root)
+        note_id = relative.with_suffix("").as_posix()
+        if _has_surrogates(note_id) is not None:  # a file name that is not valid UTF-8
+            escaped = os.fsencode(note_id).decode("utf-8", "backslashreplace")
+            where = os.fsencode(file).decode("utf-8", "backslashreplace")
+            yield NoteError(escaped, Errors.E309.format(name=escaped), where, False)
+            continue
         try:
             yield Note(note_id, decode_note(file.read_bytes(), encoding))
         except UnicodeDecodeError as err:
@@ -101,24 +116,25 @@ def _jsonl_notes(path: Path, encoding: str, id_column: str, text_column: str
             try:
                 line = decode_note(raw, encoding) if lineno == 1 else raw.decode(encoding)
             except UnicodeDecodeError as err:
-                yield NoteError(fallback_id, decode_problem(err, encoding), where)
+                yield NoteError(fallback_id, decode_problem(err, encoding), where, False)
                 continue
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except ValueError as err:
-                yield NoteError(fallback_id, Errors.E154.format(err=err), where)
+                yield NoteError(fallback_id, Errors.E154.format(err=err), where, False)
                 continue
             if not isinstance(obj, dict):
                 yield NoteError(fallback_id, Errors.E155.format(
-                    problem="the line is not a JSON object", id=id_column, text=text_column), where)
+                    problem="the line is not a JSON object", id=id_column, text=text_column),
+                    where, False)
                 continue
             note_id, text = obj.get(id_column), obj.get(text_column)
             if not isinstance(note_id, (str, int)) or isinstance(note_id, bool) or note_id == "":
                 yield NoteError(fallback_id, Errors.E155.format(
                     problem=f"no string or integer '{id_column}'", id=id_column,
-                    text=text_column), where)
+                    text=text_column), where, False)
                 continue
             if not isinstance(text, str):
                 yield NoteError(str(note_id), Errors.E155.format(
@@ -142,7 +158,8 @@ def _csv_notes(path: Path, encoding: str, id_column: str, text_column: str,
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # notes can be long
     with open(path, "rb") as raw:
         stream = io.TextIOWrapper(raw, encoding=encoding, errors="surrogateescape", newline="")
-        reader = csv.reader(stream, delimiter=delimiter)
+        # strict: a quote that does not close a field is an error, never a silent merge
+        reader = csv.reader(stream, delimiter=delimiter, strict=True)
         try:
             header = next(reader)
         except StopIteration:
@@ -156,6 +173,11 @@ def _csv_notes(path: Path, encoding: str, id_column: str, text_column: str,
             raise ValueError(Errors.E156.format(
                 path=path, line=1, problem=f"no column {missing} in the header {header}; name "
                 "the columns with --id-column and --text-column"))
+        twice = sorted({c for c in (id_column, text_column) if header.count(c) > 1})
+        if twice:
+            raise ValueError(Errors.E156.format(
+                path=path, line=1, problem=f"the header names column(s) {twice} more than "
+                "once, so which one holds the notes is not clear; rename the other"))
         i_id, i_text = header.index(id_column), header.index(text_column)
         lineno = reader.line_num
         while True:
@@ -164,10 +186,14 @@ def _csv_notes(path: Path, encoding: str, id_column: str, text_column: str,
                 row = next(reader)
             except StopIteration:
                 return
-            except csv.Error as err:  # e.g. a NUL byte or an unterminated quote
+            except csv.Error as err:  # e.g. a NUL byte or a stray quote
+                if "end of data" in str(err) and not stream.read(1):
+                    # a quote opened and never closed: the rest of the file is one field
+                    raise ValueError(Errors.E304.format(path=path, line=start_line)) from None
                 lineno = reader.line_num
                 yield NoteError(f"line:{start_line}", Errors.E156.format(
-                    path=path, line=start_line, problem=err), f"{path} line {start_line}")
+                    path=path, line=start_line, problem=err), f"{path} line {start_line}",
+                    False)
                 continue
             lineno = reader.line_num
             where = f"{path} line {start_line}"
@@ -176,14 +202,14 @@ def _csv_notes(path: Path, encoding: str, id_column: str, text_column: str,
             if len(row) != len(header):
                 yield NoteError(f"line:{start_line}", Errors.E156.format(
                     path=path, line=start_line,
-                    problem=f"{len(row)} field(s), the header has {len(header)}"), where)
+                    problem=f"{len(row)} field(s), the header has {len(header)}"), where, False)
                 continue
             note_id, text = row[i_id], row[i_text]
             bad = _has_surrogates(note_id)
             if bad is not None or not note_id:
                 yield NoteError(f"line:{start_line}", Errors.E156.format(
                     path=path, line=start_line, problem=f"the '{id_column}' field is empty or "
-                    f"not valid {encoding}"), where)
+                    f"not valid {encoding}"), where, False)
                 continue
             bad = _has_surrogates(text)
             if bad is not None:
@@ -226,7 +252,7 @@ def count_notes(path: Union[str, Path], fmt: str = "auto") -> Optional[int]:
     path = Path(path)
     fmt = input_format(path, fmt)
     if fmt == "txt":
-        return 1 if path.is_file() else sum(1 for p in path.rglob("*.txt") if p.is_file())
+        return 1 if path.is_file() else len(txt_files(path))
     if fmt == "jsonl":
         with open(path, "rb") as f:
             return sum(1 for line in f if line.strip())

@@ -4,7 +4,9 @@ Notes go through ``nlp.pipe`` in batches (``n_process`` processes). When a batch
 component raises, in this process or a worker), the notes of that batch are linked one by one
 in this process: the note that fails again is recorded in the errors file with its error,
 the others are written, and ``nlp.pipe`` starts again on the rest. One bad note never loses
-the run, and every batch that fails still advances by at least ``batch_size`` notes.
+the run, and every batch that fails still advances by at least ``batch_size`` notes. A note
+whose output cannot be written (its brat files are taken by another note, a file name the
+system refuses, ...) is recorded in the errors file too, and the run goes on.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from spacy.tokens import Doc
 
 from .inputs import Note, NoteError, NoteOrError
 from .records import doc_to_record
-from .writers import LinkOutput
+from .writers import LinkOutput, NoteOutputError
 
 
 @dataclass
@@ -108,7 +110,7 @@ def link_notes(nlp: Language, notes: Iterable[NoteOrError], output: LinkOutput, 
 
     def pending() -> Iterator[Note]:
         for item in notes:
-            if output.is_done(item.id):
+            if output.is_recorded(item):
                 stats.skipped += 1
                 continue
             if isinstance(item, NoteError):
@@ -122,12 +124,21 @@ def link_notes(nlp: Language, notes: Iterable[NoteOrError], output: LinkOutput, 
     try:
         for note, doc, error in guarded_pipe(nlp, pending(), batch_size=batch_size,
                                              n_process=n_process):
-            if doc is None:
-                output.write_error(NoteError(note.id, error or "", "linking"))
+            record, where = None, "linking"
+            if doc is not None:
+                try:
+                    record = doc_to_record(doc, note.id, kb)
+                except Exception as err:  # e.g. a component's odd extension value
+                    error = _error_text(err)
+            if record is not None:
+                try:
+                    output.write(note, record)
+                except NoteOutputError as err:  # this note's output only: to the errors file
+                    record, error, where = None, str(err), "writing"
+            if record is None:
+                output.write_error(NoteError(note.id, error or "", where))
                 stats.failed += 1
             else:
-                record = doc_to_record(doc, note.id, kb)
-                output.write(note, record)
                 stats.linked += 1
                 stats.entities += len(record["entities"])
                 if on_record is not None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from ..errors import Errors
-from .inputs import Note, NoteError, decode_note, decode_problem, read_notes
+from .inputs import Note, NoteError, decode_note, decode_problem, read_notes, txt_files
 from .inputs import input_format as detect_format
 from .link import find_kb, guarded_pipe
 from .records import doc_to_record
@@ -94,7 +94,7 @@ def _txt_id(path: Path, root: Optional[Path]) -> str:
 
 
 def _txt_ids(source: Path) -> Dict[str, Path]:
-    files = [source] if source.is_file() else sorted(p for p in source.rglob("*.txt") if p.is_file())
+    files = [source] if source.is_file() else txt_files(source)
     root = source.parent if source.is_file() else source
     return {_txt_id(p, root): p for p in files}
 
@@ -129,7 +129,7 @@ def link_with_ray(pipeline: Path, source: Path, output: LinkOutput, *, address: 
         items = []
         for item in read_notes(source, fmt, encoding=encoding, id_column=id_column,
                                text_column=text_column, delimiter=delimiter):
-            if output.is_done(item.id):
+            if output.is_recorded(item):
                 skipped += 1
             elif isinstance(item, NoteError):
                 output.write_error(item)

@@ -59,7 +59,7 @@ def safe_stem(note_id: str) -> str:
     parts = note_id.split("/")
     if _SAFE.fullmatch(note_id) and not any(p in (".", "..") for p in parts):
         return note_id
-    digest = hashlib.sha1(note_id.encode("utf8")).hexdigest()[:10]
+    digest = hashlib.sha1(note_id.encode("utf8", "surrogatepass")).hexdigest()[:10]
     return re.sub(r"[^A-Za-z0-9_.\-]", "_", note_id)[:80].lstrip(".") + "-" + digest
 
 

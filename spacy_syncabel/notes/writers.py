@@ -9,6 +9,7 @@ second process off the same output (E160).
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -27,6 +28,13 @@ except ImportError:  # pragma: no cover - Windows: no lock
     fcntl = None  # type: ignore
 
 PathLike = Union[str, Path]
+# write errors of the whole output (not of one note): they stop the run
+SYSTEM_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}
+
+
+class NoteOutputError(ValueError):
+    """The output of one note cannot be written (E305, E306): an error of that note, which
+    the runner records in the errors file before going on."""
 
 
 def errors_path_for(output: PathLike) -> Path:
@@ -38,12 +46,30 @@ def errors_path_for(output: PathLike) -> Path:
 
 
 def _dumps(obj: Dict[str, Any]) -> bytes:
-    return json.dumps(obj, ensure_ascii=False).encode("utf8") + b"\n"
+    """One JSON line, UTF-8; text that UTF-8 cannot hold (lone surrogates, e.g. from an
+    undecodable file name) is written as JSON escapes, which read back as the same string."""
+    try:
+        return json.dumps(obj, ensure_ascii=False).encode("utf8") + b"\n"
+    except UnicodeEncodeError:
+        return json.dumps(obj, ensure_ascii=True).encode("ascii") + b"\n"
 
 
-def scan_jsonl(path: Path) -> Tuple[List[str], int, int]:
+def _record_id(line: bytes, field: Optional[str]) -> str:
+    """The id of a JSON line that is a record (an object with ``id``, and ``field`` when
+    given); ValueError otherwise."""
+    obj = json.loads(line)
+    if not isinstance(obj, dict) or "id" not in obj or (field is not None and field not in obj):
+        keys = f"'id' and '{field}'" if field else "'id'"
+        raise ValueError(f"not a JSON object with {keys}")
+    return str(obj["id"])
+
+
+def scan_jsonl(path: Path, field: Optional[str] = None) -> Tuple[List[str], int, int]:
     """(ids of the complete lines, byte length of those lines, bytes of a partial tail).
-    A complete line that is not a JSON object with an ``id`` raises E159."""
+    A complete line that is not a JSON object with an ``id`` (and ``field``) raises E159: the
+    file was not written by ``link`` and is left alone. A last line without its newline is a
+    partial tail, unless it is a whole record (then it counts, and the newline is added on
+    open) or whole JSON that is not a record (E159)."""
     ids: List[str] = []
     good = 0
     if not path.exists():
@@ -51,11 +77,21 @@ def scan_jsonl(path: Path) -> Tuple[List[str], int, int]:
     with open(path, "rb") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.endswith(b"\n"):
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    break  # torn by a killed process
+                try:
+                    ids.append(_record_id(line, field))
+                except ValueError as err:
+                    raise ValueError(Errors.E159.format(path=path, line=lineno,
+                                                        problem=f"{err}, got {type(obj).__name__}"
+                                                        )) from None
+                good += len(line)
                 break
             try:
-                obj = json.loads(line)
-                ids.append(str(obj["id"]))
-            except (ValueError, KeyError, TypeError) as err:
+                ids.append(_record_id(line, field))
+            except (ValueError, TypeError) as err:
                 raise ValueError(Errors.E159.format(path=path, line=lineno,
                                                     problem=f"not a record ({err})")) from None
             good += len(line)
@@ -78,10 +114,12 @@ class _AppendLog:
     """One append-only JSONL file: resumed on open (partial tail cut), flushed per write,
     fsync'ed periodically."""
 
-    def __init__(self, path: Path, fsync_every: float, lock: bool) -> None:
+    def __init__(self, path: Path, fsync_every: float, lock: bool,
+                 field: Optional[str] = None) -> None:
         self.path = path
         self.fsync_every = fsync_every
         self.lock = lock
+        self.field = field
         self.ids: List[str] = []
         self._f = None
         self._last_sync = time.monotonic()
@@ -96,17 +134,37 @@ class _AppendLog:
                 self._f.close()
                 self._f = None
                 raise RuntimeError(Errors.E160.format(path=self.path)) from None
-        self.ids, good, torn = scan_jsonl(self.path)
+        try:
+            self.ids, good, torn = scan_jsonl(self.path, self.field)
+        except ValueError:
+            self._f.close()
+            self._f = None
+            raise
         if torn:
             warnings.warn(Warnings.W150.format(path=self.path, n_bytes=torn), stacklevel=3)
             self._f.truncate(good)
             self._sync()
         self._f.seek(0, os.SEEK_END)
+        if good and self._f.tell() == good:  # a whole last record without its newline
+            self._f.seek(good - 1)
+            if self._f.read(1) != b"\n":
+                self._f.write(b"\n")
+                self._sync()
         return self
 
     def write(self, obj: Dict[str, Any]) -> None:
-        self._f.write(_dumps(obj))
-        self._f.flush()
+        data = _dumps(obj)
+        end = self._f.tell()
+        try:
+            self._f.write(data)
+            self._f.flush()
+        except BaseException:
+            try:  # no partial line left behind for the next write to extend
+                self._f.truncate(end)
+                self._f.seek(end)
+            except OSError:
+                pass
+            raise
         if time.monotonic() - self._last_sync >= self.fsync_every:
             self._sync()
 
@@ -131,6 +189,7 @@ class LinkOutput:
         self.errors_path = Path(errors_path) if errors_path else self._default_errors_path()
         self.fsync_every = fsync_every
         self.done: Set[str] = set()
+        self.failed_lines: Set[str] = set()  # made-up ids (line:N) of lines that gave none
         self.n_records = 0
         self.n_errors = 0
         self._errors: Optional[_AppendLog] = None
@@ -139,8 +198,13 @@ class LinkOutput:
         return errors_path_for(self.path)
 
     def _open_errors(self) -> None:
-        self._errors = _AppendLog(self.errors_path, self.fsync_every, lock=False).open()
-        self.done.update(self._errors.ids)
+        self._errors = _AppendLog(self.errors_path, self.fsync_every, lock=False,
+                                  field="error").open()
+        for record in iter_records(self.errors_path):
+            if record.get("id_known", True):
+                self.done.add(str(record["id"]))
+            else:
+                self.failed_lines.add(str(record["id"]))
         self.n_errors = len(self._errors.ids)
 
     def open(self) -> "LinkOutput":
@@ -149,12 +213,24 @@ class LinkOutput:
     def is_done(self, note_id: str) -> bool:
         return note_id in self.done
 
+    def is_recorded(self, item: Union[Note, NoteError]) -> bool:
+        """Whether ``item`` is done: a note linked or failed, or an unreadable line (its
+        made-up id never stands for a note of that id) already in the errors file."""
+        if isinstance(item, NoteError) and not item.id_known:
+            return item.id in self.failed_lines
+        return self.is_done(item.id)
+
     def write(self, note: Note, record: Dict[str, Any]) -> None:
         raise NotImplementedError
 
     def write_error(self, error: NoteError) -> None:
-        self._errors.write({"id": error.id, "error": error.error, "where": error.where})
-        self.done.add(error.id)
+        record = {"id": error.id, "error": error.error, "where": error.where}
+        if error.id_known:
+            self.done.add(error.id)
+        else:
+            record["id_known"] = False
+            self.failed_lines.add(error.id)
+        self._errors.write(record)
         self.n_errors += 1
 
     def record_files(self) -> List[Path]:
@@ -180,7 +256,7 @@ class JsonlOutput(LinkOutput):
     """One JSON line per note in ``path``; errors in ``path.errors.jsonl``."""
 
     def open(self) -> "JsonlOutput":
-        self._log = _AppendLog(self.path, self.fsync_every, lock=True).open()
+        self._log = _AppendLog(self.path, self.fsync_every, lock=True, field="entities").open()
         self.done.update(self._log.ids)
         self.n_records = len(self._log.ids)
         self._open_errors()
@@ -202,28 +278,109 @@ class JsonlOutput(LinkOutput):
 
 class BratOutput(JsonlOutput):
     """brat standoff in folder ``path``: ``STEM.txt`` + ``STEM.ann`` per note (written
-    atomically), and ``records.jsonl``, which marks a note done once both files are there."""
+    atomically), and ``records.jsonl``, which marks a note done once both files are there.
+
+    Every note's files are claimed before they are written: a note whose files another note
+    of the folder already holds (ids that sanitize to one stem, an id that is another's
+    folder) is an error of that note (E305), never an overwrite. A folder that holds files
+    but no ``records.jsonl`` was not written by ``link`` and is refused (E307)."""
+
+    RECORDS = "records.jsonl"
 
     def __init__(self, path: PathLike, errors_path: Optional[PathLike] = None,
                  fsync_every: float = 2.0, db: str = "KB") -> None:
         self.folder = Path(path)
         self.db = db
-        super().__init__(self.folder / "records.jsonl", errors_path, fsync_every)
+        self._files: Dict[str, str] = {}  # relative file path -> the note id holding it
+        self._dirs: Dict[str, str] = {}  # relative folder path -> a note id inside it
+        super().__init__(self.folder / self.RECORDS, errors_path, fsync_every)
 
     def _default_errors_path(self) -> Path:
         return self.folder / "errors.jsonl"
 
+    def open(self) -> "BratOutput":
+        if (self.folder.is_dir() and not (self.folder / self.RECORDS).exists()
+                and any(self.folder.iterdir())):
+            raise ValueError(Errors.E307.format(path=self.folder))
+        super().open()
+        own = [self.RECORDS] + ([self.errors_path.name]
+                                if self.errors_path.parent.resolve() == self.folder.resolve()
+                                else [])
+        for name in own:
+            self._files[name] = f"the output's own {name}"
+        for note_id in self._log.ids:
+            self._claim(note_id)
+        return self
+
+    def _paths(self, note_id: str) -> Tuple[str, List[str], List[str]]:
+        stem = safe_stem(note_id)
+        parts = stem.split("/")
+        return stem, [stem + ".txt", stem + ".ann"], ["/".join(parts[:i])
+                                                      for i in range(1, len(parts))]
+
+    def _conflict(self, note_id: str) -> Optional[Tuple[str, str]]:
+        """(path, holder) of the first file or folder of ``note_id`` another note holds."""
+        _, files, dirs = self._paths(note_id)
+        for path in files:
+            holder = self._files.get(path) or self._dirs.get(path)
+            if holder is not None and holder != note_id:
+                return path, holder
+        for path in dirs:
+            holder = self._files.get(path)
+            if holder is not None:
+                return path, holder
+        return None
+
+    def _claim(self, note_id: str) -> None:
+        _, files, dirs = self._paths(note_id)
+        for path in files:
+            self._files.setdefault(path, note_id)
+        for path in dirs:
+            self._dirs.setdefault(path, note_id)
+
     def write(self, note: Note, record: Dict[str, Any]) -> None:
+        conflict = self._conflict(note.id)
+        if conflict is not None:
+            path, holder = conflict
+            other = holder if holder.startswith("the output's") else f"note '{holder}'"
+            raise NoteOutputError(Errors.E305.format(id=note.id, path=path, other=other))
         stem = self.folder / safe_stem(note.id)
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        for suffix, content in ((".txt", note.text), (".ann", record_to_brat(record, note.text,
-                                                                            self.db))):
-            target = stem.with_name(stem.name + suffix)
-            tmp = target.with_name(target.name + ".tmp")
-            with open(tmp, "w", encoding="utf-8", newline="") as f:
-                f.write(content)
-            os.replace(tmp, target)
-        super().write(note, record)
+        written: List[Path] = []
+        try:
+            stem.parent.mkdir(parents=True, exist_ok=True)
+            for suffix, content in ((".txt", note.text),
+                                    (".ann", record_to_brat(record, note.text, self.db))):
+                target = stem.with_name(stem.name + suffix)
+                tmp = target.with_name(target.name + ".tmp")
+                written.append(tmp)
+                with open(tmp, "w", encoding="utf-8", newline="") as f:
+                    f.write(content)
+                os.replace(tmp, target)
+                written[-1] = target
+        except (OSError, ValueError) as err:  # e.g. a name too long, text UTF-8 cannot hold
+            self._remove(written)
+            if isinstance(err, OSError) and err.errno in SYSTEM_ERRNOS:
+                raise
+            raise NoteOutputError(Errors.E306.format(err=f"{type(err).__name__}: {err}")) \
+                from err
+        except BaseException:
+            self._remove(written)
+            raise
+        try:
+            super().write(note, record)
+        except BaseException:
+            self._remove(written)
+            raise
+        self._claim(note.id)
+
+    @staticmethod
+    def _remove(paths: List[Path]) -> None:
+        """Delete a failed note's files: no .txt without its .ann, no stray temporary file."""
+        for path in paths:
+            try:
+                path.unlink()
+            except OSError:
+                pass
 
 
 class ShardedOutput(LinkOutput):
@@ -250,7 +407,8 @@ class ShardedOutput(LinkOutput):
         self._lock = _AppendLog(self.folder / ".lock", self.fsync_every, lock=True).open()
         numbers = [-1]
         for part in self._parts():
-            log = _AppendLog(part, self.fsync_every, lock=False).open()  # cuts a torn tail
+            log = _AppendLog(part, self.fsync_every, lock=False,
+                             field="entities").open()  # cuts a torn tail
             log.close()
             self.done.update(log.ids)
             self.n_records += len(log.ids)
@@ -263,7 +421,7 @@ class ShardedOutput(LinkOutput):
     def write(self, note: Note, record: Dict[str, Any]) -> None:
         if self._log is None:  # no empty shard for a run that writes nothing
             self._log = _AppendLog(self.folder / f"part-{self._next:05d}.jsonl",
-                                   self.fsync_every, lock=False).open()
+                                   self.fsync_every, lock=False, field="entities").open()
         self._log.write(record)
         self.done.add(record["id"])
         self.n_records += 1
@@ -280,6 +438,12 @@ class ShardedOutput(LinkOutput):
 
 
 OUTPUT_FORMATS = ("jsonl", "brat")
+
+
+def default_errors_path(path: PathLike, fmt: str = "jsonl", *, sharded: bool = False) -> Path:
+    """Where the errors of an output go when ``--errors`` is not given."""
+    path = Path(path)
+    return path / "errors.jsonl" if fmt == "brat" or sharded else errors_path_for(path)
 
 
 def open_output(path: PathLike, fmt: str = "jsonl", *, errors_path: Optional[PathLike] = None,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
 from ..errors import Errors, Warnings
+from ..output_paths import check_outputs, check_replaceable
 
 PathLike = Union[str, Path]
 NO_SEGMENTER = ("", "none")
@@ -49,11 +50,12 @@ def check_labels(ner_nlp, linker, ner_path: PathLike = "", linker_path: PathLike
 
 
 def assemble_pipeline(linker_path: PathLike, ner_path: PathLike, output: PathLike, *,
-                      segmenter: str = "sentencizer") -> Dict[str, Any]:
+                      segmenter: str = "sentencizer", force: bool = False) -> Dict[str, Any]:
     """Write ``output``: ``segmenter`` (a factory name; ``none`` for no segmenter; taken from
     the linker pipeline when it has one of that factory), every component of the NER pipeline
     ``ner_path``, then the linker of ``linker_path``. Returns what was assembled (also saved as
-    ``assemble.json`` in the folder)."""
+    ``assemble.json`` in the folder). An existing ``output`` is replaced (once the new folder
+    is complete) only with ``force`` (E302); it may not be nor hold an input (E300)."""
     import spacy
     from spacy.language import Language
 
@@ -62,6 +64,9 @@ def assemble_pipeline(linker_path: PathLike, ner_path: PathLike, output: PathLik
     from .pipeline_io import save_pipeline
 
     linker_path, ner_path = Path(linker_path), Path(ner_path)
+    check_outputs({"The assembled pipeline": output},
+                  {"the linker pipeline": linker_path, "the NER pipeline": ner_path})
+    check_replaceable(output, force)
     linker_nlp = spacy.load(linker_path)
     name = _linker_name(linker_nlp)
     if name is None:

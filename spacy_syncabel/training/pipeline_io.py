@@ -10,13 +10,15 @@ A moved folder loads and links the same.
 from __future__ import annotations
 
 import json
-import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 from ..evaluation.evaluate import find_linker
 from ..linking import LinkSettings
+from ..errors import Errors
+from ..output_paths import check_outputs, is_inside, replace_folder, swap_into_place
 
 PathLike = Union[str, Path]
 LINKER = "syncabel_linker"
@@ -53,18 +55,14 @@ def save_pipeline(nlp, path: PathLike, *, lm=None, settings: Optional[LinkSettin
     ``settings``: the linker settings the folder links with (default: the linker's own);
     ``meta``: written as ``training.json``; ``extra_files``: name -> JSON-able object;
     ``fine_tuned``: flag the saved LM as fine-tuned for linking (False: leave its flag as it is,
-    e.g. when assembling a pipeline from a linker that was never trained).
+    e.g. when assembling a pipeline from a linker that was never trained). The folder is
+    written in a fresh temporary folder beside ``path`` and renamed over it once complete.
     """
     from spacy.util import load_config
 
     path = Path(path).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     linker = find_linker(nlp)
-    tmp = path.with_name(path.name + ".tmp")
-    old = path.with_name(path.name + ".old")
-    for p in (tmp, old):
-        if p.exists():
-            shutil.rmtree(p)
     from ..pipeline import mark_fine_tuned
 
     previous = linker.lm
@@ -72,38 +70,44 @@ def save_pipeline(nlp, path: PathLike, *, lm=None, settings: Optional[LinkSettin
         mark_fine_tuned(lm if lm is not None else previous)
     if lm is not None:
         linker.set_weights(lm)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
-        nlp.to_disk(tmp)
-    finally:
-        linker.set_weights(previous)
-    config = load_config(tmp / "config.cfg", interpolate=False)
-    _portable_config(config, settings, dtype, device)
-    config.to_disk(tmp / "config.cfg")
-    files = dict(extra_files or {})
-    if meta is not None:
-        files["training.json"] = meta
-    for name, obj in files.items():
-        (tmp / name).write_text(json.dumps(obj, indent=2, ensure_ascii=False), encoding="utf8")
-    if path.exists():
-        os.replace(path, old)
-    os.replace(tmp, path)
-    if old.exists():
-        shutil.rmtree(old, ignore_errors=True)
+        try:
+            nlp.to_disk(tmp)
+        finally:
+            linker.set_weights(previous)
+        config = load_config(tmp / "config.cfg", interpolate=False)
+        _portable_config(config, settings, dtype, device)
+        config.to_disk(tmp / "config.cfg")
+        files = dict(extra_files or {})
+        if meta is not None:
+            files["training.json"] = meta
+        for name, obj in files.items():
+            (tmp / name).write_text(json.dumps(obj, indent=2, ensure_ascii=False),
+                                    encoding="utf8")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    swap_into_place(tmp, path)
     return path
 
 
-def copy_pipeline(src: PathLike, dst: PathLike) -> Path:
-    """Copy a pipeline folder (portable: nothing in it names its own location)."""
-    dst = Path(dst)
-    tmp = dst.with_name(dst.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    shutil.copytree(src, tmp)
-    if dst.exists():
-        shutil.rmtree(dst)
-    os.replace(tmp, dst)
-    return dst
+def _check_copy(src: Path, dst: Path, dst_what: str, src_what: str) -> None:
+    """E300 when the copy ``dst`` is, holds or lies inside the copied folder ``src``."""
+    check_outputs({dst_what: dst}, {src_what: src})
+    if is_inside(dst, src):
+        raise ValueError(Errors.E300.format(output_what=dst_what, output=dst, relation="inside",
+                                            input_what=src_what, input=src))
 
+
+def copy_pipeline(src: PathLike, dst: PathLike, *, force: bool = False) -> Path:
+    """Copy a pipeline folder (portable: nothing in it names its own location); an existing
+    ``dst`` is replaced only with ``force`` (E302)."""
+    dst = Path(dst)
+    _check_copy(src, dst, "The copy", "the pipeline")
+    with replace_folder(dst, force=force) as tmp:
+        shutil.copytree(src, tmp, dirs_exist_ok=True)
+    return dst
 
 
 def load_pipeline(path: PathLike, **settings: Any):
@@ -121,40 +125,42 @@ def load_pipeline(path: PathLike, **settings: Any):
 
 
 
-def migrate_pipeline(src: PathLike, dst: PathLike) -> Path:
+def migrate_pipeline(src: PathLike, dst: PathLike, *, force: bool = False) -> Path:
     """Copy a pipeline folder saved by spacy-syncabel 0.1 (settings in ``cfg.json``, loaders
     in the factory block, ``rerank``) into today's layout, linking as it did: its saved
     settings become the config, ``rerank`` and ``candidates`` become ``mode``, beams keep
-    their summed-log-prob ranking (``length_penalty`` 0, reranking 1). No code is run."""
+    their summed-log-prob ranking (``length_penalty`` 0, reranking 1). No code is run. An
+    existing ``dst`` is replaced (once the new folder is complete) only with ``force`` (E302);
+    ``dst`` may not be ``src`` nor hold it (E300)."""
     import srsly
     from spacy.util import load_config
 
     src, dst = Path(src), Path(dst)
-    tmp = copy_pipeline(src, dst.with_name(dst.name + ".migrating"))
-    config = load_config(tmp / "config.cfg", interpolate=False)
-    comp = config["components"][LINKER]
-    old_cfg = tmp / LINKER / "cfg.json"
-    saved = dict(srsly.read_json(old_cfg)) if old_cfg.is_file() else {}
-    comp.update({k: v for k, v in saved.items() if k not in ("device", "dtype")})
-    for key in ("model", "kb_loader", "trust_remote_code"):
-        comp.pop(key, None)
-    rerank, candidates = bool(comp.pop("rerank", False)), int(comp.get("candidates", 0) or 0)
-    comp["mode"] = ("rerank" if rerank and candidates > 0 else
-                    "beam_in_candidates" if candidates > 0 else "beam")
-    comp["candidates"] = candidates or LinkSettings().candidates
-    comp["length_penalty"] = 1.0 if comp["mode"] == "rerank" else 0.0
-    _portable_config(config, None, None, None)
-    config.to_disk(tmp / "config.cfg")
-    fingerprint = tmp / LINKER / "fingerprint.json"
-    if fingerprint.is_file():
-        srsly.write_json(tmp / LINKER / "state.json",
-                         {"version": 2, "fingerprint": srsly.read_json(fingerprint)})
-        fingerprint.unlink()
-    if old_cfg.is_file():
-        old_cfg.unlink()
-    if dst.exists():
-        shutil.rmtree(dst)
-    os.replace(tmp, dst)
+    _check_copy(src, dst, "The migrated folder", "the 0.1 pipeline")
+    with replace_folder(dst, force=force) as tmp:
+        shutil.copytree(src, tmp, dirs_exist_ok=True)
+        config = load_config(tmp / "config.cfg", interpolate=False)
+        comp = config["components"][LINKER]
+        old_cfg = tmp / LINKER / "cfg.json"
+        saved = dict(srsly.read_json(old_cfg)) if old_cfg.is_file() else {}
+        comp.update({k: v for k, v in saved.items() if k not in ("device", "dtype")})
+        for key in ("model", "kb_loader", "trust_remote_code"):
+            comp.pop(key, None)
+        rerank = bool(comp.pop("rerank", False))
+        candidates = int(comp.get("candidates", 0) or 0)
+        comp["mode"] = ("rerank" if rerank and candidates > 0 else
+                        "beam_in_candidates" if candidates > 0 else "beam")
+        comp["candidates"] = candidates or LinkSettings().candidates
+        comp["length_penalty"] = 1.0 if comp["mode"] == "rerank" else 0.0
+        _portable_config(config, None, None, None)
+        config.to_disk(tmp / "config.cfg")
+        fingerprint = tmp / LINKER / "fingerprint.json"
+        if fingerprint.is_file():
+            srsly.write_json(tmp / LINKER / "state.json",
+                             {"version": 2, "fingerprint": srsly.read_json(fingerprint)})
+            fingerprint.unlink()
+        if old_cfg.is_file():
+            old_cfg.unlink()
     return dst
 
 

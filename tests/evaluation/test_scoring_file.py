@@ -153,3 +153,26 @@ def test_published_test_half_predictions():
     assert rep["n_mentions"] == len(rows) == 4408
     assert rep["recall@1"] == pytest.approx(expected)
     assert abs(rep["recall@1"] - 0.680) < 0.001
+
+
+def test_gold_without_coded_mentions_or_with_a_document_twice_is_refused(files, tmp_path):
+    _, preds, kb = files
+    uncoded = _write_jsonl(tmp_path / "uncoded.jsonl", [
+        {"id": "a", "text": "Fiebre y cefalea.", "entities": [
+            {"start": 0, "end": 6, "label": "SINTOMA", "code": "NO_CODE"},
+            {"start": 9, "end": 16, "label": "SINTOMA"}]}])
+    res = CliRunner().invoke(app, ["score", str(uncoded), str(preds)])
+    assert res.exit_code != 0 and "E050" in str(res.exception)
+    twice = _write_jsonl(tmp_path / "twice.jsonl", GOLD + GOLD[:1])
+    with pytest.raises(ValueError, match=r"E308.*'a' appears 2 times"):
+        score_files(twice, preds, kb=kb)
+
+
+def test_score_output_over_an_input_is_refused(files):
+    gold, preds, kb = files
+    for output, victim in ((gold, gold), (preds, preds), (kb, kb)):
+        before = victim.read_bytes()
+        res = CliRunner().invoke(app, ["score", str(gold), str(preds), "--kb", str(kb),
+                                       "--output", str(output)])
+        assert res.exit_code != 0 and "E300" in str(res.exception)
+        assert victim.read_bytes() == before

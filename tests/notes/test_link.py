@@ -201,3 +201,175 @@ def test_brat_output_reads_back_as_a_corpus(pipeline_dir, notes_folder, tmp_path
     assert "\tReference T1 SCTID:" in ann
     again = run_link(pipeline_dir, notes_folder, out, output_format="brat", progress=False)
     assert again["linked"] == 0 and again["skipped"] == len(NOTES)
+
+
+# --- outputs never overwrite inputs; one note never stops the run ---------------------------
+
+
+def test_output_that_is_the_input_is_refused_and_the_input_kept(pipeline_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from spacy_syncabel.cli import app
+
+    source = tmp_path / "notes.jsonl"
+    _write_jsonl(source, [{"id": f"n{i}", "text": t} for i, t in enumerate(NOTES[:3])])
+    data = source.read_bytes()[:-1]  # no final newline: resuming would cut the last line
+    source.write_bytes(data)
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(source)
+    for output in (source, link):
+        res = CliRunner().invoke(app, ["link", str(pipeline_dir), str(source), "--output",
+                                       str(output), "--no-progress"])
+        assert res.exit_code != 0 and "E300" in str(res.exception)
+        assert source.read_bytes() == data
+    # the errors file and the report are outputs too
+    with pytest.raises(ValueError, match="E300"):
+        run_link(pipeline_dir, source, tmp_path / "out.jsonl", errors_path=source,
+                 progress=False)
+    with pytest.raises(ValueError, match="E301"):
+        run_link(pipeline_dir, source, tmp_path / "out.jsonl", html=tmp_path / "out.jsonl",
+                 progress=False)
+    assert source.read_bytes() == data and not (tmp_path / "out.jsonl").exists()
+
+
+def test_brat_output_in_the_notes_folder_or_a_foreign_folder_is_refused(pipeline_dir,
+                                                                      notes_folder, tmp_path):
+    before = {p: p.read_bytes() for p in notes_folder.iterdir()}
+    with pytest.raises(ValueError, match="E300"):
+        run_link(pipeline_dir, notes_folder, notes_folder, output_format="brat", progress=False)
+    with pytest.raises(ValueError, match="E303"):
+        run_link(pipeline_dir, notes_folder, notes_folder / "brat", output_format="brat",
+                 progress=False)
+    assert {p: p.read_bytes() for p in notes_folder.iterdir()} == before
+    # a brat corpus of the user's (not a `link` output) is never written over
+    gold = tmp_path / "gold"
+    gold.mkdir()
+    (gold / "note000.ann").write_text("T1\tSINTOMA 0 6\tfiebre\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="E307"):
+        run_link(pipeline_dir, notes_folder, gold, output_format="brat", progress=False)
+    assert [p.name for p in gold.iterdir()] == ["note000.ann"]
+    assert (gold / "note000.ann").read_text(encoding="utf-8") == "T1\tSINTOMA 0 6\tfiebre\n"
+
+
+def test_a_jsonl_file_not_written_by_link_is_not_resumed(pipeline_dir, notes_folder, tmp_path):
+    corpus = tmp_path / "corpus.jsonl"  # records with ids, but not link's
+    _write_jsonl(corpus, [{"id": "a", "text": NOTES[0]}, {"id": "b", "text": NOTES[1]}])
+    data = corpus.read_bytes()
+    with pytest.raises(ValueError, match="E159"):
+        run_link(pipeline_dir, notes_folder, corpus, progress=False)
+    assert corpus.read_bytes() == data
+    # a last record without its newline is whole: kept, not cut and linked again
+    full = tmp_path / "full.jsonl"
+    run_link(pipeline_dir, notes_folder, full, progress=False)
+    lines = full.read_bytes().splitlines(keepends=True)
+    part = tmp_path / "part.jsonl"
+    part.write_bytes(b"".join(lines[:3])[:-1])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=r"\[W150\]")  # nothing is cut
+        result = run_link(pipeline_dir, notes_folder, part, progress=False)
+    assert result["skipped"] == 3 and result["linked"] == len(NOTES) - 3
+    assert same_records(_records(part), _records(full))
+
+
+def test_brat_notes_whose_files_collide_go_to_the_errors_file(pipeline_dir, tmp_path):
+    from spacy_syncabel.notes.records import safe_stem
+
+    ids = ["q.txt/z", "q", "a b", safe_stem("a b"), "x" * 300, "ok", "records.jsonl/r",
+           "../up", "/abs/x"]
+    source = tmp_path / "notes.jsonl"
+    _write_jsonl(source, [{"id": i, "text": NOTES[n]} for n, i in enumerate(ids)])
+    out = tmp_path / "brat"
+    with pytest.warns(UserWarning, match="W151"):
+        result = run_link(pipeline_dir, source, out, output_format="brat", progress=False)
+    linked = ["q.txt/z", "a b", "ok", "../up", "/abs/x"]
+    assert _ids(out / "records.jsonl") == linked
+    errors = {e["id"]: e for e in _records(out / "errors.jsonl")}
+    assert set(errors) == {"q", safe_stem("a b"), "x" * 300, "records.jsonl/r"}
+    assert "E305" in errors["q"]["error"] and "'q.txt/z'" in errors["q"]["error"]
+    assert "E305" in errors[safe_stem("a b")]["error"] and "E306" in errors["x" * 300]["error"]
+    assert "E305" in errors["records.jsonl/r"]["error"]
+    assert all(e["where"] == "writing" for e in errors.values())
+    assert result["linked"] == 5 and result["failed"] == 4
+    assert not (tmp_path / "up.txt").exists() and not list(tmp_path.glob("*up*"))
+    # each linked note's files hold its own text; no stray .txt without .ann or temporary file
+    for n, note_id in enumerate(ids):
+        if note_id in linked:
+            assert (out / f"{safe_stem(note_id)}.txt").read_text(encoding="utf-8") == NOTES[n]
+    txt = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.txt") if p.is_file())
+    ann = sorted(p.relative_to(out).as_posix()[:-4] + ".txt" for p in out.rglob("*.ann"))
+    assert txt == ann and not list(out.rglob("*.tmp"))
+    # resuming never crashes on them and links nothing again
+    with pytest.warns(UserWarning, match="W151"):
+        again = run_link(pipeline_dir, source, out, output_format="brat", progress=False)
+    assert again["linked"] == 0 and again["skipped"] == len(ids)
+    # the notes after a colliding one are linked even when it comes first in a resumed run
+    source2 = tmp_path / "more.jsonl"
+    _write_jsonl(source2, [{"id": "q", "text": NOTES[0]}, {"id": "later", "text": NOTES[1]}])
+    out2 = tmp_path / "brat2"
+    run_link(pipeline_dir, source, out2, output_format="brat", progress=False)
+    with pytest.warns(UserWarning, match="W151"):
+        more = run_link(pipeline_dir, source2, out2, output_format="brat", progress=False)
+    assert more["linked"] == 1 and "later" in _ids(out2 / "records.jsonl")
+
+
+def test_ids_that_utf8_cannot_hold_never_stop_the_run(pipeline_dir, tmp_path):
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "a.txt").write_text(NOTES[0], encoding="utf-8")
+    (folder / "B.TXT").write_text(NOTES[1], encoding="utf-8")  # upper-case suffix: a note too
+    with open(os.path.join(os.fsencode(folder), b"nota\xe9.txt"), "wb") as f:
+        f.write(NOTES[2].encode("utf-8"))
+    out = tmp_path / "out.jsonl"
+    with pytest.warns(UserWarning, match="W151"):
+        result = run_link(pipeline_dir, folder, out, progress=False)
+    assert _ids(out) == ["B", "a"]
+    errors = _records(tmp_path / "out.errors.jsonl")
+    assert [e["id"] for e in errors] == ["nota\\xe9"] and "E309" in errors[0]["error"]
+    assert result["linked"] == 2 and result["failed"] == 1
+    # JSON ids and texts with lone surrogates: the id is written escaped and read back (the
+    # note is resumed, not linked again); a text the tokenizer cannot encode is its error
+    source = tmp_path / "notes.jsonl"
+    source.write_text('{"id": "n\\udc80", "text": "fiebre"}\n'
+                      '{"id": "m", "text": "HTA \\udcff"}\n', encoding="utf-8")
+    out2 = tmp_path / "out2.jsonl"
+    for fmt, path in (("jsonl", out2), ("brat", tmp_path / "brat")):
+        with pytest.warns(UserWarning, match="W151"):
+            first = run_link(pipeline_dir, source, path, output_format=fmt, progress=False)
+        assert first["linked"] == 1 and first["failed"] == 1
+    assert _ids(out2) == ["n\udc80"]
+    assert [e["id"] for e in _records(tmp_path / "out2.errors.jsonl")] == ["m"]
+    with pytest.warns(UserWarning, match="W151"):
+        again = run_link(pipeline_dir, source, out2, progress=False)
+    assert again["skipped"] == 2 and again["linked"] == again["failed"] == 0
+    assert len(_records(tmp_path / "out2.errors.jsonl")) == 1
+
+
+def test_csv_with_an_unterminated_quote_is_refused_naming_its_line(tmp_path):
+    path = tmp_path / "n.csv"
+    path.write_text('id,text\n1,fiebre\n2,"cefalea\n3,disnea\n4,HTA\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"E304.*line 3"):
+        list(read_notes(path))
+    # a header with the text column twice: which one is the note is not guessed
+    path.write_text('id,text,text\n1,fiebre,\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"E156.*'text'.*more than once"):
+        list(read_notes(path))
+    # a stray quote closes its field early: that row is an error, the next ones are notes
+    path.write_text('id,text\n1,"fiebre" alta\n2,disnea\n', encoding="utf-8")
+    items = list(read_notes(path))
+    assert [(type(i).__name__, i.id) for i in items] == [("NoteError", "line:2"),
+                                                         ("Note", "2")]
+
+
+def test_a_note_whose_id_looks_like_an_unreadable_line_is_still_linked(pipeline_dir, tmp_path):
+    source = tmp_path / "notes.jsonl"
+    source.write_text('{"id": "a", "text": "fiebre"}\n{not json\n'
+                      '{"id": "line:2", "text": "HTA y cefalea"}\n', encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    with pytest.warns(UserWarning, match="W151"):
+        result = run_link(pipeline_dir, source, out, progress=False)
+    assert result["linked"] == 2 and result["failed"] == 1 and result["skipped"] == 0
+    assert _ids(out) == ["a", "line:2"]
+    with pytest.warns(UserWarning, match="W151"):
+        again = run_link(pipeline_dir, source, out, progress=False)
+    assert again["skipped"] == 3 and again["linked"] == again["failed"] == 0
+    assert [e["id"] for e in _records(tmp_path / "out.errors.jsonl")] == ["line:2"]

@@ -111,6 +111,24 @@ def test_assemble_without_segmenter_and_with_an_unknown_one(linker_dir, tmp_path
     assert not (tmp_path / "q").exists()
 
 
+def test_assemble_replaces_an_existing_folder_only_with_force(linker_dir, tmp_path):
+    ner = _untrained_ner(tmp_path)
+    out = tmp_path / "pipeline"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's", encoding="utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="E302.*--force"):
+            assemble_pipeline(linker_dir, ner, out, segmenter="none")
+        assert [p.name for p in out.iterdir()] == ["notes.txt"]
+        with pytest.raises(ValueError, match="E300"):  # the NER lies inside the output
+            assemble_pipeline(linker_dir, ner, tmp_path, segmenter="none", force=True)
+        assemble_pipeline(linker_dir, ner, out, segmenter="none", force=True)
+        assert spacy.load(out).pipe_names == ["ner", "syncabel_linker"]
+    assert not (out / "notes.txt").exists() and (ner / "config.cfg").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ner", "pipeline"]
+
+
 def test_assemble_refuses_mismatched_parts(linker_dir, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -3,6 +3,7 @@ import json
 import shutil
 import warnings
 
+import pytest
 import spacy
 from spacy.util import load_config
 
@@ -64,3 +65,15 @@ def test_a_01_folder_is_migrated_and_links_as_before(kb_tsv, tmp_path):
     migrated = spacy.load(tmp_path / "migrated")
     assert migrated.get_pipe("syncabel_linker").settings.mode == "beam"
     assert _links(migrated) == expected
+    # an existing folder is replaced only with force; nothing beside it is touched
+    beside = tmp_path / "migrated.migrating"
+    beside.mkdir()
+    (beside / "keep.txt").write_text("the user's", encoding="utf-8")
+    with pytest.raises(ValueError, match="E302"):
+        migrate_pipeline(old, tmp_path / "migrated")
+    migrate_pipeline(old, tmp_path / "migrated", force=True)
+    assert _links(spacy.load(tmp_path / "migrated")) == expected
+    assert (beside / "keep.txt").read_text(encoding="utf-8") == "the user's"
+    with pytest.raises(ValueError, match="E300"):  # replacing it would delete the source
+        migrate_pipeline(old, tmp_path, force=True)
+    assert (old / "config.cfg").exists()
