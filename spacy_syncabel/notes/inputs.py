@@ -10,13 +10,13 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Set, Union
 
 from ..errors import Errors
+from ..textio import json_loads
 
 INPUT_FORMATS = ("auto", "txt", "jsonl", "csv")
 
@@ -106,7 +106,7 @@ def _jsonl_notes(path: Path, encoding: str, id_column: str, text_column: str
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = json_loads(line)
             except ValueError as err:
                 yield NoteError(fallback_id, Errors.E154.format(err=err), where)
                 continue

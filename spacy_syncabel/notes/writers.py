@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Set, Tuple, Union
 
 from ..errors import Errors, Warnings
+from ..textio import json_loads
 from .inputs import Note, NoteError
 from .records import record_to_brat, safe_stem
 
@@ -38,7 +39,8 @@ def errors_path_for(output: PathLike) -> Path:
 
 
 def _dumps(obj: Dict[str, Any]) -> bytes:
-    return json.dumps(obj, ensure_ascii=False).encode("utf8") + b"\n"
+    # allow_nan=False: a NaN/inf would make the line invalid JSON (ValueError instead)
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False).encode("utf8") + b"\n"
 
 
 def scan_jsonl(path: Path) -> Tuple[List[str], int, int]:
@@ -53,7 +55,7 @@ def scan_jsonl(path: Path) -> Tuple[List[str], int, int]:
             if not line.endswith(b"\n"):
                 break
             try:
-                obj = json.loads(line)
+                obj = json_loads(line)
                 ids.append(str(obj["id"]))
             except (ValueError, KeyError, TypeError) as err:
                 raise ValueError(Errors.E159.format(path=path, line=lineno,
@@ -71,7 +73,7 @@ def iter_records(path: PathLike) -> Iterator[Dict[str, Any]]:
         for line in f:
             if not line.endswith(b"\n"):
                 return
-            yield json.loads(line)
+            yield json_loads(line)
 
 
 class _AppendLog:

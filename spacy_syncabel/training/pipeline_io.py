@@ -92,13 +92,29 @@ def save_pipeline(nlp, path: PathLike, *, lm=None, settings: Optional[LinkSettin
     return path
 
 
+def _copy_regular_files(src: Path, dst: Path) -> None:
+    """Copy the regular files of ``src`` into a new folder ``dst``; a symbolic link (E320) or a
+    device, FIFO or socket (E321) anywhere in ``src`` stops the copy, so what a link points to
+    (e.g. a system file) never ends up in the copy."""
+    from ..guarded import iter_tree, open_in
+
+    dst.mkdir(parents=True)
+    for rel in iter_tree(src):
+        target = dst / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open_in(src, rel, "weights") as fin, open(target, "xb") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+        shutil.copymode(src / rel, target)
+
+
 def copy_pipeline(src: PathLike, dst: PathLike) -> Path:
-    """Copy a pipeline folder (portable: nothing in it names its own location)."""
+    """Copy a pipeline folder (portable: nothing in it names its own location); regular
+    files only (a link or a special file in ``src`` is E320/E321)."""
     dst = Path(dst)
     tmp = dst.with_name(dst.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
-    shutil.copytree(src, tmp)
+    _copy_regular_files(Path(src), tmp)
     if dst.exists():
         shutil.rmtree(dst)
     os.replace(tmp, dst)
@@ -129,12 +145,20 @@ def migrate_pipeline(src: PathLike, dst: PathLike) -> Path:
     import srsly
     from spacy.util import load_config
 
+    from ..errors import Errors
+    from ..guarded import exists_in
+    from ..saved_folder import CHECKSUM_KEY, record_checksums
+    from ..textio import read_json
+
     src, dst = Path(src), Path(dst)
     tmp = copy_pipeline(src, dst.with_name(dst.name + ".migrating"))
     config = load_config(tmp / "config.cfg", interpolate=False)
     comp = config["components"][LINKER]
     old_cfg = tmp / LINKER / "cfg.json"
-    saved = dict(srsly.read_json(old_cfg)) if old_cfg.is_file() else {}
+    saved = read_json(old_cfg, root=tmp, kind="json") if exists_in(tmp, old_cfg) else {}
+    if not isinstance(saved, dict):
+        raise ValueError(Errors.E191.format(path=src / LINKER / "cfg.json", line=1,
+                                            err="expected a JSON object"))
     comp.update({k: v for k, v in saved.items() if k not in ("device", "dtype")})
     for key in ("model", "kb_loader", "trust_remote_code"):
         comp.pop(key, None)
@@ -146,9 +170,12 @@ def migrate_pipeline(src: PathLike, dst: PathLike) -> Path:
     _portable_config(config, None, None, None)
     config.to_disk(tmp / "config.cfg")
     fingerprint = tmp / LINKER / "fingerprint.json"
-    if fingerprint.is_file():
+    if exists_in(tmp, fingerprint):
+        # the checksums of the files as they are now: the old folder recorded none
         srsly.write_json(tmp / LINKER / "state.json",
-                         {"version": 2, "fingerprint": srsly.read_json(fingerprint)})
+                         {"version": 2,
+                          "fingerprint": read_json(fingerprint, root=tmp, kind="json"),
+                          CHECKSUM_KEY: record_checksums(tmp / LINKER)})
         fingerprint.unlink()
     if old_cfg.is_file():
         old_cfg.unlink()
