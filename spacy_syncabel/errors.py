@@ -112,8 +112,8 @@ class Warnings(metaclass=ErrorsWithCodes):
     W320 = ("{n} mention(s) got non-finite model scores (NaN or infinity; first: {first!r}): "
             "they are set to NIL (reason '{reason}'). The model's weights are damaged or "
             "overflowed: load the pipeline again from a good copy, or link in float32.")
-    W321 = ("The pipeline folder {path} was saved without checksums of its weight, tokenizer, "
-            "trie and alias files (an older version of spacy-syncabel): a damaged file there "
+    W321 = ("The pipeline folder {path} was saved without checksums of its weights, model "
+            "config, tries and aliases (an older version of spacy-syncabel): a damaged file there "
             "cannot be detected. Save it again with `nlp.to_disk` (e.g. `nlp = spacy.load(p); "
             "nlp.to_disk(p2)`) to record them.")
 
@@ -378,6 +378,10 @@ class Errors(metaclass=ErrorsWithCodes):
     E327 = ("The weights in {path} lack {n} tensor(s) the model needs (first: {first}); "
             "loading them would leave those weights random. Restore the folder from a good "
             "copy or save the pipeline again with `nlp.to_disk`.")
+    E329 = ("{path}: component '{name}' has `source = {source!r}`, which makes spaCy load "
+            "another pipeline from that path or package when this one loads. A folder written "
+            "by `nlp.to_disk` never has one (sourced components are copied in): remove the "
+            "line, or load the folder with `spacy.load` if you trust where it points.")
     E328 = ("{path}: {problem}. The checksums recorded in state.json must be an object "
             "{{\"relative/path\": \"sha256 hex\"}} naming files inside the folder: save the "
             "pipeline again with `nlp.to_disk`.")

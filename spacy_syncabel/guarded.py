@@ -28,7 +28,7 @@ MB = 1 << 20
 KINDS: Dict[str, Tuple[int, str]] = {
     "json": (64, "JSON settings and state files"),
     "jsonl": (4096, "JSONL files"),
-    "kb": (4096, "saved KB files (kb/kb.jsonl)"),
+    "kb": (4096, "saved KB files (kb/kb.jsonl, kb/meta.json)"),
     "aliases": (1024, "alias files (aliases.jsonl)"),
     "tries": (16384, "token trie files"),
     "tokenizer": (1024, "tokenizer files"),

@@ -75,6 +75,23 @@ def check_model_folder(root: PathLike, sub: str = "model") -> None:
                                                     source=index.name, key="weight_map"))
 
 
+def check_pipeline_config(path: PathLike) -> None:
+    """E329 when the pipeline folder's ``config.cfg`` sources a component from elsewhere
+    (``source = ...``: spaCy would load that other pipeline or package first); its
+    ``config.cfg`` is read through the guarded opener (E320-E322)."""
+    from thinc.api import Config
+
+    from .textio import read_text
+
+    root = Path(path)
+    config = Config().from_str(read_text(root / "config.cfg", root=root, kind="json"),
+                               interpolate=False)
+    for name, block in (config.get("components") or {}).items():
+        if isinstance(block, dict) and "source" in block:
+            raise ValueError(Errors.E329.format(path=root / "config.cfg", name=name,
+                                                source=str(block["source"])))
+
+
 def file_sha256(root: PathLike, rel: PathLike, kind: str) -> str:
     """sha256 of ``root/rel``, read through the guarded opener."""
     h = hashlib.sha256()
@@ -153,5 +170,5 @@ def verify_checksums(root: PathLike, recorded: Optional[Mapping[str, str]], pref
                                                 found=found[:12], expected=expected[:12]))
 
 
-__all__ = ["check_model_folder", "record_checksums", "checksums_of_state",
+__all__ = ["check_model_folder", "check_pipeline_config", "record_checksums", "checksums_of_state",
            "verify_checksums", "file_sha256", "CHECKSUM_KEY"]

@@ -99,8 +99,8 @@ def read_text(path: PathLike, root: Optional[PathLike] = None, kind: str = "json
 
 #: deepest nesting of arrays and objects a JSON value may have (ours need fewer than 10)
 MAX_JSON_DEPTH = 64
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
-_BRACKETS = re.compile(r"[\[\]{}]")
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
 
 class JSONTooDeep(ValueError):
@@ -109,15 +109,16 @@ class JSONTooDeep(ValueError):
 
 def json_depth_exceeds(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
     """Whether ``text`` nests arrays/objects deeper than ``limit`` (brackets inside strings
-    do not count). Linear; a text with at most ``limit`` opening brackets is not scanned."""
+    do not count). Linear and vectorized; a text with at most ``limit`` opening brackets is
+    not scanned."""
     if text.count("[") + text.count("{") <= limit:
         return False
-    depth = 0
-    for m in _BRACKETS.finditer(_JSON_STRING.sub('""', text)):
-        depth += 1 if m.group() in "[{" else -1
-        if depth > limit:
-            return True
-    return False
+    import numpy as np
+
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)).encode("ascii")
+    steps = np.frombuffer(brackets, dtype=np.uint8)
+    opening = (steps == ord("[")) | (steps == ord("{"))
+    return bool(len(steps)) and int(np.cumsum(np.where(opening, 1, -1)).max()) > limit
 
 
 def _no_constant(name: str) -> Any:

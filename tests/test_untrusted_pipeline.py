@@ -2,6 +2,7 @@
 files, flipped bytes, missing parts and non-finite weights all fail (or warn) with a code."""
 import json
 import os
+import re
 import shutil
 import threading
 import warnings
@@ -314,3 +315,19 @@ def test_nan_weights_give_nil_with_a_reason_and_valid_json_records(saved, tmp_pa
     linked = [e for r in iter_records(out) for e in r["entities"]]
     assert linked and all(e["code"] == NIL and e["reason"] == "non-finite model scores"
                           and e["score"] is None and e["n_best"] == [] for e in linked)
+
+
+# -- spaCy's own config ------------------------------------------------------------------------
+def test_a_config_sourcing_another_pipeline_is_refused_by_load_pipeline(pipe, saved, tmp_path):
+    from spacy_syncabel.training.pipeline_io import load_pipeline
+
+    other = tmp_path / "other"
+    shutil.copytree(saved[0], other)
+    text = (pipe / "config.cfg").read_text(encoding="utf-8")
+    blocks = re.split(r"\n(?=\[)", text)  # the ruler's blocks become one `source` line
+    blocks = [b for b in blocks if not b.startswith("[components.entity_ruler")]
+    blocks.append(f'[components.entity_ruler]\nsource = "{other}"\n')
+    (pipe / "config.cfg").write_text("\n".join(blocks), encoding="utf-8")
+    _load(pipe)  # spacy.load itself follows it: spaCy's, not ours to refuse
+    with pytest.raises(ValueError, match=r"E329.*'entity_ruler' has `source = '.*other'`"):
+        load_pipeline(pipe)

@@ -469,7 +469,7 @@ class ConceptKB:
                                         "aliases")):
             if not exists_in(path, name):
                 raise ValueError(Errors.E192.format(path=path, missing=name, what=what))
-        meta = read_json(path / _META_FILE, root=root, kind="json")
+        meta = read_json(path / _META_FILE, root=root, kind="kb")  # names, definitions
         if not isinstance(meta, dict):
             raise ValueError(Errors.E191.format(path=path / _META_FILE, line=1,
                                                 err="expected a JSON object"))

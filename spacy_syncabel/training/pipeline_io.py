@@ -124,11 +124,15 @@ def copy_pipeline(src: PathLike, dst: PathLike) -> Path:
 
 def load_pipeline(path: PathLike, **settings: Any):
     """``spacy.load(path)`` with linker settings overridden through the config (the one
-    source of settings), e.g. ``load_pipeline(p, mode="beam", num_beams=10)``."""
+    source of settings), e.g. ``load_pipeline(p, mode="beam", num_beams=10)``. A config.cfg
+    that sources a component from another pipeline or package is refused (E329)."""
     import spacy
     from spacy.util import load_config
 
+    from ..saved_folder import check_pipeline_config
+
     path = Path(path)
+    check_pipeline_config(path)
     config = load_config(path / "config.cfg", interpolate=False)
     names = [n for n, c in config["components"].items() if c.get("factory") == LINKER]
     overrides = {f"components.{name}.{key}": value for name in names
