@@ -11,6 +11,7 @@ weights, the retrieval aliases and fingerprints: nothing in it decides what code
 import copy
 import math
 import multiprocessing
+import os
 import tempfile
 import unicodedata
 import warnings
@@ -522,9 +523,9 @@ class SynCABELLinker(Pipe):
     # -- serialization --------------------------------------------------------------------
     def to_disk(self, path, *, exclude: Iterable[str] = tuple()) -> None:
         """Save the KB, tokenizer and weights (safetensors), the tries (npy + marisa),
-        aliases and fingerprints; the settings are the pipeline's config.cfg."""
+        aliases and fingerprints, then state.json with the sha256 of the weights, model
+        config, tries.json and aliases; the settings are the pipeline's config.cfg."""
         from .models import save_pretrained
-
         from .saved_folder import CHECKSUM_KEY, record_checksums
 
         engine = self._ready_engine()
@@ -553,7 +554,10 @@ class SynCABELLinker(Pipe):
 
     def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "SynCABELLinker":
         """Load what :meth:`to_disk` saved, offline. Weights load from safetensors only and
-        never with remote code; fingerprints are checked."""
+        never with remote code; fingerprints are checked. The folder is untrusted: only its
+        regular files are read, size-capped (``guarded.py``), the model folder is checked
+        before ``transformers`` reads it and the checksums in state.json are verified
+        (``saved_folder.py``)."""
         from .guarded import check_tree, exists_in
         from .kb import ConceptKB
         from .models import load_causal_lm, tokenizer_fingerprint
@@ -561,6 +565,8 @@ class SynCABELLinker(Pipe):
 
         exclude = set(exclude)
         path = Path(path)
+        if path.is_symlink():  # the pipeline's own folder may be a link, not the linker's
+            raise ValueError(Errors.E320.format(path=path, target=os.readlink(path)))
         state = _read_json(path / "state.json", root=path)
         fingerprint = state.get("fingerprint") if isinstance(state, dict) else None
         if not isinstance(fingerprint, dict):

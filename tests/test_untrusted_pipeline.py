@@ -104,12 +104,19 @@ def test_a_symlinked_file_is_refused(pipe, tmp_path, rel):
         _load(pipe)
 
 
-def test_a_symlinked_model_folder_is_refused(pipe, tmp_path):
-    model = pipe / LINKER / "model"
-    shutil.move(model, tmp_path / "model")
-    model.symlink_to(tmp_path / "model")
-    with pytest.raises(ValueError, match=r"E320"):
+@pytest.mark.parametrize("rel", ["model", "tries", LINKER])
+def test_a_symlinked_folder_is_refused(pipe, tmp_path, rel):
+    folder = pipe / rel if rel == LINKER else pipe / LINKER / rel
+    shutil.move(folder, tmp_path / rel)
+    folder.symlink_to(tmp_path / rel)
+    with pytest.raises(ValueError, match=rf"E320.*{rel} is a symbolic link"):
         _load(pipe)
+
+
+def test_a_symlinked_pipeline_folder_loads(saved, tmp_path):
+    """The user's own link to a pipeline folder is not the folder's content."""
+    (tmp_path / "link").symlink_to(saved[0])
+    assert _links(_load(tmp_path / "link")) == saved[1]
 
 
 def _loads_within(pipe, seconds=20.0):
