@@ -561,7 +561,8 @@ class SynCABELLinker(Pipe):
         from .guarded import check_tree, exists_in
         from .kb import ConceptKB
         from .models import load_causal_lm, tokenizer_fingerprint
-        from .saved_folder import check_model_folder, checksums_of_state, verify_checksums
+        from .saved_folder import (check_model_folder, checksums_of_state, is_model_state,
+                                   verify_checksums)
 
         exclude = set(exclude)
         path = Path(path)
@@ -581,7 +582,10 @@ class SynCABELLinker(Pipe):
             lm, tokenizer = self.engine.lm, self.engine.tokenizer
         else:
             check_model_folder(path, "model")
-            verify_checksums(path, checksums, "model", "the model's weights and config")
+            # weights and configs before transformers reads them; the tokenizer's files
+            # after its fingerprint (E021 says more about a tokenizer from another run)
+            verify_checksums(path, checksums, "model", "the model's weights and config",
+                             select=is_model_state)
             lm, tokenizer = load_causal_lm(str(path / "model"), dtype="float32", device="cpu",
                                            trust_remote_code=False, use_safetensors=True,
                                            strict=True)
@@ -592,6 +596,9 @@ class SynCABELLinker(Pipe):
         if kb.fingerprint() != fingerprint.get("kb"):
             raise ValueError(Errors.E021.format(path=path, found="kb:" + kb.fingerprint()[:12],
                                                 expected="kb:" + str(fingerprint.get("kb"))[:12]))
+        if "model" not in exclude:
+            verify_checksums(path, checksums, "model", "the model's tokenizer",
+                             select=lambda rel: not is_model_state(rel))
         aliases: List[Tuple[str, str, Optional[str]]] = []
         # a folder with checksums lists its aliases file: missing, it is E326; an older
         # folder has aliases when the file is there

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import warnings
 from pathlib import Path, PurePosixPath
-from typing import Any, Dict, Iterable, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Union
 
 from .errors import Errors, Warnings
 from .guarded import check_tree, exists_in, iter_tree, open_in
@@ -103,9 +103,8 @@ def file_sha256(root: PathLike, rel: PathLike, kind: str) -> str:
 
 def _checksummed(root: Path, model: Optional[str], extra: Iterable[str]) -> Iterable[str]:
     if model is not None and exists_in(root, model):
-        for rel in iter_tree(root, model):
-            if rel.suffix == ".safetensors" or rel.name in _MODEL_CONFIGS:
-                yield rel.as_posix()
+        for rel in iter_tree(root, model):  # weights, configs and tokenizer files
+            yield rel.as_posix()
     # tries.json holds the sha256 of every other tries file (after_sep/tries.json included)
     if exists_in(root, TRIES_META):
         yield TRIES_META
@@ -116,8 +115,8 @@ def _checksummed(root: Path, model: Optional[str], extra: Iterable[str]) -> Iter
 
 def record_checksums(root: PathLike, model: Optional[str] = "model",
                      extra: Iterable[str] = ("aliases.jsonl",)) -> Dict[str, str]:
-    """``{relative path: sha256}`` of the weight files and model configs under ``model``, every
-    file of the tries folder and the ``extra`` files, for :func:`verify_checksums`."""
+    """``{relative path: sha256}`` of every file under ``model`` (weights, configs, tokenizer),
+    of ``tries/tries.json`` and of the ``extra`` files, for :func:`verify_checksums`."""
     root = Path(root)
     return {rel: file_sha256(root, rel, _kind_of_saved(rel))
             for rel in sorted(set(_checksummed(root, model, extra)))}
@@ -151,15 +150,24 @@ def checksums_of_state(root: PathLike, state: Mapping[str, Any]) -> Optional[Dic
     return dict(recorded)
 
 
+def is_model_state(rel: str) -> bool:
+    """Whether a model folder file holds what the network computes (weights, model configs),
+    as opposed to the tokenizer's files."""
+    return rel.endswith(".safetensors") or PurePosixPath(rel).name in _MODEL_CONFIGS
+
+
 def verify_checksums(root: PathLike, recorded: Optional[Mapping[str, str]], prefix: str,
-                     what: str) -> None:
-    """E326 for a recorded file under ``prefix`` that is missing, E325 for one whose sha256
-    differs; nothing to do without ``recorded`` (an older folder, warned about already)."""
+                     what: str, select: Optional[Callable[[str], bool]] = None) -> None:
+    """E326 for a recorded file under ``prefix`` (and ``select``-ed) that is missing, E325 for
+    one whose sha256 differs; nothing to do without ``recorded`` (an older folder, warned
+    about already)."""
     if recorded is None:
         return
     root = Path(root)
     for rel, expected in sorted(recorded.items()):
         if rel != prefix and not rel.startswith(prefix.rstrip("/") + "/"):
+            continue
+        if select is not None and not select(rel):
             continue
         if not exists_in(root, rel):
             raise ValueError(Errors.E326.format(path=root, missing=rel, record="state.json",
@@ -170,5 +178,5 @@ def verify_checksums(root: PathLike, recorded: Optional[Mapping[str, str]], pref
                                                 found=found[:12], expected=expected[:12]))
 
 
-__all__ = ["check_model_folder", "check_pipeline_config", "record_checksums", "checksums_of_state",
+__all__ = ["check_model_folder", "check_pipeline_config", "is_model_state", "record_checksums", "checksums_of_state",
            "verify_checksums", "file_sha256", "CHECKSUM_KEY"]

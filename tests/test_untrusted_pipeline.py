@@ -338,3 +338,14 @@ def test_a_config_sourcing_another_pipeline_is_refused_by_load_pipeline(pipe, sa
     _load(pipe)  # spacy.load itself follows it: spaCy's, not ours to refuse
     with pytest.raises(ValueError, match=r"E329.*'entity_ruler' has `source = '.*other'`"):
         load_pipeline(pipe)
+
+
+def test_a_tokenizer_edit_that_keeps_the_vocabulary_is_detected(pipe):
+    """The fingerprint covers the vocabulary and special tokens; the checksum the rest (here
+    the normalizer: lower-casing changes every prompt's ids)."""
+    tok_file = pipe / LINKER / "model" / "tokenizer.json"
+    data = json.loads(tok_file.read_text(encoding="utf-8"))
+    data["normalizer"] = {"type": "Lowercase"}
+    tok_file.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"E325.*tokenizer.json does not match"):
+        _load(pipe)
