@@ -112,6 +112,14 @@ class Warnings(metaclass=ErrorsWithCodes):
     W420 = ("End to end on {source}: {labels} {have} gold mentions but the pipeline predicted "
             "none. Check that the NER was trained on documents annotated for them (see "
             "`annotated_labels` in the corpus and `layers.json` beside the NER corpus).")
+    # saved folders that may be hostile (W320-W339)
+    W320 = ("{n} mention(s) got non-finite model scores (NaN or infinity; first: {first!r}): "
+            "they are set to NIL (reason '{reason}'). The model's weights are damaged or "
+            "overflowed: load the pipeline again from a good copy, or link in float32.")
+    W321 = ("The pipeline folder {path} was saved without checksums of its weights, model "
+            "config, tries and aliases (an older version of spacy-syncabel): a damaged file there "
+            "cannot be detected. Save it again with `nlp.to_disk` (e.g. `nlp = spacy.load(p); "
+            "nlp.to_disk(p2)`) to record them.")
 
 
 class Errors(metaclass=ErrorsWithCodes):
@@ -377,3 +385,39 @@ class Errors(metaclass=ErrorsWithCodes):
             "its own id, or remove the copies.")
     E309 = ("the file name is not valid UTF-8 ({name!r}), so the note has no id that can be "
             "written. Rename the file.")
+    # saved folders that may be hostile (E320-E339)
+    E320 = ("{path} is a symbolic link (to {target}). A saved pipeline folder is read as "
+            "regular files only, so a link cannot make the loader read a file outside it. If "
+            "you trust the target, replace the link by a copy of it (`cp --remove-destination "
+            "\"$(readlink -f FILE)\" FILE`); otherwise save the pipeline again with `nlp.to_disk`.")
+    E321 = ("{path} is {what}, not a regular file. A saved pipeline folder is read as regular "
+            "files only (devices, FIFOs and sockets are never opened): replace it by the file "
+            "`nlp.to_disk` wrote, or save the pipeline again.")
+    E322 = ("{path} is {size} bytes, over the limit of {cap} bytes for {what}. If the file is "
+            "genuine, raise the limit with the environment variable {env} (a number of MB); "
+            "otherwise the file is damaged (e.g. sparse or padded): write it again with the "
+            "command that made it.")
+    E323 = ("{path}: {source} names the file {name!r} through '{key}', which is not a plain "
+            "file name inside the folder (absolute, with '..' or a folder separator). A saved "
+            "model folder may only name files beside it: set '{key}' to a file name of the "
+            "folder (or remove it), or save the model again with `save_pretrained`.")
+    E324 = ("{path}, line {line}: JSON nested deeper than {limit} levels. The files spacy-"
+            "syncabel reads are never nested this deep: the file is damaged or hostile; write "
+            "it again with the command that made it.")
+    E325 = ("{path} does not match its sha256 recorded in {record} ({found} != {expected}): it "
+            "changed after the pipeline was saved (flipped bytes, an edit or a replaced file), "
+            "and loading it could silently change the codes. Restore the folder from a good "
+            "copy or save the pipeline again with `nlp.to_disk`.")
+    E326 = ("The saved pipeline {path} is incomplete: {missing} is missing, but {record} says "
+            "it was saved ({what}). Copy the whole folder again, or save the pipeline again "
+            "with `nlp.to_disk`.")
+    E327 = ("The weights in {path} lack {n} tensor(s) the model needs (first: {first}); "
+            "loading them would leave those weights random. Restore the folder from a good "
+            "copy or save the pipeline again with `nlp.to_disk`.")
+    E329 = ("{path}: component '{name}' has `source = {source!r}`, which makes spaCy load "
+            "another pipeline from that path or package when this one loads. A folder written "
+            "by `nlp.to_disk` never has one (sourced components are copied in): remove the "
+            "line, or load the folder with `spacy.load` if you trust where it points.")
+    E328 = ("{path}: {problem}. The checksums recorded in state.json must be an object "
+            "{{\"relative/path\": \"sha256 hex\"}} naming files inside the folder: save the "
+            "pipeline again with `nlp.to_disk`.")

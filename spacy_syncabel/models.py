@@ -31,6 +31,7 @@ import spacy
 import torch
 
 from .errors import Errors, Warnings
+from .textio import read_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -165,12 +166,14 @@ def load_causal_lm(
     trust_remote_code: bool = False,
     gguf_file: Optional[str] = None,
     use_safetensors: Optional[bool] = None,
+    strict: bool = False,
 ) -> Tuple["PreTrainedModel", "PreTrainedTokenizerBase"]:
     """Load a causal LM and its tokenizer from a local folder or a Hub id.
 
     The tokenizer gets a pad token (EOS when it has none) and left padding; the
     model is put in eval mode on the resolved device. ``use_safetensors=True`` refuses
-    pickle-based weight files.
+    pickle-based weight files; ``strict``: a weight the files lack (left random by
+    ``transformers``) is E327.
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -187,13 +190,16 @@ def load_causal_lm(
         config = AutoConfig.from_pretrained(name, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
         extra = {} if use_safetensors is None else {"use_safetensors": use_safetensors}
-        model = AutoModelForCausalLM.from_pretrained(name, config=config, dtype=torch_dtype,
-                                                     **kwargs, **extra)
+        model, info = AutoModelForCausalLM.from_pretrained(
+            name, config=config, dtype=torch_dtype, output_loading_info=True, **kwargs, **extra)
     except Exception as err:  # noqa: BLE001 - re-raised with context
         msg = str(err)
         if "trust_remote_code" in msg and not trust_remote_code:
             raise ValueError(Errors.E032.format(name=name)) from err
         raise ValueError(Errors.E030.format(name=name, err=f"{type(err).__name__}: {msg}")) from err
+    missing = sorted(info.get("missing_keys") or ())
+    if strict and missing:
+        raise ValueError(Errors.E327.format(path=name, n=len(missing), first=missing[0]))
     if gguf_file is not None:
         _strip_quantization(model)
     _prepare_tokenizer(tokenizer)
@@ -301,8 +307,7 @@ def checkpoint_language(path: Union[str, Path]) -> Optional[str]:
     """The ``lang`` a SynCABEL checkpoint's config.json declares (its prompt verb), if any."""
     config = Path(path) / "config.json"
     try:
-        with open(config, encoding="utf-8") as f:
-            lang = json.load(f).get("lang")
+        lang = read_json(config).get("lang")
     except (OSError, ValueError, AttributeError):
         return None
     return lang if isinstance(lang, str) and lang else None
@@ -391,8 +396,7 @@ def _cache_problem(folder: Path, identity: dict, num_layers: Optional[int]) -> O
     if not folder.is_dir():
         return "missing"
     try:
-        with open(folder / CACHE_MANIFEST, encoding="utf-8") as f:
-            manifest = json.load(f)
+        manifest = read_json(folder / CACHE_MANIFEST)
         files = dict(manifest["files"])
     except (OSError, ValueError, KeyError, TypeError):
         return f"no readable {CACHE_MANIFEST}"

@@ -9,7 +9,9 @@ weights, the retrieval aliases and fingerprints: nothing in it decides what code
 """
 
 import copy
+import math
 import multiprocessing
+import os
 import tempfile
 import unicodedata
 import warnings
@@ -36,6 +38,9 @@ from .text import clean_name
 from .types import NIL
 
 EXTENSION = "syncabel"
+#: ``Span._.syncabel_nil_reason``: why a mention the linker decoded was set to NIL anyway
+NIL_REASON = "syncabel_nil_reason"
+NONFINITE = "non-finite model scores"
 STATE_VERSION = 2
 SCORE_KS = (1, 5)
 ModelLoader = Callable[..., Tuple[Any, Any]]
@@ -72,6 +77,21 @@ def register_extensions() -> None:
     """Register ``Span._.syncabel`` (the n-best list) once; safe to call again."""
     if not Span.has_extension(EXTENSION):
         Span.set_extension(EXTENSION, default=None)
+    if not Span.has_extension(NIL_REASON):
+        Span.set_extension(NIL_REASON, default=None)
+
+
+class _NilCandidates(list):
+    """An empty n-best that says why the mention is NIL (``reason``)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+
+def _finite(cand: Dict[str, Any]) -> bool:
+    return all(math.isfinite(cand[k]) for k in ("score", "logprob", "similarity")
+               if isinstance(cand.get(k), (int, float)))
 
 
 def is_blank_mention(text: str) -> bool:
@@ -92,7 +112,7 @@ def mark_fine_tuned(lm) -> None:
 
 @Language.factory(
     "syncabel_linker",
-    assigns=["token.ent_kb_id", f"span._.{EXTENSION}"],
+    assigns=["token.ent_kb_id", f"span._.{EXTENSION}", f"span._.{NIL_REASON}"],
     requires=["doc.ents"],
     default_config=DEFAULT_CONFIG,
     default_score_weights={"nel_micro_f": 1.0, "nel_micro_r": None, "nel_micro_p": None,
@@ -394,11 +414,32 @@ class SynCABELLinker(Pipe):
                     continue
                 refs.append(_MentionRef(i, j, ent, self.group_for(ent.label_),
                                         self.mention_text(ent), has_sents, text))
-        linked = engine.link(_LazyPrompts(self, refs), [r.group for r in refs],
-                             [r.text for r in refs])
-        for ref, cands in zip(refs, linked):
-            out[ref.doc_i][ref.ent_i] = [c.to_dict() for c in cands]
+        prompts = _LazyPrompts(self, refs)
+        linked = engine.link(prompts, [r.group for r in refs], [r.text for r in refs])
+        nonfinite: List[str] = []
+        for k, (ref, cands) in enumerate(zip(refs, linked)):
+            dicts = [c.to_dict() for c in cands]
+            # beam search drops non-finite beams: a mention left with none is checked
+            if all(_finite(d) for d in dicts) and (
+                    dicts or not self._nonfinite_logits(prompts[k])):
+                out[ref.doc_i][ref.ent_i] = dicts
+            else:  # NaN/inf never reach ent._.syncabel nor outputs: NIL, with the reason
+                nonfinite.append(ref.text)
+                out[ref.doc_i][ref.ent_i] = _NilCandidates(NONFINITE)
+        if nonfinite:
+            warnings.warn(Warnings.W320.format(n=len(nonfinite), first=nonfinite[0],
+                                               reason=NONFINITE))
         return out
+
+    def _nonfinite_logits(self, prompt: Sequence[int]) -> bool:
+        """Whether the LM's next-token logits after ``prompt`` hold NaN or infinity (damaged
+        or overflowing weights): asked only for a mention that got no candidate at all."""
+        import torch
+
+        lm = self._ready_engine().lm
+        with torch.inference_mode():
+            logits = lm(input_ids=torch.tensor([list(prompt)], device=lm.device)).logits
+        return not bool(torch.isfinite(logits[0, -1]).all())
 
     def set_annotations(self, docs: Iterable[Doc], preds) -> None:
         """Write ``ent.kb_id_`` (NIL under the threshold) and ``ent._.syncabel``."""
@@ -414,7 +455,8 @@ class SynCABELLinker(Pipe):
             # span extensions are keyed by (start, end, label, kb_id): set them on the new ents
             for ent, cands in zip(doc.ents, doc_preds):
                 if cands is not None:
-                    ent._.set(EXTENSION, cands)
+                    ent._.set(EXTENSION, list(cands))
+                    ent._.set(NIL_REASON, getattr(cands, "reason", None))
 
     def _one_thread_in_child(self) -> None:
         """In a child of ``nlp.pipe(n_process=N)``: one torch thread (OpenMP pools do not
@@ -481,46 +523,72 @@ class SynCABELLinker(Pipe):
     # -- serialization --------------------------------------------------------------------
     def to_disk(self, path, *, exclude: Iterable[str] = tuple()) -> None:
         """Save the KB, tokenizer and weights (safetensors), the tries (npy + marisa),
-        aliases and fingerprints; the settings are the pipeline's config.cfg."""
+        aliases and fingerprints, then state.json with the sha256 of the weights, model
+        config, tries.json and aliases; the settings are the pipeline's config.cfg."""
         from .models import save_pretrained
+        from .saved_folder import CHECKSUM_KEY, record_checksums
 
         engine = self._ready_engine()
         exclude = set(exclude)
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        srsly.write_json(path / "state.json", {"version": STATE_VERSION,
-                                               "fingerprint": self.fingerprint})
+        # state.json goes last: it holds the checksums of what was written
+        (path / "state.json").unlink(missing_ok=True)
         if "kb" not in exclude:
             engine.kb.to_disk(path / "kb")
             engine.tries.to_disk(path / "tries")
         if "model" not in exclude:
             save_pretrained(engine.lm, engine.tokenizer, path / "model")
-        if "aliases" not in exclude and engine.aliases:
-            srsly.write_jsonl(path / "aliases.jsonl", [{"text": t, "name": n, "group": g}
-                                                       for t, n, g in engine.aliases])
+        if "aliases" not in exclude:
+            (path / "aliases.jsonl").unlink(missing_ok=True)  # no stale aliases
+            if engine.aliases:
+                srsly.write_jsonl(path / "aliases.jsonl", [{"text": t, "name": n, "group": g}
+                                                           for t, n, g in engine.aliases])
+        checksums = record_checksums(path, model=None if "model" in exclude else "model",
+                                     extra=() if "aliases" in exclude else ("aliases.jsonl",))
+        if "kb" in exclude:
+            checksums = {k: v for k, v in checksums.items() if not k.startswith("tries/")}
+        srsly.write_json(path / "state.json", {"version": STATE_VERSION,
+                                               "fingerprint": self.fingerprint,
+                                               CHECKSUM_KEY: checksums})
 
     def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "SynCABELLinker":
         """Load what :meth:`to_disk` saved, offline. Weights load from safetensors only and
-        never with remote code; fingerprints are checked."""
+        never with remote code; fingerprints are checked. The folder is untrusted: only its
+        regular files are read, size-capped (``guarded.py``), the model folder is checked
+        before ``transformers`` reads it and the checksums in state.json are verified
+        (``saved_folder.py``)."""
+        from .guarded import check_tree, exists_in
         from .kb import ConceptKB
         from .models import load_causal_lm, tokenizer_fingerprint
+        from .saved_folder import (check_model_folder, checksums_of_state, is_model_state,
+                                   verify_checksums)
 
         exclude = set(exclude)
         path = Path(path)
-        state = _read_json(path / "state.json")
+        if path.is_symlink():  # the pipeline's own folder may be a link, not the linker's
+            raise ValueError(Errors.E320.format(path=path, target=os.readlink(path)))
+        state = _read_json(path / "state.json", root=path)
         fingerprint = state.get("fingerprint") if isinstance(state, dict) else None
         if not isinstance(fingerprint, dict):
             raise ValueError(Errors.E103.format(path=path / "state.json",
                                                 err="no 'fingerprint' object"))
+        checksums = checksums_of_state(path, state)
         if "kb" in exclude or "model" in exclude:
             if self.engine is None:
                 raise ValueError(Errors.E106.format(path=path))
-        kb = self.engine.kb if "kb" in exclude else ConceptKB.from_disk(path / "kb")
+        kb = self.engine.kb if "kb" in exclude else ConceptKB.load(path / "kb", root=path)
         if "model" in exclude:
             lm, tokenizer = self.engine.lm, self.engine.tokenizer
         else:
+            check_model_folder(path, "model")
+            # weights and configs before transformers reads them; the tokenizer's files
+            # after its fingerprint (E021 says more about a tokenizer from another run)
+            verify_checksums(path, checksums, "model", "the model's weights and config",
+                             select=is_model_state)
             lm, tokenizer = load_causal_lm(str(path / "model"), dtype="float32", device="cpu",
-                                           trust_remote_code=False, use_safetensors=True)
+                                           trust_remote_code=False, use_safetensors=True,
+                                           strict=True)
         found = tokenizer_fingerprint(tokenizer)
         if found != fingerprint.get("tokenizer"):
             raise ValueError(Errors.E021.format(path=path, found=found[:12],
@@ -528,11 +596,22 @@ class SynCABELLinker(Pipe):
         if kb.fingerprint() != fingerprint.get("kb"):
             raise ValueError(Errors.E021.format(path=path, found="kb:" + kb.fingerprint()[:12],
                                                 expected="kb:" + str(fingerprint.get("kb"))[:12]))
+        if "model" not in exclude:
+            verify_checksums(path, checksums, "model", "the model's tokenizer",
+                             select=lambda rel: not is_model_state(rel))
         aliases: List[Tuple[str, str, Optional[str]]] = []
-        if "aliases" not in exclude and (path / "aliases.jsonl").is_file():
-            aliases = _read_aliases(path / "aliases.jsonl")
+        # a folder with checksums lists its aliases file: missing, it is E326; an older
+        # folder has aliases when the file is there
+        if "aliases" not in exclude and (
+                "aliases.jsonl" in checksums if checksums is not None
+                else exists_in(path, "aliases.jsonl")):
+            verify_checksums(path, checksums, "aliases.jsonl", "the linker's aliases")
+            aliases = _read_aliases(path, "aliases.jsonl")
         tries = None  # folders saved before the tries were: rebuilt from the KB
-        if "kb" not in exclude and (path / "tries" / "tries.json").is_file():
+        if "kb" not in exclude and (exists_in(path, "tries/tries.json") or any(
+                k.startswith("tries/") for k in checksums or ())):
+            check_tree(path, "tries", lambda rel: "tries")
+            verify_checksums(path, checksums, "tries", "the token tries")
             tries = TrieSet.from_disk(path / "tries", tokenizer, kb.fingerprint(),
                                       names=kb.name_table)
             if self.settings.composite and tries.meta.get("legacy_composite"):
@@ -571,26 +650,29 @@ class SynCABELLinker(Pipe):
         return self
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path, root: Optional[Path] = None) -> Any:
     from .textio import read_json
 
     try:
-        return read_json(path)
+        return read_json(path, root=root, kind="json")
     except OSError as err:
         raise ValueError(Errors.E103.format(path=path, err=f"{type(err).__name__}: {err}")) from err
 
 
-def _read_aliases(path: Path) -> List[Tuple[str, str, Optional[str]]]:
+def _read_aliases(root: Path, name: str) -> List[Tuple[str, str, Optional[str]]]:
     from .textio import iter_jsonl
 
+    path = root / name
     out = []
     try:
-        for i, row in iter_jsonl(path):
+        for i, row in iter_jsonl(path, root=root, kind="aliases"):
             if not isinstance(row, dict) or not isinstance(row.get("text"), str) \
                     or not isinstance(row.get("name"), str):
                 raise ValueError(f"line {i}: expected {{'text', 'name', 'group'}}")
             group = row.get("group")
             out.append((row["text"], row["name"], None if group is None else str(group)))
     except (OSError, ValueError) as err:
+        if str(err).startswith("[E"):  # already coded (link, size, depth...)
+            raise
         raise ValueError(Errors.E103.format(path=path, err=str(err))) from err
     return out

@@ -149,7 +149,7 @@ def render(pipeline: Union[str, Path], corpus: Union[str, Path], output: Union[s
     output.parent.mkdir(parents=True, exist_ok=True)
     with output.open("w", encoding="utf-8") as f:  # readable: non-ASCII left as it is
         for record in render_docs(nlp, docs, stats):
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            f.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
     unaligned = stats.pop("unaligned")
     if unaligned:
         warnings.warn(Warnings.W180.format(n=len(unaligned), path=corpus, first=unaligned[0]))

@@ -7,7 +7,10 @@ helpers, so that a file in another encoding or with broken JSON fails with a cod
 """
 from __future__ import annotations
 
+import io
+import os
 import json
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Optional, TextIO, Tuple, Union
@@ -19,13 +22,22 @@ ENCODING = "utf-8"
 _BOM = "\ufeff"
 
 __all__ = ["open_text", "utf8_errors", "iter_lines", "read_text", "json_loads", "read_json",
-           "iter_jsonl", "as_str", "decode_error_message"]
+           "iter_jsonl", "as_str", "decode_error_message", "MAX_JSON_DEPTH", "JSONTooDeep",
+           "json_depth_exceeds"]
 
 
-def open_text(path: PathLike) -> TextIO:
+def open_text(path: PathLike, root: Optional[PathLike] = None, kind: str = "jsonl") -> TextIO:
     """Open ``path`` for reading as strict UTF-8 without newline translation (offsets and
-    ``\\r`` are kept). Use inside :func:`utf8_errors` to get coded decode errors."""
-    return open(path, encoding=ENCODING, errors="strict", newline="")
+    ``\\r`` are kept). Use inside :func:`utf8_errors` to get coded decode errors. With
+    ``root`` (a saved folder that may be hostile) the file is opened through
+    :func:`~spacy_syncabel.guarded.open_in`: a regular file inside ``root``, no link, at most
+    the size cap of ``kind``."""
+    if root is None:
+        return open(path, encoding=ENCODING, errors="strict", newline="")
+    from .guarded import open_in
+
+    return io.TextIOWrapper(open_in(root, path, kind), encoding=ENCODING, errors="strict",
+                            newline="")
 
 
 def _locate(path: Path) -> Optional[Tuple[int, int, bytes]]:
@@ -65,55 +77,119 @@ def utf8_errors(path: PathLike) -> Iterator[None]:
         raise ValueError(decode_error_message(path, err)) from None
 
 
-def iter_lines(path: PathLike) -> Iterator[Tuple[int, str]]:
+def iter_lines(path: PathLike, root: Optional[PathLike] = None,
+               kind: str = "jsonl") -> Iterator[Tuple[int, str]]:
     """(1-based line number, line without its end of line) of a UTF-8 file; a leading BOM
-    is dropped. Lines end at ``\\n``, ``\\r\\n`` or ``\\r``."""
-    with utf8_errors(path), open_text(path) as f:
+    is dropped. Lines end at ``\\n``, ``\\r\\n`` or ``\\r``. ``root``/``kind``: see
+    :func:`open_text`."""
+    with utf8_errors(path), open_text(path, root, kind) as f:
         for lineno, line in enumerate(f, start=1):
             if lineno == 1 and line.startswith(_BOM):
                 line = line[1:]
             yield lineno, line.rstrip("\r\n")
 
 
-def read_text(path: PathLike) -> str:
+def read_text(path: PathLike, root: Optional[PathLike] = None, kind: str = "json") -> str:
     """The whole text of a UTF-8 file, exactly (no newline translation: offsets count
-    ``\\r`` too); a leading BOM is dropped."""
-    with utf8_errors(path), open_text(path) as f:
+    ``\\r`` too); a leading BOM is dropped. ``root``/``kind``: see :func:`open_text`."""
+    with utf8_errors(path), open_text(path, root, kind) as f:
         text = f.read()
     return text[1:] if text.startswith(_BOM) else text
+
+
+#: deepest nesting of arrays and objects a JSON value may have (ours need fewer than 10)
+MAX_JSON_DEPTH = 64
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+class JSONTooDeep(ValueError):
+    """A JSON text nested deeper than :data:`MAX_JSON_DEPTH`."""
+
+
+def json_depth_exceeds(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether ``text`` nests arrays/objects deeper than ``limit`` (brackets inside strings
+    do not count). Linear and vectorized; a text with at most ``limit`` opening brackets is
+    not scanned."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    import numpy as np
+
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)).encode("ascii")
+    steps = np.frombuffer(brackets, dtype=np.uint8)
+    opening = (steps == ord("[")) | (steps == ord("{"))
+    return bool(len(steps)) and int(np.cumsum(np.where(opening, 1, -1)).max()) > limit
 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def json_loads(text: str) -> Any:
-    """Strict JSON: ``NaN``/``Infinity`` are rejected (they would become float codes)."""
-    return json.loads(text, parse_constant=_no_constant)
+def json_loads(text: Union[str, bytes]) -> Any:
+    """Strict JSON: ``NaN``/``Infinity`` are rejected (they would become float codes), and a
+    value nested deeper than :data:`MAX_JSON_DEPTH` is :class:`JSONTooDeep` (never a bare
+    ``RecursionError``). Every JSON text spacy-syncabel reads goes through here (bytes are
+    UTF-8); all its errors are ``ValueError``s."""
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode(ENCODING)
+    if json_depth_exceeds(text):
+        raise JSONTooDeep(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise JSONTooDeep(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
 
 
-def read_json(path: PathLike) -> Any:
-    """A JSON file; E190 on a decode error, E191 (file, line, column) on invalid JSON."""
-    text = read_text(path)
+def _json_error(path: PathLike, line: Any, err: ValueError) -> ValueError:
+    if isinstance(err, JSONTooDeep):
+        return ValueError(Errors.E324.format(path=path, line=line, limit=MAX_JSON_DEPTH))
+    if isinstance(err, json.JSONDecodeError):
+        return ValueError(Errors.E191.format(path=path, line=line if line != "?" else err.lineno,
+                                             err=f"{err.msg}, column {err.colno}"))
+    return ValueError(Errors.E191.format(path=path, line=line, err=err))
+
+
+def _size_checked(path: PathLike, root: Optional[PathLike], kind: str) -> None:
+    """Outside a guarded folder: still no file above the cap of ``kind`` is read whole."""
+    if root is not None:
+        return
+    from .guarded import KINDS, size_cap
+
+    try:
+        size = os.stat(path).st_size
+    except OSError:
+        return  # open() reports it
+    if size > size_cap(kind):
+        raise ValueError(Errors.E322.format(path=path, size=size, cap=size_cap(kind),
+                                            what=KINDS[kind][1],
+                                            env=f"SPACY_SYNCABEL_MAX_{kind.upper()}_MB"))
+
+
+def read_json(path: PathLike, root: Optional[PathLike] = None, kind: str = "json") -> Any:
+    """A JSON file; E190 on a decode error, E191 (file, line, column) on invalid JSON, E324
+    nested too deep, E322 larger than the cap of ``kind``; ``root``: see :func:`open_text`."""
+    _size_checked(path, root, kind)
+    text = read_text(path, root, kind)
     try:
         return json_loads(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(Errors.E191.format(path=path, line=err.lineno,
-                                            err=f"{err.msg}, column {err.colno}")) from None
     except ValueError as err:
-        raise ValueError(Errors.E191.format(path=path, line="?", err=err)) from None
+        raise _json_error(path, "?", err) from None
 
 
-def iter_jsonl(path: PathLike) -> Iterator[Tuple[int, Any]]:
+def iter_jsonl(path: PathLike, root: Optional[PathLike] = None,
+               kind: str = "jsonl") -> Iterator[Tuple[int, Any]]:
     """(line number, value) of each non-blank line of a JSONL file; E190 on a decode error,
-    E191 naming the line on invalid JSON (a truncated last line included)."""
-    for lineno, line in iter_lines(path):
+    E191 naming the line on invalid JSON (a truncated last line included), E324 on a line
+    nested too deep, E322 on a file larger than the cap of ``kind``."""
+    _size_checked(path, root, kind)
+    for lineno, line in iter_lines(path, root, kind):
         if not line.strip():
             continue
         try:
-            yield lineno, json_loads(line)
+            value = json_loads(line)
         except ValueError as err:
-            raise ValueError(Errors.E191.format(path=path, line=lineno, err=err)) from None
+            raise _json_error(path, lineno, err) from None
+        yield lineno, value
 
 
 def as_str(value: Any, what: str, path: PathLike, line: Union[int, str],

@@ -90,12 +90,17 @@ def _int(meta: Dict[str, Any], key: str, path: Path, optional: bool = False) -> 
 
 
 def _read_meta(path: Path) -> Dict[str, Any]:
+    from ..guarded import exists_in
+    from ..textio import read_json
+
     meta_path = path / META_FILE
-    if not meta_path.is_file():
+    if not exists_in(path, META_FILE):
         raise ValueError(Errors.E140.format(path=path, problem=f"no {META_FILE}"))
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        meta = read_json(meta_path, root=path, kind="json")
+    except ValueError as err:
+        if "[E191]" not in str(err) and "[E190]" not in str(err):
+            raise  # a link, a device, too large or too deep: its own code
         raise ValueError(Errors.E141.format(path=meta_path, problem=str(err))) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(Errors.E141.format(
@@ -116,9 +121,12 @@ def _read_meta(path: Path) -> Dict[str, Any]:
 
 
 def _checked_file(path: Path, name: str, digests: Dict[str, str]) -> Path:
+    from ..guarded import check_file, exists_in
+
     p = path / name
-    if not p.is_file():
+    if not exists_in(path, name):
         raise ValueError(Errors.E140.format(path=path, problem=f"no {name}"))
+    check_file(path, name, "tries")  # a regular file inside the folder, no link
     if digests.get(name) != sha256(p):
         raise ValueError(Errors.E143.format(path=p))
     return p

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
-import srsly
 
 from ..errors import Errors, Warnings
-from ..textio import iter_lines
+from ..textio import iter_lines, json_loads
 from ..types import CorpusDoc
 from .metrics import exclusion, is_linkable, score_links, seen_code_set
 
@@ -79,7 +78,7 @@ def read_jsonl_predictions(path: PathLike) -> List[Prediction]:
         if not line.strip():
             continue
         try:
-            obj = srsly.json_loads(line)
+            obj = json_loads(line)
         except ValueError as err:
             raise ValueError(Errors.E132.format(path=path, line=lineno,
                                                 problem=f"invalid JSON ({err})")) from None

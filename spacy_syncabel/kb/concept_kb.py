@@ -451,21 +451,29 @@ class ConceptKB:
         srsly.write_json(path / _META_FILE, self._meta())
 
     @classmethod
-    def load(cls, path: Union[str, Path]) -> "ConceptKB":
+    def load(cls, path: Union[str, Path], root: Optional[Union[str, Path]] = None,
+             ) -> "ConceptKB":
         """Read a folder written by :meth:`to_disk`. A missing file is E192, invalid JSON
         E191/E196 (file and line), a ``kb.jsonl`` that does not give the fingerprint saved in
-        ``meta.json`` (truncated or edited) E193."""
+        ``meta.json`` (truncated or edited) E193. Its files are read as untrusted
+        (``spacy_syncabel.guarded``): regular files inside ``root`` (default: the folder
+        itself), no link, size-capped (E320-E322)."""
+        from ..guarded import check_dir, exists_in
+
         path = Path(path)
+        root = path if root is None else Path(root)
+        if root != path:
+            check_dir(root, path)
         for name, what in ((_KB_FILE, "no concepts"),
                            (_META_FILE, "without its preferred names, definitions and code "
                                         "aliases")):
-            if not (path / name).is_file():
+            if not exists_in(path, name):
                 raise ValueError(Errors.E192.format(path=path, missing=name, what=what))
-        meta = read_json(path / _META_FILE)
+        meta = read_json(path / _META_FILE, root=root, kind="kb")  # names, definitions
         if not isinstance(meta, dict):
             raise ValueError(Errors.E191.format(path=path / _META_FILE, line=1,
                                                 err="expected a JSON object"))
-        kb = cls._from_parts(_read_kb_lines(path / _KB_FILE), meta)
+        kb = cls._from_parts(_read_kb_lines(path / _KB_FILE, root), meta)
         expected = meta.get("fingerprint")
         if expected and kb.fingerprint() != expected:
             raise ValueError(Errors.E193.format(
@@ -499,9 +507,9 @@ class ConceptKB:
         return self
 
 
-def _read_kb_lines(path: Path) -> Iterator[Dict[str, str]]:
+def _read_kb_lines(path: Path, root: Path) -> Iterator[Dict[str, str]]:
     """The rows of a saved ``kb.jsonl``; E191 on invalid JSON, E196 on a malformed row."""
-    for lineno, obj in iter_jsonl(path):
+    for lineno, obj in iter_jsonl(path, root=root, kind="kb"):
         if not isinstance(obj, dict) or not all(
                 isinstance(obj.get(k), str) for k in ("code", "name", "group")):
             raise ValueError(Errors.E196.format(

@@ -17,6 +17,7 @@ from typing import Callable, List, Tuple, Union
 import spacy
 
 from ..errors import Errors
+from ..textio import json_loads
 from .concept_kb import ConceptKB
 
 TEXT_TO_CODE = "text_to_code.json"
@@ -41,7 +42,7 @@ def read_text_to_code(path: PathLike) -> ConceptKB:
     p = _map_path(path)
     try:
         with open(p, encoding="utf-8") as f:
-            data = json.load(f)
+            data = json_loads(f.read())
     except UnicodeDecodeError as err:
         raise ValueError(Errors.E134.format(
             path=p, problem=f"not UTF-8 ({err.reason} at byte {err.start})")) from None
@@ -49,6 +50,8 @@ def read_text_to_code(path: PathLike) -> ConceptKB:
         raise ValueError(Errors.E134.format(
             path=p, problem=f"invalid JSON at line {err.lineno}, column {err.colno} "
                             f"({err.msg})")) from None
+    except ValueError as err:  # NaN, nested too deep
+        raise ValueError(Errors.E134.format(path=p, problem=str(err))) from None
     if not isinstance(data, dict) or not data:
         raise ValueError(Errors.E134.format(path=p, problem="the top level is not a non-empty "
                                                             "object of groups"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import json
 import os
 import sys
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Iterator, List, Optional, Set, Union
 
 from ..errors import Errors
+from ..textio import json_loads
 
 INPUT_FORMATS = ("auto", "txt", "jsonl", "csv")
 
@@ -121,7 +121,7 @@ def _jsonl_notes(path: Path, encoding: str, id_column: str, text_column: str
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = json_loads(line)
             except ValueError as err:
                 yield NoteError(fallback_id, Errors.E154.format(err=err), where, False)
                 continue

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from ..errors import Errors
+from ..textio import json_loads
 from .inputs import Note, NoteError, decode_note, decode_problem, read_notes, txt_files
 from .inputs import input_format as detect_format
 from .link import find_kb, guarded_pipe
@@ -67,7 +68,7 @@ class NoteLinker:
                 rows.append({"id": note.id, "record": "", "error": error or "", "where": "linking"})
             else:
                 record = doc_to_record(doc, note.id, self.kb)
-                rows.append({"id": note.id, "record": json.dumps(record, ensure_ascii=False),
+                rows.append({"id": note.id, "record": json.dumps(record, ensure_ascii=False, allow_nan=False),
                              "error": "", "where": ""})
             if self.delay:
                 time.sleep(self.delay)
@@ -164,7 +165,7 @@ def link_with_ray(pipeline: Path, source: Path, output: LinkOutput, *, address: 
                     output.write_error(NoteError(note_id, str(error), str(where)))
                     failed += 1
                 else:
-                    rec = json.loads(str(record))
+                    rec = json_loads(str(record))
                     output.write(Note(note_id, ""), rec)
                     n_linked += 1
                     n_entities += len(rec["entities"])

@@ -25,9 +25,11 @@ def doc_to_record(doc: Doc, note_id: str, kb: Any = None) -> Dict[str, Any]:
     """``{"id", "entities": [{"start", "end", "label", "text", "code", "name", "score",
     "n_best"}]}`` for a processed doc. ``code`` is ``ent.kb_id_`` (NIL when unlinked),
     ``name`` and ``score`` those of the best candidate when it gave the code (else the KB's
-    preferred name), ``n_best`` is ``ent._.syncabel``."""
+    preferred name), ``n_best`` is ``ent._.syncabel``; ``reason`` (only when set) says why a
+    decoded mention is NIL (``ent._.syncabel_nil_reason``)."""
     entities: List[Dict[str, Any]] = []
     has_ext = Span.has_extension("syncabel")
+    has_reason = Span.has_extension("syncabel_nil_reason")
     for ent in doc.ents:
         nbest = (ent._.syncabel if has_ext else None) or []
         code = ent.kb_id_ or NIL
@@ -43,6 +45,9 @@ def doc_to_record(doc: Doc, note_id: str, kb: Any = None) -> Dict[str, Any]:
             "score": _round(top["score"]) if top is not None else None,
             "n_best": [_candidate(c) for c in nbest],
         })
+        reason = ent._.syncabel_nil_reason if has_reason else None
+        if reason:  # NIL although decoded, e.g. "non-finite model scores"
+            entities[-1]["reason"] = reason
     return {"id": note_id, "entities": entities}
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Set, Tuple, Union
 
 from ..errors import Errors, Warnings
+from ..textio import json_loads
 from .inputs import Note, NoteError
 from .records import record_to_brat, safe_stem
 
@@ -47,17 +48,18 @@ def errors_path_for(output: PathLike) -> Path:
 
 def _dumps(obj: Dict[str, Any]) -> bytes:
     """One JSON line, UTF-8; text that UTF-8 cannot hold (lone surrogates, e.g. from an
-    undecodable file name) is written as JSON escapes, which read back as the same string."""
+    undecodable file name) is written as JSON escapes, which read back as the same string.
+    ``allow_nan=False``: a NaN or infinity would make the line invalid JSON (ValueError)."""
     try:
-        return json.dumps(obj, ensure_ascii=False).encode("utf8") + b"\n"
+        return json.dumps(obj, ensure_ascii=False, allow_nan=False).encode("utf8") + b"\n"
     except UnicodeEncodeError:
-        return json.dumps(obj, ensure_ascii=True).encode("ascii") + b"\n"
+        return json.dumps(obj, ensure_ascii=True, allow_nan=False).encode("ascii") + b"\n"
 
 
 def _record_id(line: bytes, field: Optional[str]) -> str:
     """The id of a JSON line that is a record (an object with ``id``, and ``field`` when
     given); ValueError otherwise."""
-    obj = json.loads(line)
+    obj = json_loads(line)
     if not isinstance(obj, dict) or "id" not in obj or (field is not None and field not in obj):
         keys = f"'id' and '{field}'" if field else "'id'"
         raise ValueError(f"not a JSON object with {keys}")
@@ -107,7 +109,7 @@ def iter_records(path: PathLike) -> Iterator[Dict[str, Any]]:
         for line in f:
             if not line.endswith(b"\n"):
                 return
-            yield json.loads(line)
+            yield json_loads(line)
 
 
 class _AppendLog:

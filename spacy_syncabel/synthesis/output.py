@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Union
 
 from ..errors import Errors, Warnings
+from ..textio import json_loads
 
 try:  # POSIX
     import fcntl
@@ -41,7 +42,7 @@ def read_done(path: Union[str, Path]) -> List[Dict[str, Any]]:
             if not line.endswith(b"\n"):
                 break
             try:
-                records.append(json.loads(line))
+                records.append(json_loads(line))
             except ValueError:
                 break
     return records
@@ -79,7 +80,7 @@ class SynthWriter:
             if not line.endswith(b"\n"):
                 break
             try:
-                rec = json.loads(line)
+                rec = json_loads(line)
                 rec_offset = int(rec["offset"])
                 code = str(rec["concept"])
             except (ValueError, KeyError, TypeError):

@@ -8,12 +8,13 @@ offline and its config names no absolute path.
 """
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
 from ..errors import Errors, Warnings
+from ..guarded import exists_in
+from ..textio import read_json
 from ..output_paths import check_outputs, check_replaceable
 
 PathLike = Union[str, Path]
@@ -102,8 +103,8 @@ def assemble_pipeline(linker_path: PathLike, ner_path: PathLike, output: PathLik
                                f"{ner_path} and {linker_path}.")
     extra = {"assemble.json": info}
     for record in LINKER_RECORDS:
-        if (linker_path / record).is_file():
-            extra[record] = json.loads((linker_path / record).read_text(encoding="utf-8"))
+        if exists_in(linker_path, record):  # records of a folder that may be hostile
+            extra[record] = read_json(linker_path / record, root=linker_path, kind="json")
     save_pipeline(nlp, output, extra_files=extra, fine_tuned=is_fine_tuned(linker.lm))
     return info
 

@@ -168,10 +168,10 @@ def _calibrate_cascade(engine: LinkingEngine, dev: Any, scored, best: Dict[str, 
 
 
 def _read_meta(path: Path) -> Optional[Dict[str, Any]]:
-    import json
+    from ..textio import read_json
 
     try:
-        return json.loads((path / "training.json").read_text("utf8"))
+        return read_json(path / "training.json", root=path, kind="json")
     except (OSError, ValueError):
         return None
 

@@ -272,10 +272,12 @@ def dev_recall(engine, dev: DevSet, k: int = 5) -> Tuple[float, float]:
 
 
 def _read_state(path: Path) -> Optional[Dict[str, Any]]:
+    from ..textio import read_json
+
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text("utf8"))
+        return read_json(path)
     except (OSError, ValueError) as err:
         raise ValueError(Errors.E083.format(path=path, err=err)) from None
 
@@ -355,7 +357,9 @@ def _mine_round(cfg: DPORunConfig, engine, chunk: Sequence[TrainMention], round_
     """The round's pairs: read back after a restart, else mined by the engine's own beams."""
     pairs_path, mining_path = round_dir / "pairs.jsonl", round_dir / "mining.json"
     if pairs_path.is_file() and mining_path.is_file():  # mined before a restart
-        return read_pairs(pairs_path), json.loads(mining_path.read_text("utf8"))
+        from ..textio import read_json
+
+        return read_pairs(pairs_path), read_json(mining_path)
     pairs, stats = shared_mine(engine, chunk, k=cfg.top_k, gold_fallback=cfg.gold_fallback)
     mined = len(pairs)
     if cfg.max_pairs and len(pairs) > cfg.max_pairs:

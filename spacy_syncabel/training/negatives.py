@@ -276,14 +276,14 @@ def write_pairs(pairs: Iterable[PreferencePair], path: PathLike) -> Path:
 
 def read_pairs(path: PathLike) -> List[PreferencePair]:
     """Read pairs written by :func:`write_pairs`."""
-    from ..textio import iter_lines
+    from ..textio import iter_lines, json_loads
 
     out = []
     for i, line in iter_lines(path):
         if not line.strip():
             continue
         try:
-            out.append(PreferencePair.from_dict(json.loads(line)))
+            out.append(PreferencePair.from_dict(json_loads(line)))
         except (ValueError, TypeError) as err:
             raise ValueError(Errors.E084.format(path=path, line=i, problem=err)) from None
     return out

@@ -100,23 +100,42 @@ def _check_copy(src: Path, dst: Path, dst_what: str, src_what: str) -> None:
                                             input_what=src_what, input=src))
 
 
+def _copy_regular_files(src: Path, dst: Path) -> None:
+    """Copy the regular files of ``src`` into the folder ``dst``; a symbolic link (E320) or a
+    device, FIFO or socket (E321) anywhere in ``src`` stops the copy, so what a link points to
+    (e.g. a system file) never ends up in the copy."""
+    from ..guarded import iter_tree, open_in
+
+    dst.mkdir(parents=True, exist_ok=True)
+    for rel in iter_tree(src):
+        target = dst / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open_in(src, rel, "weights") as fin, open(target, "xb") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+        shutil.copymode(src / rel, target)
+
+
 def copy_pipeline(src: PathLike, dst: PathLike, *, force: bool = False) -> Path:
     """Copy a pipeline folder (portable: nothing in it names its own location); an existing
     ``dst`` is replaced only with ``force`` (E302)."""
     dst = Path(dst)
     _check_copy(src, dst, "The copy", "the pipeline")
     with replace_folder(dst, force=force) as tmp:
-        shutil.copytree(src, tmp, dirs_exist_ok=True)
+        _copy_regular_files(Path(src), tmp)
     return dst
 
 
 def load_pipeline(path: PathLike, **settings: Any):
     """``spacy.load(path)`` with linker settings overridden through the config (the one
-    source of settings), e.g. ``load_pipeline(p, mode="beam", num_beams=10)``."""
+    source of settings), e.g. ``load_pipeline(p, mode="beam", num_beams=10)``. A config.cfg
+    that sources a component from another pipeline or package is refused (E329)."""
     import spacy
     from spacy.util import load_config
 
+    from ..saved_folder import check_pipeline_config
+
     path = Path(path)
+    check_pipeline_config(path)
     config = load_config(path / "config.cfg", interpolate=False)
     names = [n for n, c in config["components"].items() if c.get("factory") == LINKER]
     overrides = {f"components.{name}.{key}": value for name in names
@@ -135,14 +154,22 @@ def migrate_pipeline(src: PathLike, dst: PathLike, *, force: bool = False) -> Pa
     import srsly
     from spacy.util import load_config
 
+    from ..errors import Errors
+    from ..guarded import exists_in
+    from ..saved_folder import CHECKSUM_KEY, record_checksums
+    from ..textio import read_json
+
     src, dst = Path(src), Path(dst)
     _check_copy(src, dst, "The migrated folder", "the 0.1 pipeline")
     with replace_folder(dst, force=force) as tmp:
-        shutil.copytree(src, tmp, dirs_exist_ok=True)
+        _copy_regular_files(src, tmp)
         config = load_config(tmp / "config.cfg", interpolate=False)
         comp = config["components"][LINKER]
         old_cfg = tmp / LINKER / "cfg.json"
-        saved = dict(srsly.read_json(old_cfg)) if old_cfg.is_file() else {}
+        saved = read_json(old_cfg, root=tmp, kind="json") if exists_in(tmp, old_cfg) else {}
+        if not isinstance(saved, dict):
+            raise ValueError(Errors.E191.format(path=src / LINKER / "cfg.json", line=1,
+                                                err="expected a JSON object"))
         comp.update({k: v for k, v in saved.items() if k not in ("device", "dtype")})
         for key in ("model", "kb_loader", "trust_remote_code"):
             comp.pop(key, None)
@@ -155,9 +182,12 @@ def migrate_pipeline(src: PathLike, dst: PathLike, *, force: bool = False) -> Pa
         _portable_config(config, None, None, None)
         config.to_disk(tmp / "config.cfg")
         fingerprint = tmp / LINKER / "fingerprint.json"
-        if fingerprint.is_file():
+        if exists_in(tmp, fingerprint):
+            # the checksums of the files as they are now: the old folder recorded none
             srsly.write_json(tmp / LINKER / "state.json",
-                             {"version": 2, "fingerprint": srsly.read_json(fingerprint)})
+                             {"version": 2,
+                              "fingerprint": read_json(fingerprint, root=tmp, kind="json"),
+                              CHECKSUM_KEY: record_checksums(tmp / LINKER)})
             fingerprint.unlink()
         if old_cfg.is_file():
             old_cfg.unlink()

@@ -354,7 +354,9 @@ def _make_trainer_class():
 
 def _read_best(path: Path) -> Optional[float]:
     try:
-        return float(json.loads((path / "training.json").read_text("utf8"))["dev_recall@1"])
+        from ..textio import read_json
+
+        return float(read_json(path / "training.json", root=path, kind="json")["dev_recall@1"])
     except Exception:  # noqa: BLE001 - absent or foreign folder
         return None
 
