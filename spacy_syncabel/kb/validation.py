@@ -12,10 +12,11 @@ punctuation mark (not only white space, invisible characters or combining marks)
 """
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Optional
 
-from ..corpus._util import normalize_code
+from ..corpus._util import NIL_CODES, normalize_code
 from ..prompting import SEP_TOKEN
 from ..types import COMPOSITE_SEP, NIL, NO_CODE
 
@@ -23,6 +24,9 @@ __all__ = ["code_problem", "repair_code", "name_problem"]
 
 _MARKERS = (NIL, NO_CODE)
 _END_JUNK = " +|,"
+# the common case, checked at once: no white space, separator or '<', not a marker
+_PLAIN = re.compile(r"[^\s+|,<]+")
+_NO_CONCEPT = {NIL.lower(), NO_CODE.lower(), *NIL_CODES}
 
 
 def _char(ch: str) -> str:
@@ -31,6 +35,8 @@ def _char(ch: str) -> str:
 
 def code_problem(code: str) -> Optional[str]:
     """Why ``code`` cannot be a KB code (a phrase completing "code 'X' ..."), or None."""
+    if code.isprintable() and _PLAIN.fullmatch(code) and code.lower() not in _NO_CONCEPT:
+        return None
     if not code:
         return "is empty"
     bad = next((ch for ch in code if not ch.isprintable()), None)
@@ -56,6 +62,8 @@ def repair_code(code: str) -> str:
 
 def name_problem(cleaned: str) -> Optional[str]:
     """Why a cleaned name cannot be a KB name (completing "name 'X' ..."), or None."""
+    if cleaned[:1].isalnum() and SEP_TOKEN not in cleaned:
+        return None
     if not any(unicodedata.category(ch)[0] in "LNSP" for ch in cleaned):
         return ("has no letter, digit, symbol or punctuation once cleaned (only white space, "
                 "invisible characters or combining marks)")
