@@ -68,5 +68,6 @@ def name_problem(cleaned: str) -> Optional[str]:
         return ("has no letter, digit, symbol or punctuation once cleaned (only white space, "
                 "invisible characters or combining marks)")
     if SEP_TOKEN in cleaned:
-        return f"holds '{SEP_TOKEN}', which the decoder reads as the separator of a composite answer"
+        return (f"holds '{SEP_TOKEN}', which the decoder reads as the separator of a composite "
+                "answer")
     return None
