@@ -103,6 +103,10 @@ class Warnings(metaclass=ErrorsWithCodes):
     W190 = ("{n} line(s) of PubTator file {path} are neither a title/abstract line, a mention "
             "line nor a relation line and were skipped (first: line {line}: {text!r}). The "
             "file may be truncated or hand-edited: fix or remove those lines.")
+    # KB codes and names (E340-E359, W340-W359)
+    W340 = ("KB {source}: {n} code(s) had white space or a composite separator (+ | ,) at an "
+            "end and were read without it, as the gold readers read them (first: {first}). "
+            "Fix them in the KB file to silence this warning.")
     # linking raw notes (notes/, visualize.py)
     W150 = ("Resuming {path}: dropped a partial last line ({n_bytes} byte(s), an interrupted "
             "run); that note is linked again.")
@@ -421,3 +425,11 @@ class Errors(metaclass=ErrorsWithCodes):
     E328 = ("{path}: {problem}. The checksums recorded in state.json must be an object "
             "{{\"relative/path\": \"sha256 hex\"}} naming files inside the folder: save the "
             "pipeline again with `nlp.to_disk`.")
+    # KB codes and names (E340-E359)
+    E340 = ("KB {source}: {n} code(s) cannot be KB codes; first: code {code!r} (name {name!r}, "
+            "group {group!r}) {problem}. Fix or remove these codes in the KB file: a code must "
+            "be one printable code with no white space, '+', '|', ',' or '<SEP>', and not a "
+            "'no concept' marker (NIL, NO_CODE, -1, CUI-less). Others: {others}.")
+    E341 = ("KB {source}: {n} name(s) cannot be KB names; first: name {name!r} of code {code!r} "
+            "(group {group!r}) {problem}. Fix or remove these rows in the KB file. Others: "
+            "{others}.")

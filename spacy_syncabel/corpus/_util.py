@@ -17,7 +17,7 @@ PathLike = Union[str, Path]
 # "|" (NCBI-disease, BC5CDR), "+" (NCBI-disease, SPACCC), white space or "," (QUAERO).
 _CODE_SPLIT = re.compile(r"[|+,\s]+")
 # Codes that mean "no concept" in the source formats.
-_NIL_CODES = {"-1", "nil", "cui-less", "cuiless"}
+NIL_CODES = {"-1", "nil", "cui-less", "cuiless"}
 
 
 def normalize_code(raw: Optional[str]) -> Optional[str]:
@@ -31,7 +31,7 @@ def normalize_code(raw: Optional[str]) -> Optional[str]:
         return None
     out: List[str] = []
     for p in parts:
-        p = NIL if p.lower() in _NIL_CODES else p
+        p = NIL if p.lower() in NIL_CODES else p
         if p not in out:
             out.append(p)
     return COMPOSITE_SEP.join(out)

@@ -10,7 +10,8 @@ Raw texts go through the whole pipeline; its entities are compared with the gold
   right when its span and its code are a gold mention's, the codes compared as canonical code
   sets (:func:`~spacy_syncabel.evaluation.metrics.canonical`). Every gold mention with a code
   counts, even ``NO_CODE`` or a code outside the KB (``n_gold_unreachable`` says how many); an
-  entity the linker leaves NIL predicts no code.
+  entity the linker leaves NIL or ``NO_CODE`` (its answer has no code in the KB) predicts no
+  code, so it never matches a ``NO_CODE`` gold.
 * **NER + TF-IDF**: the same predicted spans linked by the top-1 TF-IDF name
   (:class:`~spacy_syncabel.evaluation.baseline.TfidfLinker`), scored the same way.
 
@@ -32,7 +33,7 @@ from ..decoding.candidates import CandidateIndex
 from ..errors import Warnings
 from ..types import CorpusDoc
 from .baseline import TfidfLinker
-from .metrics import canonical, exclusion, is_linkable
+from .metrics import EXCLUDED_NO_CODE, canonical, exclusion, is_linkable
 from .resources import timer
 
 # (doc index, start char, end char, type or canonical code) -> the mention's type
@@ -44,6 +45,11 @@ def entity_type(label: str, label_map: Mapping[str, Optional[str]]) -> str:
     by the linker's ``label_map``, or the label itself when the map has no group for it."""
     group = label_map.get(label)
     return group if group is not None else label
+
+
+def predicts_code(code: str) -> bool:
+    """True when an entity's code is an answer: not empty, NIL or NO_CODE (in any part)."""
+    return is_linkable(code) and exclusion(code) != EXCLUDED_NO_CODE
 
 
 def entity_setters(nlp: Language, before: Optional[str] = None) -> List[str]:
@@ -118,7 +124,7 @@ def end_to_end_metrics(nlp: Language, corpus: Sequence[CorpusDoc], *, batch_size
                 n_unannotated += 1
                 continue
             pred_ner[(i, e.start_char, e.end_char, t)] = t
-            if is_linkable(e.kb_id_):
+            if predicts_code(e.kb_id_):
                 pred_link[(i, e.start_char, e.end_char, canonical(e.kb_id_, kb))] = t
             ents.append(((i, e.start_char, e.end_char), t, e.text, linker.group_for(e.label_)))
     types = sorted(set(gold_ner.values()) | set(pred_ner.values()))
@@ -156,4 +162,4 @@ def end_to_end_metrics(nlp: Language, corpus: Sequence[CorpusDoc], *, batch_size
     return out
 
 
-__all__ = ["entity_type", "entity_setters", "prf", "end_to_end_metrics"]
+__all__ = ["entity_type", "entity_setters", "predicts_code", "prf", "end_to_end_metrics"]

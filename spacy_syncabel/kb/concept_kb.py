@@ -38,6 +38,7 @@ import srsly
 from ..errors import Errors, Warnings
 from ..text import clean_name
 from ..textio import iter_jsonl, read_json
+from .validation import code_problem, name_problem, repair_code
 
 __all__ = ["ConceptKB", "fast_clean_name"]
 
@@ -79,8 +80,14 @@ class ConceptKB:
     """Concept KB with per-group unambiguous names.
 
     entries: ``(code, name, group)`` triples. Names are cleaned with
-        :func:`clean_name`; rows whose name is empty after cleaning are dropped.
-        Exact duplicate triples are collapsed (counted in ``report["duplicate_rows"]``).
+        :func:`clean_name`. Exact duplicate triples are collapsed (counted in
+        ``report["duplicate_rows"]``). Codes and names are checked (see
+        :mod:`.validation`): a code that the gold readers, the outputs or the decoder would read
+        as something else (control characters, white space, ``+ | ,``, ``<SEP>``, ``NIL`` /
+        ``NO_CODE`` / ``-1`` / ``CUI-less``) is E340 and a name with nothing to generate once
+        cleaned (empty, only combining marks...) or holding ``<SEP>`` is E341; only white space
+        or separators at a code's ends are dropped (``C1+`` -> ``C1``, W340, listed in
+        ``report["repaired_codes"]``).
     preferred: code -> preferred name (else the code's first name in input order).
     definitions: code -> definition text.
     source: where the KB came from (file path, loader name...).
@@ -100,35 +107,84 @@ class ConceptKB:
         self.source = str(source)
         raw: Dict[Tuple[str, str, str], None] = {}
         n_rows = 0
-        n_empty = 0
         cache: Dict[str, str] = {}
+        codes: Dict[str, str] = {}  # code as given -> code kept ("" if refused)
+        bad_codes: Dict[str, Tuple[str, str, str]] = {}  # code -> (name, group, problem)
+        bad_names: Dict[str, Tuple[str, str, str]] = {}  # name -> (code, group, problem)
+        repaired: List[str] = []
         for code, name, group in entries:
             n_rows += 1
             cleaned = cache.get(name)
             if cleaned is None:
                 cleaned = cache[name] = fast_clean_name(name)
-            if not cleaned:
-                n_empty += 1
-                continue
-            raw[(str(code), cleaned, str(group))] = None
+                problem = name_problem(cleaned)
+                if problem is not None:
+                    bad_names.setdefault(name, (str(code), str(group), problem))
+            kept_code = codes.get(code)
+            if kept_code is None:
+                kept_code = codes[code] = self._check_code(str(code), name, str(group),
+                                                            bad_codes, repaired)
+            if kept_code and name not in bad_names:
+                raw[(kept_code, cleaned, str(group))] = None
+        self._refuse(bad_codes, bad_names)
+        if repaired and warn:
+            warnings.warn(Warnings.W340.format(source=self.source, n=len(repaired),
+                                               first=", ".join(map(repr, repaired[:5]))),
+                          stacklevel=2)
         self._raw: List[Tuple[str, str, str]] = list(raw)
         n_raw = len(self._raw)
-        del raw, cache  # free the build's temporaries as early as possible
+        del raw, cache, codes  # free the build's temporaries as early as possible
         self._given: Dict[str, str] = {
-            str(c): fast_clean_name(n) for c, n in (preferred or {}).items() if fast_clean_name(n)
+            repair_code(str(c)): fast_clean_name(n) for c, n in (preferred or {}).items()
+            if fast_clean_name(n)
         }
         self._definitions: Dict[str, str] = {
-            str(c): d for c, d in (definitions or {}).items() if d
+            repair_code(str(c)): d for c, d in (definitions or {}).items() if d
         }
-        self.aliases: Dict[str, str] = {str(a): str(c) for a, c in (aliases or {}).items()}
+        self.aliases: Dict[str, str] = {}
+        for alt, code in (aliases or {}).items():
+            alt = repair_code(str(alt))
+            problem = code_problem(alt)
+            if problem is not None:
+                self._refuse({alt: (f"alternative code of {code}", "", problem)}, {})
+            self.aliases[alt] = repair_code(str(code))
         self.report: Dict[str, Any] = {
             "source": self.source,
             "rows": n_rows,
-            "duplicate_rows": n_rows - n_empty - n_raw,
-            "empty_names": n_empty,
+            "duplicate_rows": n_rows - n_raw,
+            "repaired_codes": repaired,
             "groups": {},
         }
         self._build(warn)
+
+    @staticmethod
+    def _check_code(code: str, name: str, group: str, bad: Dict[str, Tuple[str, str, str]],
+                    repaired: List[str]) -> str:
+        """The code to keep for ``code`` ("" if it is refused: noted in ``bad``)."""
+        problem = code_problem(code)
+        if problem is None:
+            return code
+        fixed = repair_code(code)
+        if fixed != code and code_problem(fixed) is None:
+            repaired.append(code)
+            return fixed
+        bad[code] = (name, group, problem)
+        return ""
+
+    def _refuse(self, bad_codes: Dict[str, Tuple[str, str, str]],
+                bad_names: Dict[str, Tuple[str, str, str]]) -> None:
+        """E340 for codes that cannot be KB codes, E341 for names that cannot be KB names."""
+        if bad_codes:
+            (code, (name, group, problem)), *rest = bad_codes.items()
+            raise ValueError(Errors.E340.format(
+                source=self.source, n=len(bad_codes), code=code, name=name, group=group,
+                problem=problem, others=", ".join(repr(c) for c, _ in rest[:5]) or "none"))
+        if bad_names:
+            (name, (code, group, problem)), *rest = bad_names.items()
+            raise ValueError(Errors.E341.format(
+                source=self.source, n=len(bad_names), code=code, name=name, group=group,
+                problem=problem,
+                others=", ".join(f"{n!r} ({c})" for n, (c, _, _) in rest[:5]) or "none"))
 
     # ------------------------------------------------------------------ build
     def _build(self, warn: bool) -> None:
@@ -168,16 +224,14 @@ class ConceptKB:
         has_name = set(kept.values())
         nameless = [c for c in code_names if c not in has_name]
         if nameless:
-            nameless_set = set(nameless)
-            # step 2: ambiguous names re-tested among nameless codes only
+            # step 2: each ambiguous name re-tested once among the nameless codes only (one
+            # pass over the ambiguous rows: linear in the group's size however many codes
+            # share a name)
             recovered: Dict[str, str] = {}
-            for code in nameless:
-                for name in code_names[code]:
-                    if name in recovered or name not in ambiguous:
-                        continue
-                    among = [c for c in ambiguous[name] if c in nameless_set]
-                    if len(among) == 1:
-                        recovered[name] = among[0]
+            for name, codes in ambiguous.items():
+                among = [c for c in codes if c not in has_name]
+                if len(among) == 1:
+                    recovered[name] = among[0]
             kept.update(recovered)
             has_name.update(recovered.values())
             # step 3: deterministic tie-break, sorted codes take their smallest free name

@@ -21,12 +21,11 @@ def test_basic_access():
         ("C2", "aspirin", "Chemicals"),
         ("C2", "aspirin", "Chemicals"),  # exact duplicate
         ("C3", "[x]{y}", "Chemicals"),
-        ("C4", "   ", "Chemicals"),  # empty after cleaning: dropped
     ], preferred={"C1": "myocardial infarction"}, definitions={"C2": "a drug"}, source="t")
     assert kb.groups == ["Chemicals", "Disorders"]
     assert kb.codes == {"C1", "C2", "C3"}
     assert len(kb) == 3 and "C1" in kb and "C4" not in kb
-    assert kb.report["duplicate_rows"] == 1 and kb.report["empty_names"] == 1
+    assert kb.report["duplicate_rows"] == 1
     assert kb.names("Disorders") == ["heart attack", "myocardial infarction"]
     assert kb.names() == ["(x)(y)", "aspirin", "heart attack", "myocardial infarction"]
     assert kb.lookup(" heart\tattack ") == "C1"

@@ -1,4 +1,5 @@
 """End-to-end training of a tiny Llama, and resuming a killed `train` command."""
+import gc
 import json
 import os
 import signal
@@ -168,3 +169,62 @@ def test_lora_is_merged_and_no_dev_copies_last(kb_tsv, tmp_path):
     lm = spacy.load(out / "model-best").get_pipe("syncabel_linker").lm
     assert type(lm).__name__ == "LlamaForCausalLM"
     assert not any("lora" in name for name, _ in lm.named_parameters())
+
+
+def _tensors(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    out = {}
+    for f in sorted(folder.glob("*.safetensors")):
+        out.update({f"{f.name}:{k}": v for k, v in load_file(str(f)).items()})
+    assert out, f"no weights in {folder}"
+    return out
+
+
+def _optimizer_state(folder: Path) -> dict:
+    state = torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=False)["state"]
+    return {(i, k): v for i, s in state.items() for k, v in s.items() if torch.is_tensor(v)}
+
+
+def _losses(out: Path) -> dict:
+    log = [json.loads(line) for line in (out / "training_log.jsonl").open()]
+    return {r["step"]: r["loss"] for r in log if "loss" in r}
+
+
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_resumed_run_matches_an_uninterrupted_one(kb_tsv, tmp_path, lora):
+    """A run stopped after its step-4 checkpoint and resumed ends with the weights, optimizer
+    state and losses of the same run without a stop (same seeds): the step counter alone
+    would not give that."""
+    import shutil
+
+    kwargs = dict(base_model="tiny:32,1", max_steps=8, batch_size=4, lr=5e-3, warmup=0,
+                  save_steps=4, save_total_limit=5, logging_steps=1, progress=False,
+                  bf16=False, lora=lora, lora_r=4, num_threads=1,
+                  linker_config={"num_beams": 1, "n_best": 1})
+    docs = make_corpus(2)
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    gc.freeze()  # the Trainer's closing gc.collect() skips the session's objects
+    try:
+        train_linker(kb_tsv, docs, whole, **kwargs)
+        # the stopped run: what a kill right after its step-4 checkpoint leaves on disk
+        shutil.copytree(whole / "checkpoints" / "checkpoint-4",
+                        resumed / "checkpoints" / "checkpoint-4")
+        summary = train_linker(kb_tsv, docs, resumed, **kwargs)
+    finally:
+        gc.unfreeze()
+    assert summary["global_step"] == 8 and summary["resumed_from"].endswith("checkpoint-4")
+    a, b = whole / "checkpoints" / "checkpoint-8", resumed / "checkpoints" / "checkpoint-8"
+    wa, wb = _tensors(a), _tensors(b)
+    assert wa.keys() == wb.keys()
+    start = _tensors(a.parent / "checkpoint-4")
+    assert any(not torch.equal(start[k], wa[k]) for k in wa)  # steps 5-8 did train
+    for k in wa:
+        torch.testing.assert_close(wb[k], wa[k], rtol=1e-5, atol=1e-6, msg=k)
+    oa, ob = _optimizer_state(a), _optimizer_state(b)
+    assert oa and oa.keys() == ob.keys()
+    for k in oa:
+        torch.testing.assert_close(ob[k], oa[k], rtol=1e-5, atol=1e-6, msg=str(k))
+    la, lb = _losses(whole), _losses(resumed)
+    assert sorted(lb) == [5, 6, 7, 8]
+    assert [lb[s] for s in lb] == pytest.approx([la[s] for s in lb], rel=1e-4)
