@@ -246,7 +246,9 @@ def dpo(
     dev: Optional[Path] = typer.Option(None, "--dev", help="Dev corpus: Recall@1 after each round picks model-best and drives early stopping."),
     rounds: int = typer.Option(3, "--rounds", help="Rounds of (mine negatives on a chunk, DPO on its pairs)."),
     chunk_size: Optional[int] = typer.Option(None, "--chunk-size", help="Training mentions mined per round (default: all mentions / rounds)."),
-    top_k: int = typer.Option(5, "--top-k", help="Beams decoded per mention while mining."),
+    top_k: int = typer.Option(5, "--top-k", help="Beams labelled per mention while mining: the top K of --num-beams (ANGEL: 5)."),
+    num_beams: int = typer.Option(10, "--num-beams", help="Beams decoded per mention while mining (ANGEL: 10)."),
+    match: str = typer.Option("intersect", "--match", help="A mined beam is correct when its codes intersect the gold's (intersect, ANGEL's) or are the gold's code set (exact)."),
     beta: float = typer.Option(0.1, "--beta", help="DPO beta (strength of the tie to the reference model)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default 5e-6, or 5e-5 with --lora)."),
     epochs: float = typer.Option(1.0, "--epochs", help="Passes over each round's pairs."),
@@ -269,12 +271,12 @@ def dpo(
 
     from .training.dpo import DPORunConfig, train_dpo
 
-    cfg = DPORunConfig(rounds=rounds, chunk_size=chunk_size, top_k=top_k, beta=beta, lr=lr,
-                       epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lora=lora,
-                       lora_r=lora_r, lora_alpha=2 * lora_r, gold_fallback=gold_fallback,
-                       max_pairs=max_pairs, dev_size=dev_size, patience=patience,
-                       max_minutes=max_minutes, seed=seed, num_threads=num_threads,
-                       progress=progress, resume=resume)
+    cfg = DPORunConfig(rounds=rounds, chunk_size=chunk_size, top_k=top_k, num_beams=num_beams,
+                       match=match, beta=beta, lr=lr, epochs=epochs, batch_size=batch_size,
+                       grad_accum=grad_accum, lora=lora, lora_r=lora_r, lora_alpha=2 * lora_r,
+                       gold_fallback=gold_fallback, max_pairs=max_pairs, dev_size=dev_size,
+                       patience=patience, max_minutes=max_minutes, seed=seed,
+                       num_threads=num_threads, progress=progress, resume=resume)
     state = train_dpo(pipeline, train_corpus, output, dev=dev, config=cfg)
     short = {k: v for k, v in state.items() if k not in ("config", "rounds")}
     short["rounds"] = [{k: v for k, v in r.items() if k != "last_log"} for r in state["rounds"]]
