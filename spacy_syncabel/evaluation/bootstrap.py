@@ -14,7 +14,7 @@ mentions and gives the two-sided p-value of their Recall@1 difference.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, List, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Sequence, Tuple
 
 import numpy as np
 
