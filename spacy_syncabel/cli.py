@@ -46,11 +46,14 @@ def evaluate(
     length_penalty: Optional[float] = typer.Option(None, help="Override: beam ranking by log-prob / length ** penalty."),
     threads: int = typer.Option(0, help="torch threads (0: torch's default)."),
     end_to_end: bool = typer.Option(True, "--end-to-end/--no-end-to-end", help="With an NER before the linker: also run the whole pipeline on the raw texts and score its own spans (strict NER and linking P/R/F1)."),
+    bootstrap: int = typer.Option(0, "--bootstrap", help="Document resamples for 95% bootstrap intervals of Recall@1, overall and per label (0: none; the reference uses 1000)."),
+    seed: int = typer.Option(42, "--seed", help="Seed of the bootstrap resamples (42: the reference's)."),
 ) -> None:
     """Link the corpus's gold mentions and report Recall@1/@k beside the TF-IDF baseline; with an
     NER in the pipeline, also score its own spans end to end (ner_f, linking_f)."""
     from .corpus import read_corpus
     from .evaluation.evaluate import evaluate_linker
+    from .evaluation.places import mention_places
     from .training.pipeline_io import load_pipeline
 
     check_outputs({"--output": output},
@@ -64,11 +67,13 @@ def evaluate(
                         candidates=candidates, prior_weight=prior_weight,
                         length_penalty=length_penalty)
     docs = read_corpus(corpus)
+    places = mention_places(docs, corpus)
     if limit:
-        docs = docs[:limit]
+        docs, places = docs[:limit], places[:limit]
     train_docs = read_corpus(train) if train is not None else None
     metrics = evaluate_linker(nlp, docs, train=train_docs, batch_size=batch_size, k=k,
-                              source=str(corpus), end_to_end=end_to_end)
+                              source=str(corpus), end_to_end=end_to_end, places=places,
+                              bootstrap=bootstrap, seed=seed)
     _report(metrics, output)
 
 
@@ -259,7 +264,9 @@ def dpo(
     dev: Optional[Path] = typer.Option(None, "--dev", help="Dev corpus: Recall@1 after each round picks model-best and drives early stopping."),
     rounds: int = typer.Option(3, "--rounds", help="Rounds of (mine negatives on a chunk, DPO on its pairs)."),
     chunk_size: Optional[int] = typer.Option(None, "--chunk-size", help="Training mentions mined per round (default: all mentions / rounds)."),
-    top_k: int = typer.Option(5, "--top-k", help="Beams decoded per mention while mining."),
+    top_k: int = typer.Option(5, "--top-k", help="Beams labelled per mention while mining: the top K of --num-beams (ANGEL: 5)."),
+    num_beams: int = typer.Option(10, "--num-beams", help="Beams decoded per mention while mining (ANGEL: 10)."),
+    match: str = typer.Option("intersect", "--match", help="A mined beam is correct when its codes intersect the gold's (intersect, ANGEL's) or are the gold's code set (exact)."),
     beta: float = typer.Option(0.1, "--beta", help="DPO beta (strength of the tie to the reference model)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default 5e-6, or 5e-5 with --lora)."),
     epochs: float = typer.Option(1.0, "--epochs", help="Passes over each round's pairs."),
@@ -287,12 +294,12 @@ def dpo(
     check_outputs({"OUTPUT/model-best": output / "model-best",
                    "OUTPUT/rounds.json": output / "rounds.json"}, inputs)
 
-    cfg = DPORunConfig(rounds=rounds, chunk_size=chunk_size, top_k=top_k, beta=beta, lr=lr,
-                       epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lora=lora,
-                       lora_r=lora_r, lora_alpha=2 * lora_r, gold_fallback=gold_fallback,
-                       max_pairs=max_pairs, dev_size=dev_size, patience=patience,
-                       max_minutes=max_minutes, seed=seed, num_threads=num_threads,
-                       progress=progress, resume=resume)
+    cfg = DPORunConfig(rounds=rounds, chunk_size=chunk_size, top_k=top_k, num_beams=num_beams,
+                       match=match, beta=beta, lr=lr, epochs=epochs, batch_size=batch_size,
+                       grad_accum=grad_accum, lora=lora, lora_r=lora_r, lora_alpha=2 * lora_r,
+                       gold_fallback=gold_fallback, max_pairs=max_pairs, dev_size=dev_size,
+                       patience=patience, max_minutes=max_minutes, seed=seed,
+                       num_threads=num_threads, progress=progress, resume=resume)
     state = train_dpo(pipeline, train_corpus, output, dev=dev, config=cfg)
     short = {k: v for k, v in state.items() if k not in ("config", "rounds")}
     short["rounds"] = [{k: v for k, v in r.items() if k != "last_log"} for r in state["rounds"]]
@@ -425,14 +432,36 @@ def score(
     train: Optional[Path] = typer.Option(None, "--train", help="Training corpus: report seen/unseen codes."),
     k: int = typer.Option(5, "--k", help="Report Recall@k for this k besides Recall@1."),
     format: str = typer.Option("auto", "--format", help="Predictions format: auto, jsonl or tsv."),
+    bootstrap: int = typer.Option(0, "--bootstrap", help="Document resamples for 95% bootstrap intervals of Recall@1, overall and per label (0: none; the reference uses 1000)."),
+    seed: int = typer.Option(42, "--seed", help="Seed of the bootstrap resamples (42: the reference's)."),
 ) -> None:
-    """Score a predictions file with the paper's metric (exact code sets; NO_CODE and gold outside the KB excluded)."""
+    """Score a predictions file with the paper's metric (one gold mention per place and label, NO_CODE dropped, exact code sets)."""
     from .evaluation.scoring_file import score_files
 
     check_outputs({"--output": output}, {"the gold corpus": gold, "the predictions": predictions,
                                          "--kb": kb, "--train": train})
-    metrics = score_files(gold, predictions, kb=kb, train=train, k=k, format=format)
+    metrics = score_files(gold, predictions, kb=kb, train=train, k=k, format=format,
+                          bootstrap=bootstrap, seed=seed)
     _report(metrics, output)
+
+
+@app.command()
+def compare(
+    gold: Path = typer.Argument(..., help="Gold corpus (any format `read_corpus` reads)."),
+    predictions_a: Path = typer.Argument(..., help="Predictions of system A (as `score` reads them)."),
+    predictions_b: Path = typer.Argument(..., help="Predictions of system B, on the same gold mentions."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="JSON to write."),
+    kb: Optional[Path] = typer.Option(None, "--kb", help="KB file or folder: alternative codes map to main codes."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", help="Document resamples, the same for both systems."),
+    seed: int = typer.Option(42, "--seed", help="Seed of the bootstrap resamples."),
+    format: str = typer.Option("auto", "--format", help="Predictions format: auto, jsonl or tsv."),
+) -> None:
+    """Recall@1 of A and B, A - B with its 95% interval, and the two-sided paired bootstrap p-value."""
+    from .evaluation.scoring_file import compare_files
+
+    result = compare_files(gold, predictions_a, predictions_b, kb=kb, bootstrap=bootstrap,
+                           seed=seed, format=format)
+    _report(result, output)
 
 
 @app.command()

@@ -433,3 +433,14 @@ class Errors(metaclass=ErrorsWithCodes):
     E341 = ("KB {source}: {n} name(s) cannot be KB names; first: name {name!r} of code {code!r} "
             "(group {group!r}) {problem}. Fix or remove these rows in the KB file. Others: "
             "{others}.")
+
+    # bootstrap intervals and paired comparison of Recall@1; negative mining rule (E360-E379)
+    E360 = ("Bootstrap needs at least 1 resample, got {n}. Pass --bootstrap N with N >= 1 "
+            "(1000 is the reference's default), or leave it out (0: no intervals).")
+    E361 = ("The two prediction files are not scored on the same gold mentions. Score both "
+            "against the same gold corpus and KB.")
+    E362 = ("No gold mention to compare the two systems on: the gold corpus has no coded "
+            "mention (besides NO_CODE). Check the gold file.")
+    E363 = ("Unknown beam-correctness rule '{rule}' for negative mining: use 'intersect' (a "
+            "beam is correct when its codes share one with the gold's, ANGEL's rule) or "
+            "'exact' (the same code set).")

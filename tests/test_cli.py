@@ -41,7 +41,8 @@ def test_evaluate_tsv_and_jsonl_agree(tiny_pipeline, tmp_path):
     for corpus in (tsv, jsonl):
         out = tmp_path / f"{corpus.suffix[1:]}.json"
         res = runner.invoke(app, ["evaluate", str(tiny_pipeline), str(corpus), "--output",
-                                  str(out), "--train", str(DATA / "spaccc" / "train.tsv")])
+                                  str(out), "--train", str(DATA / "spaccc" / "train.tsv"),
+                                  "--bootstrap", "200", "--seed", "1"])
         assert res.exit_code == 0, res.output
         outs.append(json.loads(out.read_text()))
     a, b = outs
@@ -53,6 +54,12 @@ def test_evaluate_tsv_and_jsonl_agree(tiny_pipeline, tmp_path):
     assert a["seen"]["n_mentions"] + a["unseen"]["n_mentions"] == 120
     # a random model links (almost) nothing right; TF-IDF does
     assert a["baseline_tfidf_recall@1"] > 0.4 > a["recall@1"]
+    # the TSV's bootstrap resamples its clinical cases (filename), as the reference does; the
+    # JSONL conversion keeps one document per row
+    files = {r[0] for r in rows[1:]}
+    assert a["bootstrap"]["n_documents"] == len(files) < 120 == b["bootstrap"]["n_documents"]
+    low, high = a["recall@1_ci"]
+    assert low <= a["recall@1"] <= high
 
 
 def test_evaluate_reports_bad_corpus(tiny_pipeline, tmp_path):

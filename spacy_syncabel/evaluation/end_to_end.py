@@ -33,7 +33,7 @@ from ..decoding.candidates import CandidateIndex
 from ..errors import Warnings
 from ..types import CorpusDoc
 from .baseline import TfidfLinker
-from .metrics import EXCLUDED_NO_CODE, canonical, exclusion, is_linkable
+from .metrics import EXCLUDED_NO_CODE, canonical, exclusion, in_kb, is_linkable
 from .resources import timer
 
 # (doc index, start char, end char, type or canonical code) -> the mention's type
@@ -104,7 +104,8 @@ def end_to_end_metrics(nlp: Language, corpus: Sequence[CorpusDoc], *, batch_size
             gold_ner[(i, m.start, m.end, t)] = t
             if is_linkable(m.code):
                 key = (i, m.start, m.end, canonical(m.code, kb))
-                if key not in gold_link and exclusion(str(m.code), kb) is not None:
+                if key not in gold_link and (exclusion(str(m.code), kb) is not None
+                                             or not in_kb(str(m.code), kb)):
                     n_unreachable += 1
                 gold_link[key] = t
     if not gold_ner:

@@ -1,7 +1,7 @@
 """Evaluate a ``syncabel_linker`` pipeline on gold mentions, beside the TF-IDF baseline."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -10,7 +10,8 @@ from ..errors import Errors
 from ..types import NIL, CorpusDoc
 from ..decoding.candidates import CandidateIndex
 from .baseline import TfidfLinker
-from .metrics import doc_link_items, is_linkable, score_links, seen_code_set
+from .metrics import LinkItem, entity_codes, is_linkable, score_links, seen_code_set
+from .places import Place, mention_places
 from .resources import peak_rss_mb, timer
 
 
@@ -36,22 +37,62 @@ def sentence_segmenters(nlp: Language) -> List[Any]:
 def layered(docs: Sequence[CorpusDoc]) -> List[CorpusDoc]:
     """Split docs with overlapping (nested) mentions into copies whose mentions do not overlap,
     so that every gold mention is linked (spaCy's ``doc.ents`` cannot nest)."""
+    return layered_with_places(docs, mention_places(docs))[0]
+
+
+def layered_with_places(docs: Sequence[CorpusDoc], places: Sequence[Sequence[Place]],
+                        ) -> Tuple[List[CorpusDoc], List[List[Place]]]:
+    """:func:`layered`, and each layer's mentions' places (see :mod:`.places`)."""
     out: List[CorpusDoc] = []
-    for doc in docs:
-        layers: List[List] = []
-        for m in sorted(doc.mentions, key=lambda m: (m.start, -m.end)):
+    out_places: List[List[Place]] = []
+    for doc, doc_places in zip(docs, places):
+        order = sorted(range(len(doc.mentions)),
+                       key=lambda i: (doc.mentions[i].start, -doc.mentions[i].end))
+        layers: List[List[int]] = []
+        for i in order:
+            m = doc.mentions[i]
             for layer in layers:
-                if layer[-1].end <= m.start:
-                    layer.append(m)
+                if doc.mentions[layer[-1]].end <= m.start:
+                    layer.append(i)
                     break
             else:
-                layers.append([m])
+                layers.append([i])
         if len(layers) <= 1:
             out.append(doc)
-        else:
-            out += [CorpusDoc(f"{doc.id}#{i}", doc.text, layer, doc.sentences)
-                    for i, layer in enumerate(layers)]
-    return out
+            out_places.append(list(doc_places))
+            continue
+        for n, layer in enumerate(layers):
+            out.append(CorpusDoc(f"{doc.id}#{n}", doc.text, [doc.mentions[i] for i in layer],
+                                 doc.sentences))
+            out_places.append([doc_places[i] for i in layer])
+    return out, out_places
+
+
+def gold_items(corpus: Sequence[CorpusDoc], places: Sequence[Sequence[Place]],
+               gold_docs: Sequence[Doc], linked: Sequence[Doc],
+               ) -> Tuple[List[LinkItem], List[str]]:
+    """``(gold, ranked predicted codes, label, document, start, end)`` for every mention of
+    ``corpus`` (layered docs, their places, their spaCy gold docs and the linked docs), and
+    each mention's text as the linker saw it. A mention that did not become a gold entity
+    (unaligned, or dropped as overlapping after expansion to tokens) has no prediction."""
+    items: List[LinkItem] = []
+    texts: List[str] = []
+    for cdoc, doc_places, gold, out in zip(corpus, places, gold_docs, linked):
+        gold_ents = {(e.start_char, e.end_char): e for e in gold.ents}
+        predicted = {(e.start_char, e.end_char): e for e in out.ents}
+        claimed = set()
+        for m, (where, start, end) in zip(cdoc.mentions, doc_places):
+            span = gold.char_span(m.start, m.end, alignment_mode="expand")
+            key = (span.start_char, span.end_char) if span is not None else None
+            g = gold_ents.get(key) if key is not None else None
+            codes: List[str] = []
+            if (g is not None and key not in claimed and g.label_ == m.label
+                    and g.kb_id_ == (m.code or NIL)):
+                claimed.add(key)
+                codes = entity_codes(predicted.get(key))
+            items.append((m.code, codes, m.label, where, start, end))
+            texts.append(span.text if span is not None else cdoc.text[m.start:m.end])
+    return items, texts
 
 
 def gold_codes(docs: Sequence[CorpusDoc], kb=None) -> set:
@@ -61,10 +102,15 @@ def gold_codes(docs: Sequence[CorpusDoc], kb=None) -> set:
 
 def evaluate_linker(nlp: Language, corpus: Sequence[CorpusDoc], *, train: Optional[Sequence[CorpusDoc]] = None,
                     batch_size: int = 64, k: int = 5, baseline: bool = True,
-                    source: str = "", end_to_end: bool = True) -> Dict[str, Any]:
+                    source: str = "", end_to_end: bool = True,
+                    places: Optional[Sequence[Sequence[Place]]] = None, bootstrap: int = 0,
+                    seed: int = 42) -> Dict[str, Any]:
     """Link the gold mentions of ``corpus`` with the pipeline's linker and score them.
 
-    Only the linker runs (gold mentions are its input). Returns metrics.json's content. With
+    Only the linker runs (gold mentions are its input); they are scored by the reference's
+    rule (:mod:`.metrics`), deduplicated by ``places`` (default
+    :func:`~.places.mention_places`). ``bootstrap`` > 0: document-level 95% intervals of
+    Recall@1 (``recall@1_ci``), seeded. Returns metrics.json's content. With
     ``end_to_end`` and a component before the linker that sets entities (an NER), the whole
     pipeline also runs on the raw texts and its own spans are scored (``ner_p``,
     ``linking_f``..., :func:`~.end_to_end.end_to_end_metrics`).
@@ -74,9 +120,10 @@ def evaluate_linker(nlp: Language, corpus: Sequence[CorpusDoc], *, train: Option
 
     linker = find_linker(nlp)
     raw = list(corpus)
-    corpus = layered(corpus)
+    corpus, places = layered_with_places(raw, places if places is not None
+                                         else mention_places(raw))
     gold_docs: List[Doc] = docs_to_spacy(nlp, corpus)
-    n_mentions = sum(1 for d in gold_docs for e in d.ents if e.kb_id_ and e.kb_id_ != NIL)
+    n_mentions = sum(1 for d in corpus for m in d.mentions if is_linkable(m.code))
     if n_mentions == 0:
         raise ValueError(Errors.E050.format(path=source))
     inputs = [d.copy() for d in gold_docs]
@@ -87,14 +134,13 @@ def evaluate_linker(nlp: Language, corpus: Sequence[CorpusDoc], *, train: Option
         inputs = list(segmenter.pipe(inputs))
     with timer() as t:
         linked = list(linker.pipe(inputs, batch_size=batch_size))
-    # one rule for every path: the same items and canonical codes as nlp.evaluate's
-    items = doc_link_items(zip(linked, gold_docs))
-    golds = [e for d in gold_docs for e in d.ents if is_linkable(e.kb_id_)]
-    mentions = [e.text for e in golds]
-    groups = [linker.group_for(e.label_) for e in golds]
+    # one rule for every path: the reference's mentions and the canonical codes of score's
+    items, mentions = gold_items(corpus, places, gold_docs, linked)
+    groups = [linker.group_for(item[2]) for item in items]
     seen = gold_codes(train, linker.kb) if train is not None else None
     n_total = sum(len(d.ents) for d in linked)
-    metrics: Dict[str, Any] = score_links(items, (1, k), linker.kb, seen)
+    metrics: Dict[str, Any] = score_links(items, (1, k), linker.kb, seen, bootstrap=bootstrap,
+                                          seed=seed)
     metrics.update({
         "seconds": t["seconds"],
         "mentions_per_second": n_total / t["seconds"] if t["seconds"] else 0.0,
@@ -114,10 +160,11 @@ def evaluate_linker(nlp: Language, corpus: Sequence[CorpusDoc], *, train: Option
             tfidf = TfidfLinker(linker.kb, idx)
             with timer() as tb:
                 ranked = tfidf.link(mentions, groups, k)
-            base = score_links([(gold, p, label) for (gold, _, label), p in zip(items, ranked)],
+            base = score_links([(it[0], p, *it[2:]) for it, p in zip(items, ranked)],
                                (1, k), linker.kb, seen)
             metrics[f"{prefix}_recall@1"] = base["recall@1"]
             metrics[f"{prefix}_recall@1_lenient"] = base["recall@1_lenient"]
+            metrics[f"{prefix}_recall@1_in_kb"] = base["recall@1_in_kb"]
             metrics[f"{prefix}_recall@{k}"] = base[f"recall@{k}"]
             metrics[f"{prefix}_per_label"] = base["per_label"]
             metrics[f"{prefix}_mentions_per_second"] = len(mentions) / tb["seconds"]

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Sequence, Tupl
 from ..errors import Errors, Warnings
 from ..textio import iter_lines, json_loads
 from ..types import CorpusDoc
-from .metrics import exclusion, is_linkable, score_links, seen_code_set
+from .metrics import LinkItem, link_results, score_links, seen_code_set
+from .places import Place, mention_places
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..kb import ConceptKB
@@ -186,9 +187,13 @@ def _first(values: Sequence[str]) -> str:
 
 def match_predictions(gold_docs: Sequence[CorpusDoc], predictions: Sequence[Prediction], *,
                       gold_source: str = "", pred_source: str = "",
-                      ) -> List[Tuple[Optional[str], List[str], str]]:
-    """``(gold code, ranked predicted codes, label)`` per gold mention; W130-W132 report
+                      places: Optional[Sequence[Sequence[Place]]] = None,
+                      ) -> List[LinkItem]:
+    """``(gold code, ranked predicted codes, label, document, start, end)`` per gold mention
+    (the place from ``places``, default :func:`~.places.mention_places`); W130-W132 report
     unmatched and duplicate predictions and gold mentions without a prediction."""
+    if places is None:
+        places = mention_places(gold_docs)
     by_key: Dict[Key, Prediction] = {}
     by_mention: Dict[str, Prediction] = {}
     duplicates: List[str] = []
@@ -202,10 +207,10 @@ def match_predictions(gold_docs: Sequence[CorpusDoc], predictions: Sequence[Pred
         if p.mention_id is not None:
             by_mention.setdefault(p.mention_id, p)
     used = set()
-    items: List[Tuple[Optional[str], List[str], str]] = []
+    items: List[LinkItem] = []
     missing: List[str] = []
-    for doc in gold_docs:
-        for m in doc.mentions:
+    for doc, doc_places in zip(gold_docs, places):
+        for m, (where, start, end) in zip(doc.mentions, doc_places):
             p = (by_key.get((doc.id, m.start, m.end, m.label))
                  or by_key.get((doc.id, m.start, m.end, "")))
             if p is None and len(doc.mentions) == 1:
@@ -214,7 +219,8 @@ def match_predictions(gold_docs: Sequence[CorpusDoc], predictions: Sequence[Pred
                 missing.append(f"{doc.id} {m.start}-{m.end}")
             else:
                 used.add(id(p))
-            items.append((m.code, list(p.codes) if p is not None else [], m.label))
+            items.append((m.code, list(p.codes) if p is not None else [], m.label, where,
+                          start, end))
     unmatched = [f"line {p.line}" for p in predictions if id(p) not in used
                  and (p.start < 0 or by_key.get((p.doc_id, p.start, p.end, p.label)) is p)]
     if unmatched:
@@ -240,23 +246,25 @@ def check_gold_ids(gold_docs: Sequence[CorpusDoc], source: str = "") -> None:
 def score_predictions(gold_docs: Sequence[CorpusDoc], predictions: Sequence[Prediction], *,
                       kb: Optional["ConceptKB"] = None, k: int = 5,
                       train: Optional[Sequence[CorpusDoc]] = None, gold_source: str = "",
-                      pred_source: str = "") -> Dict[str, object]:
-    """The paper's Recall@1/@k (exact code sets, NO_CODE and, with ``kb``, gold outside the KB
-    excluded) of ``predictions`` on ``gold_docs``, per label and seen/unseen (with ``train``).
-    Gold with a document id twice (E308) or without one mention left to score (E050) is
-    refused: its score would mean nothing."""
+                      pred_source: str = "", places: Optional[Sequence[Sequence[Place]]] = None,
+                      bootstrap: int = 0, seed: int = 42) -> Dict[str, object]:
+    """The paper's Recall@1/@k of ``predictions`` on ``gold_docs`` by the reference's rule
+    (:mod:`.metrics`: one gold mention per place and label, NO_CODE dropped, exact code sets),
+    per label and seen/unseen (with ``train``); with ``bootstrap`` resamples, document-level
+    95% intervals (``recall@1_ci``). Gold with a document id twice (E308) or without one
+    mention left to score (E050) is refused: its score would mean nothing."""
     check_gold_ids(gold_docs, gold_source)
     items = match_predictions(gold_docs, predictions, gold_source=gold_source,
-                              pred_source=pred_source)
+                              pred_source=pred_source, places=places)
     seen = (seen_code_set((m.code for d in train for m in d.mentions), kb)
             if train is not None else None)
-    report = score_links(items, (1, k), kb, seen)
+    report = score_links(items, (1, k), kb, seen, bootstrap=bootstrap, seed=seed)
     if not report["n_mentions"]:
         raise ValueError(Errors.E050.format(path=gold_source))
+    results, _ = link_results(items, kb)
     report.update({
         "n_predictions": len(predictions),
-        "n_without_prediction": sum(1 for gold, codes, _ in items if not codes
-                                    and is_linkable(gold) and exclusion(str(gold), kb) is None),
+        "n_without_prediction": sum(1 for r in results if not r.predicted),
         "gold": gold_source,
         "predictions": pred_source,
         "kb": getattr(kb, "source", None) if kb is not None else None,
@@ -278,7 +286,7 @@ def load_kb(path: PathLike) -> "ConceptKB":
 
 def score_files(gold: PathLike, predictions: PathLike, *, kb: Optional[PathLike] = None,
                 train: Optional[PathLike] = None, k: int = 5, format: str = "auto",
-                ) -> Dict[str, object]:
+                bootstrap: int = 0, seed: int = 42) -> Dict[str, object]:
     """Read the gold corpus (any format ``read_corpus`` reads), the predictions and the KB,
     and score them (:func:`score_predictions`)."""
     from ..corpus import read_corpus
@@ -288,4 +296,28 @@ def score_files(gold: PathLike, predictions: PathLike, *, kb: Optional[PathLike]
     train_docs = read_corpus(train) if train is not None else None
     return score_predictions(gold_docs, preds, kb=load_kb(kb) if kb is not None else None, k=k,
                              train=train_docs, gold_source=str(gold),
-                             pred_source=str(predictions))
+                             pred_source=str(predictions),
+                             places=mention_places(gold_docs, gold), bootstrap=bootstrap,
+                             seed=seed)
+
+
+def compare_files(gold: PathLike, predictions_a: PathLike, predictions_b: PathLike, *,
+                  kb: Optional[PathLike] = None, bootstrap: int = 1000, seed: int = 42,
+                  format: str = "auto") -> Dict[str, object]:
+    """Recall@1 of two prediction files on the same gold corpus, their difference, its
+    interval and paired bootstrap p-value (:func:`~.bootstrap.paired_difference`)."""
+    from ..corpus import read_corpus
+    from .bootstrap import paired_difference
+
+    gold_docs = read_corpus(gold)
+    places = mention_places(gold_docs, gold)
+    kb_obj = load_kb(kb) if kb is not None else None
+    results = []
+    for path in (predictions_a, predictions_b):
+        items = match_predictions(gold_docs, read_predictions(path, format=format),
+                                  gold_source=str(gold), pred_source=str(path), places=places)
+        results.append(link_results(items, kb_obj)[0])
+    out = paired_difference(results[0], results[1], bootstrap, seed)
+    out.update({"gold": str(gold), "a": str(predictions_a), "b": str(predictions_b),
+                "kb": str(kb) if kb is not None else None})
+    return out

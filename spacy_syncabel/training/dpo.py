@@ -47,8 +47,8 @@ from ..types import CorpusDoc
 from .distributed import (barrier, ensure_process_group, is_main_process, shared_dev_recalls,
                           shared_mine)
 from .examples import DevSet, build_dev_set
-from .negatives import (MiningStats, PreferencePair, TrainMention, collect_mentions,
-                        read_pairs, write_pairs)
+from .negatives import (MATCH_INTERSECT, MATCH_RULES, NUM_BEAMS, TOP_K, MiningStats,
+                        PreferencePair, TrainMention, collect_mentions, read_pairs, write_pairs)
 from .pipeline_io import LINKER, save_pipeline
 from .sft import _as_docs, set_threads
 
@@ -63,7 +63,9 @@ class DPORunConfig:
 
     rounds: int = 3
     chunk_size: Optional[int] = None  # training mentions mined per round (None: all / rounds)
-    top_k: int = 5  # beams mined per mention
+    top_k: int = TOP_K  # beams labelled per mention (ANGEL's dpo_topk)
+    num_beams: int = NUM_BEAMS  # beams decoded per mention while mining (ANGEL's num_beams)
+    match: str = MATCH_INTERSECT  # a beam is correct: "intersect" (ANGEL's) or "exact" codes
     gold_fallback: bool = False
     beta: float = 0.1
     loss_type: str = "sigmoid"
@@ -102,6 +104,11 @@ class DPORunConfig:
             problems.append("chunk_size must be >= 1")
         if self.top_k < 2:
             problems.append("top_k must be >= 2 (negatives come from the beams)")
+        if self.num_beams < self.top_k:
+            problems.append(f"num_beams ({self.num_beams}) must be >= top_k ({self.top_k}): "
+                            "mining labels the top_k of num_beams beams")
+        if self.match not in MATCH_RULES:
+            problems.append(f"match must be one of {', '.join(MATCH_RULES)}, got '{self.match}'")
         if self.beta <= 0:
             problems.append("beta must be > 0")
         if self.batch_size < 1 or self.grad_accum < 1:
@@ -360,7 +367,8 @@ def _mine_round(cfg: DPORunConfig, engine, chunk: Sequence[TrainMention], round_
         from ..textio import read_json
 
         return read_pairs(pairs_path), read_json(mining_path)
-    pairs, stats = shared_mine(engine, chunk, k=cfg.top_k, gold_fallback=cfg.gold_fallback)
+    pairs, stats = shared_mine(engine, chunk, k=cfg.top_k, num_beams=cfg.num_beams,
+                               match=cfg.match, gold_fallback=cfg.gold_fallback)
     mined = len(pairs)
     if cfg.max_pairs and len(pairs) > cfg.max_pairs:
         keep = sorted(random.Random(cfg.seed + r).sample(range(len(pairs)), cfg.max_pairs))

@@ -1,9 +1,15 @@
-"""Hard negatives for preference optimization (ANGEL-style), mined from the linker's own beams.
+"""Hard negatives for preference optimization (ANGEL), mined from the linker's own beams.
 
-The trained linker decodes every training mention with its constrained beam search (top
-``k`` beams as *names*: ``merge_by_code`` is switched off while mining). Each beam is labelled
-correct or wrong by its code (a composite gold ``a+b`` is matched when the beam's code holds
-all its parts, as Recall@k counts it). Preference pairs ``(prompt, chosen, rejected)``:
+As ANGEL publishes it (``train_negative_aware.py``, ``--num_beams 10 --dpo_topk 5``): the
+trained linker decodes every training mention with its constrained beam search, ``num_beams``
+beams (10) as *names* (``merge_by_code`` is switched off while mining), and the top ``k`` (5)
+of them are labelled correct or wrong by their codes. The correctness rule (``match``):
+
+* ``"intersect"`` (ANGEL's, the default): a beam is correct when its codes share one with the
+  gold's (a composite gold ``a+b`` is matched by a beam coding ``a``);
+* ``"exact"``: the beam's code set is the gold's (Recall@k's rule).
+
+Preference pairs ``(prompt, chosen, rejected)``:
 
 * ``top1_correct``: rank 1 is correct and a wrong beam exists → rank 1 against the first
   (highest ranked) wrong beam;
@@ -13,8 +19,8 @@ all its parts, as Recall@k counts it). Preference pairs ``(prompt, chosen, rejec
   name (the SFT target: the gold code's name closest to the mention, one per part of a
   composite) against the top wrong beam.
 
-Mentions whose beams are all correct, or (without the fallback) all wrong, give no pair.
-Pairs are written as inspectable JSONL (:func:`write_pairs`): prompt text, chosen/rejected
+Mentions whose labelled beams are all correct, or (without the fallback) all wrong, give no
+pair. Pairs are written as inspectable JSONL (:func:`write_pairs`): prompt text, chosen/rejected
 names, codes, ranks and beam log-probabilities, the mention id and the case.
 """
 from __future__ import annotations
@@ -27,7 +33,7 @@ from pathlib import Path
 from typing import (TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tuple, Union)
 
 from ..errors import Errors
-from ..evaluation.metrics import hit
+from ..evaluation.metrics import code_set, hit
 from ..prompting import SEP_TOKEN, encode_prompt
 from ..types import COMPOSITE_SEP, NIL, NO_CODE, Candidate, CorpusDoc
 from .examples import NameSelector, canonical_parts, iter_mention_prompts
@@ -43,12 +49,29 @@ CASE_BELOW = "correct_below_wrong"
 CASE_GOLD = "gold_fallback"
 CASES = (CASE_TOP1, CASE_BELOW, CASE_GOLD)
 
+MATCH_INTERSECT = "intersect"
+MATCH_EXACT = "exact"
+MATCH_RULES = (MATCH_INTERSECT, MATCH_EXACT)
+NUM_BEAMS = 10  # ANGEL's beams decoded per mention
+TOP_K = 5  # ANGEL's beams labelled (dpo_topk)
 
-def is_correct(gold: str, code: str) -> bool:
-    """A beam is correct when its code set is the gold's (Recall@k's exact rule)."""
+
+def check_match(match: str) -> str:
+    """``match`` when it is a known correctness rule (E363 otherwise)."""
+    if match not in MATCH_RULES:
+        raise ValueError(Errors.E363.format(rule=match))
+    return match
+
+
+def is_correct(gold: str, code: str, match: str = MATCH_INTERSECT) -> bool:
+    """A beam is correct when its codes intersect the gold's (``"intersect"``, ANGEL's rule)
+    or are the gold's code set (``"exact"``, Recall@k's rule)."""
+    check_match(match)
     if not code or code in (NIL, NO_CODE):
         return False
-    return hit(gold, [code], 1)
+    if match == MATCH_EXACT:
+        return hit(gold, [code], 1)
+    return bool((code_set(code) & code_set(gold)) - {NIL, NO_CODE})
 
 
 @dataclass(frozen=True)
@@ -62,18 +85,21 @@ class Beam:
     correct: bool = False
 
 
-def label_beams(gold: str, candidates: Sequence[Union[Candidate, Tuple[str, str]]]) -> List[Beam]:
-    """The beams of a mention (best first), each labelled correct or wrong against ``gold``.
+def label_beams(gold: str, candidates: Sequence[Union[Candidate, Tuple[str, str]]],
+                match: str = MATCH_INTERSECT, top_k: Optional[int] = None) -> List[Beam]:
+    """The first ``top_k`` (all: None) beams of a mention, best first, each labelled correct
+    or wrong against ``gold`` by the ``match`` rule (:func:`is_correct`).
 
     ``candidates``: :class:`Candidate` objects, or ``(name, code)`` tuples.
     """
+    check_match(match)
     beams = []
-    for rank, c in enumerate(candidates, start=1):
+    for rank, c in enumerate(candidates[:top_k] if top_k is not None else candidates, start=1):
         if isinstance(c, Candidate):
             name, code, logprob = c.name, c.code, float(c.logprob)
         else:
             name, code, logprob = c[0], c[1], 0.0
-        beams.append(Beam(rank, name, code, logprob, is_correct(gold, code)))
+        beams.append(Beam(rank, name, code, logprob, is_correct(gold, code, match)))
     return beams
 
 
@@ -209,25 +235,31 @@ def gold_target_name(selector: NameSelector, mention: str, code: str,
     return SEP_TOKEN.join(names)
 
 
-def mine_negatives(engine: "LinkingEngine", mentions: Sequence[TrainMention], *, k: int = 5,
+def mine_negatives(engine: "LinkingEngine", mentions: Sequence[TrainMention], *, k: int = TOP_K,
+                   num_beams: int = NUM_BEAMS, match: str = MATCH_INTERSECT,
                    gold_fallback: bool = False, selector: Optional[NameSelector] = None,
                    stats: Optional[MiningStats] = None,
                    ) -> Tuple[List[PreferencePair], MiningStats]:
-    """Decode ``mentions`` with :meth:`LinkingEngine.mine` (``k`` beams in the whole group's
-    trie, names not merged by code, whatever mode the pipeline links in) and build the
-    preference pairs."""
+    """Decode ``mentions`` with :meth:`LinkingEngine.mine` (``num_beams`` beams in the whole
+    group's trie, names not merged by code, whatever mode the pipeline links in), label the
+    top ``k`` by the ``match`` rule and build the preference pairs (ANGEL: 5 of 10 beams,
+    codes intersecting the gold's)."""
     if k < 2:
         raise ValueError(Errors.E080.format(problem=f"negative mining needs k >= 2 beams, got {k}"))
+    if num_beams < k:
+        raise ValueError(Errors.E080.format(
+            problem=f"mining labels the top {k} of {num_beams} beams: num_beams must be >= k"))
+    check_match(match)
     stats = stats if stats is not None else MiningStats()
     tok = engine.tokenizer
     cands = engine.mine([encode_prompt(tok, m.prompt) for m in mentions],
-                        [m.group for m in mentions], k)
+                        [m.group for m in mentions], num_beams)
     if gold_fallback and selector is None:
         selector = NameSelector(engine.kb)
     pairs: List[PreferencePair] = []
     for m, cs in zip(mentions, cands):
         stats.decoded += 1
-        beams = label_beams(m.code, cs)
+        beams = label_beams(m.code, cs, match, k)
         if not beams:
             stats.no_beams += 1
             continue
@@ -290,5 +322,5 @@ def read_pairs(path: PathLike) -> List[PreferencePair]:
 
 
 __all__ = ["Beam", "TrainMention", "PreferencePair", "MiningStats", "label_beams", "pair_beams",
-           "is_correct", "collect_mentions", "gold_target_name", "mine_negatives",
-           "write_pairs", "read_pairs", "CASES"]
+           "is_correct", "check_match", "collect_mentions", "gold_target_name",
+           "mine_negatives", "write_pairs", "read_pairs", "CASES", "MATCH_RULES"]

@@ -84,3 +84,48 @@ def test_nlp_evaluate_agrees_with_evaluate(nlp):
     # the component reports Recall@1 and @5 (pipeline.SCORE_KS)
     assert scores["syncabel_recall@1"] == metrics["recall@1"]
     assert scores["syncabel_recall@5"] == metrics["recall@5"]
+
+
+def _reference_count(corpus):
+    """The reference's rule, written out: one mention per (document, label, start, end), the
+    codes holding NO_CODE dropped, nothing else."""
+    keys = {(d.id, m.label, m.start, m.end) for d in corpus for m in d.mentions
+            if m.code and "NO_CODE" not in m.code}
+    return len(keys)
+
+
+def test_evaluate_counts_mentions_as_the_reference(nlp):
+    """A gold code outside the KB stays (as a miss), a duplicate mention counts once, NO_CODE
+    is dropped: n_mentions is the reference's count; recall@1_in_kb is the former number."""
+    text = "Biopsia con adenocarcinoma y neoplasia metastásica; carcinoma de ovario."
+    a, b, c = text.find("adenocarcinoma"), text.find("neoplasia"), text.find("carcinoma de")
+    corpus = [
+        CorpusDoc("d0", text, [
+            GoldMention(a, a + 14, "MORF", "8140/3"),
+            GoldMention(a, a + 14, "MORF", "8140/3"),  # the same mention twice
+            GoldMention(b, b + 22, "MORF", "8000/6"),
+            GoldMention(c, c + 21, "MORF", "9999/9")]),  # not in the KB
+        CorpusDoc("d1", "Sin neoplasia.", [GoldMention(4, 13, "MORF", "NO_CODE")]),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        metrics = evaluate_linker(nlp, corpus, k=3, baseline=True)
+    assert metrics["n_mentions"] == _reference_count(corpus) == 3
+    assert metrics["n_not_in_kb"] == 1 and metrics["n_mentions_in_kb"] == 2
+    assert metrics["excluded"] == {"no_code": 1, "duplicate": 1}
+    hits = round(metrics["recall@1"] * 3)
+    assert metrics["recall@1_in_kb"] == pytest.approx(hits / 2)  # the out-of-KB gold: a miss
+    assert "baseline_tfidf_recall@1_in_kb" in metrics
+
+
+def test_evaluate_bootstrap_is_seeded(nlp):
+    corpus = _corpus()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs = [evaluate_linker(nlp, corpus, k=3, baseline=False, bootstrap=200, seed=s)
+                for s in (7, 7)]
+    assert runs[0]["recall@1_ci"] == runs[1]["recall@1_ci"]
+    low, high = runs[0]["recall@1_ci"]
+    assert low <= runs[0]["recall@1"] <= high
+    assert runs[0]["bootstrap"]["n_documents"] == len(corpus)
+    assert "recall@1_ci" in runs[0]["per_label"]["MORF"]

@@ -41,17 +41,34 @@ def test_canonical_codes(alt_kb):
     assert not hit("8000/6/H", ["8000/6"], 1)
 
 
-def test_exclusions_are_counted(alt_kb):
+def test_only_no_code_is_excluded_and_out_of_kb_golds_are_misses(alt_kb):
     items = [("8000/6/H", ["8000/6"], "MORF"), ("NO_CODE", ["8000/6"], "MORF"),
              ("8140/3+NO_CODE", ["8140/3"], "MORF"), ("9999/9", ["8070/3"], "MORF"),
              ("NIL", [], "MORF"), (None, [], "MORF")]
     rep = score_links(items, (1, 5), alt_kb)
-    assert rep["n_mentions"] == 1 and rep["recall@1"] == 1.0
-    assert rep["n_excluded"] == 3
-    assert rep["excluded"] == {"no_code": 2, "not_in_kb": 1}
-    # without a KB only NO_CODE is excluded: the unknown code stays, as a miss
+    # the gold outside the KB stays, as a miss; recall@1_in_kb is the former number
+    assert rep["n_mentions"] == 2 and rep["recall@1"] == 0.5
+    assert rep["n_mentions_in_kb"] == 1 and rep["recall@1_in_kb"] == 1.0
+    assert rep["n_not_in_kb"] == 1
+    assert rep["n_excluded"] == 2
+    assert rep["excluded"] == {"no_code": 2, "duplicate": 0}
+    # without a KB nothing is outside it (and alternative codes are not mapped)
     rep = score_links(items, (1, 5))
     assert rep["n_mentions"] == 2 and rep["recall@1"] == 0.0 and rep["n_excluded"] == 2
+    assert rep["n_not_in_kb"] == 0 and rep["recall@1_in_kb"] == rep["recall@1"]
+
+
+def test_duplicates_are_scored_once():
+    """One gold mention per (document, label, start, end), the first: the reference's key."""
+    items = [("A", ["A"], "X", "d1", 0, 4), ("B", ["A"], "X", "d1", 0, 4),  # duplicate: dropped
+             ("A", ["A"], "Y", "d1", 0, 4),  # another label: kept
+             ("C", ["A"], "X", "d2", 0, 4)]  # another document: kept
+    rep = score_links(items, (1,))
+    assert rep["n_mentions"] == 3 and rep["recall@1"] == pytest.approx(2 / 3)
+    assert rep["excluded"] == {"no_code": 0, "duplicate": 1}
+    # items that do not say where they are cannot be duplicates
+    rep = score_links([it[:3] for it in items], (1,))
+    assert rep["n_mentions"] == 4 and rep["excluded"]["duplicate"] == 0
 
 
 def test_report_per_label_and_seen_unseen():
@@ -66,7 +83,8 @@ def test_report_per_label_and_seen_unseen():
     assert rep["unseen"]["n_mentions"] == 2 and rep["unseen"]["recall@1"] == 0.0
     # the composite golds apart: A+C is missed exactly, hit leniently
     assert rep["composite"] == {"n_mentions": 1, "recall@1": 0.0, "recall@2": 0.0,
-                                "recall@1_lenient": 1.0}
+                                "recall@1_lenient": 1.0, "recall@1_in_kb": 0.0,
+                                "n_mentions_in_kb": 1}
 
 
 def _doc_pairs(nlp, rows):

@@ -48,7 +48,7 @@ def test_jsonl_predictions(files):
     with pytest.warns(UserWarning, match=r"W130"):
         rep = score_files(gold, preds, kb=kb, k=2)
     assert rep["n_mentions"] == 3 and rep["n_excluded"] == 1
-    assert rep["excluded"] == {"no_code": 1, "not_in_kb": 0}
+    assert rep["excluded"] == {"no_code": 1, "duplicate": 0}
     assert rep["recall@1"] == pytest.approx(1 / 3)  # the composite's top-1 is a superset
     assert rep["recall@1_lenient"] == pytest.approx(2 / 3)
     assert rep["recall@2"] == 1.0
@@ -176,3 +176,37 @@ def test_score_output_over_an_input_is_refused(files):
                                        "--output", str(output)])
         assert res.exit_code != 0 and "E300" in str(res.exception)
         assert victim.read_bytes() == before
+
+
+def test_reference_rule_on_an_inference_tsv(tmp_path):
+    """The reference's count on its own file format: one row per (filename, label,
+    start_span, end_span), NO_CODE rows dropped, a gold outside the KB kept as a miss; the
+    bootstrap's documents are the files, not the rows."""
+    kb = tmp_path / "kb.tsv"
+    kb.write_text(KB, encoding="utf-8")
+    fiebre = {"filename": "caso1", "mention_id": "caso1.1", "label": "SINTOMA",
+              "start_span": 10, "end_span": 16, "span": "fiebre", "code": "386661006",
+              "sentence": "Presenta [fiebre]{SINTOMA}.", "Predicted_code": "386661006"}
+    rows = [
+        fiebre,
+        {**fiebre, "mention_id": "caso1.1b", "Predicted_code": "25064002"},  # duplicate row
+        {"filename": "caso1", "mention_id": "caso1.2", "label": "ENFERMEDAD", "start_span": 30,
+         "end_span": 36, "span": "asma", "code": "195967001",  # not in the KB
+         "sentence": "Con [asma]{ENFERMEDAD}.", "Predicted_code": "38341003"},
+        {"filename": "caso2", "mention_id": "caso2.1", "label": "SINTOMA", "start_span": 3,
+         "end_span": 10, "span": "cefalea", "code": "25064002",
+         "sentence": "Y [cefalea]{SINTOMA}.", "Predicted_code": "25064002"},
+        {"filename": "caso2", "mention_id": "caso2.2", "label": "SINTOMA", "start_span": 20,
+         "end_span": 23, "span": "dolor", "code": "NO_CODE",
+         "sentence": "Sin [dolor]{SINTOMA}.", "Predicted_code": "25064002"},
+    ]
+    path = _tsv(tmp_path / "pred.tsv", rows)
+    reference = {(r["filename"], r["label"], r["start_span"], r["end_span"]) for r in rows
+                 if "NO_CODE" not in r["code"]}
+    with pytest.warns(UserWarning, match=r"W132"):  # the duplicate prediction row
+        rep = score_files(path, path, kb=kb, bootstrap=50)
+    assert rep["n_mentions"] == len(reference) == 3
+    assert rep["recall@1"] == pytest.approx(2 / 3)
+    assert rep["recall@1_in_kb"] == 1.0 and rep["n_not_in_kb"] == 1
+    assert rep["excluded"] == {"no_code": 1, "duplicate": 1}
+    assert rep["bootstrap"]["n_documents"] == 2

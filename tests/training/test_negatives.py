@@ -49,19 +49,43 @@ def test_gold_fallback_only_without_a_correct_beam():
     assert pair_beams([], gold_name="g", gold_code="G", gold_fallback=True) == []
 
 
-def test_correct_by_code_composite():
-    assert is_correct("a", "a") and not is_correct("a", "b")
-    assert is_correct("a+b", "b+a") and not is_correct("a+b", "a+b+c")  # the same code set
-    assert not is_correct("a+b", "a") and not is_correct("a+b", "b")
-    assert not is_correct("a", NO_CODE) and not is_correct("a", "")
+def test_correct_by_exact_code_set():
+    assert is_correct("a", "a", "exact") and not is_correct("a", "b", "exact")
+    assert is_correct("a+b", "b+a", "exact") and not is_correct("a+b", "a+b+c", "exact")
+    assert not is_correct("a+b", "a", "exact") and not is_correct("a+b", "b", "exact")
+    assert not is_correct("a", NO_CODE, "exact") and not is_correct("a", "", "exact")
     labelled = label_beams("a+b", [("x<SEP>y", "a"), ("x<SEP>z", "a+b"), ("w", NO_CODE),
-                                   ("z<SEP>x", "b+a")])
+                                   ("z<SEP>x", "b+a")], "exact")
     assert [b.correct for b in labelled] == [False, True, False, True]
     assert ranks(pair_beams(labelled)) == [(2, 1, CASE_BELOW), (4, 1, CASE_BELOW),
                                            (4, 3, CASE_BELOW)]
     # Candidate objects keep their log-prob
     cand = label_beams("a", [Candidate("n", "a", 0.5, -1.5)])[0]
     assert cand.logprob == -1.5 and cand.correct and cand.rank == 1
+
+
+def test_correct_by_intersecting_codes_is_the_default():
+    """ANGEL's rule: a beam is correct when its codes share one with the gold's."""
+    assert is_correct("a+b", "a") and is_correct("a", "a+c") and is_correct("a+b", "c+b")
+    assert not is_correct("a+b", "c") and not is_correct("a", NO_CODE)
+    assert not is_correct("a", "") and not is_correct("NO_CODE", NO_CODE)
+    labelled = label_beams("a+b", [("x", "c"), ("y", "a"), ("w", NO_CODE), ("z", "b+d")])
+    assert [b.correct for b in labelled] == [False, True, False, True]
+    assert ranks(pair_beams(labelled)) == [(2, 1, CASE_BELOW), (4, 1, CASE_BELOW),
+                                           (4, 3, CASE_BELOW)]
+    with pytest.raises(ValueError, match="E363"):
+        is_correct("a", "a", "superset")
+
+
+def test_top_k_of_the_beams_are_labelled():
+    """Hand-made 10 beams: only the first 5 are labelled (ANGEL: --num_beams 10 --dpo_topk 5),
+    so a correct beam at rank 7 makes no pair."""
+    ten = [(f"n{i}", "G" if i == 7 else f"X{i}") for i in range(1, 11)]
+    labelled = label_beams("G", ten, top_k=5)
+    assert [b.rank for b in labelled] == [1, 2, 3, 4, 5] and not any(b.correct for b in labelled)
+    assert pair_beams(labelled) == []
+    every = label_beams("G", ten)
+    assert len(every) == 10 and ranks(pair_beams(every))[0] == (7, 1, CASE_BELOW)
 
 
 class StubTokenizer:
@@ -98,7 +122,7 @@ def test_mine_negatives_counts_and_gold_target(small_kb):
     by_prompt = {m.prompt: beams_by_mention[m.mention] for m in mentions}
     linker = StubEngine(small_kb, by_prompt)
     pairs, stats = mine_negatives(linker, mentions, k=5)
-    assert linker.seen_k == 5
+    assert linker.seen_k == 10  # ANGEL: the top 5 of 10 beams
     assert [(p.mention_id, p.chosen, p.rejected, p.case) for p in pairs] == [
         ("d#0", "HTA", "DM2", CASE_TOP1),
         ("d#1", "hipertensión arterial", "DM2", CASE_BELOW)]
@@ -117,6 +141,35 @@ def test_mine_negatives_counts_and_gold_target(small_kb):
         == "hipertensión arterial<SEP>diabetes mellitus tipo 2"
     with pytest.raises(ValueError, match="E080"):
         mine_negatives(linker, mentions, k=1)
+    with pytest.raises(ValueError, match="E080"):
+        mine_negatives(linker, mentions, k=5, num_beams=4)
+
+
+def test_mining_labels_top_k_of_n_beams_by_intersection(small_kb):
+    """The published rule end to end on hand-made beams: 6 beams decoded, the top 3
+    labelled; a composite gold is matched by a beam coding one of its parts."""
+    hta, dm2, asma = "38341003", "44054006", "195967001"
+
+    def cand(name, code):
+        return Candidate(name, code, 0.5, -1.0)
+
+    mentions = [TrainMention("d#0", "d", "p0", "HTA y DM2", f"{hta}+{dm2}", "ENFERMEDAD"),
+                TrainMention("d#1", "d", "p1", "asma", asma, "ENFERMEDAD")]
+    linker = StubEngine(small_kb, {
+        "p0": [cand("neumonía", "233604007"), cand("DM2", dm2), cand("asma", asma),
+               cand("HTA<SEP>DM2", f"{hta}+{dm2}"), cand("x", "1"), cand("y", "2")],
+        "p1": [cand("DM2", dm2), cand("HTA", hta), cand("neumonía", "233604007"),
+               cand("asma", asma), cand("x", "1"), cand("y", "2")]})
+    pairs, stats = mine_negatives(linker, mentions, k=3, num_beams=6)
+    assert linker.seen_k == 6
+    assert [(p.mention_id, p.chosen, p.rejected, p.case) for p in pairs] == [
+        ("d#0", "DM2", "neumonía", CASE_BELOW)]  # asma at rank 4 is beyond the top 3
+    assert (stats.correct_below, stats.no_correct) == (1, 1)
+    # the exact rule: DM2 alone is not the composite gold, and its exact beam is rank 4
+    pairs, _ = mine_negatives(linker, mentions, k=3, num_beams=6, match="exact")
+    assert pairs == []
+    pairs, _ = mine_negatives(linker, mentions, k=4, num_beams=6, match="exact")
+    assert [(p.mention_id, p.chosen_rank) for p in pairs][:1] == [("d#0", 4)]
 
 
 def test_pairs_jsonl_round_trip(tmp_path):
