@@ -120,7 +120,8 @@ class Errors(metaclass=ErrorsWithCodes):
     E002 = ("KB file {path}, line {line}: empty concept name for code '{code}'. Remove the row "
             "or give it a name.")
     E003 = ("KB file {path} not found. Give the path of an existing file (TSV, JSONL, MEDIC, "
-            "OBO, eCIE-O JSONL, MRCONSO.RRF or a SNOMED CT RF2 description file).")
+            "OBO, eCIE-O JSONL, MRCONSO.RRF or a UMLS folder, a SNOMED CT RF2 release folder or "
+            "description file).")
     E004 = ("KB file {path}: cannot tell its format from its name. Pass `format=` one of "
             "{formats}.")
     E005 = ("The knowledge base is empty after loading {path}: no usable (code, name) pair. "
