@@ -35,7 +35,7 @@ import spacy  # noqa: E402
 import spacy_syncabel.pipeline  # noqa: E402,F401 - registers syncabel_linker
 import spacy_syncabel.segmentation  # noqa: E402,F401 - registers syncabel_sentencizer
 from spacy_syncabel.corpus import read_corpus  # noqa: E402
-from spacy_syncabel.corpus._tsv import iter_tsv  # noqa: E402
+from spacy_syncabel.tsv import iter_tsv  # noqa: E402
 from spacy_syncabel.corpus.marked_tsv import unmark  # noqa: E402
 from spacy_syncabel.render import (find_linker, gold_spans, prepare_doc, render,  # noqa: E402
                                    render_docs)

@@ -81,6 +81,7 @@ def evaluate(
 def synth(
     kb_file: Path = typer.Argument(..., help="The KB (any format `spacy_syncabel.kb.read_file` reads)."),
     output: Path = typer.Argument(..., help="Output JSONL (corpus format); OUTPUT.done records finished concepts."),
+    kb_language: Optional[list[str]] = typer.Option(None, "--kb-language", help="KB languages (repeatable): UMLS LAT codes (ENG, SPA, FRE...) or ISO codes (en, es, fr); all: every language. Default: English UMLS atoms, every SNOMED CT description file."),
     backend: str = typer.Option("template", help="hf (local model), openai (HTTP server) or template (no LLM)."),
     config: Optional[Path] = typer.Option(None, help="A config whose [generator] block (@misc = ...) replaces --backend."),
     limit: int = typer.Option(0, help="Only the first N concepts of the shard (0: all)."),
@@ -121,7 +122,7 @@ def synth(
     check_outputs({"OUTPUT": output, "OUTPUT.done": done_path(output), "--raw-log": raw_log},
                   {"the KB": kb_file, "--corpus": corpus, "--prompt-file": prompt_file,
                    "--config": config})
-    kb = read_file(kb_file)
+    kb = read_file(kb_file, languages=kb_language or None)
     sampling = {} if temperature is None else {"temperature": temperature}  # else each default
     if config is not None:
         from spacy import registry
@@ -164,6 +165,7 @@ def synth(
 @app.command()
 def train(
     kb: Path = typer.Option(..., "--kb", help="The KB file (any format `kb.read_file` reads)."),
+    kb_language: Optional[list[str]] = typer.Option(None, "--kb-language", help="KB languages (repeatable): UMLS LAT codes (ENG, SPA, FRE...) or ISO codes (en, es, fr); all: every language. Default: English UMLS atoms, every SNOMED CT description file."),
     train_corpus: Path = typer.Option(..., "--train", help="Training corpus (any format `read_corpus` reads)."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder: model-best, model-last, checkpoints, training_log.jsonl."),
     dev: Optional[Path] = typer.Option(None, "--dev", help="Dev corpus: Recall@1 by constrained decoding picks model-best."),
@@ -244,6 +246,7 @@ def train(
         spec = get_dataset(dataset)
         lang, label_map = spec.lang, dict(spec.label_map)
     summary = train_linker(kb, train_corpus, output, dev=dev, synthetic=synthetic,
+                           kb_languages=kb_language or None,
                            base_model=base_model, lang=lang, config=cfg, label_map=label_map,
                            linker_config={"composite": composite, "context_chars": context_chars,
                                           "mode": mode, "candidates": candidates,
@@ -429,6 +432,7 @@ def score(
     predictions: Path = typer.Argument(..., help="JSONL ({doc_id, start, end, codes}) or a SynCABEL inference TSV (Predicted_code)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="metrics.json to write."),
     kb: Optional[Path] = typer.Option(None, "--kb", help="KB file or folder: gold codes outside it are excluded; alternative codes map to main codes."),
+    kb_language: Optional[list[str]] = typer.Option(None, "--kb-language", help="KB languages (repeatable): UMLS LAT codes (ENG, SPA, FRE...) or ISO codes (en, es, fr); all: every language. Default: English UMLS atoms, every SNOMED CT description file."),
     train: Optional[Path] = typer.Option(None, "--train", help="Training corpus: report seen/unseen codes."),
     k: int = typer.Option(5, "--k", help="Report Recall@k for this k besides Recall@1."),
     format: str = typer.Option("auto", "--format", help="Predictions format: auto, jsonl or tsv."),
@@ -441,7 +445,8 @@ def score(
     check_outputs({"--output": output}, {"the gold corpus": gold, "the predictions": predictions,
                                          "--kb": kb, "--train": train})
     metrics = score_files(gold, predictions, kb=kb, train=train, k=k, format=format,
-                          bootstrap=bootstrap, seed=seed)
+                          bootstrap=bootstrap, seed=seed,
+                          kb_languages=kb_language or None)
     _report(metrics, output)
 
 

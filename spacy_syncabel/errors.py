@@ -32,6 +32,9 @@ class Warnings(metaclass=ErrorsWithCodes):
     # training
 
     # sentence segmentation and the render command (E180-E189, W180-W189)
+    # KB readers: languages, release folders (E400-E419, W400-W419)
+    W400 = ("KB file {path} ({format}) has one language: `languages` {languages} is ignored. "
+            "Languages select atoms of UMLS (MRCONSO.RRF) and SNOMED CT RF2 releases only.")
     W180 = ("{n} gold mention(s) of {path} do not align with the tokens of their doc and were "
             "left out of the rendered prompts (first: {first}). Check the offsets.")
 
@@ -133,7 +136,8 @@ class Errors(metaclass=ErrorsWithCodes):
     E002 = ("KB file {path}, line {line}: empty concept name for code '{code}'. Remove the row "
             "or give it a name.")
     E003 = ("KB file {path} not found. Give the path of an existing file (TSV, JSONL, MEDIC, "
-            "OBO, eCIE-O JSONL, MRCONSO.RRF or a SNOMED CT RF2 description file).")
+            "OBO, eCIE-O JSONL, MRCONSO.RRF or a UMLS folder, a SNOMED CT RF2 release folder or "
+            "description file).")
     E004 = ("KB file {path}: cannot tell its format from its name. Pass `format=` one of "
             "{formats}.")
     E005 = ("The knowledge base is empty after loading {path}: no usable (code, name) pair. "
@@ -315,6 +319,9 @@ class Errors(metaclass=ErrorsWithCodes):
     E194 = ("{path}, line {line}: {what} must be a JSON string (or an integer), got {type} "
             "{value!r}. Write codes and names as strings, e.g. \"code\": \"8000/6\" (JSON "
             "numbers lose leading zeros and NaN is not a code).")
+    E400 = ("SNOMED CT folder {path} holds no description file (sct2_Description_*.txt, "
+            "searched in its subfolders too). Give the release folder (or its Snapshot or Full "
+            "folder) or a description file.")
     E195 = ("{path}, line {line}: {n} tab-separated field(s) where the header has {n_header} "
             "({header}). A tab inside a field (e.g. in a name) splits it into two columns: "
             "replace the tab by a space, or fix the row.")

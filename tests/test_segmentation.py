@@ -108,7 +108,7 @@ def test_saved_and_loaded_with_its_config(tmp_path):
 def test_agrees_with_the_published_spaccc_sentences(nlp):
     """The published test_half sentences, per document in text order joined by one space:
     the sentences stay whole and the boundaries between them are found."""
-    from spacy_syncabel.corpus._tsv import iter_tsv
+    from spacy_syncabel.tsv import iter_tsv
     from spacy_syncabel.corpus.marked_tsv import unmark
 
     docs = defaultdict(dict)

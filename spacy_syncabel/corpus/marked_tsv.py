@@ -13,7 +13,7 @@ from typing import List, Optional, Tuple
 
 from ..errors import Errors, Warnings
 from ..types import CorpusDoc, GoldMention
-from ._tsv import iter_tsv, tsv_header
+from ..tsv import iter_tsv, tsv_header
 from ._util import PathLike, csv_unquote, normalize_code, same_text
 
 _ANY_END = re.compile(r"\]\{([^{}\[\]\s]+)\}")

@@ -6,7 +6,7 @@ from typing import Callable, Dict, List
 
 from ..errors import Errors
 from ..types import CorpusDoc
-from ._tsv import tsv_header
+from ..tsv import tsv_header
 from ._util import PathLike
 from .brat import read_brat
 from .docbin import read_docbin

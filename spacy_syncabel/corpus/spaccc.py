@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 
 from ..errors import Errors
 from ..types import CorpusDoc, GoldMention
-from ._tsv import iter_tsv, tsv_header
+from ..tsv import iter_tsv, tsv_header
 from ._util import (MismatchLog, PathLike, check_offsets, normalize_code, read_text,
                     sort_mentions, to_int)
 

@@ -27,6 +27,78 @@ def char_ngram_vectorizer() -> TfidfVectorizer:
 
 Alias = Tuple[str, str, Optional[str]]  # (alias text, KB name it stands for, group)
 
+#: Entries (float32 cosine + int32 column) of one sparse product of a batch of queries: the
+#: queries are multiplied in slices whose product can hold no more (~32 MB).
+PRODUCT_BUDGET = 1 << 22
+
+
+def _row_top_k(sims: np.ndarray, cols: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best of one row's nonzero cosines: decreasing cosine, ties by column."""
+    if len(sims) > k:
+        kth = np.partition(sims, len(sims) - k)[len(sims) - k]  # the k-th largest cosine
+        keep = sims >= kth  # ties at the k-th value all stay, the sort below decides
+        sims, cols = sims[keep], cols[keep]
+    order = np.lexsort((cols, -sims))[:k]
+    return cols[order], sims[order]
+
+
+def _pad_with_zeros(cols: np.ndarray, sims: np.ndarray, k: int, n_cols: int,
+                    ) -> Tuple[np.ndarray, np.ndarray]:
+    """Fill a row with fewer than ``k`` nonzero cosines up to ``k`` with the lowest columns
+    of cosine 0 (as the dense row sorted by cosine then column gives)."""
+    need = min(k, n_cols) - len(cols)
+    if need <= 0:
+        return cols, sims
+    present = set(cols.tolist())
+    pad: List[int] = []
+    j = 0
+    while len(pad) < need:
+        if j not in present:
+            pad.append(j)
+        j += 1
+    return (np.concatenate([cols, np.asarray(pad, dtype=cols.dtype)]),
+            np.concatenate([sims, np.zeros(need, dtype=sims.dtype)]))
+
+
+def sparse_top_k(queries: sp.csr_matrix, matrix: sp.csr_matrix, k: int,
+                 budget: int = PRODUCT_BUDGET) -> List[Tuple[np.ndarray, np.ndarray]]:
+    """Per query row, the ``k`` best columns of ``queries @ matrix`` and their values, best
+    first (decreasing value, ties by lower column; rows with fewer than ``k`` nonzeros are
+    completed with the lowest zero columns): the order of a dense row sorted stably by
+    decreasing value, computed from the sparse product only.
+
+    Memory: the queries are multiplied in slices whose product has at most ``budget``
+    entries (bounded by the posting lengths of their n-grams), and each row's top ``k`` is
+    taken among its nonzeros, so no mentions × names array is ever built (a dense batch of 64
+    mentions over 3M names is 768 MB).
+    """
+    queries = queries.tocsr()
+    n_cols = matrix.shape[1]
+    k = min(k, n_cols)
+    if k <= 0:
+        empty = (np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32))
+        return [empty for _ in range(queries.shape[0])]
+    postings = np.diff(matrix.indptr).astype(np.int64)
+    cum = np.concatenate([[0], np.cumsum(postings[queries.indices])])
+    bounds = np.minimum(cum[queries.indptr[1:]] - cum[queries.indptr[:-1]], n_cols)
+    out: List[Tuple[np.ndarray, np.ndarray]] = []
+    start = 0
+    n_rows = queries.shape[0]
+    while start < n_rows:
+        stop, total = start + 1, int(bounds[start])
+        while stop < n_rows and total + bounds[stop] <= budget:
+            total += int(bounds[stop])
+            stop += 1
+        product = (queries[start:stop] @ matrix).tocsr()
+        ptr = product.indptr
+        for r in range(stop - start):
+            cols, sims = _row_top_k(product.data[ptr[r]:ptr[r + 1]],
+                                    product.indices[ptr[r]:ptr[r + 1]], k)
+            out.append(_pad_with_zeros(cols, sims, k, n_cols))
+        del product
+        start = stop
+    return out
+
 
 class CandidateIndex:
     """TF-IDF vectors of every unambiguous KB name, fit once, with one matrix per group.
@@ -80,29 +152,36 @@ class CandidateIndex:
         return group if group in self.matrices else None
 
     def similarities(self, mentions: Sequence[str], group: Optional[str]) -> np.ndarray:
-        """Dense cosines, mentions × the group's names."""
+        """Dense cosines, mentions × the group's names: mentions × names × 4 bytes, so for
+        small groups and checks only; retrieval uses :meth:`top_columns`."""
         queries = self.vectorizer.transform([clean_name(m) for m in mentions])
         return (queries @ self.matrices[group]).toarray()
 
+    def top_columns(self, mentions: Sequence[str], group: Optional[str], k: int,
+                    ) -> List[Tuple[np.ndarray, np.ndarray]]:
+        """For each mention, ``(columns, cosines)`` of its ``k`` best columns of the group's
+        matrix, best first: what sorting a dense row by decreasing cosine (ties: lower column
+        first) gives, without the dense row (:func:`sparse_top_k`)."""
+        queries = self.vectorizer.transform([clean_name(m) for m in mentions])
+        return sparse_top_k(queries, self.matrices[group], k)
+
     def top(self, mentions: Sequence[str], groups: Sequence[Optional[str]], n: int,
             ) -> List[List[Tuple[str, float]]]:
-        """For each mention, up to ``n`` (name, cosine) pairs, best first."""
+        """For each mention, up to ``n`` (name, cosine) pairs, best first (ties: the name's
+        lower column first)."""
         out: List[List[Tuple[str, float]]] = [[] for _ in mentions]
         by_group: Dict[Optional[str], List[int]] = {}
         for i, g in enumerate(groups):
             by_group.setdefault(self.group_of_query(g), []).append(i)
         for g, idx in by_group.items():
-            sims = self.similarities([mentions[i] for i in idx], g)
             names = self.names[g]
             # aliases repeat names: look deeper, keep each name's best column
-            k = min(n if not self.aliases else 4 * n, sims.shape[1])
-            top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-            for qi, row, cand in zip(idx, sims, top):
-                cand = cand[np.argsort(-row[cand], kind="stable")]
+            k = n if not self.aliases else 4 * n
+            for qi, (cols, sims) in zip(idx, self.top_columns([mentions[i] for i in idx], g, k)):
                 best: Dict[str, float] = {}
-                for j in cand:
+                for j, sim in zip(cols.tolist(), sims.tolist()):
                     if names[j] not in best:
-                        best[names[j]] = float(row[j])
+                        best[names[j]] = sim
                         if len(best) == n:
                             break
                 out[qi] = list(best.items())

@@ -33,18 +33,18 @@ class TfidfLinker:
         for g, all_idx in by_group.items():
             for c in range(0, len(all_idx), 256):
                 idx = all_idx[c:c + 256]
-                sims = self.index.similarities([mentions[i] for i in idx], g)
-                top = np.argsort(-sims, axis=1, kind="stable")[:, : 4 * k]
+                top = [cols for cols, _ in
+                       self.index.top_columns([mentions[i] for i in idx], g, 4 * k)]
                 self._collect(out, idx, top, g, k)
         return out
 
-    def _collect(self, out: List[List[str]], idx: List[int], top: np.ndarray,
+    def _collect(self, out: List[List[str]], idx: List[int], top: Sequence[np.ndarray],
                  group: Optional[str], k: int) -> None:
         """Turn ranked name columns into up to k distinct codes per query."""
         names = self.index.names[group]
         for qi, order in zip(idx, top):
             codes: List[str] = []
-            for j in order:
+            for j in order.tolist():
                 code = self.kb.lookup(names[j], group)
                 if code and code not in codes:
                     codes.append(code)

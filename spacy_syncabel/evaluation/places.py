@@ -18,7 +18,7 @@ SOURCE_COLUMNS = ("filename", "start_span", "end_span")
 
 
 def _marked_tsv_places(path: Path, docs: Sequence[CorpusDoc]) -> Optional[List[List[Place]]]:
-    from ..corpus._tsv import iter_tsv, tsv_header
+    from ..tsv import iter_tsv, tsv_header
     from ..corpus.reader import detect_format
 
     if path.is_dir() or detect_format(path) != "marked_tsv":

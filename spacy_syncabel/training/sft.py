@@ -420,14 +420,14 @@ class _Prepared:
         return bool(self.dev_set is not None and len(self.dev_set))
 
 
-def _load_kb(kb: Union[PathLike, Any]):
+def _load_kb(kb: Union[PathLike, Any], languages: Optional[Sequence[str]] = None):
     from ..kb import ConceptKB, read_file
 
     if isinstance(kb, ConceptKB):
         return kb
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the KB report is the KB loader's business
-        return read_file(Path(kb))
+        return read_file(Path(kb), languages=list(languages) if languages else None)
 
 
 def resolve_composite(linker_config: Optional[Dict[str, Any]], train_docs: Sequence[CorpusDoc],
@@ -620,11 +620,13 @@ def train_linker(
     label_map: Optional[Dict[str, Optional[str]]] = None,
     linker_config: Optional[Dict[str, Any]] = None,
     config: Optional[TrainConfig] = None,
+    kb_languages: Optional[Sequence[str]] = None,
     **overrides: Any,
 ) -> Dict[str, Any]:
     """Fine-tune a causal LM for ``syncabel_linker`` and write spaCy pipelines.
 
-    ``kb``: a KB file (any format ``kb.read_file`` reads) or a :class:`ConceptKB`. ``train``,
+    ``kb``: a KB file (any format ``kb.read_file`` reads, ``kb_languages`` its languages:
+    ``read_file``'s ``languages``) or a :class:`ConceptKB`. ``train``,
     ``dev``, ``synthetic``: corpus paths (any format ``read_corpus`` reads) or lists of
     :class:`CorpusDoc`. ``linker_config``: settings of the component (``mode``,
     ``candidates``, ``context_chars``, ``composite``, ``num_beams``...; see
@@ -645,7 +647,7 @@ def train_linker(
     inference_dtype = (linker_config or {}).get("dtype", "auto")
     train_docs = _as_docs(train)
     linker_config, composite_info = resolve_composite(linker_config, train_docs)
-    prep = _prepare(cfg, _load_kb(kb), train_docs, _as_docs(dev), _as_docs(synthetic),
+    prep = _prepare(cfg, _load_kb(kb, kb_languages), train_docs, _as_docs(dev), _as_docs(synthetic),
                     base_model, lang, label_map,
                     {k: v for k, v in linker_config.items() if k != "dtype"})
     resume_from = _resume_point(ckpt_dir, prep.linker.tokenizer, cfg.resume)

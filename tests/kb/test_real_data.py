@@ -100,3 +100,18 @@ def test_cie_o3_covers_cantemist_dev1(data_dir):
     canon = sum(kb.canonical_code(c) in kb for c in codes) / len(codes)
     # measured: 0.971 exact, 0.988 once "/H" is mapped to the plain code
     assert direct >= 0.96 and canon >= 0.98
+
+
+def test_lite_kb_quoted_names_read_as_pandas_reads_them(spaccc_kb, data_dir):
+    """The lite KBs were written by pandas, which quotes names holding quotes."""
+    pd = pytest.importorskip("pandas")
+    from spacy_syncabel.kb import fast_clean_name
+
+    for path, kb in ((data_dir / "spaccc" / "kb_snomed_es_lite.tsv", spaccc_kb),
+                     (data_dir / "quaero" / "kb_umls_fr_lite.tsv",
+                      L.read_tsv(data_dir / "quaero" / "kb_umls_fr_lite.tsv"))):
+        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        quoted = frame[frame["name"].str.contains('"')]
+        assert len(quoted) >= 3
+        for code, name, group in quoted[["code", "name", "group"]].itertuples(index=False):
+            assert fast_clean_name(name) in kb.names_of(code, group), (code, name)
