@@ -12,7 +12,7 @@ pipeline's gold mentions.
    similarity of the whole mention to the parts ("on_whole_mention_prior", beam search's).
 2. **Test.** The pipeline links every gold mention through ``linker.pipe`` (as ``evaluate``
    does) in three views, interleaved slice by slice in one process: composite off with the
-   saved weight (today's pipeline), composite candidates on with the saved weight, and on with
+   saved weight (the pipeline as saved), composite candidates on with the saved weight, and on with
    the weight calibrated with them. Each is scored by ``evaluation/metrics.py`` (the paper's
    exact Recall@k, overall and on the composite golds).
 3. **Ceiling.** How often the composite candidates hold the gold code set of a composite

@@ -383,7 +383,7 @@ def main() -> None:
 
 
 def write_results(results: Dict) -> None:
-    """``trie_scale.json`` (everything) and ``trie_build.json`` (the README table's row, 100k)."""
+    """``trie_scale.json`` (everything) and ``trie_build.json`` (the 100k row alone)."""
     OUT.mkdir(exist_ok=True)
     (OUT / "trie_scale.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     small = results["100k"]

@@ -489,10 +489,10 @@ def render(
 @app.command()
 def migrate(
     source: Path = typer.Argument(..., help="A pipeline folder saved by spacy-syncabel 0.1 (with syncabel_linker/cfg.json)."),
-    output: Path = typer.Argument(..., help="The folder to write, in today's layout."),
+    output: Path = typer.Argument(..., help="The folder to write, in the current layout."),
     force: bool = typer.Option(False, "--force", help="Replace OUTPUT when it exists (once the new folder is complete)."),
 ) -> None:
-    """Copy a 0.1 pipeline folder into today's layout (settings in config.cfg), linking as before."""
+    """Copy a 0.1 pipeline folder into the current layout (settings in config.cfg), linking as before."""
     from .training.pipeline_io import migrate_pipeline
 
     typer.echo(f"migrated -> {migrate_pipeline(source, output, force=force)}")

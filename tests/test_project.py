@@ -1,6 +1,8 @@
 """The spaCy project's `all` workflow, CI-sized: fetch → kb → corpus → train → ner → assemble →
-evaluate → evaluate-pipeline."""
+evaluate → evaluate-pipeline; and the README's Python examples run against its outputs."""
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,22 +14,31 @@ import spacy
 from .conftest import DATA, needs_data
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@needs_data
-@pytest.mark.slow
-def test_project_all_ci_sized(tmp_path):
-    shutil.copy(ROOT / "project.yml", tmp_path / "project.yml")
-    shutil.copytree(ROOT / "configs", tmp_path / "configs")
-    cmd = [sys.executable, "-m", "spacy", "project", "run", "all", str(tmp_path),
-           "--vars.shared", str(DATA), "--vars.base_model", "tiny:64,2",
+CI_VARS = ["--vars.shared", str(DATA), "--vars.base_model", "tiny:64,2",
            "--vars.max_steps", "30", "--vars.max_train", "300", "--vars.batch_size", "16",
            "--vars.dev_size", "40", "--vars.eval_steps", "15", "--vars.eval_limit", "150",
            "--vars.context_chars", "80", "--vars.kb_names", "no-kb-names",
            "--vars.calibration_size", "60", "--vars.ner_max_steps", "30",
            "--vars.ner_eval_frequency", "15", "--vars.e2e_limit", "8"]
-    res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def ci_project(tmp_path_factory):
+    """One CI-sized run of `spacy project run all` (several minutes), shared by the tests here:
+    the project folder and the command that ran it."""
+    folder = tmp_path_factory.mktemp("project")
+    shutil.copy(ROOT / "project.yml", folder / "project.yml")
+    shutil.copytree(ROOT / "configs", folder / "configs")
+    cmd = [sys.executable, "-m", "spacy", "project", "run", "all", str(folder)] + CI_VARS
+    res = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return folder, cmd
+
+
+@needs_data
+@pytest.mark.slow
+def test_project_all_ci_sized(ci_project):
+    tmp_path, cmd = ci_project
     best = tmp_path / "training" / "spaccc" / "model-best"
     assert (best / "config.cfg").exists()
     # the prior's weight was chosen on dev and the pipeline reranks with it
@@ -53,3 +64,55 @@ def test_project_all_ci_sized(tmp_path):
     res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0
     assert res.stdout.count("Skipping") >= 7, res.stdout[-2000:]
+
+
+def readme_python_blocks() -> list:
+    """Every ```python block of README.md, in order."""
+    text = (ROOT / "README.md").read_text(encoding="utf8")
+    return re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
+
+
+def syncabel_checkpoint(project: Path, folder: Path) -> Path:
+    """A folder in a published SynCABEL checkpoint's layout (Hugging Face files, safetensors,
+    text_to_code.json), made from the CI-sized project's trained linker and KB."""
+    from spacy_syncabel.kb import read_file
+
+    shutil.copytree(project / "training" / "spaccc" / "model-best" / "syncabel_linker" / "model",
+                    folder)
+    text_to_code: dict = {}
+    for code, name, group in read_file(project / "corpus" / "spaccc" / "kb").entries():
+        text_to_code.setdefault(group, {})[name] = code
+    (folder / "text_to_code.json").write_text(json.dumps(text_to_code, ensure_ascii=False),
+                                              encoding="utf8")
+    return folder
+
+
+@needs_data
+@pytest.mark.slow
+def test_readme_python_examples_run(ci_project, tmp_path):
+    """Each README example runs as printed from the project folder after the main job; the only
+    substitution is the checkpoint folder, through the SYNCABEL_CHECKPOINT variable it
+    documents (a few seconds per example after the shared project run)."""
+    project, _ = ci_project
+    blocks = readme_python_blocks()
+    assert len(blocks) >= 3
+    script = tmp_path / "run_blocks.py"
+    script.write_text(
+        "import json, sys, traceback\n"
+        "for i, code in enumerate(json.load(open(sys.argv[1], encoding='utf8'))):\n"
+        "    try:\n"
+        "        exec(compile(code, f'README python block {i + 1}', 'exec'), {'__name__': '__main__'})\n"
+        "    except BaseException:\n"
+        "        traceback.print_exc()\n"
+        "        sys.exit(f'README python block {i + 1} failed:\\n{code}')\n",
+        encoding="utf8")
+    (tmp_path / "blocks.json").write_text(json.dumps(blocks), encoding="utf8")
+    env = dict(os.environ, SYNCABEL_CHECKPOINT=str(syncabel_checkpoint(project,
+                                                                       tmp_path / "ckpt")))
+    res = subprocess.run([sys.executable, str(script), str(tmp_path / "blocks.json")],
+                         cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert (project / "my_pipeline" / "config.cfg").exists()
+    # the entities the examples' entity rulers find were linked and printed
+    assert "arteritis de la temporal" in res.stdout
+    assert "[('cefalea', '" in res.stdout and "[('fiebre', '" in res.stdout

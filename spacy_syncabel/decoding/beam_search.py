@@ -20,7 +20,7 @@ early_stopping=False, prefix_allowed_tokens_fn=...)`` of transformers does (see
 - with a trie, the scores of the allowed tokens are gathered and normalised by the row's
   logsumexp, instead of a log-softmax over the whole vocabulary followed by a mask.
 
-Where the time goes on SmolLM2-135M (CPU, README "Stop 20"): the matrix multiplies of the
+Where the time goes on SmolLM2-135M (CPU, docs/experiments.md): the matrix multiplies of the
 prefill and the steps (about 60%), which ``generate`` runs as well; the prefill is a quarter
 (short prompts) to two fifths (long ones) of ours.
 """

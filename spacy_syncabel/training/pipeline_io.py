@@ -146,7 +146,7 @@ def load_pipeline(path: PathLike, **settings: Any):
 
 def migrate_pipeline(src: PathLike, dst: PathLike, *, force: bool = False) -> Path:
     """Copy a pipeline folder saved by spacy-syncabel 0.1 (settings in ``cfg.json``, loaders
-    in the factory block, ``rerank``) into today's layout, linking as it did: its saved
+    in the factory block, ``rerank``) into the current layout, linking as it did: its saved
     settings become the config, ``rerank`` and ``candidates`` become ``mode``, beams keep
     their summed-log-prob ranking (``length_penalty`` 0, reranking 1). No code is run. An
     existing ``dst`` is replaced (once the new folder is complete) only with ``force`` (E302);

@@ -1,6 +1,6 @@
 """Composite candidates in the candidate modes: conjuncts and pairs proposed within a bound,
 scored the reference's way (" a<SEP>b"), a fitted composite returned with its sorted code by
-rerank and beam_in_candidates, and composite off giving today's candidates."""
+rerank and beam_in_candidates, and composite off giving the single-name candidates."""
 import copy
 
 import pytest
