@@ -1,0 +1,162 @@
+"""Benchmark: a trained pipeline for raw notes (segmenter + NER + linker) over real notes, one
+process, with the time of each stage.
+
+    python benchmarks/bench_notes.py --pipeline training/spaccc/pipeline \
+        --notes ../shared/data/spaccc/texts --limit 200 --name spaccc-notes
+
+Each component's ``pipe`` is timed as the notes stream through ``nlp.pipe`` (the loop the
+``link`` command runs, same batch size); inside the linker, retrieval (the cascade's and the
+candidate modes' TF-IDF search) and the LM (decoding or scoring) are timed on the engine, and
+the rest of the linker's time (prompts, spans, n-best) is ``linker_other``. Notes/s and
+mentions/s are over the ``nlp.pipe`` loop; ``load_seconds`` is ``spacy.load``. Peak RSS is the
+process's high-water mark. Writes ``benchmarks/results/notes_<name>.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results"
+
+
+def read_notes(path: Path, limit: int) -> List[str]:
+    """Texts of a folder of ``.txt`` notes (sorted by name) or of a JSONL corpus."""
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".txt")
+        texts = [p.read_text(encoding="utf-8") for p in files]
+    else:
+        from spacy_syncabel.corpus import read_corpus
+
+        texts = [d.text for d in read_corpus(path)]
+    return texts[:limit] if limit else texts
+
+
+class StageTimer:
+    """Seconds spent per stage name; nested stages are counted in their parent too."""
+
+    def __init__(self) -> None:
+        self.seconds: Dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - start
+
+    def wrap(self, name: str, fn: Callable) -> Callable:
+        def timed(*args, **kwargs):
+            with self.stage(name):
+                return fn(*args, **kwargs)
+        return timed
+
+    def wrap_stream(self, name: str, pipe: Callable) -> Callable:
+        """A component's ``pipe``: time spent producing each doc of its output stream."""
+        def timed(stream, **kwargs):
+            out = iter(pipe(stream, **kwargs))
+            while True:
+                start = time.perf_counter()
+                try:
+                    doc = next(out)
+                except StopIteration:
+                    self.seconds[name] += time.perf_counter() - start
+                    return
+                self.seconds[name] += time.perf_counter() - start
+                yield doc
+        return timed
+
+
+def instrument(nlp, timer: StageTimer) -> None:
+    """Time every component and, in the linker, retrieval and the LM. A component's stream
+    pulls docs from the one before it, so each stage's time is its own minus its upstream's:
+    :func:`own_times` takes the differences."""
+    for name, proc in nlp.pipeline:
+        if hasattr(proc, "pipe"):
+            proc.pipe = timer.wrap_stream(name, proc.pipe)
+        engine = getattr(proc, "engine", None)
+        if engine is not None:
+            engine.retrieve_in_batches = timer.wrap("linker_retrieval",
+                                                    engine.retrieve_in_batches)
+            engine._link_lm = timer.wrap("linker_lm", engine._link_lm)
+
+
+def own_times(nlp, cumulative: Dict[str, float]) -> Dict[str, float]:
+    """Each component's own seconds (its stream's time minus the stream before it), the
+    tokenizer's (the first component's upstream) and the linker's parts."""
+    out: Dict[str, float] = {}
+    previous = 0.0
+    for name, _ in nlp.pipeline:
+        total = cumulative.get(name, previous)
+        out[name] = max(total - previous, 0.0)
+        previous = total
+    for part in ("linker_retrieval", "linker_lm"):
+        if part in cumulative:
+            out[part] = cumulative[part]
+    linker = [n for n, p in nlp.pipeline if getattr(p, "engine", None) is not None]
+    if linker:
+        out["linker_other"] = max(out[linker[0]] - out.get("linker_retrieval", 0.0)
+                                  - out.get("linker_lm", 0.0), 0.0)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pipeline", type=Path, required=True)
+    ap.add_argument("--notes", type=Path, required=True, help="folder of .txt notes or a corpus")
+    ap.add_argument("--limit", type=int, default=200)
+    ap.add_argument("--batch-size", type=int, default=16, help="nlp.pipe batch size (link's)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--name", required=True)
+    args = ap.parse_args()
+
+    import spacy
+    import torch
+
+    torch.set_num_threads(args.threads)
+    texts = read_notes(args.notes, args.limit)
+    start = time.perf_counter()
+    nlp = spacy.load(args.pipeline)
+    load_seconds = time.perf_counter() - start
+    timer = StageTimer()
+    instrument(nlp, timer)
+    n_ents = 0
+    labels: Dict[str, int] = defaultdict(int)
+    start = time.perf_counter()
+    for doc in nlp.pipe(texts, batch_size=args.batch_size):
+        n_ents += len(doc.ents)
+        for ent in doc.ents:
+            labels[ent.label_] += 1
+    seconds = time.perf_counter() - start
+    stages = own_times(nlp, dict(timer.seconds))
+    first = nlp.pipe_names[0] if nlp.pipe_names else None
+    tokenize = (timer.seconds.get(first, 0.0) - stages.get(first, 0.0)) if first else 0.0
+    result = {
+        "pipeline": str(args.pipeline), "notes": str(args.notes), "n_notes": len(texts),
+        "n_chars": sum(len(t) for t in texts), "n_entities": n_ents,
+        "entities_per_label": dict(sorted(labels.items())),
+        "batch_size": args.batch_size, "threads": args.threads,
+        "seconds": round(seconds, 3), "load_seconds": round(load_seconds, 3),
+        "notes_per_second": round(len(texts) / seconds, 2) if seconds else 0.0,
+        "mentions_per_second": round(n_ents / seconds, 1) if seconds else 0.0,
+        "stage_seconds": {"tokenizer": round(tokenize, 3),
+                          **{k: round(v, 3) for k, v in stages.items()}},
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "pipe_names": list(nlp.pipe_names), "machine": platform.machine(),
+    }
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"notes_{args.name}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
