@@ -25,7 +25,7 @@ import srsly
 
 from ..errors import Errors, Warnings
 from ..textio import iter_lines
-from ..types import CorpusDoc
+from ..types import CorpusDoc, GoldMention
 from .metrics import exclusion, is_linkable, score_links, seen_code_set
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -184,10 +184,10 @@ def _first(values: Sequence[str]) -> str:
     return values[0] if values else ""
 
 
-def match_predictions(gold_docs: Sequence[CorpusDoc], predictions: Sequence[Prediction], *,
-                      gold_source: str = "", pred_source: str = "",
-                      ) -> List[Tuple[Optional[str], List[str], str]]:
-    """``(gold code, ranked predicted codes, label)`` per gold mention; W130-W132 report
+def pair_predictions(gold_docs: Sequence[CorpusDoc], predictions: Sequence[Prediction], *,
+                     gold_source: str = "", pred_source: str = "",
+                     ) -> List[Tuple[CorpusDoc, GoldMention, Optional[Prediction]]]:
+    """``(doc, gold mention, its prediction or None)`` per gold mention; W130-W132 report
     unmatched and duplicate predictions and gold mentions without a prediction."""
     by_key: Dict[Key, Prediction] = {}
     by_mention: Dict[str, Prediction] = {}
@@ -202,7 +202,7 @@ def match_predictions(gold_docs: Sequence[CorpusDoc], predictions: Sequence[Pred
         if p.mention_id is not None:
             by_mention.setdefault(p.mention_id, p)
     used = set()
-    items: List[Tuple[Optional[str], List[str], str]] = []
+    pairs: List[Tuple[CorpusDoc, GoldMention, Optional[Prediction]]] = []
     missing: List[str] = []
     for doc in gold_docs:
         for m in doc.mentions:
@@ -214,19 +214,29 @@ def match_predictions(gold_docs: Sequence[CorpusDoc], predictions: Sequence[Pred
                 missing.append(f"{doc.id} {m.start}-{m.end}")
             else:
                 used.add(id(p))
-            items.append((m.code, list(p.codes) if p is not None else [], m.label))
+            pairs.append((doc, m, p))
     unmatched = [f"line {p.line}" for p in predictions if id(p) not in used
                  and (p.start < 0 or by_key.get((p.doc_id, p.start, p.end, p.label)) is p)]
     if unmatched:
         warnings.warn(Warnings.W130.format(n=len(unmatched), path=pred_source, gold=gold_source,
-                                           first=_first(unmatched)), stacklevel=2)
+                                           first=_first(unmatched)), stacklevel=3)
     if missing:
         warnings.warn(Warnings.W131.format(n=len(missing), path=pred_source, gold=gold_source,
-                                           first=_first(missing)), stacklevel=2)
+                                           first=_first(missing)), stacklevel=3)
     if duplicates:
         warnings.warn(Warnings.W132.format(n=len(duplicates), path=pred_source,
-                                           first=_first(duplicates)), stacklevel=2)
-    return items
+                                           first=_first(duplicates)), stacklevel=3)
+    return pairs
+
+
+def match_predictions(gold_docs: Sequence[CorpusDoc], predictions: Sequence[Prediction], *,
+                      gold_source: str = "", pred_source: str = "",
+                      ) -> List[Tuple[Optional[str], List[str], str]]:
+    """``(gold code, ranked predicted codes, label)`` per gold mention (see
+    :func:`pair_predictions`)."""
+    return [(m.code, list(p.codes) if p is not None else [], m.label)
+            for _, m, p in pair_predictions(gold_docs, predictions, gold_source=gold_source,
+                                            pred_source=pred_source)]
 
 
 def score_predictions(gold_docs: Sequence[CorpusDoc], predictions: Sequence[Prediction], *,
