@@ -377,12 +377,14 @@ def run_judge(items: Sequence[JudgeItem], decided: Sequence[Dict[str, Any]], out
               judge, *, limit: Optional[int] = None, excluded: int = 0,
               progress: bool = False) -> JudgeRun:
     """Ask ``judge`` (a backend with ``stream(items)`` yielding ``(item, raw answer)``) about
-    the mentions ``output`` does not hold yet (the first ``limit`` wrong predictions), writing
-    each answer as it arrives."""
+    the mentions ``output`` does not hold yet (of the first ``limit`` wrong predictions),
+    writing each answer as it arrives. The table counts every mention (those beyond ``limit``
+    as ``pending``)."""
     import time
 
     start = time.perf_counter()
-    items = list(items)[:limit] if limit else list(items)
+    every = list(items)
+    items = every[:limit] if limit else every
     invalid: List[str] = []
     with JudgeWriter(output) as writer:
         records = writer.records
@@ -410,7 +412,7 @@ def run_judge(items: Sequence[JudgeItem], decided: Sequence[Dict[str, Any]], out
     if invalid:
         warnings.warn(Warnings.W381.format(n=len(invalid), first=(invalid[0] or "")[:80]),
                       stacklevel=2)
-    return JudgeRun(tabulate(items, decided, records), asked=asked, invalid=len(invalid),
+    return JudgeRun(tabulate(every, decided, records), asked=asked, invalid=len(invalid),
                     skipped=skipped, excluded=excluded, seconds=time.perf_counter() - start,
                     model=model)
 

@@ -250,3 +250,13 @@ def test_unknown_backend(files):
             "judge", str(files["gold"]), str(files["pred"]), "--kb", str(files["kb"]),
             "--output", str(files["out"]), "--backend", "gpt"])
     assert result.exit_code != 0 and "E380" in result.output
+
+
+def test_limit_judges_a_sample_and_counts_the_rest_pending(files, server):
+    items, decided, _ = _items(files)
+    with OpenAIJudge(server, "m", api_key_env=None, concurrency=1) as judge:
+        run = run_judge(items, decided, files["out"], judge, limit=2)
+    table = run.table.to_dict()["all"]
+    assert run.asked == 2 and [m for m, _ in _Judge.calls] == [it.mention for it in items[:2]]
+    assert table["n"] == len(CASES) and table["pending"] == len(items) - 2
+    assert table["recall@1"] == pytest.approx(1 / len(CASES))
