@@ -48,7 +48,7 @@ LABELS = ("EXACT", "BROAD", "NARROW", "WRONG")
 CORRECT = "CORRECT"
 INVALID = "INVALID"
 VERDICTS = (CORRECT,) + LABELS
-PROMPT_VERSION = "syncabel-judge/1"
+PROMPT_VERSION = "syncabel-judge/2"
 MAX_NAMES = 5
 # words a judge may use for a label (the reference protocol's NO_RELATION among them)
 _ALIASES = {
@@ -78,7 +78,7 @@ BROAD - the predicted concept is right but more general: it leaves out a detail 
 NARROW - the predicted concept is more specific than the mention: it adds a detail the text does not support.
 WRONG - the predicted concept is another clinical entity, or its relation to the mention is only loose.
 
-Answer with JSON only, for example {{"label": "BROAD"}}."""
+Answer with JSON only: {{"label": "<EXACT, BROAD, NARROW or WRONG>"}}."""
 
 VERDICT_SCHEMA: Dict[str, Any] = {
     "type": "object",

@@ -112,31 +112,38 @@ class HFJudge:
         return ids[-self.max_prompt_tokens:]
 
     def scores(self, items: Sequence[JudgeItem]) -> List[Dict[str, float]]:
-        """Log-probability of each label (its tokens after the answer prefix) per item."""
+        """Log-probability of each label (its tokens after the answer prefix) per item. The rows
+        are padded on the left with explicit positions, so only the logits of the label
+        positions are computed (``logits_to_keep``)."""
+        import inspect
+
         import torch
 
         self.load()
         tok, model = self.tokenizer, self.model
         labels = [tok(label, add_special_tokens=False)["input_ids"] for label in LABELS]
-        rows: List[Tuple[List[int], int]] = []
-        for item in items:
-            prompt = self.prompt_ids(item)
-            rows.extend((prompt + lab, len(prompt)) for lab in labels)
-        width = max(len(ids) for ids, _ in rows)
+        rows = [self.prompt_ids(item) + lab for item in items for lab in labels]
+        width = max(len(ids) for ids in rows)
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows])
-        mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows])
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in rows])
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in rows])
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        keep = max(len(lab) for lab in labels) + 1
+        extra = ({"logits_to_keep": keep}
+                 if "logits_to_keep" in inspect.signature(model.forward).parameters else {})
         with torch.inference_mode():
             logits = model(input_ids=input_ids.to(model.device),
-                           attention_mask=mask.to(model.device)).logits.float()
-        logp = torch.log_softmax(logits, dim=-1)
+                           attention_mask=mask.to(model.device),
+                           position_ids=positions.to(model.device), **extra).logits.float()
+        logp = torch.log_softmax(logits[:, -keep:], dim=-1)  # position width-keep+t predicts
         out: List[Dict[str, float]] = []
         for i in range(len(items)):
             per: Dict[str, float] = {}
-            for j, label in enumerate(LABELS):
-                ids, start = rows[4 * i + j]
-                total = sum(float(logp[4 * i + j, t - 1, ids[t]]) for t in range(start, len(ids)))
-                per[label] = total
+            for j, (label, lab) in enumerate(zip(LABELS, labels)):
+                row = logp[4 * i + j]
+                # the label's tokens are the row's last len(lab) ids
+                per[label] = sum(float(row[keep - 1 - len(lab) + t, tid])
+                                 for t, tid in enumerate(lab))
             out.append(per)
         return out
 
