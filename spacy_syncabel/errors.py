@@ -367,3 +367,5 @@ class Errors(metaclass=ErrorsWithCodes):
     E385 = ("Could not get checkpoint '{name}' from the Hugging Face Hub: {err}. Give a local "
             "folder, or a Hub id ('owner/name') on a machine with network access; offline "
             "(HF_HUB_OFFLINE=1) it must already be in the Hub cache (HF_HUB_CACHE / HF_HOME).")
+    E386 = ("The judge stopped after {asked} answer(s) of this run: {err} The answers received "
+            "are saved in {path}: run the same command again to resume.")

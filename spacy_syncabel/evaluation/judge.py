@@ -401,14 +401,17 @@ def run_judge(items: Sequence[JudgeItem], decided: Sequence[Dict[str, Any]], out
             from tqdm import tqdm
 
             stream = tqdm(stream, total=len(todo), desc="judge", unit="mention")
-        for item, raw in stream:
-            asked += 1
-            verdict = parse_verdict(raw)
-            if verdict is None:
-                invalid.append(raw)
-            rec = item.record(verdict or INVALID, "llm", raw=raw, model=model)
-            writer.write(rec)
-            records[item.key] = rec
+        try:
+            for item, raw in stream:
+                asked += 1
+                verdict = parse_verdict(raw)
+                if verdict is None:
+                    invalid.append(raw)
+                rec = item.record(verdict or INVALID, "llm", raw=raw, model=model)
+                writer.write(rec)
+                records[item.key] = rec
+        except RuntimeError as err:  # the server failed for good (E074, E075)
+            raise RuntimeError(Errors.E386.format(asked=asked, err=err, path=output)) from err
     if invalid:
         warnings.warn(Warnings.W381.format(n=len(invalid), first=(invalid[0] or "")[:80]),
                       stacklevel=2)

@@ -186,7 +186,7 @@ def test_resume_after_interruption(files, server):
     items, decided, _ = _items(files)
     _Judge.fail_after = 2  # the server goes away after two answers
     judge = OpenAIJudge(server, "m", api_key_env=None, concurrency=1, backoff=0.01)
-    with judge, pytest.raises(RuntimeError, match="E074"):
+    with judge, pytest.raises(RuntimeError, match=r"E386\] The judge stopped after 2 .*E074"):
         run_judge(items, decided, files["out"], judge)
     first = read_records(files["out"])
     asked_first = [m for m, _ in _Judge.calls]
