@@ -470,6 +470,57 @@ def compare(
 
 
 @app.command()
+def judge(
+    gold: Path = typer.Argument(..., help="Gold corpus (any format `read_corpus` reads)."),
+    predictions: Path = typer.Argument(..., help="JSONL ({doc_id, start, end, codes}) or a SynCABEL inference TSV (Predicted_code)."),
+    output: Path = typer.Option(..., "--output", "-o", help="judged.jsonl: one line per mention, appended as answers arrive (re-run to resume)."),
+    kb: Path = typer.Option(..., "--kb", help="KB file or folder: the names of the gold and predicted concepts."),
+    backend: str = typer.Option("openai", "--backend", help="openai (an OpenAI-compatible server: vLLM, llama.cpp) or hf (a local model)."),
+    base_url: str = typer.Option("http://localhost:8000/v1", "--base-url", help="openai: the server's base URL."),
+    model: Optional[str] = typer.Option(None, "--model", help="openai: model name; hf: local model folder or Hub id (default SmolLM2-135M-Instruct)."),
+    api_key_env: str = typer.Option("OPENAI_API_KEY", "--api-key-env", help="openai: environment variable holding the API key ('' for none)."),
+    concurrency: int = typer.Option(4, "--concurrency", help="openai: requests in flight."),
+    timeout: float = typer.Option(120.0, "--timeout", help="openai: seconds per request."),
+    max_retries: int = typer.Option(4, "--max-retries", help="openai: retries with exponential back-off."),
+    response_format: str = typer.Option("json_schema", "--response-format", help="openai: constrain the answer to the verdict schema: json_schema (OpenAI, vLLM, llama-server), json_object (llama-cpp-python's server) or none."),
+    batch_size: int = typer.Option(4, "--batch-size", help="hf: mentions per forward pass."),
+    device: str = typer.Option("auto", "--device", help="hf: cpu, cuda, mps or auto."),
+    threads: int = typer.Option(0, "--threads", help="hf: torch threads (0: torch's default)."),
+    limit: int = typer.Option(0, "--limit", help="Judge only the first N wrong predictions (0: all)."),
+    context_chars: int = typer.Option(300, "--context-chars", help="Context characters each side of the mention (within its sentence when known)."),
+    format: str = typer.Option("auto", "--format", help="Predictions format: auto, jsonl or tsv."),
+    summary: Optional[Path] = typer.Option(None, "--summary", help="Where to save the table (default OUTPUT.summary.json)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """LLM-as-a-judge: grade each wrong prediction EXACT, BROAD, NARROW or WRONG against the gold concept; prints the table (overall and per label)."""
+    from .errors import Errors
+    from .evaluation.judge import judge_files
+    from .evaluation.judge_backends import HFJudge, OpenAIJudge
+
+    if backend == "openai":
+        if not model:
+            raise typer.BadParameter("--model is required with --backend openai")
+        judge_backend = OpenAIJudge(base_url, model, response_format=response_format,
+                                    api_key_env=api_key_env or None, concurrency=concurrency,
+                                    timeout=timeout, max_retries=max_retries)
+    elif backend == "hf":
+        from .models import hf_causal_lm, smollm2
+
+        loader = hf_causal_lm(model, device=device) if model else smollm2(device=device)
+        judge_backend = HFJudge(loader, batch_size=batch_size, num_threads=threads or None)
+    else:
+        raise typer.BadParameter(Errors.E380.format(backend=backend))
+    with judge_backend:
+        result = judge_files(gold, predictions, kb, output, judge_backend, limit=limit or None,
+                             context_chars=context_chars, format=format, summary=summary,
+                             progress=progress)
+    typer.echo(result.table.render())
+    typer.echo(f"asked {result.asked} (unreadable {result.invalid}), already judged "
+               f"{result.skipped}, gold left out {result.excluded}, {result.seconds:.1f} s "
+               f"-> {output}")
+
+
+@app.command()
 def render(
     pipeline: Path = typer.Argument(..., help="A pipeline folder holding syncabel_linker (and its sentence segmenter)."),
     corpus: Path = typer.Argument(..., help="JSONL, brat folder, PubTator, marked TSV or .spacy."),

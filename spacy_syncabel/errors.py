@@ -129,6 +129,16 @@ class Warnings(metaclass=ErrorsWithCodes):
             "nlp.to_disk(p2)`) to record them.")
 
 
+    # LLM-as-a-judge, Hub checkpoints (W380-W399)
+    W380 = ("Resuming {path}: dropped a partial last line ({n_bytes} byte(s)) left by an "
+            "interrupted run; its mention is judged again.")
+    W381 = ("{n} judge answer(s) could not be read as EXACT, BROAD, NARROW or WRONG (first: "
+            "{first!r}); they are written as INVALID and asked again when you re-run the "
+            "command. Use a stronger judge model, or constrain the answers with --response-format.")
+    W382 = ("The checkpoint's language is '{model_lang}' but the pipeline's is '{nlp_lang}': "
+            "prompts use the checkpoint's verb '{verb}', as it was trained. Set the linker's "
+            "`verb` in the config to override it.")
+
 class Errors(metaclass=ErrorsWithCodes):
     # knowledge base
     E001 = ("KB file {path}, line {line}: {problem}. Expected columns {expected} separated by "
@@ -451,3 +461,21 @@ class Errors(metaclass=ErrorsWithCodes):
     E363 = ("Unknown beam-correctness rule '{rule}' for negative mining: use 'intersect' (a "
             "beam is correct when its codes share one with the gold's, ANGEL's rule) or "
             "'exact' (the same code set).")
+    # LLM-as-a-judge, Hub checkpoints (E380-E399)
+    E380 = ("Unknown judge backend '{backend}': use openai (an OpenAI-compatible server such as "
+            "vLLM or llama.cpp's) or hf (a local Hugging Face model).")
+    E381 = ("{path} is being written by another `judge` process (its lock is held). Wait for it "
+            "or give another --output.")
+    E382 = ("Judge output {path}, line {line}: {problem}. The file was not written by `judge` "
+            "or was edited: move it away or give another --output.")
+    E383 = ("Invalid judge setting: {problem}.")
+    E384 = ("Checkpoint '{name}' runs its own Python code (its config names a custom "
+            "architecture: {what}), and remote code is refused by default. If you trust that "
+            "code, opt in in your own config: `trust_remote_code = true` in the "
+            "[initialize.components.syncabel_linker.model] block "
+            "(@misc = \"spacy_syncabel.SynCABELCheckpoint.v1\").")
+    E385 = ("Could not get checkpoint '{name}' from the Hugging Face Hub: {err}. Give a local "
+            "folder, or a Hub id ('owner/name') on a machine with network access; offline "
+            "(HF_HUB_OFFLINE=1) it must already be in the Hub cache (HF_HUB_CACHE / HF_HOME).")
+    E386 = ("The judge stopped after {asked} answer(s) of this run: {err} The answers received "
+            "are saved in {path}: run the same command again to resume.")

@@ -139,7 +139,8 @@ def make_syncabel_linker(nlp: Language, name: str, label_map: Dict[str, Optional
     return SynCABELLinker(nlp.vocab, name=name, settings=settings, label_map=label_map,
                           template=template, verb=verb or verb_for(nlp.lang),
                           candidate_generator=candidate_generator, device=device, dtype=dtype,
-                          overwrite=overwrite, score_gold_ents=score_gold_ents)
+                          overwrite=overwrite, score_gold_ents=score_gold_ents,
+                          verb_from_model=verb is None)
 
 
 class _MentionRef:
@@ -185,12 +186,16 @@ class SynCABELLinker(Pipe):
                  template: str = DEFAULT_TEMPLATE, verb: str = "is",
                  candidate_generator: Optional[GeneratorFactory] = None,
                  device: str = "auto", dtype: str = "auto", overwrite: bool = True,
-                 score_gold_ents: bool = False) -> None:
+                 score_gold_ents: bool = False, verb_from_model: bool = False) -> None:
+        """``verb_from_model``: the verb was not set in the config, so a model whose config
+        declares its language (``lang``, as SynCABEL checkpoints do) gets that language's verb,
+        the one it was trained with."""
         self.vocab = vocab
         self.name = name
         self.settings = settings or LinkSettings()
         self.label_map: Dict[str, Optional[str]] = dict(label_map or {})
         self.template = PromptTemplate(template, verb, SEP_TOKEN)
+        self.verb_from_model = verb_from_model
         self.candidate_generator = candidate_generator
         self.device, self.dtype = device, dtype
         self.overwrite, self.score_gold_ents = overwrite, score_gold_ents
@@ -274,6 +279,7 @@ class SynCABELLinker(Pipe):
         from .models import ensure_sep_token, resolve_device, resolve_dtype, tokenizer_fingerprint
 
         ensure_sep_token(lm, tokenizer, SEP_TOKEN)
+        self._use_model_verb(lm)
         if lm.get_input_embeddings().weight.shape[0] < len(tokenizer):
             raise ValueError(Errors.E014.format(model_vocab=lm.get_input_embeddings().weight.shape[0],
                                                 tok_vocab=len(tokenizer)))
@@ -290,6 +296,20 @@ class SynCABELLinker(Pipe):
             warnings.warn(Warnings.W103)
         self.fingerprint = {"tokenizer": tokenizer_fingerprint(tokenizer),
                             "kb": kb.fingerprint()}
+
+    def _use_model_verb(self, lm) -> None:
+        """Prompt with the verb of the model's own language (W382 when it is not the
+        pipeline's), unless the config sets the verb."""
+        from .models import model_language
+
+        lang = model_language(lm)
+        if not self.verb_from_model or lang is None:
+            return
+        verb = verb_for(lang)
+        if verb != self.template.verb:
+            warnings.warn(Warnings.W382.format(model_lang=lang, nlp_lang=self.vocab.lang,
+                                               verb=verb))
+            self.template = PromptTemplate(self.template.prompt, verb, self.template.sep)
 
     def with_settings(self, **changes: Any) -> "SynCABELLinker":
         """A copy of this component with other settings that shares the KB, tries, weights

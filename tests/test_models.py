@@ -427,6 +427,154 @@ def test_syncabel_checkpoint_refuses_pickle_weights(tmp_path):
         M.syncabel_checkpoint(str(tmp_path / "missing"), device="cpu")(None, None)
 
 
+def _checkpoint_folder(folder, lang, custom_code=False):
+    """A SynCABEL-layout folder (tiny Llama with <SEP>, ``lang``, text_to_code.json); with
+    ``custom_code``, an architecture of its own (``auto_map`` and its Python files)."""
+    from spacy_syncabel.kb import ConceptKB
+
+    rows = [(c, n, g) for g, names in TEXT_TO_CODE.items() for n, c in names.items()]
+    model, tok = M.tiny_llama(**TINY)(ConceptKB(rows), ["Presenta fiebre y cefalea."])
+    M.ensure_sep_token(model, tok)
+    model.config.lang = lang
+    M.save_pretrained(model, tok, folder)
+    (folder / "text_to_code.json").write_text(json.dumps(TEXT_TO_CODE, ensure_ascii=False),
+                                              encoding="utf-8")
+    if custom_code:
+        (folder / "configuration_tiny.py").write_text(
+            "from transformers import LlamaConfig\n\n\nclass TinyConfig(LlamaConfig):\n"
+            "    model_type = 'tiny-syncabel'\n", encoding="utf-8")
+        (folder / "modeling_tiny.py").write_text(
+            "from transformers import LlamaForCausalLM\n\nfrom .configuration_tiny import "
+            "TinyConfig\n\n\nclass TinyForCausalLM(LlamaForCausalLM):\n"
+            "    config_class = TinyConfig\n", encoding="utf-8")
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        config.update(model_type="tiny-syncabel", architectures=["TinyForCausalLM"], auto_map={
+            "AutoConfig": "configuration_tiny.TinyConfig",
+            "AutoModelForCausalLM": "modeling_tiny.TinyForCausalLM"})
+        (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    return folder
+
+
+def _linker_nlp(model_block, kb_path, lang="es", verb=None):
+    nlp = spacy.blank(lang)
+    ruler = nlp.add_pipe("entity_ruler")
+    cfg = {"num_beams": 2, "n_best": 2, "max_new_tokens": 12}
+    if verb is not None:
+        cfg["verb"] = verb
+    nlp.add_pipe("syncabel_linker", config=cfg)
+    nlp.config["initialize"]["components"]["syncabel_linker"] = {
+        "model": model_block,
+        "kb_loader": {"@misc": "spacy_syncabel.KBFromSynCABEL.v1", "path": kb_path}}
+    ruler.add_patterns([{"label": "SINTOMA", "pattern": "fiebre"}])
+    return nlp
+
+
+def test_checkpoint_language_sets_the_prompt_verb(tmp_path):
+    import warnings
+
+    folder = _checkpoint_folder(tmp_path / "fr", "fr")
+    block = {"@misc": "spacy_syncabel.SynCABELCheckpoint.v1", "path": str(folder),
+             "device": "cpu"}
+    nlp = _linker_nlp(block, str(folder))
+    with pytest.warns(UserWarning, match="W382.*'fr'.*'es'.*'est'"):
+        nlp.initialize()
+    linker = nlp.get_pipe("syncabel_linker")
+    doc = nlp.make_doc("Presenta fiebre alta.")
+    ent = doc.char_span(9, 15, label="SINTOMA")
+    assert linker.mention_prompt(doc, ent, "SINTOMA").endswith("<SEP>[fiebre] est")
+    # saved and loaded again: the verb still comes from the model's config
+    nlp.to_disk(tmp_path / "pipe")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = spacy.load(tmp_path / "pipe")
+    assert again.get_pipe("syncabel_linker").template.verb == "est"
+    # a verb set in the config wins
+    nlp = _linker_nlp(block, str(folder), verb="es")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.filterwarnings("ignore", message=r"\[W(103|1\d\d)\]")
+        nlp.initialize()
+    assert nlp.get_pipe("syncabel_linker").template.verb == "es"
+
+
+def test_checkpoint_with_its_own_code_is_refused_unless_the_config_opts_in(tmp_path):
+    folder = _checkpoint_folder(tmp_path / "custom", "es", custom_code=True)
+    with pytest.raises(ValueError, match=r"\[E384\].*modeling_tiny.*trust_remote_code = true"):
+        M.syncabel_checkpoint(str(folder), device="cpu")(None, None)
+    assert M.remote_code_of(folder).startswith("AutoConfig -> configuration_tiny.TinyConfig")
+
+
+HUB_SCRIPT = """
+import json, sys, warnings
+warnings.simplefilter("ignore")
+import spacy
+from spacy_syncabel import models as M
+
+out = {}
+nlp = spacy.blank("es")
+ruler = nlp.add_pipe("entity_ruler")
+nlp.add_pipe("syncabel_linker", config={"num_beams": 2, "n_best": 2, "max_new_tokens": 12})
+nlp.config["initialize"]["components"]["syncabel_linker"] = {
+    "model": {"@misc": "spacy_syncabel.SynCABELCheckpoint.v1", "path": "acme/syncabel-tiny-fr",
+              "device": "cpu"},
+    "kb_loader": {"@misc": "spacy_syncabel.KBFromSynCABEL.v1", "path": "acme/syncabel-tiny-fr"}}
+nlp.initialize()
+ruler.add_patterns([{"label": "SINTOMA", "pattern": "fiebre"}])
+doc = nlp("Presenta fiebre alta.")
+out["links"] = [(e.text, e.kb_id_) for e in doc.ents]
+out["verb"] = nlp.get_pipe("syncabel_linker").template.verb
+for name, kwargs in (("missing", {}), ("acme/not-in-cache", {}),
+                     ("acme/custom-code", {}), ("acme/custom-code", {"trust_remote_code": True})):
+    try:
+        model, tok = M.syncabel_checkpoint(name, device="cpu", **kwargs)(None, None)
+        out[name + str(kwargs)] = type(model).__name__
+    except Exception as err:
+        out[name + str(kwargs)] = str(err)
+print(json.dumps(out))
+"""
+
+
+def _into_hub_cache(cache, repo_id, folder):
+    """Place ``folder`` in a Hugging Face Hub cache as the ``main`` snapshot of ``repo_id``."""
+    import shutil
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    root = cache / ("models--" + repo_id.replace("/", "--"))
+    shutil.copytree(folder, root / "snapshots" / commit)
+    (root / "refs").mkdir(parents=True)
+    (root / "refs" / "main").write_text(commit, encoding="utf-8")
+
+
+def test_checkpoint_by_hub_id_from_the_offline_cache(tmp_path):
+    """A Hub id loads from the Hub cache with HF_HUB_OFFLINE=1 and no network (a fresh
+    interpreter reads the HF_* variables; about 10 s)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cache = tmp_path / "hf" / "hub"
+    _into_hub_cache(cache, "acme/syncabel-tiny-fr", _checkpoint_folder(tmp_path / "a", "fr"))
+    _into_hub_cache(cache, "acme/custom-code",
+                    _checkpoint_folder(tmp_path / "b", "es", custom_code=True))
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(cache),
+           "HF_HUB_OFFLINE": "1", "HTTPS_PROXY": "http://127.0.0.1:9",
+           "HTTP_PROXY": "http://127.0.0.1:9",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    env.pop("TRANSFORMERS_CACHE", None)
+    proc = subprocess.run([sys.executable, "-c", HUB_SCRIPT], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["links"][0][0] == "fiebre"
+    assert out["links"][0][1] in TEXT_TO_CODE["SINTOMA"].values()
+    assert out["verb"] == "est"  # the checkpoint's language, not the pipeline's
+    assert "E133" in out["missing{}"]  # not an id, not a folder
+    assert "E385" in out["acme/not-in-cache{}"] and "HF_HUB_OFFLINE" in out["acme/not-in-cache{}"]
+    assert "E384" in out["acme/custom-code{}"]
+    assert out["acme/custom-code{'trust_remote_code': True}"] == "TinyForCausalLM"
+
+
 # ----------------------------------------------------------------------------- GGUF cache
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Sequence, Tupl
 
 from ..errors import Errors, Warnings
 from ..textio import iter_lines, json_loads
-from ..types import CorpusDoc
+from ..types import CorpusDoc, GoldMention
 from .metrics import LinkItem, link_results, score_links, seen_code_set
 from .places import Place, mention_places
 
@@ -185,15 +185,11 @@ def _first(values: Sequence[str]) -> str:
     return values[0] if values else ""
 
 
-def match_predictions(gold_docs: Sequence[CorpusDoc], predictions: Sequence[Prediction], *,
-                      gold_source: str = "", pred_source: str = "",
-                      places: Optional[Sequence[Sequence[Place]]] = None,
-                      ) -> List[LinkItem]:
-    """``(gold code, ranked predicted codes, label, document, start, end)`` per gold mention
-    (the place from ``places``, default :func:`~.places.mention_places`); W130-W132 report
+def pair_predictions(gold_docs: Sequence[CorpusDoc], predictions: Sequence[Prediction], *,
+                     gold_source: str = "", pred_source: str = "",
+                     ) -> List[Tuple[CorpusDoc, GoldMention, Optional[Prediction]]]:
+    """``(doc, gold mention, its prediction or None)`` per gold mention; W130-W132 report
     unmatched and duplicate predictions and gold mentions without a prediction."""
-    if places is None:
-        places = mention_places(gold_docs)
     by_key: Dict[Key, Prediction] = {}
     by_mention: Dict[str, Prediction] = {}
     duplicates: List[str] = []
@@ -207,10 +203,10 @@ def match_predictions(gold_docs: Sequence[CorpusDoc], predictions: Sequence[Pred
         if p.mention_id is not None:
             by_mention.setdefault(p.mention_id, p)
     used = set()
-    items: List[LinkItem] = []
+    pairs: List[Tuple[CorpusDoc, GoldMention, Optional[Prediction]]] = []
     missing: List[str] = []
-    for doc, doc_places in zip(gold_docs, places):
-        for m, (where, start, end) in zip(doc.mentions, doc_places):
+    for doc in gold_docs:
+        for m in doc.mentions:
             p = (by_key.get((doc.id, m.start, m.end, m.label))
                  or by_key.get((doc.id, m.start, m.end, "")))
             if p is None and len(doc.mentions) == 1:
@@ -219,20 +215,35 @@ def match_predictions(gold_docs: Sequence[CorpusDoc], predictions: Sequence[Pred
                 missing.append(f"{doc.id} {m.start}-{m.end}")
             else:
                 used.add(id(p))
-            items.append((m.code, list(p.codes) if p is not None else [], m.label, where,
-                          start, end))
+            pairs.append((doc, m, p))
     unmatched = [f"line {p.line}" for p in predictions if id(p) not in used
                  and (p.start < 0 or by_key.get((p.doc_id, p.start, p.end, p.label)) is p)]
     if unmatched:
         warnings.warn(Warnings.W130.format(n=len(unmatched), path=pred_source, gold=gold_source,
-                                           first=_first(unmatched)), stacklevel=2)
+                                           first=_first(unmatched)), stacklevel=3)
     if missing:
         warnings.warn(Warnings.W131.format(n=len(missing), path=pred_source, gold=gold_source,
-                                           first=_first(missing)), stacklevel=2)
+                                           first=_first(missing)), stacklevel=3)
     if duplicates:
         warnings.warn(Warnings.W132.format(n=len(duplicates), path=pred_source,
-                                           first=_first(duplicates)), stacklevel=2)
-    return items
+                                           first=_first(duplicates)), stacklevel=3)
+    return pairs
+
+
+def match_predictions(gold_docs: Sequence[CorpusDoc], predictions: Sequence[Prediction], *,
+                      gold_source: str = "", pred_source: str = "",
+                      places: Optional[Sequence[Sequence[Place]]] = None,
+                      ) -> List[LinkItem]:
+    """``(gold code, ranked predicted codes, label, document, start, end)`` per gold mention
+    (the place from ``places``, default :func:`~.places.mention_places`; the pairing and its
+    warnings: :func:`pair_predictions`)."""
+    if places is None:
+        places = mention_places(gold_docs)
+    flat = [place for doc_places in places for place in doc_places]
+    pairs = pair_predictions(gold_docs, predictions, gold_source=gold_source,
+                             pred_source=pred_source)
+    return [(m.code, list(p.codes) if p is not None else [], m.label, where, start, end)
+            for (_, m, p), (where, start, end) in zip(pairs, flat)]
 
 
 def check_gold_ids(gold_docs: Sequence[CorpusDoc], source: str = "") -> None:

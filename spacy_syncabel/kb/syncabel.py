@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable, List, Tuple, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 import spacy
 
@@ -73,9 +73,12 @@ def read_text_to_code(path: PathLike) -> ConceptKB:
 
 
 @spacy.registry.misc("spacy_syncabel.KBFromSynCABEL.v1")
-def kb_from_syncabel(path: str) -> Callable[[], ConceptKB]:
-    """Lazy loader of a SynCABEL checkpoint's KB (folder or ``text_to_code.json``)."""
+def kb_from_syncabel(path: str, revision: Optional[str] = None) -> Callable[[], ConceptKB]:
+    """Lazy loader of a SynCABEL checkpoint's KB (folder, ``text_to_code.json`` or the Hub id
+    of the checkpoint, fetched into the Hub cache as ``SynCABELCheckpoint.v1`` does)."""
     def load() -> ConceptKB:
-        return read_text_to_code(path)
+        from ..models import resolve_checkpoint
+
+        return read_text_to_code(resolve_checkpoint(path, revision=revision))
 
     return load

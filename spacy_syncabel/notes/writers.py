@@ -80,7 +80,7 @@ def scan_jsonl(path: Path, field: Optional[str] = None) -> Tuple[List[str], int,
         for lineno, line in enumerate(f, start=1):
             if not line.endswith(b"\n"):
                 try:
-                    obj = json.loads(line)
+                    obj = json_loads(line)
                 except ValueError:
                     break  # torn by a killed process
                 try:

@@ -384,6 +384,10 @@ class OpenAIGenerator(Generator):
         body.update(self.extra_body)
         return body
 
+    def describe(self, p: ConceptPrompt) -> str:
+        """What a request is for, in log messages."""
+        return f"concept {p.code}"
+
     def _wait_turn(self) -> None:
         """Sleep while a server's ``Retry-After`` pause is running."""
         while True:
@@ -425,7 +429,7 @@ class OpenAIGenerator(Generator):
                 resp = self._post(body)
             except httpx.HTTPError as err:  # connection errors, time-outs
                 last = f"{type(err).__name__}: {err}"
-                logger.warning("Request for concept %s failed (%s), attempt %d/%d", p.code, last,
+                logger.warning("Request for %s failed (%s), attempt %d/%d", self.describe(p), last,
                                attempt + 1, self.max_retries + 1)
                 continue
             if resp.status_code in _RETRY_STATUS:
@@ -433,7 +437,7 @@ class OpenAIGenerator(Generator):
                 wait_s = retry_after_seconds(resp.headers.get("Retry-After"))
                 if wait_s is not None:
                     self._pause_all(wait_s)
-                logger.warning("Request for concept %s got %s, attempt %d/%d%s", p.code, last,
+                logger.warning("Request for %s got %s, attempt %d/%d%s", self.describe(p), last,
                                attempt + 1, self.max_retries + 1,
                                f" (Retry-After {wait_s:g} s)" if wait_s is not None else "")
                 continue

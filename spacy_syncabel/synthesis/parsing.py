@@ -15,6 +15,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
+from .abbreviations import abbreviates, is_acronym_of
+
 _LIST_MARKER = re.compile(r"^(?:[-*•>]+\s*|\d{1,2}\s*[.):-]\s*|\*\*)+")
 _BRACKETED = re.compile(r"\[([^\[\]]*)\]")
 _WS = re.compile(r"\s+")
@@ -38,7 +40,9 @@ class FilterConfig:
     min_valid_lines: an output with fewer acceptable sentences is rejected whole
         (None: half the requested sentences, at least 1).
     require_overlap: an invented mention (not a KB name of the concept) must share a word stem
-        with one of the concept's names.
+        with one of the concept's names, or abbreviate one (below).
+    accept_abbreviations: accept acronyms and abbreviations of the concept's names ("HTA",
+        "EPOC reagudizada", "insuf. cardiaca"; see :mod:`.abbreviations`), also in capitals.
     min_known_share: with a vocabulary (the training corpus's words), the share of the words
         around the mention that must be in it: a fluency check that rejects invented words.
     min_distinct_share: in sentences of 10 words or more, the share of distinct words (small
@@ -51,6 +55,7 @@ class FilterConfig:
     max_mention_chars: int = 100
     min_valid_lines: Optional[int] = None
     require_overlap: bool = True
+    accept_abbreviations: bool = True
     min_known_share: float = 0.9
     min_distinct_share: float = 0.6
 
@@ -234,8 +239,8 @@ def parse_output(
     rejected["missing_line"] += n_mentions - len(candidates)
 
     for body in candidates:
-        reason, sent = _check(body, cfg, kb_names, kb_caps, name_stems, copied, seen, lang,
-                              vocabulary)
+        reason, sent = _check(body, cfg, names, kb_names, kb_caps, name_stems, copied, seen,
+                              lang, vocabulary)
         if reason:
             rejected[reason] += 1
         else:
@@ -251,7 +256,7 @@ def parse_output(
     return accepted, Counter({k: v for k, v in rejected.items() if v})
 
 
-def _check(body, cfg, kb_names, kb_caps, name_stems, copied, seen, lang, vocabulary):
+def _check(body, cfg, names, kb_names, kb_caps, name_stems, copied, seen, lang, vocabulary):
     if body is None:
         return "no_prefix", None
     found = list(_BRACKETED.finditer(body))
@@ -273,7 +278,9 @@ def _check(body, cfg, kb_names, kb_caps, name_stems, copied, seen, lang, vocabul
     if n_words > cfg.max_words:
         return "sentence_too_long", None
     folded = _fold(mention)
-    if _is_all_caps(mention) and folded not in kb_caps:
+    abbrev = cfg.accept_abbreviations
+    if _is_all_caps(mention) and folded not in kb_caps \
+            and not (abbrev and any(is_acronym_of(mention, n) for n in names)):
         return "all_caps", None
     is_name = folded in kb_names
     if not is_name:
@@ -281,7 +288,8 @@ def _check(body, cfg, kb_names, kb_caps, name_stems, copied, seen, lang, vocabul
             return "parentheses", None
         if looks_foreign(mention, lang):
             return "foreign_language", None
-        if cfg.require_overlap and not (_stems(mention) & name_stems):
+        if cfg.require_overlap and not (_stems(mention) & name_stems) \
+                and not (abbrev and abbreviates(mention, names)):
             return "unrelated_mention", None
     words = words_of(text)
     if len(words) >= 10 and len(set(words)) / len(words) < cfg.min_distinct_share:

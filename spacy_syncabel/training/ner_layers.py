@@ -16,10 +16,9 @@ import shutil
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Union
 
-import srsly
-
 from ..errors import Errors
 from .ner_corpus import LAYERS_FILE
+from ..textio import read_json
 
 PathLike = Union[str, Path]
 BEST, LAST = "model-best", "model-last"
@@ -45,7 +44,7 @@ def read_layers(corpus_dir: PathLike) -> Optional[List[Dict[str, Any]]]:
     path = Path(corpus_dir) / LAYERS_FILE
     if not path.is_file():
         return None
-    data = srsly.read_json(path)
+    data = read_json(path)
     layers = data.get("layers") if isinstance(data, dict) else None
     if not isinstance(layers, list) or not all(
             isinstance(x, dict) and isinstance(x.get("name"), str)
