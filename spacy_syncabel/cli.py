@@ -431,7 +431,7 @@ def score(
     gold: Path = typer.Argument(..., help="Gold corpus (any format `read_corpus` reads)."),
     predictions: Path = typer.Argument(..., help="JSONL ({doc_id, start, end, codes}) or a SynCABEL inference TSV (Predicted_code)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="metrics.json to write."),
-    kb: Optional[Path] = typer.Option(None, "--kb", help="KB file or folder: gold codes outside it are excluded; alternative codes map to main codes."),
+    kb: Optional[Path] = typer.Option(None, "--kb", help="KB file or folder: alternative codes map to main codes; gold codes outside it count as misses (recall@1_in_kb leaves them out)."),
     kb_language: Optional[list[str]] = typer.Option(None, "--kb-language", help="KB languages (repeatable): UMLS LAT codes (ENG, SPA, FRE...) or ISO codes (en, es, fr); all: every language. Default: English UMLS atoms, every SNOMED CT description file."),
     train: Optional[Path] = typer.Option(None, "--train", help="Training corpus: report seen/unseen codes."),
     k: int = typer.Option(5, "--k", help="Report Recall@k for this k besides Recall@1."),
