@@ -55,4 +55,5 @@ def test_score_kb_language(tmp_path):
         res = CliRunner().invoke(app, ["score", str(gold), str(preds), "--kb", str(mrconso),
                                        "--output", str(out), *langs])
         assert res.exit_code == 0, res.output
-        assert json.loads(out.read_text(encoding="utf8"))["n_excluded"] == excluded
+        # the reference's rule: a gold code outside the KB stays, as a miss
+        assert json.loads(out.read_text(encoding="utf8"))["n_not_in_kb"] == excluded
