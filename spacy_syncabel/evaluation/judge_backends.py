@@ -88,17 +88,9 @@ class HFJudge:
     def load(self) -> None:
         if self.model is not None:
             return
-        import torch
+        from ..models import load_for_inference
 
-        if self.num_threads:
-            torch.set_num_threads(self.num_threads)
-        loader = self.loader
-        if loader is None:
-            from ..models import smollm2
-
-            loader = smollm2()
-        self.model, self.tokenizer = loader(None, None)
-        self.model.eval()
+        self.model, self.tokenizer = load_for_inference(self.loader, self.num_threads)
         self.model_name = str(getattr(self.model.config, "_name_or_path", "") or "hf")
 
     def prompt_ids(self, item: JudgeItem) -> List[int]:
