@@ -17,7 +17,8 @@ import unicodedata
 import warnings
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence,
+                    Set, Tuple)
 
 import srsly
 from spacy.language import Language
@@ -544,14 +545,39 @@ class SynCABELLinker(Pipe):
     def to_disk(self, path, *, exclude: Iterable[str] = tuple()) -> None:
         """Save the KB, tokenizer and weights (safetensors), the tries (npy + marisa),
         aliases and fingerprints, then state.json with the sha256 of the weights, model
-        config, tries.json and aliases; the settings are the pipeline's config.cfg."""
+        config, tries.json and aliases; the settings are the pipeline's config.cfg. The
+        folder is written new beside ``path`` and renamed into place once complete (the parts
+        in ``exclude`` carried over from the old one): saving over the folder a pipeline was
+        loaded from never truncates the files its tries and weights are memory-mapped from."""
+        import shutil
+        import tempfile
+
+        from .output_paths import swap_into_place
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        exclude = set(exclude)
+        new = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".saving", dir=path.parent))
+        try:
+            kept = {"kb": ("kb", "tries"), "model": ("model",), "aliases": ("aliases.jsonl",)}
+            for part in exclude & set(kept):
+                for name in kept[part]:
+                    old = path / name
+                    if old.is_dir() and not old.is_symlink():
+                        shutil.copytree(old, new / name)
+                    elif old.is_file() and not old.is_symlink():
+                        shutil.copy2(old, new / name)
+            self._write_folder(new, exclude)
+        except BaseException:
+            shutil.rmtree(new, ignore_errors=True)
+            raise
+        swap_into_place(new, path)
+
+    def _write_folder(self, path: Path, exclude: Set[str]) -> None:
         from .models import save_pretrained
         from .saved_folder import CHECKSUM_KEY, record_checksums
 
         engine = self._ready_engine()
-        exclude = set(exclude)
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
         # state.json goes last: it holds the checksums of what was written
         (path / "state.json").unlink(missing_ok=True)
         if "kb" not in exclude:
