@@ -15,10 +15,20 @@ from .places import Place, mention_places
 from .resources import peak_rss_mb, timer
 
 
+def is_linker(component: Any) -> bool:
+    """Whether a pipeline component is a :class:`~spacy_syncabel.pipeline.SynCABELLinker` (or
+    a subclass of it), whatever its name in the pipeline."""
+    # imported here: evaluation sits below the component in the layers (docs/architecture.md);
+    # a pipeline holding a linker has already imported its module
+    from ..pipeline import SynCABELLinker
+
+    return isinstance(component, SynCABELLinker)
+
+
 def find_linker(nlp: Language, path: Any = "the pipeline"):
-    """The pipeline's syncabel_linker component (E181 when there is none)."""
+    """The pipeline's first syncabel_linker component (E181 when there is none)."""
     for name, pipe in nlp.pipeline:
-        if getattr(pipe, "__class__", None).__name__ == "SynCABELLinker":
+        if is_linker(pipe):
             return pipe
     raise ValueError(Errors.E181.format(path=path))
 
@@ -27,7 +37,7 @@ def sentence_segmenters(nlp: Language) -> List[Any]:
     """The components before the linker that set sentence starts (and leave entities)."""
     out = []
     for name, proc in nlp.pipeline:
-        if getattr(proc, "__class__", None).__name__ == "SynCABELLinker":
+        if is_linker(proc):
             break
         if "token.is_sent_start" in nlp.get_pipe_meta(name).assigns and hasattr(proc, "pipe"):
             out.append(proc)
