@@ -2,8 +2,8 @@
 import os
 import warnings
 
-# as the CLI does (spacy_syncabel/__main__.py): spinning OpenMP threads are many times slower on
-# a shared machine; set before any test imports torch
+# as the CLI does (spacy_syncabel.cli.prepare_process): spinning OpenMP threads are many times
+# slower on a shared machine; set before any test imports torch
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from pathlib import Path
 

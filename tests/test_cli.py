@@ -1,7 +1,11 @@
 """`python -m spacy_syncabel evaluate` on the same mentions in two formats."""
 import csv
 import json
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import spacy
@@ -130,3 +134,49 @@ def test_folder_outputs_need_force(tmp_path):
         assert res.exit_code != 0 and "E302" in str(res.exception) and "--force" in str(
             res.exception)
         assert [p.name for p in dst.iterdir()] == ["mine.txt"]
+
+
+ROOT = Path(__file__).resolve().parents[1]
+#: imported by every Python process started with its folder on PYTHONPATH: reports, at exit,
+#: the process set-up the command line did (stderr, so stdout is the command's own output)
+PROBE = """import atexit, os, sys
+atexit.register(lambda: print("SETUP", os.environ.get("OMP_WAIT_POLICY"),
+                              "torch" in sys.modules, file=sys.stderr))
+"""
+
+
+def _console_script() -> str:
+    """Python code doing what the installed `spacy-syncabel` script does: import the function
+    pyproject.toml's [project.scripts] names and exit with what it returns."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf8"))
+    module, _, func = pyproject["project"]["scripts"]["spacy-syncabel"].partition(":")
+    return (f"import sys; from {module} import {func}; sys.argv[0] = 'spacy-syncabel'; "
+            f"sys.exit({func}())")
+
+
+@pytest.mark.parametrize("user_setting", [None, "ACTIVE"])
+def test_module_and_console_script_set_up_the_same(tmp_path, user_setting):
+    """`python -m spacy_syncabel` and the `spacy-syncabel` script run one entry function: the
+    same commands and the same process set-up (OpenMP threads wait passively unless the user
+    says otherwise), done before torch is imported. Two short subprocesses (about a second)."""
+    (tmp_path / "sitecustomize.py").write_text(PROBE, encoding="utf8")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}  # conftest sets it
+    if user_setting:
+        env["OMP_WAIT_POLICY"] = user_setting
+    env.update(PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]), COLUMNS="100",
+               NO_COLOR="1", TERM="dumb")
+    runs = {}
+    for form, cmd in (("-m", [sys.executable, "-m", "spacy_syncabel", "--help"]),
+                      ("script", [sys.executable, "-c", _console_script(), "--help"])):
+        proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        setup = [line for line in proc.stderr.splitlines() if line.startswith("SETUP ")]
+        # the usage line names the program; the commands listed must be the same
+        help_text = [line for line in proc.stdout.splitlines() if "Usage:" not in line]
+        runs[form] = (setup, help_text)
+    expected = ["SETUP " + (user_setting or "PASSIVE") + " False"]
+    assert runs["-m"][0] == runs["script"][0] == expected
+    assert runs["-m"][1] == runs["script"][1]
+    assert "evaluate" in "\n".join(runs["-m"][1])
