@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Set, Tuple, Union
 
+import srsly
 from spacy.tokens import Doc, DocBin
 
 from ..errors import Errors, Warnings
@@ -472,11 +473,12 @@ class DocBinOutput(LinkOutput):
         if doc is None:
             raise ValueError("DocBinOutput.write needs the linked doc")
         doc._.set(self.NOTE_ID, note.id)
-        try:
-            self._bin.add(doc)
-        except (TypeError, ValueError, OverflowError) as err:  # msgpack refused user_data
+        try:  # first: DocBin.add fails on user_data after adding the tokens (a broken bin)
+            srsly.msgpack_dumps(doc.user_data)
+        except (TypeError, ValueError, OverflowError) as err:
             raise NoteOutputError(Errors.E453.format(err=f"{type(err).__name__}: {err}")) \
                 from err
+        self._bin.add(doc)
         self._records.append(record)
         self.done.add(record["id"])
         self.n_records += 1

@@ -166,3 +166,20 @@ def test_cli_link_with_attrs_to_a_docbin(negation_pipeline, notes_file, tmp_path
                                    str(tmp_path / "x.jsonl"), "--span-attrs", "nope",
                                    "--no-progress"])
     assert res.exit_code != 0 and "E451" in str(res.exception)
+
+
+def test_a_doc_docbin_cannot_store_is_that_notes_error(tmp_path):
+    from spacy_syncabel.notes import DocBinOutput, Note
+    from spacy_syncabel.notes.writers import NoteOutputError
+
+    nlp = spacy.blank("es")
+    out = DocBinOutput(tmp_path / "o.spacy").open()
+    good = nlp("Niega fiebre.")
+    out.write(Note("ok", good.text), {"id": "ok", "entities": []}, doc=good)
+    bad = nlp("Refiere cefalea.")
+    bad.user_data["odd"] = object()  # msgpack cannot hold it
+    with pytest.raises(NoteOutputError, match="E453"):
+        out.write(Note("bad", bad.text), {"id": "bad", "entities": []}, doc=bad)
+    out.close()
+    docs = list(DocBin().from_disk(tmp_path / "o.spacy").get_docs(nlp.vocab))
+    assert [d.text for d in docs] == ["Niega fiebre."]
