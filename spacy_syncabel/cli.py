@@ -617,8 +617,8 @@ def assemble(
 def link(
     pipeline: Path = typer.Argument(..., metavar="PIPELINE_DIR", help="A pipeline folder that finds entities (NER or entity_ruler) and links them (syncabel_linker)."),
     source: Path = typer.Argument(..., metavar="INPUT", help="A folder of .txt notes, a JSONL file ({\"id\", \"text\"}) or a CSV/TSV file."),
-    output: Path = typer.Option(..., "--output", "-o", help="OUT.jsonl (one record per note); a folder with --format brat or --ray."),
-    output_format: str = typer.Option("jsonl", "--format", help="jsonl, or brat (.txt + .ann per note, codes as normalization lines)."),
+    output: Path = typer.Option(..., "--output", "-o", help="OUT.jsonl (one record per note); OUT.spacy (DocBin); a folder with --format brat or --ray."),
+    output_format: str = typer.Option("auto", "--format", help="jsonl, brat (.txt + .ann per note, codes as normalization lines) or spacy (one DocBin, not resumable); auto: spacy for a .spacy OUTPUT, else jsonl."),
     input_format: str = typer.Option("auto", "--input-format", help="auto, txt, jsonl or csv."),
     id_column: str = typer.Option("id", "--id-column", help="JSONL/CSV: the field holding the note id."),
     text_column: str = typer.Option("text", "--text-column", help="JSONL/CSV: the field holding the note text."),
@@ -635,6 +635,8 @@ def link(
     concurrency: int = typer.Option(2, "--concurrency", help="Ray: linking actors (each loads the pipeline once)."),
     num_gpus: float = typer.Option(0.0, "--num-gpus", help="Ray: GPUs per actor."),
     threads: int = typer.Option(0, "--threads", help="torch threads (0: torch's default)."),
+    span_attrs: str = typer.Option("", "--span-attrs", help="Span extension attributes set by other components (e.g. negex,is_negated), copied into each entity's \"attrs\" (comma-separated)."),
+    doc_attrs: str = typer.Option("", "--doc-attrs", help="Doc extension attributes copied into each note record's \"attrs\" (comma-separated)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar (notes/s)."),
     delay: float = typer.Option(0.0, "--delay", hidden=True, help="Sleep per note (tests)."),
 ) -> None:
@@ -649,7 +651,8 @@ def link(
                       batch_size=batch_size, n_process=n_process, html=html,
                       html_notes=html_notes, kb_url=kb_url or (), brat_db=brat_db,
                       progress=progress, delay=delay, ray=ray, concurrency=concurrency,
-                      num_gpus=num_gpus, threads=threads)
+                      num_gpus=num_gpus, threads=threads, span_attrs=span_attrs,
+                      doc_attrs=doc_attrs)
     typer.echo(srsly.json_dumps(result, indent=2))
 
 

@@ -110,6 +110,11 @@ class Warnings(metaclass=ErrorsWithCodes):
     W340 = ("KB {source}: {n} code(s) had white space or a composite separator (+ | ,) at an "
             "end and were read without it, as the gold readers read them (first: {first}). "
             "Fix them in the KB file to silence this warning.")
+    # composing with other tools: spaCy's EntityLinker settings, extension attributes,
+    # DocBin output (E450-E459, W450-W459)
+    W450 = ("The linker setting `score_gold_ents` is deprecated: it is now `use_gold_ents`, as in "
+            "spaCy's EntityLinker. Rename it in the config (`[components.{name}]`); the old "
+            "name still works.")
     # linking raw notes (notes/, visualize.py)
     W150 = ("Resuming {path}: dropped a partial last line ({n_bytes} byte(s), an interrupted "
             "run); that note is linked again.")
@@ -349,6 +354,21 @@ class Errors(metaclass=ErrorsWithCodes):
             "Rebuild them with `TrieSet.build(kb, tokenizer)` for this KB and tokenizer.")
     E143 = ("The tries file {path} does not match its checksum in tries.json: it changed "
             "after it was saved. Rebuild the tries from the KB and save them again.")
+    # composing with other tools: spaCy's EntityLinker settings, extension attributes,
+    # DocBin output (E450-E459)
+    E450 = ("The config of '{name}' sets `use_gold_ents = {use}` and the deprecated "
+            "`score_gold_ents = {score}`: they are one setting. Keep `use_gold_ents` and set "
+            "`score_gold_ents = null` (or delete it).")
+    E451 = ("{kind} extension attribute(s) {names} are not registered by the pipeline {path} "
+            "(registered: {known}). Add the component that sets them (e.g. negspacy's "
+            "`negex`, medspaCy's `medspacy_context`) to the pipeline, or fix the names given "
+            "to {option}.")
+    E452 = ("{path} exists: `link --format spacy` writes one DocBin at the end of the run and "
+            "cannot resume it. Delete {path} (and its errors file {errors}) or choose another "
+            "--output; use --format jsonl or brat for a resumable run.")
+    E453 = ("The linked doc cannot be stored in a DocBin: {err}. A component put a value "
+            "msgpack cannot hold into `doc.user_data` (an extension attribute); store plain "
+            "values in it, or use --format jsonl.")
     # linking raw notes (notes/, visualize.py)
     E150 = ("Input {path} not found. Give a folder of .txt notes, a .jsonl file or a .csv file.")
     E151 = ("Input {path}: cannot tell its format. Use a folder of .txt files, a .txt, .jsonl "
@@ -368,7 +388,7 @@ class Errors(metaclass=ErrorsWithCodes):
             "edited: move it away or give another --output.")
     E160 = ("{path} is being written by another `link` process (its lock is held). Wait for it "
             "or give another --output.")
-    E161 = ("Unknown output format '{fmt}': use jsonl or brat.")
+    E161 = ("Unknown output format '{fmt}': use jsonl, brat or spacy.")
     E162 = ("Invalid link setting: {problem}.")
     E163 = ("KB link template {template!r}: {problem}. Give a URL with one '{{}}' where the code "
             "goes, a preset ({presets}), or PREFIX=TEMPLATE for codes written PREFIX:ID.")

@@ -58,8 +58,27 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     "device": "auto",
     "dtype": "auto",
     "overwrite": True,
-    "score_gold_ents": False,
+    "labels_discard": [],
+    # null: off; true: nlp.evaluate links the gold entities (spaCy EntityLinker's name)
+    "use_gold_ents": None,
+    # deprecated name of use_gold_ents (W450); saved configs that set it still load
+    "score_gold_ents": None,
 }
+#: the component's own settings (not decode settings): ``with_settings`` changes them too
+COMPONENT_SETTINGS = ("label_map", "labels_discard", "overwrite", "use_gold_ents")
+
+
+def resolve_use_gold_ents(name: str, use_gold_ents: Optional[bool],
+                          score_gold_ents: Optional[bool]) -> bool:
+    """``use_gold_ents``, or its deprecated name ``score_gold_ents`` (W450); both set to
+    different values is E450."""
+    if score_gold_ents is None:
+        return bool(use_gold_ents)
+    warnings.warn(Warnings.W450.format(name=name))
+    if use_gold_ents is not None and bool(use_gold_ents) != bool(score_gold_ents):
+        raise ValueError(Errors.E450.format(name=name, use=str(use_gold_ents).lower(),
+                                            score=str(score_gold_ents).lower()))
+    return bool(score_gold_ents)
 
 
 def _sentence_bounds(doc: Doc, ent: Span) -> Tuple[int, int]:
@@ -127,8 +146,9 @@ def make_syncabel_linker(nlp: Language, name: str, label_map: Dict[str, Optional
                          cascade_margin: Optional[float], batch_size: int, max_batch_tokens: int,
                          max_context_tokens: int, max_mention_tokens: int, context_chars: int,
                          max_new_tokens: int, candidate_generator: GeneratorFactory,
-                         device: str, dtype: str, overwrite: bool, score_gold_ents: bool,
-                         ) -> "SynCABELLinker":
+                         device: str, dtype: str, overwrite: bool,
+                         labels_discard: List[str], use_gold_ents: Optional[bool],
+                         score_gold_ents: Optional[bool]) -> "SynCABELLinker":
     settings = LinkSettings(
         mode=mode, num_beams=num_beams, n_best=n_best, length_penalty=length_penalty,
         constrained=constrained, composite=composite, merge_by_code=merge_by_code,
@@ -140,7 +160,9 @@ def make_syncabel_linker(nlp: Language, name: str, label_map: Dict[str, Optional
     return SynCABELLinker(nlp.vocab, name=name, settings=settings, label_map=label_map,
                           template=template, verb=verb or verb_for(nlp.lang),
                           candidate_generator=candidate_generator, device=device, dtype=dtype,
-                          overwrite=overwrite, score_gold_ents=score_gold_ents,
+                          overwrite=overwrite, labels_discard=labels_discard,
+                          use_gold_ents=resolve_use_gold_ents(name, use_gold_ents,
+                                                              score_gold_ents),
                           verb_from_model=verb is None)
 
 
@@ -187,8 +209,11 @@ class SynCABELLinker(Pipe):
                  template: str = DEFAULT_TEMPLATE, verb: str = "is",
                  candidate_generator: Optional[GeneratorFactory] = None,
                  device: str = "auto", dtype: str = "auto", overwrite: bool = True,
-                 score_gold_ents: bool = False, verb_from_model: bool = False) -> None:
-        """``verb_from_model``: the verb was not set in the config, so a model whose config
+                 labels_discard: Iterable[str] = (), use_gold_ents: bool = False,
+                 verb_from_model: bool = False) -> None:
+        """``labels_discard``: entity labels left unlinked (no kb_id set, no n-best), as
+        spaCy's EntityLinker. ``use_gold_ents``: ``score`` links the gold entities.
+        ``verb_from_model``: the verb was not set in the config, so a model whose config
         declares its language (``lang``, as SynCABEL checkpoints do) gets that language's verb,
         the one it was trained with."""
         self.vocab = vocab
@@ -199,7 +224,8 @@ class SynCABELLinker(Pipe):
         self.verb_from_model = verb_from_model
         self.candidate_generator = candidate_generator
         self.device, self.dtype = device, dtype
-        self.overwrite, self.score_gold_ents = overwrite, score_gold_ents
+        self.overwrite, self.use_gold_ents = overwrite, bool(use_gold_ents)
+        self.labels_discard: Tuple[str, ...] = tuple(labels_discard)
         self.engine: Optional[LinkingEngine] = None
         self.fingerprint: Optional[Dict[str, str]] = None
         self._warned_labels: set = set()
@@ -215,7 +241,13 @@ class SynCABELLinker(Pipe):
                                  "template": self.template.prompt, "verb": self.template.verb,
                                  "device": self.device, "dtype": self.dtype,
                                  "overwrite": self.overwrite,
-                                 "score_gold_ents": self.score_gold_ents})
+                                 "labels_discard": list(self.labels_discard),
+                                 "use_gold_ents": self.use_gold_ents})
+
+    @property
+    def score_gold_ents(self) -> bool:
+        """Deprecated name of :attr:`use_gold_ents`."""
+        return self.use_gold_ents
 
     @property
     def is_ready(self) -> bool:
@@ -317,8 +349,10 @@ class SynCABELLinker(Pipe):
         and retriever (evaluation grids, benchmarks). The component itself never changes:
         settings of a loaded pipeline change through its config
         (``spacy.load(path, config={"components.syncabel_linker.num_beams": 10})``)."""
-        own = {k: changes.pop(k) for k in ("label_map", "overwrite", "score_gold_ents",
-                                            ) if k in changes}
+        if "score_gold_ents" in changes:  # the deprecated name (W450, E450)
+            changes["use_gold_ents"] = resolve_use_gold_ents(
+                self.name, changes.get("use_gold_ents"), changes.pop("score_gold_ents"))
+        own = {k: changes.pop(k) for k in COMPONENT_SETTINGS if k in changes}
         new = copy.copy(self)
         new.settings = self.settings.replace(**changes)
         if self.engine is not None:
@@ -327,8 +361,10 @@ class SynCABELLinker(Pipe):
             new.label_map = dict(own["label_map"] or {})
             if self.engine is not None:
                 new._check_label_map(self.engine.kb)
+        if "labels_discard" in own:
+            new.labels_discard = tuple(own["labels_discard"] or ())
         new.overwrite = own.get("overwrite", self.overwrite)
-        new.score_gold_ents = own.get("score_gold_ents", self.score_gold_ents)
+        new.use_gold_ents = bool(own.get("use_gold_ents", self.use_gold_ents))
         new._warned_labels = set()
         return new
 
@@ -426,7 +462,8 @@ class SynCABELLinker(Pipe):
         for i, doc in enumerate(docs):
             has_sents, text = doc.has_annotation("SENT_START"), doc.text
             for j, ent in enumerate(doc.ents):
-                if not self.overwrite and ent.kb_id_ not in ("", NIL):
+                if ent.label_ in self.labels_discard or (
+                        not self.overwrite and ent.kb_id_ not in ("", NIL)):
                     continue
                 if is_blank_mention(ent.text):
                     warnings.warn(Warnings.W003.format(text=ent.text, start=ent.start_char,
@@ -520,13 +557,13 @@ class SynCABELLinker(Pipe):
     def score(self, examples: Iterable[Example], **kwargs) -> Dict[str, Any]:
         """spaCy's link scores (unlinked gold = NIL) plus Recall@1 and Recall@5.
 
-        With ``score_gold_ents`` the gold entities are linked here, so ``spacy evaluate``
+        With ``use_gold_ents`` the gold entities are linked here, so ``spacy evaluate``
         works on a pipeline that holds only the linker.
         """
         from .evaluation.metrics import recall_at_k_from_docs
 
         examples = list(examples)
-        if self.score_gold_ents:
+        if self.use_gold_ents:
             examples = [self._gold_linked(eg) for eg in examples]
         scores = Scorer.score_links(examples, negative_labels=[NIL])
         scores.update(recall_at_k_from_docs(

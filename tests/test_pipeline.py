@@ -195,7 +195,7 @@ def test_extension_registered_once():
 
 
 def test_score_with_gold_ents(small_nlp, small_kb):
-    """score_gold_ents links the gold entities itself: spacy evaluate on a linker-only pipeline."""
+    """use_gold_ents links the gold entities itself: spacy evaluate on a linker-only pipeline."""
     from spacy.training import Example
 
     from spacy_syncabel.types import CorpusDoc, GoldMention
@@ -205,7 +205,7 @@ def test_score_with_gold_ents(small_nlp, small_kb):
                 for n, g in [("fiebre", "SINTOMA"), ("hipertensión arterial", "ENFERMEDAD")]]
     gold = docs_to_spacy(small_nlp, [CorpusDoc("d", text, mentions)])[0]
     eg = Example(small_nlp.make_doc(text), gold)
-    linker = small_nlp.get_pipe("syncabel_linker").with_settings(score_gold_ents=True)
+    linker = small_nlp.get_pipe("syncabel_linker").with_settings(use_gold_ents=True)
     scores = linker.score([eg])
     assert 0.0 <= scores["syncabel_recall@1"] <= scores["syncabel_recall@5"] <= 1.0
     assert scores["nel_micro_r"] is not None

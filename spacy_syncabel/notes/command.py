@@ -10,7 +10,8 @@ from ..errors import Errors, Warnings
 from ..output_paths import check_outputs, is_inside
 from .inputs import Note, count_notes, read_notes
 from .link import link_notes
-from .writers import default_errors_path, open_output
+from .extensions import check_registered, parse_attrs
+from .writers import default_errors_path, open_output, output_format_for
 
 
 def read_texts(source: Path, input_format: str, n: int, **read_kw: Any) -> Dict[str, str]:
@@ -30,23 +31,35 @@ def check_link_paths(pipeline: Path, source: Path, output: Path, *, input_format
         raise ValueError(Errors.E303.format(output=output, input=source))
 
 
-def run_link(pipeline: Path, source: Path, output: Path, *, output_format: str = "jsonl",
+def run_link(pipeline: Path, source: Path, output: Path, *, output_format: str = "auto",
              input_format: str = "auto", encoding: str = "utf-8", id_column: str = "id",
              text_column: str = "text", delimiter: Optional[str] = None,
              errors_path: Optional[Path] = None, batch_size: int = 16, n_process: int = 1,
              html: Optional[Path] = None, html_notes: int = 50,
              kb_url: Sequence[str] = (), brat_db: str = "KB", progress: bool = True,
              delay: float = 0.0, ray: Optional[str] = None, concurrency: int = 2,
-             num_gpus: float = 0.0, threads: int = 0) -> Dict[str, Any]:
-    """Run ``link``; returns its stats (linked, failed, skipped, notes/s...)."""
+             num_gpus: float = 0.0, threads: int = 0, span_attrs: Sequence[str] = (),
+             doc_attrs: Sequence[str] = ()) -> Dict[str, Any]:
+    """Run ``link``; returns its stats (linked, failed, skipped, notes/s...).
+    ``output_format`` ``auto``: ``spacy`` (DocBin) for a ``.spacy`` output, else ``jsonl``.
+    ``span_attrs``/``doc_attrs`` (names, or one comma-separated string): extension
+    attributes copied into the records (E451 before any note is linked when the pipeline
+    registers none of that name)."""
     from ..visualize import KBLinks, write_report
 
     if batch_size < 1 or n_process < 1 or concurrency < 1 or num_gpus < 0 or html_notes < 0:
         raise ValueError(Errors.E162.format(
             problem="--batch-size, --n-process and --concurrency must be >= 1, --num-gpus and "
                     "--html-notes >= 0"))
+    output_format = output_format_for(output, output_format)
+    span_attrs = parse_attrs(span_attrs) if isinstance(span_attrs, str) else tuple(span_attrs)
+    doc_attrs = parse_attrs(doc_attrs) if isinstance(doc_attrs, str) else tuple(doc_attrs)
     if ray is not None and output_format != "jsonl":
         raise ValueError(Errors.E162.format(problem="--ray writes JSONL shards: use --format jsonl"))
+    if ray is not None and (span_attrs or doc_attrs):
+        raise ValueError(Errors.E162.format(
+            problem="--span-attrs and --doc-attrs are not supported with --ray: run without "
+                    "--ray"))
     links = KBLinks.parse(kb_url)  # fail early on a bad template
     check_link_paths(pipeline, source, output, input_format=input_format,
                      output_format=output_format,
@@ -55,10 +68,20 @@ def run_link(pipeline: Path, source: Path, output: Path, *, output_format: str =
                      html=html)
     read_kw = dict(encoding=encoding, id_column=id_column, text_column=text_column,
                    delimiter=delimiter)
+    nlp = None
+    if ray is None:  # loaded first: an attribute it does not register writes no output
+        import spacy
+
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        nlp = spacy.load(pipeline)
+        check_registered(span_attrs, doc_attrs, pipeline)
     out = open_output(output, output_format, errors_path=errors_path, sharded=ray is not None,
                       db=brat_db)
     try:
-        if ray is not None:
+        if nlp is None:
             from .ray_link import link_with_ray
 
             stats = link_with_ray(pipeline, source, out, address=ray, input_format=input_format,
@@ -66,17 +89,11 @@ def run_link(pipeline: Path, source: Path, output: Path, *, output_format: str =
                                   num_gpus=num_gpus, progress=progress, delay=delay,
                                   threads=threads or 1, **read_kw)
         else:
-            import spacy
-
-            if threads:
-                import torch
-
-                torch.set_num_threads(threads)
-            nlp = spacy.load(pipeline)
             total = count_notes(source, input_format)
             stats = link_notes(nlp, read_notes(source, input_format, **read_kw), out,
                                batch_size=batch_size, n_process=n_process, progress=progress,
-                               total=total, delay=delay).to_dict()
+                               total=total, delay=delay, span_attrs=span_attrs,
+                               doc_attrs=doc_attrs).to_dict()
         result = {**stats, "records": out.n_records, "errors": out.n_errors,
                   "output": str(output), "errors_file": str(out.errors_path)}
         if html is not None:

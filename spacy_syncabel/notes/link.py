@@ -13,7 +13,8 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import (Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence,
+                    Tuple)
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -99,8 +100,10 @@ def guarded_pipe(nlp: Language, notes: Iterable[Note], *, batch_size: int = 16,
 def link_notes(nlp: Language, notes: Iterable[NoteOrError], output: LinkOutput, *,
                batch_size: int = 16, n_process: int = 1, progress: bool = True,
                total: Optional[int] = None, delay: float = 0.0,
-               on_record: Optional[Callable[[Note, Dict[str, Any]], None]] = None) -> LinkStats:
-    """Link every note not yet in ``output`` and write its record (or its error)."""
+               on_record: Optional[Callable[[Note, Dict[str, Any]], None]] = None,
+               span_attrs: Sequence[str] = (), doc_attrs: Sequence[str] = ()) -> LinkStats:
+    """Link every note not yet in ``output`` and write its record (or its error);
+    ``span_attrs``/``doc_attrs``: extension attributes copied into the records."""
     from tqdm import tqdm
 
     kb = find_kb(nlp)
@@ -127,12 +130,13 @@ def link_notes(nlp: Language, notes: Iterable[NoteOrError], output: LinkOutput, 
             record, where = None, "linking"
             if doc is not None:
                 try:
-                    record = doc_to_record(doc, note.id, kb)
+                    record = doc_to_record(doc, note.id, kb, span_attrs=span_attrs,
+                                           doc_attrs=doc_attrs)
                 except Exception as err:  # e.g. a component's odd extension value
                     error = _error_text(err)
             if record is not None:
                 try:
-                    output.write(note, record)
+                    output.write(note, record, doc=doc)
                 except NoteOutputError as err:  # this note's output only: to the errors file
                     record, error, where = None, str(err), "writing"
             if record is None:

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from spacy.tokens import Doc, Span
 
 from ..types import COMPOSITE_SEP, NIL, NO_CODE
+from .extensions import extension_values
 
 DIGITS = 6  # scores are rounded: batches of other sizes pad differently (last-digit noise)
 
@@ -21,12 +22,15 @@ def _candidate(cand: Dict[str, Any]) -> Dict[str, Any]:
             for key, value in cand.items()}
 
 
-def doc_to_record(doc: Doc, note_id: str, kb: Any = None) -> Dict[str, Any]:
+def doc_to_record(doc: Doc, note_id: str, kb: Any = None, *, span_attrs: Sequence[str] = (),
+                  doc_attrs: Sequence[str] = ()) -> Dict[str, Any]:
     """``{"id", "entities": [{"start", "end", "label", "text", "code", "name", "score",
     "n_best"}]}`` for a processed doc. ``code`` is ``ent.kb_id_`` (NIL when unlinked),
     ``name`` and ``score`` those of the best candidate when it gave the code (else the KB's
     preferred name), ``n_best`` is ``ent._.syncabel``; ``reason`` (only when set) says why a
-    decoded mention is NIL (``ent._.syncabel_nil_reason``)."""
+    decoded mention is NIL (``ent._.syncabel_nil_reason``). With ``span_attrs`` each entity
+    gets ``"attrs": {name: ent._.name}``, with ``doc_attrs`` the record gets
+    ``"attrs": {name: doc._.name}`` (as JSON: :mod:`~spacy_syncabel.notes.extensions`)."""
     entities: List[Dict[str, Any]] = []
     has_ext = Span.has_extension("syncabel")
     has_reason = Span.has_extension("syncabel_nil_reason")
@@ -48,7 +52,12 @@ def doc_to_record(doc: Doc, note_id: str, kb: Any = None) -> Dict[str, Any]:
         reason = ent._.syncabel_nil_reason if has_reason else None
         if reason:  # NIL although decoded, e.g. "non-finite model scores"
             entities[-1]["reason"] = reason
-    return {"id": note_id, "entities": entities}
+        if span_attrs:
+            entities[-1]["attrs"] = extension_values(ent, span_attrs)
+    record: Dict[str, Any] = {"id": note_id, "entities": entities}
+    if doc_attrs:
+        record["attrs"] = extension_values(doc, doc_attrs)
+    return record
 
 
 def is_linked(code: Optional[str]) -> bool:

@@ -1,4 +1,5 @@
-"""Resumable, crash-safe outputs of ``link``: one JSONL file, brat standoff or JSONL shards.
+"""Outputs of ``link``: one JSONL file, brat standoff or JSONL shards (resumable, crash-safe),
+or a spaCy DocBin (:class:`DocBinOutput`: written once at the end, not resumable).
 
 Each record is one complete line written with a single ``write`` and flushed at once, and the
 file is fsync'ed every ``fsync_every`` seconds and on close. On open, the ids of the complete
@@ -17,6 +18,9 @@ import time
 import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Set, Tuple, Union
+
+import srsly
+from spacy.tokens import Doc, DocBin
 
 from ..errors import Errors, Warnings
 from ..textio import json_loads
@@ -222,7 +226,8 @@ class LinkOutput:
             return item.id in self.failed_lines
         return self.is_done(item.id)
 
-    def write(self, note: Note, record: Dict[str, Any]) -> None:
+    def write(self, note: Note, record: Dict[str, Any], doc: Optional[Doc] = None) -> None:
+        """Write the note's record (``doc``: the linked doc, for outputs that keep docs)."""
         raise NotImplementedError
 
     def write_error(self, error: NoteError) -> None:
@@ -264,7 +269,7 @@ class JsonlOutput(LinkOutput):
         self._open_errors()
         return self
 
-    def write(self, note: Note, record: Dict[str, Any]) -> None:
+    def write(self, note: Note, record: Dict[str, Any], doc: Optional[Doc] = None) -> None:
         self._log.write(record)
         self.done.add(record["id"])
         self.n_records += 1
@@ -340,7 +345,7 @@ class BratOutput(JsonlOutput):
         for path in dirs:
             self._dirs.setdefault(path, note_id)
 
-    def write(self, note: Note, record: Dict[str, Any]) -> None:
+    def write(self, note: Note, record: Dict[str, Any], doc: Optional[Doc] = None) -> None:
         conflict = self._conflict(note.id)
         if conflict is not None:
             path, holder = conflict
@@ -420,7 +425,7 @@ class ShardedOutput(LinkOutput):
         self._open_errors()
         return self
 
-    def write(self, note: Note, record: Dict[str, Any]) -> None:
+    def write(self, note: Note, record: Dict[str, Any], doc: Optional[Doc] = None) -> None:
         if self._log is None:  # no empty shard for a run that writes nothing
             self._log = _AppendLog(self.folder / f"part-{self._next:05d}.jsonl",
                                    self.fsync_every, lock=False, field="entities").open()
@@ -439,7 +444,69 @@ class ShardedOutput(LinkOutput):
         super().close()
 
 
-OUTPUT_FORMATS = ("jsonl", "brat")
+class DocBinOutput(LinkOutput):
+    """The linked docs in one spaCy DocBin file ``path`` (``.spacy``): entities with their
+    ``kb_id``, and ``doc.user_data`` (what spaCy keeps of extension attributes set on the
+    doc: the n-best ``ent._.syncabel``, ``ent._.syncabel_nil_reason``, other components'
+    values) plus the note id as ``doc._.syncabel_note_id``. The docs are kept in memory
+    (compact arrays) and the file is written on close, at once (a run stopped early keeps
+    the docs it linked; a run that linked none writes no file). Not resumable: an existing file, or errors file, is refused (E452)."""
+
+    NOTE_ID = "syncabel_note_id"
+
+    def __init__(self, path: PathLike, errors_path: Optional[PathLike] = None,
+                 fsync_every: float = 2.0) -> None:
+        super().__init__(path, errors_path, fsync_every)
+        self._bin = DocBin(store_user_data=True)
+        self._records: List[Dict[str, Any]] = []
+
+    def open(self) -> "DocBinOutput":
+        for path in (self.path, self.errors_path):
+            if path.exists():
+                raise ValueError(Errors.E452.format(path=path, errors=self.errors_path))
+        if not Doc.has_extension(self.NOTE_ID):
+            Doc.set_extension(self.NOTE_ID, default=None)
+        self._open_errors()
+        return self
+
+    def write(self, note: Note, record: Dict[str, Any], doc: Optional[Doc] = None) -> None:
+        if doc is None:
+            raise ValueError("DocBinOutput.write needs the linked doc")
+        doc._.set(self.NOTE_ID, note.id)
+        try:  # first: DocBin.add fails on user_data after adding the tokens (a broken bin)
+            srsly.msgpack_dumps(doc.user_data)
+        except (TypeError, ValueError, OverflowError) as err:
+            raise NoteOutputError(Errors.E453.format(err=f"{type(err).__name__}: {err}")) \
+                from err
+        self._bin.add(doc)
+        self._records.append(record)
+        self.done.add(record["id"])
+        self.n_records += 1
+
+    def record_files(self) -> List[Path]:
+        return []
+
+    def records(self) -> Iterator[Dict[str, Any]]:
+        yield from self._records
+
+    def close(self) -> None:
+        if self._bin is not None and self.n_records:  # no file for a run that linked none
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            self._bin.to_disk(tmp)
+            os.replace(tmp, self.path)
+            self._bin = None
+        super().close()
+
+
+OUTPUT_FORMATS = ("jsonl", "brat", "spacy")
+
+
+def output_format_for(path: PathLike, fmt: str) -> str:
+    """``auto``: ``spacy`` for a ``.spacy`` output, else ``jsonl``."""
+    if fmt == "auto":
+        return "spacy" if Path(path).suffix.lower() == ".spacy" else "jsonl"
+    return fmt
 
 
 def default_errors_path(path: PathLike, fmt: str = "jsonl", *, sharded: bool = False) -> Path:
@@ -455,6 +522,8 @@ def open_output(path: PathLike, fmt: str = "jsonl", *, errors_path: Optional[Pat
         raise ValueError(Errors.E161.format(fmt=fmt))
     if fmt == "brat":
         out: LinkOutput = BratOutput(path, errors_path, fsync_every, db=db)
+    elif fmt == "spacy":
+        out = DocBinOutput(path, errors_path, fsync_every)
     elif sharded:
         out = ShardedOutput(path, errors_path, fsync_every)
     else:

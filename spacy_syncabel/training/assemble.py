@@ -41,10 +41,12 @@ def ner_labels(nlp) -> List[str]:
 
 
 def check_labels(ner_nlp, linker, ner_path: PathLike = "", linker_path: PathLike = "") -> None:
-    """E200 unless every NER label is a key of the linker's label map or a KB group."""
+    """E200 unless every NER label is a key of the linker's label map, a KB group or one
+    of its ``labels_discard``."""
     groups = list(linker.kb.groups)
     unknown = [lab for lab in ner_labels(ner_nlp)
-               if lab not in linker.label_map and lab not in groups]
+               if lab not in linker.label_map and lab not in groups
+               and lab not in getattr(linker, "labels_discard", ())]
     if unknown:
         raise ValueError(Errors.E200.format(ner=ner_path, labels=unknown, linker=linker_path,
                                             groups=groups))

@@ -42,7 +42,7 @@ def _corpus():
 def nlp():
     nlp = spacy.blank("es")
     linker = nlp.add_pipe("syncabel_linker", config={
-        "num_beams": 3, "n_best": 3, "max_new_tokens": 12, "score_gold_ents": True})
+        "num_beams": 3, "n_best": 3, "max_new_tokens": 12, "use_gold_ents": True})
     kb = ConceptKB(ROWS, aliases=ALIASES)
     linker.initialize(kb_loader=lambda: kb, get_examples=lambda: [],
                       model=registry.resolve({"m": TINY})["m"])
