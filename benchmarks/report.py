@@ -21,7 +21,7 @@ README = ROOT / "README.md"
 BEGIN, END = "<!-- CURRENT-RESULTS:BEGIN -->", "<!-- CURRENT-RESULTS:END -->"
 
 # the latest full `spacy project run all` of each dataset: the README's one table
-CURRENT = ["project_all_spaccc_25min.json", "project_all_cantemist_12min.json",
+CURRENT = ["project_all_spaccc_ner-layers.json", "project_all_cantemist_12min.json",
            "project_all_ncbi_12min.json", "project_all_quaero_8min.json"]
 # (gold-mention split, end-to-end split) of each dataset as the project scores them
 SPLITS = {"spaccc": ("test_half", "dev notes"), "cantemist": ("dev1", "dev2"),
@@ -248,6 +248,22 @@ def link_table() -> str:
                   "peak RSS MB (process tree)", "source"], rows)
 
 
+def notes_table() -> str:
+    rows = []
+    for path in _files("notes_*.json"):
+        r = json.loads(path.read_text(encoding="utf8"))
+        st = r["stage_seconds"]
+        ner = sum(v for k, v in st.items() if k.startswith("ner"))
+        rows.append([path.stem.replace("notes_", ""), r["n_notes"], r["n_entities"],
+                     num(r["notes_per_second"], 1), num(r["mentions_per_second"]),
+                     num(r["peak_rss_mb"], 0),
+                     f"{num(st.get('syncabel_sentencizer'), 2)} / {num(ner, 2)} / "
+                     f"{num(st.get('linker_retrieval'), 2)} / {num(st.get('linker_lm'), 2)} / "
+                     f"{num(st.get('linker_other'), 2)}", src(path)])
+    return table(["run", "notes", "entities", "notes/s", "mentions/s", "peak RSS MB",
+                  "seconds: segmenter / NER / retrieval / LM / linker other", "source"], rows)
+
+
 def synth_http_table() -> str:
     r = _load("synth_http.json")
     med = r["llama_cpp"]["median_concepts_per_minute"]
@@ -334,6 +350,9 @@ SECTIONS: List[tuple] = [
     ("Linking raw notes: `link`", link_table,
      "`benchmarks/bench_link.py`: SPACCC training texts as raw notes, an untrained linker of "
      "the project's size, on a loaded 2-core machine."),
+    ("Raw notes through the trained pipeline, by stage", notes_table,
+     "`benchmarks/bench_notes.py`: segmenter + one NER per layer + linker, one process, 2 "
+     "threads, `nlp.pipe` at `link`'s batch size; the stages timed one after the other."),
     ("Synthesis against a served LLM", synth_http_table, "`benchmarks/bench_synth_http.py`."),
     ("Tries and name index", trie_table,
      "`benchmarks/bench_trie.py` over `benchmarks/build_big_kb.py`'s KB, each size in a fresh "
