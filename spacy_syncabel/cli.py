@@ -591,6 +591,9 @@ def train_ner_command(
 
     from .training.ner_layers import train_ner
 
+    # the layers' runs resume inside OUTPUT: it may exist, but never be or hold an input
+    check_outputs({"--output": output}, {"the NER corpus": corpus_dir, "--config": config},
+                  whole=False)
     info = train_ner(corpus_dir, output, config=config, use_gpu=use_gpu,
                      overrides=parse_config_overrides(ctx.args))
     typer.echo(srsly.json_dumps(info, indent=2))

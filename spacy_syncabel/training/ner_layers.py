@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import re
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Union
 
 from ..errors import Errors
-from .ner_corpus import LAYERS_FILE
+from ..output_paths import swap_into_place
 from ..textio import read_json
+from .ner_corpus import LAYERS_FILE
 
 PathLike = Union[str, Path]
 BEST, LAST = "model-best", "model-last"
@@ -76,10 +78,9 @@ def train_ner(corpus_dir: PathLike, output: PathLike, *, config: Optional[PathLi
         if not (folder / BEST / "meta.json").is_file():
             _train_once(config, folder, corpus_dir / "layers" / name, overrides, use_gpu)
         trained[name] = folder
-    scores = {}
-    for kind in (BEST, LAST):
-        scores = join_layers({name: folder / kind for name, folder in trained.items()},
-                             output / kind)
+    scores = join_layers({name: folder / BEST for name, folder in trained.items()},
+                         output / BEST)
+    join_layers({name: folder / LAST for name, folder in trained.items()}, output / LAST)
     return {"layers": layers, "scores": scores}
 
 
@@ -114,9 +115,14 @@ def join_layers(layers: Mapping[str, PathLike], output: PathLike) -> Dict[str, A
                                "the documents annotated for it: " + ", ".join(layers))
     nlp.meta["performance"] = {"ents_per_type": per_type, "layers": scores}
     output = Path(output)
-    if output.exists():
-        shutil.rmtree(output)
-    nlp.to_disk(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    new = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
+    try:
+        nlp.to_disk(new)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    swap_into_place(new, output)  # the joined pipeline replaces the one a run before wrote
     return scores
 
 

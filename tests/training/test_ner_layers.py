@@ -63,3 +63,16 @@ def test_every_label_is_predicted_after_brief_training(tmp_path):
     nlp = spacy.load(tmp_path / "out" / "model-best")
     predicted = Counter(e.label_ for doc in nlp.pipe(d.text for d in held_out) for e in doc.ents)
     assert set(predicted) == LABELS, predicted
+
+
+def test_train_ner_refuses_an_output_that_is_its_input(tmp_path):
+    from typer.testing import CliRunner
+
+    from spacy_syncabel.cli import app
+
+    corpus = tmp_path / "ner"
+    corpus.mkdir()
+    (corpus / "config.cfg").write_text("[nlp]\n", encoding="utf8")
+    res = CliRunner().invoke(app, ["train-ner", str(corpus), "--output", str(corpus)])
+    assert res.exit_code != 0 and "E300" in str(res.exception)
+    assert sorted(p.name for p in corpus.iterdir()) == ["config.cfg"]  # nothing written
