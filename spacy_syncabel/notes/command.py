@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
 from ..errors import Errors, Warnings
-from ..output_paths import check_outputs, is_inside
+from ..output_paths import check_outputs, is_inside, same_path
 from .inputs import Note, count_notes, read_notes
 from .link import link_notes
 from .extensions import check_registered, parse_attrs
@@ -23,12 +23,28 @@ def read_texts(source: Path, input_format: str, n: int, **read_kw: Any) -> Dict[
 def check_link_paths(pipeline: Path, source: Path, output: Path, *, input_format: str,
                      output_format: str, errors_path: Path, html: Optional[Path]) -> None:
     """Refuse outputs that are (or hold) the input or the pipeline (E300), that share a path
-    (E301), and brat .txt files inside the folder of .txt notes the next run reads (E303)."""
+    (E301), and, in a folder of .txt notes, outputs the next run would read as notes: brat
+    folders and .txt files (E303). Other files beside the notes are not inputs (only the .txt
+    files are read), so a JSONL output there is written and resumed like anywhere else."""
     outputs = {"--output": output, "The errors file": errors_path, "--html": html}
-    check_outputs(outputs, {"INPUT": source, "PIPELINE_DIR": pipeline})
-    if (output_format == "brat" and Path(source).is_dir() and input_format in ("auto", "txt")
-            and is_inside(output, source)):
-        raise ValueError(Errors.E303.format(output=output, input=source))
+    notes_folder = Path(source).is_dir() and input_format in ("auto", "txt")
+    # a folder of notes is an input by its .txt files: the folder itself and what holds it
+    # stay refused (check_outputs with the folder as INPUT, files that do not exist yet)
+    check_outputs(outputs, {"PIPELINE_DIR": pipeline}
+                  if notes_folder else {"INPUT": source, "PIPELINE_DIR": pipeline})
+    if notes_folder:
+        for what, out in outputs.items():
+            if out is None:
+                continue
+            out = Path(out)
+            if same_path(out, source) or is_inside(source, out):
+                raise ValueError(Errors.E300.format(output_what=what, output=out,
+                                                    relation="the same path as or a folder "
+                                                             "holding", input_what="INPUT",
+                                                    input=source))
+            if is_inside(out, source) and (out.suffix.lower() == ".txt" or (
+                    what == "--output" and output_format == "brat")):
+                raise ValueError(Errors.E303.format(output=out, input=source))
 
 
 def run_link(pipeline: Path, source: Path, output: Path, *, output_format: str = "auto",

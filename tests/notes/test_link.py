@@ -232,6 +232,22 @@ def test_output_that_is_the_input_is_refused_and_the_input_kept(pipeline_dir, tm
     assert source.read_bytes() == data and not (tmp_path / "out.jsonl").exists()
 
 
+def test_jsonl_output_beside_the_notes_resumes_and_a_txt_output_is_refused(pipeline_dir,
+                                                                           notes_folder):
+    """Only a folder's .txt files are notes: a JSONL output beside them is no input, so a run
+    that wrote it can resume (the second run was refused with E300, the output being 'part
+    of' the input folder); a .txt output would be read as a note next time (E303)."""
+    notes = {p: p.read_bytes() for p in notes_folder.iterdir()}
+    out = notes_folder / "links.jsonl"
+    first = run_link(pipeline_dir, notes_folder, out, progress=False)
+    again = run_link(pipeline_dir, notes_folder, out, progress=False)
+    assert first["linked"] == len(notes) and again["linked"] == 0
+    assert again["skipped"] == len(notes)
+    with pytest.raises(ValueError, match="E303"):
+        run_link(pipeline_dir, notes_folder, notes_folder / "links.txt", progress=False)
+    assert {p: p.read_bytes() for p in notes_folder.iterdir() if p.suffix == ".txt"} == notes
+
+
 def test_brat_output_in_the_notes_folder_or_a_foreign_folder_is_refused(pipeline_dir,
                                                                       notes_folder, tmp_path):
     before = {p: p.read_bytes() for p in notes_folder.iterdir()}
