@@ -16,7 +16,7 @@ _RECIPE_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 @app.command(context_settings=_RECIPE_ARGS)
 def train(
     ctx: typer.Context,
-    config: Path = typer.Argument(..., help="The recipe: a config file such as configs/linker_cpu.cfg ([paths], [model], [training], [calibration], [linker])."),
+    config: Path = typer.Argument(..., help="The recipe: a config file such as configs/linker_cpu.cfg (sections paths, model, training, calibration, linker)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder: model-best, model-last, checkpoints, training_log.jsonl."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the fully resolved recipe as JSON and exit (no weights or data are loaded)."),
     num_threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (default: available cores / local processes)."),
@@ -61,7 +61,7 @@ def train(
 @app.command(context_settings=_RECIPE_ARGS)
 def dpo(
     ctx: typer.Context,
-    config: Path = typer.Argument(..., help="The recipe: a config file such as configs/dpo_cpu.cfg or configs/dpo_angel.cfg ([paths], [mining], [training])."),
+    config: Path = typer.Argument(..., help="The recipe: a config file such as configs/dpo_cpu.cfg or configs/dpo_angel.cfg (sections paths, mining, training)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder: model-best, round-N/pairs.jsonl, rounds.json."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the fully resolved recipe as JSON and exit (no weights or data are loaded)."),
     num_threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (default: available cores / local processes)."),
