@@ -499,3 +499,19 @@ class Errors(metaclass=ErrorsWithCodes):
             "(HF_HUB_OFFLINE=1) it must already be in the Hub cache (HF_HUB_CACHE / HF_HOME).")
     E386 = ("The judge stopped after {asked} answer(s) of this run: {err} The answers received "
             "are saved in {path}: run the same command again to resume.")
+    # training recipes: config files of `train` and `dpo` (E460-E479)
+    E460 = ("Unknown section [{section}] in {where}. A recipe takes the sections {valid}: "
+            "rename or remove it (see configs/linker_cpu.cfg for a full recipe).")
+    E461 = ("Unknown setting '{key}' in {where}. [{section}] takes: {valid}. Fix the name "
+            "(the recipe's keys use underscores: --training.max_steps, not --max-steps).")
+    E462 = ("Recipe setting '{key}' must be {expected}, got {value!r}. Fix the value in the "
+            "config file or in its --{key} override.")
+    E463 = ("The recipe has no [paths] {key}: set `{key} = ...` in its [paths] section or pass "
+            "--paths.{key} PATH on the command line.")
+    E464 = ("Cannot read the recipe {path}: {err}. Give a config file such as "
+            "configs/linker_cpu.cfg (sections in [brackets], `key = value` lines, "
+            "${{paths.x}} for interpolation).")
+    E465 = ("'{arg}' is not a recipe override: after CONFIG the command takes --output, its "
+            "runtime switches and dotted overrides '--section.key value' (e.g. "
+            "--training.lr 3e-5, --paths.kb corpus/kb); the other settings live in the config "
+            "file.")

@@ -52,6 +52,15 @@ def kb_tsv(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def empty_recipe(tmp_path_factory) -> Path:
+    """A `train` / `dpo` recipe that sets nothing: every value is the engine's default, the
+    tests' own values come as --section.key overrides."""
+    path = tmp_path_factory.mktemp("recipe") / "defaults.cfg"
+    path.write_text("# the engine's defaults\n", encoding="utf8")
+    return path
+
+
+@pytest.fixture(scope="session")
 def small_kb(kb_tsv):
     from spacy_syncabel.kb import read_file
 

@@ -88,10 +88,12 @@ def _snapshot(root):
     ["render", "{pipe}", "{corpus}", "--output", "{corpus}"],
     ["synth", "{kb}", "{kb}"],
     ["synth", "{kb}", "{out}/synth.jsonl", "--corpus", "{train}", "--raw-log", "{train}"],
-    ["train", "--kb", "{kb}", "--train", "{train}", "--output", "{train}"],
-    ["train", "--kb", "{kb}", "--train", "{train}", "--dev", "{pipe}/model-best/dev.jsonl",
+    ["train", "{recipe}", "--paths.kb", "{kb}", "--paths.train", "{train}", "--output",
+     "{train}"],
+    ["train", "{recipe}", "--paths.kb", "{kb}", "--paths.train", "{train}", "--paths.dev",
+     "{pipe}/model-best/dev.jsonl", "--output", "{pipe}"],
+    ["dpo", "{dpo_recipe}", "--paths.pipeline", "{pipe}/model-best", "--paths.train", "{train}",
      "--output", "{pipe}"],
-    ["dpo", "--pipeline", "{pipe}/model-best", "--train", "{train}", "--output", "{pipe}"],
     ["calibrate", "{pipe}", "{pipe}/model-best/dev.jsonl"],
     ["ner-corpus", "spaccc", "{data}", "{out}", "--config", "{out}/config.cfg"],
     ["migrate", "{pipe}", "{pipe}"],
@@ -110,7 +112,8 @@ def test_no_command_writes_over_its_inputs(tmp_path, args):
     (out / "config.cfg").write_text("[nlp]\nlang = \"es\"\n", encoding="utf-8")
     paths = {"pipe": pipe, "data": data, "out": out, "kb": data / "kb.tsv",
              "corpus": data / "test.jsonl", "train": data / "train.jsonl",
-             "preds": data / "preds.jsonl"}
+             "preds": data / "preds.jsonl", "recipe": ROOT / "configs" / "linker_cpu.cfg",
+             "dpo_recipe": ROOT / "configs" / "dpo_cpu.cfg"}
     paths["kb"].write_text("code\tname\tgroup\n386661006\tfiebre\tSINTOMA\n", encoding="utf-8")
     for name in ("corpus", "train"):
         paths[name].write_text(json.dumps({"id": "d", "text": "fiebre", "entities": [

@@ -10,16 +10,19 @@ from pathlib import Path
 
 import pytest
 import spacy
+from confection import Config
 
 from .conftest import DATA, needs_data
 
 ROOT = Path(__file__).resolve().parents[1]
-CI_VARS = ["--vars.shared", str(DATA), "--vars.base_model", "tiny:64,2",
-           "--vars.max_steps", "30", "--vars.max_train", "300", "--vars.batch_size", "16",
-           "--vars.dev_size", "40", "--vars.eval_steps", "15", "--vars.eval_limit", "150",
-           "--vars.context_chars", "80", "--vars.kb_names", "no-kb-names",
-           "--vars.calibration_size", "60", "--vars.ner_max_steps", "30",
+CI_VARS = ["--vars.shared", str(DATA), "--vars.linker_config", "configs/linker_ci.cfg",
+           "--vars.eval_limit", "150", "--vars.ner_max_steps", "30",
            "--vars.ner_eval_frequency", "15", "--vars.e2e_limit", "8"]
+#: the CI-sized linker: the default recipe (configs/linker_cpu.cfg) with these values
+CI_RECIPE = {"model.base_model": "tiny:64,2", "training.max_steps": 30,
+             "training.max_train": 300, "training.batch_size": 16, "training.dev_size": 40,
+             "training.eval_steps": 15, "linker.context_chars": 80, "training.kb_names": False,
+             "calibration.size": 60}
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +32,8 @@ def ci_project(tmp_path_factory):
     folder = tmp_path_factory.mktemp("project")
     shutil.copy(ROOT / "project.yml", folder / "project.yml")
     shutil.copytree(ROOT / "configs", folder / "configs")
+    Config().from_disk(ROOT / "configs" / "linker_cpu.cfg", interpolate=False,
+                       overrides=CI_RECIPE).to_disk(folder / "configs" / "linker_ci.cfg")
     cmd = [sys.executable, "-m", "spacy", "project", "run", "all", str(folder)] + CI_VARS
     res = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]

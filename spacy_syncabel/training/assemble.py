@@ -103,6 +103,10 @@ def assemble_pipeline(linker_path: PathLike, ner_path: PathLike, output: PathLik
     nlp.meta["name"] = f"syncabel_{Path(output).parent.name or 'pipeline'}"
     nlp.meta["description"] = ("Sentence segmenter + NER + syncabel_linker, assembled from "
                                f"{ner_path} and {linker_path}.")
+    from .recipe import META_KEY
+
+    if META_KEY in linker_nlp.meta:  # the recipe the linker was trained with
+        nlp.meta[META_KEY] = linker_nlp.meta[META_KEY]
     extra = {"assemble.json": info}
     for record in LINKER_RECORDS:
         if exists_in(linker_path, record):  # records of a folder that may be hostile

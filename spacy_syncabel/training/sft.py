@@ -621,6 +621,7 @@ def train_linker(
     linker_config: Optional[Dict[str, Any]] = None,
     config: Optional[TrainConfig] = None,
     kb_languages: Optional[Sequence[str]] = None,
+    recipe: Optional[Dict[str, Any]] = None,
     **overrides: Any,
 ) -> Dict[str, Any]:
     """Fine-tune a causal LM for ``syncabel_linker`` and write spaCy pipelines.
@@ -633,6 +634,8 @@ def train_linker(
     :class:`~spacy_syncabel.linking.LinkSettings`); ``composite`` missing or None: on when at
     least 1% of ``train``'s coded gold mentions are composite (:func:`resolve_composite`).
     ``config`` / keyword overrides: :class:`TrainConfig`. Resumes from ``output/checkpoints`` when a checkpoint exists.
+    ``recipe``: the resolved training recipe (JSON), recorded in the saved pipelines'
+    ``meta.json`` (``nlp.meta["syncabel_training_config"]``).
     Returns a summary (also written to ``output/training_summary.json``).
     """
     from transformers import set_seed
@@ -650,6 +653,10 @@ def train_linker(
     prep = _prepare(cfg, _load_kb(kb, kb_languages), train_docs, _as_docs(dev), _as_docs(synthetic),
                     base_model, lang, label_map,
                     {k: v for k, v in linker_config.items() if k != "dtype"})
+    if recipe is not None:
+        from .recipe import META_KEY
+
+        prep.nlp.meta[META_KEY] = recipe
     resume_from = _resume_point(ckpt_dir, prep.linker.tokenizer, cfg.resume)
     args = _training_arguments(cfg, ckpt_dir, prep.has_dev, prep.use_bf16)
     best_dir = out / "model-best"

@@ -19,7 +19,7 @@ def _umls(tmp_path):
     return mrconso
 
 
-def test_train_kb_language(tmp_path, monkeypatch):
+def test_train_kb_language(tmp_path, monkeypatch, empty_recipe):
     seen = {}
 
     def fake_train_linker(kb, train, output, kb_languages=None, **kwargs):
@@ -28,10 +28,9 @@ def test_train_kb_language(tmp_path, monkeypatch):
 
     # in the module's dict: the lazy export would import the trainer (transformers) first
     monkeypatch.setitem(vars(training), "train_linker", fake_train_linker)
-    monkeypatch.setitem(vars(training), "TrainConfig", dict)
-    args = ["train", "--kb", str(_umls(tmp_path)), "--train", str(tmp_path / "t.jsonl"),
-            "--output", str(tmp_path / "out")]
-    res = CliRunner().invoke(app, args + ["--kb-language", "SPA"])
+    args = ["train", str(empty_recipe), "--paths.kb", str(_umls(tmp_path)), "--paths.train",
+            str(tmp_path / "t.jsonl"), "--output", str(tmp_path / "out")]
+    res = CliRunner().invoke(app, args + ["--model.kb_languages", "SPA"])
     assert res.exit_code == 0, res.output
     assert set(seen["kb"].names()) == {"Fiebre", "Cefalea"}
     res = CliRunner().invoke(app, args)

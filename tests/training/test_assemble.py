@@ -14,6 +14,7 @@ from spacy_syncabel.corpus import docs_to_spacy, write_jsonl
 from spacy_syncabel.training.assemble import assemble_pipeline
 from spacy_syncabel.training.ner_corpus import write_ner_corpus
 from spacy_syncabel.training.pipeline_io import save_pipeline
+from spacy_syncabel.training.recipe import META_KEY
 from spacy_syncabel.types import CorpusDoc, GoldMention
 
 from ..conftest import KB_ROWS, TEXTS, add_linker
@@ -42,6 +43,7 @@ def linker_dir(kb_tsv, tmp_path_factory):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         nlp.initialize()
+    nlp.meta[META_KEY] = {"linker": {"num_beams": 3}}  # as `train` records its recipe
     return save_pipeline(nlp, tmp_path_factory.mktemp("linker") / "model-best")
 
 
@@ -82,6 +84,7 @@ def test_assembled_pipeline_finds_and_links_entities(linker_dir, ner_dir, tmp_pa
     assert info["pipeline"] == nlp.pipe_names and info["labels"] == sorted(
         {g for _, _, g in KB_ROWS})
     assert str(tmp_path) not in (out / "config.cfg").read_text(encoding="utf8")
+    assert nlp.meta[META_KEY] == {"linker": {"num_beams": 3}}  # the linker's recipe, kept
     # the linker folder is left as it was: linker only
     assert spacy.util.load_config(linker_dir / "config.cfg")["nlp"]["pipeline"] == [
         "syncabel_linker"]

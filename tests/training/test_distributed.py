@@ -143,13 +143,16 @@ def ddp_run(kb_tsv, tmp_path_factory):
     docs = make_corpus(2)
     write_jsonl(docs, tmp_path / "train.jsonl")
     write_jsonl(docs[::3], tmp_path / "dev.jsonl")
+    recipe = tmp_path / "recipe.cfg"  # the engine's defaults; the run's values as overrides
+    recipe.write_text("[training]\nseed = 0\n", encoding="utf8")
     out = tmp_path / "run"
     rank_out = _torchrun(
-        ["train", "--kb", str(kb_tsv), "--train", str(tmp_path / "train.jsonl"),
-         "--dev", str(tmp_path / "dev.jsonl"), "-o", str(out), "--base-model", "tiny:32,1",
-         "--max-steps", "4", "--batch-size", "4", "--eval-steps", "2", "--save-steps", "2",
-         "--logging-steps", "1", "--dev-size", "0", "--num-beams", "2", "--threads", "1",
-         "--no-progress"], tmp_path, "train")
+        ["train", str(recipe), "--paths.kb", str(kb_tsv), "--paths.train",
+         str(tmp_path / "train.jsonl"), "--paths.dev", str(tmp_path / "dev.jsonl"), "-o",
+         str(out), "--model.base_model", "tiny:32,1", "--training.max_steps", "4",
+         "--training.batch_size", "4", "--training.eval_steps", "2", "--training.save_steps", "2",
+         "--training.logging_steps", "1", "--training.dev_size", "0", "--linker.num_beams", "2",
+         "--threads", "1", "--no-progress"], tmp_path, "train")
     return tmp_path, out, {r: _last_json(text, "output") for r, text in rank_out.items()}
 
 
@@ -190,10 +193,11 @@ def test_dpo_under_torchrun_two_processes(ddp_run):
     tmp_path, sft_out, _ = ddp_run
     out = tmp_path / "dpo"
     rank_out = _torchrun(
-        ["dpo", "--pipeline", str(sft_out / "model-last"), "--train",
-         str(tmp_path / "train.jsonl"), "--dev", str(tmp_path / "dev.jsonl"), "-o", str(out),
-         "--rounds", "1", "--top-k", "2", "--batch-size", "2", "--gold-fallback",
-         "--dev-size", "0", "--threads", "1", "--no-progress"], tmp_path, "dpo")
+        ["dpo", str(tmp_path / "recipe.cfg"), "--paths.pipeline", str(sft_out / "model-last"),
+         "--paths.train", str(tmp_path / "train.jsonl"), "--paths.dev",
+         str(tmp_path / "dev.jsonl"), "-o", str(out), "--mining.rounds", "1", "--mining.top_k",
+         "2", "--training.batch_size", "2", "--mining.gold_fallback", "true",
+         "--training.dev_size", "0", "--threads", "1", "--no-progress"], tmp_path, "dpo")
     states = {r: _last_json(text, "pipeline") for r, text in rank_out.items()}
     rounds = [states[r]["rounds"][0] for r in (0, 1)]
     pairs = [json.loads(line) for line in (out / "round-1" / "pairs.jsonl").open(encoding="utf8")]

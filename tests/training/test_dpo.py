@@ -101,7 +101,7 @@ def test_trl_gets_sft_token_ids(sft_pipeline, tmp_path):
     assert tokenizer_fingerprint(tok) == fp  # TRL set its pad token on a copy
 
 
-def test_one_round_raises_margins_and_resumes(sft_pipeline, tmp_path):
+def test_one_round_raises_margins_and_resumes(sft_pipeline, tmp_path, empty_recipe):
     docs = make_corpus()
     out = tmp_path / "dpo"
     cfg = DPORunConfig(rounds=1, lr=1e-3, epochs=2, batch_size=8, gold_fallback=True,
@@ -137,9 +137,10 @@ def test_one_round_raises_margins_and_resumes(sft_pipeline, tmp_path):
     train_path, dev_path = tmp_path / "train.jsonl", tmp_path / "dev.jsonl"
     write_jsonl(docs, train_path)
     write_jsonl(docs[::3], dev_path)
-    res = CliRunner().invoke(app, ["dpo", "--pipeline", str(sft_pipeline), "--train",
-                                   str(train_path), "--dev", str(dev_path), "--output", str(out),
-                                   "--rounds", "1", "--no-progress"])
+    res = CliRunner().invoke(app, ["dpo", str(empty_recipe), "--paths.pipeline",
+                                   str(sft_pipeline), "--paths.train", str(train_path),
+                                   "--paths.dev", str(dev_path), "--output", str(out),
+                                   "--mining.rounds", "1", "--no-progress"])
     assert res.exit_code == 0, res.output
     again = json.loads(res.output)
     assert again["resumed_rounds"] == [1] and len(again["rounds"]) == 1

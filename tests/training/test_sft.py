@@ -113,15 +113,16 @@ def test_composite_is_decided_by_the_training_corpus_unless_set():
     assert config["composite"] is False and info["decided_by"] == "setting"
 
 
-def test_resume_after_kill(kb_tsv, tmp_path):
+def test_resume_after_kill(kb_tsv, tmp_path, empty_recipe):
     corpus = tmp_path / "train.jsonl"
     write_jsonl(make_corpus(), corpus)
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "spacy_syncabel", "train", "--kb", str(kb_tsv), "--train",
-           str(corpus), "--dev", str(corpus), "--output", str(out), "--base-model", "tiny:32,1",
-           "--max-steps", "150", "--batch-size", "4", "--save-steps", "5", "--eval-steps", "1000",
-           "--dev-size", "5", "--num-beams", "1", "--bf16", "false", "--no-progress",
-           "--threads", "1"]
+    cmd = [sys.executable, "-m", "spacy_syncabel", "train", str(empty_recipe), "--paths.kb",
+           str(kb_tsv), "--paths.train", str(corpus), "--paths.dev", str(corpus), "--output",
+           str(out), "--model.base_model", "tiny:32,1", "--training.max_steps", "150",
+           "--training.batch_size", "4", "--training.save_steps", "5", "--training.eval_steps",
+           "1000", "--training.dev_size", "5", "--linker.num_beams", "1", "--training.bf16",
+           "false", "--no-progress", "--threads", "1"]
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)

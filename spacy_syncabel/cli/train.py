@@ -1,0 +1,180 @@
+"""Commands that train or assemble pipelines: train, dpo, calibrate, train-ner, assemble."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..output_paths import check_outputs
+from ._app import app
+
+
+_RECIPE_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+@app.command(context_settings=_RECIPE_ARGS)
+def train(
+    ctx: typer.Context,
+    config: Path = typer.Argument(..., help="The recipe: a config file such as configs/linker_cpu.cfg (sections paths, model, training, calibration, linker)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder: model-best, model-last, checkpoints, training_log.jsonl."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the fully resolved recipe as JSON and exit (no weights or data are loaded)."),
+    num_threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (default: available cores / local processes)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the Trainer's progress bar."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Resume from the newest checkpoint in OUTPUT/checkpoints."),
+) -> None:
+    """Fine-tune a causal LM for syncabel_linker from a recipe; writes spaCy pipelines
+    OUTPUT/model-best and OUTPUT/model-last. Extra `--section.key value` arguments override the
+    recipe's values (e.g. --paths.train corpus/train.jsonl --training.lr 3e-5)."""
+    import srsly
+
+    from ..training.recipe import parse_overrides, resolve_train_recipe
+
+    recipe = resolve_train_recipe(config, parse_overrides(ctx.args), num_threads=num_threads,
+                                  progress=progress, resume=resume)
+    if dry_run:
+        typer.echo(srsly.json_dumps(recipe.to_dict(), indent=2))
+        return
+    if output is None:
+        raise typer.BadParameter("--output is required (unless --dry-run)")
+    from ..training import train_linker
+    from ..training.recipe import optional_path, require_paths
+
+    require_paths(recipe.paths, ("kb", "train"))
+    kb, train_corpus = Path(recipe.paths["kb"]), Path(recipe.paths["train"])
+    dev, synthetic = optional_path(recipe.paths["dev"]), optional_path(recipe.paths["synthetic"])
+    inputs = {"--paths.kb": kb, "--paths.train": train_corpus, "--paths.dev": dev,
+              "--paths.synthetic": synthetic, "CONFIG": config,
+              "--model.base_model": (Path(recipe.base_model)
+                                     if Path(recipe.base_model).exists() else None)}
+    check_outputs({"--output": output}, inputs, whole=False)  # resumed: written inside
+    check_outputs({f"OUTPUT/{name}": output / name for name in
+                   ("model-best", "model-last", "checkpoints", "training_log.jsonl")}, inputs)
+    summary = train_linker(kb, train_corpus, output, dev=dev, synthetic=synthetic,
+                           kb_languages=recipe.kb_languages, base_model=recipe.base_model,
+                           lang=recipe.lang, config=recipe.config, label_map=recipe.label_map,
+                           linker_config=dict(recipe.linker_config), recipe=recipe.to_dict())
+    short = {k: v for k, v in summary.items() if not isinstance(v, dict)}
+    typer.echo(srsly.json_dumps(short, indent=2))  # each process reports its own view
+
+
+@app.command(context_settings=_RECIPE_ARGS)
+def dpo(
+    ctx: typer.Context,
+    config: Path = typer.Argument(..., help="The recipe: a config file such as configs/dpo_cpu.cfg or configs/dpo_angel.cfg (sections paths, mining, training)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder: model-best, round-N/pairs.jsonl, rounds.json."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the fully resolved recipe as JSON and exit (no weights or data are loaded)."),
+    num_threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (default: available cores / local processes)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the trainer's progress bar."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Skip the rounds OUTPUT/rounds.json records as finished."),
+) -> None:
+    """Preference optimization after SFT from a recipe: DPO on hard negatives mined from the
+    linker's own beams; writes OUTPUT/model-best. Extra `--section.key value` arguments
+    override the recipe's values (e.g. --paths.pipeline training/spaccc/model-best)."""
+    import srsly
+
+    from ..training.recipe import parse_overrides, resolve_dpo_recipe
+
+    recipe = resolve_dpo_recipe(config, parse_overrides(ctx.args), num_threads=num_threads,
+                                progress=progress, resume=resume)
+    if dry_run:
+        typer.echo(srsly.json_dumps(recipe.to_dict(), indent=2))
+        return
+    if output is None:
+        raise typer.BadParameter("--output is required (unless --dry-run)")
+    from ..training.dpo import train_dpo
+    from ..training.recipe import optional_path, require_paths
+
+    require_paths(recipe.paths, ("pipeline", "train"))
+    pipeline, train_corpus = Path(recipe.paths["pipeline"]), Path(recipe.paths["train"])
+    dev = optional_path(recipe.paths["dev"])
+    inputs = {"--paths.pipeline": pipeline, "--paths.train": train_corpus, "--paths.dev": dev,
+              "CONFIG": config}
+    check_outputs({"--output": output}, inputs, whole=False)  # resumed: written inside
+    check_outputs({"OUTPUT/model-best": output / "model-best",
+                   "OUTPUT/rounds.json": output / "rounds.json"}, inputs)
+    state = train_dpo(pipeline, train_corpus, output, dev=dev, config=recipe.config)
+    short = {k: v for k, v in state.items() if k not in ("config", "rounds")}
+    short["rounds"] = [{k: v for k, v in r.items() if k != "last_log"} for r in state["rounds"]]
+    typer.echo(srsly.json_dumps(short, indent=2))
+
+
+@app.command()
+def calibrate(
+    pipeline: Path = typer.Argument(..., help="A pipeline folder holding syncabel_linker (candidate mode)."),
+    dev: Path = typer.Argument(..., help="Dev corpus (any format `read_corpus` reads)."),
+    dev_size: int = typer.Option(0, help="Dev mentions used (0: all)."),
+    candidates: Optional[int] = typer.Option(None, help="Override the number of TF-IDF candidates first (saved too)."),
+    cascade: bool = typer.Option(True, "--cascade/--no-cascade", help="Also choose the cascade's cut-off (mentions the dictionary or the retriever settle skip the LM) and save it on."),
+    cascade_tolerance: float = typer.Option(0.2, "--cascade-tolerance", help="Dev Recall@1 points the cascade may lose against the full model (0: none)."),
+    threads: int = typer.Option(0, help="torch threads (0: torch's default)."),
+) -> None:
+    """Choose the TF-IDF prior's weight for candidate reranking, then the cascade's cut-off, on the dev set; saves them in PIPELINE."""
+    from ..corpus import read_corpus
+    from ..training.calibration import calibrate_pipeline
+
+    check_outputs({"PIPELINE (saved again in place)": pipeline}, {"the dev corpus": dev})
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    result = calibrate_pipeline(pipeline, read_corpus(dev), dev_size=dev_size,
+                                candidates=candidates, cascade=cascade,
+                                cascade_tolerance=cascade_tolerance / 100)
+    for row in result["table"]:
+        typer.echo(f"prior_weight {row['prior_weight']:>8g}  dev R@1 {100 * row['recall@1']:.1f}")
+    typer.echo(f"chosen: prior_weight {result['prior_weight']:g} (dev R@1 "
+               f"{100 * result['recall@1']:.1f} on {result['dev_mentions']} mentions) -> {pipeline}")
+    if cascade:
+        cas = result["cascade"]
+        for row in cas["table"]:
+            typer.echo(f"cascade_margin {_margin_text(row['margin']):>10}  dev R@1 "
+                       f"{100 * row['recall@1']:.1f}  skipped {100 * row['skipped']:.1f}%")
+        typer.echo(f"chosen: cascade {'on' if cas['on'] else 'off'}, cascade_margin "
+                   f"{_margin_text(cas['margin'])} (dev R@1 {100 * cas['recall@1']:.1f}, "
+                   f"{100 * cas['skipped']:.1f}% of mentions skip the LM)")
+
+
+def _margin_text(margin: Optional[float]) -> str:
+    return "exact-only" if margin is None else f"{margin:g}"
+
+
+@app.command("train-ner", context_settings={"allow_extra_args": True,
+                                            "ignore_unknown_options": True})
+def train_ner_command(
+    ctx: typer.Context,
+    corpus_dir: Path = typer.Argument(..., help="What `ner-corpus` wrote: {split}.spacy, config.cfg and, for a corpus with annotation layers, layers/ and layers.json."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for model-best and model-last (e.g. training/DATASET/ner)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="NER config (default: CORPUS_DIR/config.cfg)."),
+    use_gpu: int = typer.Option(-1, "--gpu-id", help="GPU id, -1 for the CPU."),
+) -> None:
+    """Train the entity recognizer with `spacy train` (extra `--section.key value` arguments are
+    config overrides, as `spacy train` takes them): once, or once per annotation layer, joined."""
+    import srsly
+    from spacy.cli._util import parse_config_overrides
+
+    from ..training.ner_layers import train_ner
+
+    # the layers' runs resume inside OUTPUT: it may exist, but never be or hold an input
+    check_outputs({"--output": output}, {"the NER corpus": corpus_dir, "--config": config},
+                  whole=False)
+    info = train_ner(corpus_dir, output, config=config, use_gpu=use_gpu,
+                     overrides=parse_config_overrides(ctx.args))
+    typer.echo(srsly.json_dumps(info, indent=2))
+
+
+@app.command()
+def assemble(
+    output: Path = typer.Argument(..., help="Pipeline folder to write (e.g. training/DATASET/pipeline)."),
+    linker: Path = typer.Option(..., "--linker", help="A linker pipeline (e.g. training/DATASET/model-best)."),
+    ner: Path = typer.Option(..., "--ner", help="The NER pipeline `spacy train` wrote (e.g. training/DATASET/ner/model-best)."),
+    segmenter: str = typer.Option("sentencizer", "--segmenter", help="Sentence segmenter factory placed first (none: no segmenter)."),
+    force: bool = typer.Option(False, "--force", help="Replace OUTPUT when it exists (once the new pipeline is complete)."),
+) -> None:
+    """Assemble sentence segmenter + NER + syncabel_linker into one pipeline for raw notes."""
+    import srsly
+
+    from ..training.assemble import assemble_pipeline
+
+    info = assemble_pipeline(linker, ner, output, segmenter=segmenter, force=force)
+    typer.echo(srsly.json_dumps(info, indent=2))
