@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from ..errors import Errors, Warnings
-from ..evaluation.metrics import hit
+from ..evaluation.metrics import code_set, hit
 from ..linking import MODE_RERANK, LinkingEngine
 from ..linking.candidates import Retrieved
 from ..linking.engine import ScoredName
@@ -32,6 +32,11 @@ DEFAULT_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.
 # ambiguous exact matches; None: exact/alias matches only)
 DEFAULT_MARGINS = (0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5,
                    0.75, 1.0, None)
+# the composite gate's grid (``composite_margin``: log P(<SEP>) - log P(EOS) after a name);
+# 0.0 is the reference's rule, <SEP> ranked above stopping
+DEFAULT_COMPOSITE_MARGINS = (-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+#: a gate row with no composite candidate at all (composite off)
+OFF = "off"
 # dev Recall@1 the cascade may lose against the full model: 0.2 points, the bound the cascade's
 # issue sets on test (on a dev set of ~1,000 mentions, one or two mentions)
 DEFAULT_CASCADE_TOLERANCE = 0.002
@@ -78,7 +83,7 @@ def cascade_table(engine: LinkingEngine, dev: Any, scored: Sequence[Sequence[Sco
     ``margins``, from the candidates :func:`score_dev` scored (no LM call): a settled mention
     takes the retriever's answer, the others the full model's at ``weight``."""
     view = engine.with_settings(mode=MODE_RERANK, cascade=True)
-    retrieved = [[Retrieved(name, sim) for name, sim, _, _ in cands] for cands in scored]
+    retrieved = [[Retrieved(row[0], row[1]) for row in cands] for cands in scored]
     plan = view.settle(dev.mentions, dev.groups, retrieved)
     full = [_top1(engine, cands, group, weight) for cands, group in zip(scored, dev.groups)]
     table = []
@@ -91,6 +96,57 @@ def cascade_table(engine: LinkingEngine, dev: Any, scored: Sequence[Sequence[Sco
         table.append({"margin": margin, "recall@1": hits / max(1, len(dev)),
                       "skipped": skipped / max(1, len(dev))})
     return table
+
+
+def composite_gate_row(engine: LinkingEngine, dev: Any,
+                       scored: Sequence[Optional[Sequence[ScoredName]]], weight: float,
+                       gate: Any, fixed: Optional[Sequence[Optional[str]]] = None,
+                       ) -> Dict[str, Any]:
+    """Dev Recall@1 and the composite answers' counts at one composite gate (a margin, None:
+    no gate, :data:`OFF`: no composite candidate), from :func:`score_dev`'s scores.
+    ``fixed``: a mention's answer when it does not come from the LM (the cascade's), else
+    None; a mention whose ``scored`` is None has no LM answer."""
+    tops: List[str] = []
+    for i, (cands, group) in enumerate(zip(scored, dev.groups)):
+        if fixed is not None and fixed[i] is not None:
+            tops.append(fixed[i])
+            continue
+        rows = [r for r in cands or () if gate != OFF or r[4] is None]
+        ranked = engine.rank_scored(rows, group, weight, None if gate == OFF else gate) \
+            if rows else []
+        tops.append(ranked[0].code if ranked else "")
+    hits = [hit(gold, [top] if top else [], 1, kb=engine.kb)
+            for gold, top in zip(dev.codes, tops)]
+    composite = [len(code_set(g)) > 1 for g in dev.codes]
+    answers = [len(code_set(t)) > 1 for t in tops]
+    n_comp, n_ans = sum(composite), sum(answers)
+    right = sum(h for h, a in zip(hits, answers) if a)
+    return {"gate": gate, "recall@1": sum(hits) / max(1, len(dev)),
+            "composite_golds": n_comp,
+            "composite_recall@1": sum(h for h, c in zip(hits, composite) if c) / max(1, n_comp),
+            "composite_answers": n_ans, "composite_right": right,
+            "composite_precision": right / n_ans if n_ans else 0.0,
+            "composite_answers_to_single_golds": sum(a and not c
+                                                     for a, c in zip(answers, composite))}
+
+
+def composite_gate_table(engine: LinkingEngine, dev: Any,
+                         scored: Sequence[Sequence[ScoredName]], weight: float,
+                         gates: Sequence[Any] = DEFAULT_COMPOSITE_MARGINS,
+                         ) -> List[Dict[str, Any]]:
+    """:func:`composite_gate_row` for no gate (None), every gate of ``gates`` and composite
+    off (:data:`OFF`), at prior weight ``weight``."""
+    return [composite_gate_row(engine, dev, scored, weight, g)
+            for g in (None, *gates, OFF)]
+
+
+def choose_composite_margin(table: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """The gate with the best dev Recall@1 among no gate and the margins (composite off is
+    the baseline, not a choice); of equals, the one with the fewest composite answers (a
+    coordinated single-code mention stays single), then the lowest margin."""
+    rows = [r for r in table if r["gate"] != OFF]
+    return max(rows, key=lambda r: (round(r["recall@1"], 12), -r["composite_answers"],
+                                    float("-inf") if r["gate"] is None else -r["gate"]))
 
 
 def choose_margin(table: Sequence[Dict[str, Any]], full_recall: float,
@@ -112,10 +168,14 @@ def calibrate_pipeline(path: Union[str, Path], dev_docs: Sequence[Any], *,
                        dev_size: int = 0, seed: int = 0, candidates: Optional[int] = None,
                        weights: Sequence[float] = DEFAULT_WEIGHTS, cascade: bool = True,
                        margins: Sequence[Optional[float]] = DEFAULT_MARGINS,
-                       cascade_tolerance: float = DEFAULT_CASCADE_TOLERANCE) -> Dict[str, Any]:
+                       cascade_tolerance: float = DEFAULT_CASCADE_TOLERANCE,
+                       composite_margins: Sequence[float] = DEFAULT_COMPOSITE_MARGINS,
+                       ) -> Dict[str, Any]:
     """Pick the prior weight of the pipeline at ``path`` on ``dev_docs``, then (``cascade``)
     the cascade's cut-off, and save the pipeline again in rerank mode with them (and with
-    ``candidates`` when given). ``cascade_tolerance``: dev Recall@1 (a fraction) the cascade
+    ``candidates`` when given). With composite candidates on, the composite gate
+    (``composite_margin``, :func:`choose_composite_margin` over ``composite_margins``) is
+    chosen between the two, at the chosen weight. ``cascade_tolerance``: dev Recall@1 (a fraction) the cascade
     may lose against the full model. Returns ``{"prior_weight", "recall@1", "candidates",
     "table", "dev_mentions", "cascade"}``; ``cascade`` holds ``{"on", "margin", "recall@1",
     "skipped", "tolerance", "table"}``."""
@@ -141,6 +201,15 @@ def calibrate_pipeline(path: Union[str, Path], dev_docs: Sequence[Any], *,
                                        cascade=False)
     result = {"prior_weight": best["prior_weight"], "recall@1": best["recall@1"],
               "candidates": settings.candidates, "dev_mentions": len(dev), "table": table}
+    if settings.composite_candidates > 0:
+        gate_table = composite_gate_table(engine, dev, scored, best["prior_weight"],
+                                          composite_margins)
+        gate = choose_composite_margin(gate_table)
+        result["composite_gate"] = {"margin": gate["gate"], "recall@1": gate["recall@1"],
+                                    "table": gate_table}
+        settings = settings.replace(composite_margin=gate["gate"])
+        engine = engine.with_settings(composite_margin=gate["gate"])
+        best = {**best, "recall@1": gate["recall@1"]}
     if cascade:
         result["cascade"] = _calibrate_cascade(engine, dev, scored, best, margins,
                                                cascade_tolerance, path)
@@ -176,5 +245,7 @@ def _read_meta(path: Path) -> Optional[Dict[str, Any]]:
         return None
 
 
-__all__ = ["DEFAULT_WEIGHTS", "DEFAULT_MARGINS", "DEFAULT_CASCADE_TOLERANCE", "score_dev", "prior_weight_table", "best_weight",
-           "cascade_table", "choose_margin", "calibrate_pipeline"]
+__all__ = ["DEFAULT_WEIGHTS", "DEFAULT_MARGINS", "DEFAULT_CASCADE_TOLERANCE",
+           "DEFAULT_COMPOSITE_MARGINS", "OFF", "score_dev", "prior_weight_table", "best_weight",
+           "cascade_table", "choose_margin", "composite_gate_row", "composite_gate_table",
+           "choose_composite_margin", "calibrate_pipeline"]

@@ -1,0 +1,135 @@
+"""The composite gate (``composite_margin``): a composite answer only when the model ranks
+``<SEP>`` at least the margin above stopping after each of its names, in rerank and in beam
+search; the gate round-trips through the config, a pipeline saved without it links as before,
+and calibration chooses it on dev."""
+import math
+from pathlib import Path
+
+import pytest
+import spacy
+import torch
+
+from spacy_syncabel.evaluation.metrics import composite_answers, link_results
+from spacy_syncabel.linking import LinkSettings
+from spacy_syncabel.linking.engine import gate_completions, passes_gate, sep_margins
+from spacy_syncabel.prompting import SEP_TOKEN
+from spacy_syncabel.training.calibration import OFF, choose_composite_margin
+
+from .test_composite import FITTED, MENTION, _link, _nlp, fitted  # noqa: F401 (fixture)
+
+COMPOSITE = "fiebre" + SEP_TOKEN + "cefalea"
+
+
+def _true_margin(model, tok, prompt):
+    """log P(<SEP>) - log P(EOS) right after " fiebre", straight from the model's logits."""
+    first = tok(" fiebre", add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([prompt + first])).logits[0, -1]
+    logp = torch.log_softmax(logits.float(), -1)
+    return float(logp[tok.convert_tokens_to_ids(SEP_TOKEN)] - logp[tok.eos_token_id])
+
+
+def _names(nlp):
+    """The answer and the n-best's (name, code): scores may differ in the last digits once
+    the weights are saved."""
+    code, nbest = _link(nlp)
+    return code, [(c["name"], c["code"]) for c in nbest]
+
+
+def test_gate_completions_and_margins():
+    assert gate_completions([5, 6, 9, 7, 2], sep_id=9, eos_id=2) == [[5, 6, 2], [5, 6, 9]]
+    three = gate_completions([5, 9, 7, 9, 8, 2], sep_id=9, eos_id=2)
+    assert three == [[5, 2], [5, 9], [5, 9, 7, 2], [5, 9, 7, 9]]
+    assert gate_completions([5, 6, 2], sep_id=9, eos_id=2) == []
+    # the smallest <SEP> - EOS over the separators
+    assert sep_margins([-3.0, -1.0, -2.0, -2.5]) == pytest.approx(-0.5)
+    assert sep_margins([]) is None
+    assert passes_gate(None, 5.0) and passes_gate(-9.0, None)
+    assert passes_gate(0.0, 0.0) and not passes_gate(-0.01, 0.0)
+
+
+def test_stubbed_scores_single_below_the_gate_composite_above(fitted, small_kb):  # noqa: F811
+    model, tok, _ = fitted
+    engine = _nlp(model, tok, small_kb, composite=True, mode="rerank",
+                  candidates=2).get_pipe("syncabel_linker").engine
+    # the composite ranks first by score; its <SEP> margin decides whether it may answer
+    rows = [("cefalea", 0.4, -2.0, 3, None), (COMPOSITE, 0.9, -1.0, 5, -0.7)]
+    assert engine.rank_scored(rows, "SINTOMA", 1.0, None)[0].code == FITTED
+    assert engine.rank_scored(rows, "SINTOMA", 1.0, 0.0)[0].code == "25064002"
+    assert engine.rank_scored(rows, "SINTOMA", 1.0, -1.0)[0].code == FITTED
+    gated = engine.with_settings(composite_margin=0.0)  # the default gate is the setting's
+    assert gated.rank_scored(rows, "SINTOMA", 1.0)[0].code == "25064002"
+    assert [c.code for c in gated.rank_scored(rows, "SINTOMA", 1.0)] == ["25064002"]
+
+
+def test_rerank_margin_is_the_models_sep_over_eos(fitted, small_kb):  # noqa: F811
+    model, tok, prompt = fitted
+    engine = _nlp(model, tok, small_kb, composite=True, mode="rerank",
+                  candidates=2).get_pipe("syncabel_linker").engine
+    scored = engine.score_candidates([prompt], ["SINTOMA"], [MENTION])[0]
+    margins = {row[0]: row[4] for row in scored}
+    assert all(m is None for name, m in margins.items() if SEP_TOKEN not in name)
+    assert margins[COMPOSITE] == pytest.approx(_true_margin(model, tok, prompt), abs=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["rerank", "beam", "beam_in_candidates"])
+def test_gate_keeps_single_below_and_admits_composite_above(fitted, small_kb, mode):  # noqa: F811
+    model, tok, prompt = fitted
+    margin = _true_margin(model, tok, prompt)
+    assert margin > 0  # fitted to write <SEP> after "fiebre"
+    config = dict(composite=True, mode=mode, candidates=2)
+    assert _link(_nlp(model, tok, small_kb, **config))[0] == FITTED  # no gate
+    admitted = _nlp(model, tok, small_kb, composite_margin=margin - 0.05, **config)
+    assert _link(admitted)[0] == FITTED
+    kept = _nlp(model, tok, small_kb, composite_margin=margin + 0.05, **config)
+    code, nbest = _link(kept)
+    assert code and "+" not in code
+    assert all("+" not in c["code"] for c in nbest)
+
+
+def test_gate_round_trips_and_old_pipelines_link_as_before(fitted, small_kb, tmp_path):  # noqa: F811,E501
+    model, tok, prompt = fitted
+    high = _true_margin(model, tok, prompt) + 0.05
+    nlp = _nlp(model, tok, small_kb, composite=True, mode="rerank", candidates=2,
+               composite_margin=high)
+    nlp.to_disk(tmp_path / "gated")
+    loaded = spacy.load(tmp_path / "gated")
+    assert loaded.get_pipe("syncabel_linker").settings.composite_margin == high
+    assert loaded.get_pipe("syncabel_linker").cfg["composite_margin"] == high
+    assert _names(loaded) == _names(nlp) and "+" not in _names(loaded)[0]
+    # a pipeline saved before the setting existed: no line in its config, no gate
+    old = _nlp(model, tok, small_kb, composite=True, mode="rerank", candidates=2)
+    old.to_disk(tmp_path / "old")
+    cfg = Path(tmp_path / "old" / "config.cfg")
+    text = cfg.read_text(encoding="utf-8")
+    assert "composite_margin = null" in text
+    cfg.write_text("\n".join(line for line in text.splitlines()
+                             if not line.startswith("composite_margin")), encoding="utf-8")
+    reloaded = spacy.load(tmp_path / "old")
+    assert reloaded.get_pipe("syncabel_linker").settings.composite_margin is None
+    assert _names(reloaded) == _names(old) and _names(reloaded)[0] == FITTED
+
+
+def test_setting_is_checked():
+    assert LinkSettings().composite_margin is None
+    assert LinkSettings(composite_margin=-1.5).composite_margin == -1.5
+    for bad in (math.nan, math.inf):
+        with pytest.raises(ValueError, match="composite_margin"):
+            LinkSettings(composite_margin=bad)
+
+
+def test_calibration_chooses_the_best_gate_then_the_strictest():
+    rows = [{"gate": None, "recall@1": 0.70, "composite_answers": 40},
+            {"gate": -1.0, "recall@1": 0.72, "composite_answers": 12},
+            {"gate": 0.0, "recall@1": 0.72, "composite_answers": 5},
+            {"gate": 1.0, "recall@1": 0.72, "composite_answers": 5},
+            {"gate": OFF, "recall@1": 0.80, "composite_answers": 0}]
+    assert choose_composite_margin(rows)["gate"] == 0.0  # composite off is no choice
+    assert choose_composite_margin(rows[:1])["gate"] is None
+
+
+def test_composite_answers_precision():
+    items = [("1+2", ["2+1"], "A"), ("3", ["3+4"], "A"), ("5", ["5"], "A"), ("6+7", ["6"], "A")]
+    results, _ = link_results(items)
+    assert composite_answers(results) == {"n": 2, "right": 1, "precision@1": 0.5}
+    assert composite_answers(results[2:])["precision@1"] == 0.0
