@@ -66,6 +66,11 @@ def passes_gate(margin: Optional[float], gate: Optional[float]) -> bool:
     return margin is None or gate is None or margin >= gate
 
 
+def is_composite_answer(cands: Sequence[Candidate]) -> bool:
+    """Whether an n-best's first answer is a composite code."""
+    return bool(cands) and COMPOSITE_SEP in cands[0].code
+
+
 def best_composite_only(ranked: Sequence[ScoredName]) -> List[ScoredName]:
     """Ranked candidates with the composite ones after the first left out: composite
     candidates are mostly variants of one another (a conjunct's second name): on SPACCC
@@ -212,14 +217,16 @@ class LinkingEngine:
         retrieved = self.retrieve_in_batches(mentions, groups, self.cascade_depth)
         plan = self.settle(mentions, groups, retrieved)
         results: List[Optional[List[Candidate]]] = [
-            list(p.ranked) if p.settled(s.cascade_margin) else None for p in plan]
+            list(p.ranked) if p.settled(s.cascade_margin) and not p.composite_open else None
+            for p in plan]
         rest = [i for i, r in enumerate(results) if r is None]
         if rest:
             linked = self._link_lm([prompts[i] for i in rest], [groups[i] for i in rest],
                                    [mentions[i] for i in rest],
                                    [retrieved[i] for i in rest] if s.uses_candidates else None)
             for i, cands in zip(rest, linked):
-                results[i] = cands
+                results[i] = cands if not plan[i].settled(s.cascade_margin) or \
+                    is_composite_answer(cands) else list(plan[i].ranked)
         return results  # type: ignore[return-value]
 
     def _link_lm(self, prompts: Sequence[Sequence[int]], groups: Sequence[Optional[str]],
@@ -264,11 +271,16 @@ class LinkingEngine:
         exact = self.exact_index
         plan = [settle(m, g, r, exact, self.lookup, s.n_best, s.merge_by_code)
                 for m, g, r in zip(mentions, groups, retrieved)]
-        if s.composite_candidates > 0:
+        if s.composite_candidates > 0 and s.composite_margin is None:
             # a coordinated mention may be a composite the retriever cannot propose: its
             # margin never settles it (an exact match still does)
             plan = [dataclasses.replace(p, margin=float("-inf")) if conjuncts(m) else p
                     for p, m in zip(plan, mentions)]
+        elif s.composite_candidates > 0:
+            # under the composite gate, the margin settles its single answer as any other
+            # mention's; the LM only decides whether it is a composite
+            plan = [dataclasses.replace(p, composite_open=True)
+                    if conjuncts(m) and p.exact is None else p for p, m in zip(plan, mentions)]
         return plan
 
     def lookup(self, name: str, group: Optional[str]) -> Optional[str]:

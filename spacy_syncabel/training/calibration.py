@@ -25,6 +25,7 @@ from ..evaluation.metrics import code_set, hit
 from ..linking import MODE_RERANK, LinkingEngine
 from ..linking.candidates import Retrieved
 from ..linking.engine import ScoredName
+from ..prompting import SEP_TOKEN
 
 # 0: the LM alone; large: the retriever's order, the LM breaking ties
 DEFAULT_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 50.0, 1000.0)
@@ -37,6 +38,8 @@ DEFAULT_MARGINS = (0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.
 DEFAULT_COMPOSITE_MARGINS = (-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 #: a gate row with no composite candidate at all (composite off)
 OFF = "off"
+# the share of the dev composite answers that must be right at the chosen gate
+DEFAULT_COMPOSITE_PRECISION = 0.5
 # dev Recall@1 the cascade may lose against the full model: 0.2 points, the bound the cascade's
 # issue sets on test (on a dev set of ~1,000 mentions, one or two mentions)
 DEFAULT_CASCADE_TOLERANCE = 0.002
@@ -83,38 +86,49 @@ def cascade_table(engine: LinkingEngine, dev: Any, scored: Sequence[Sequence[Sco
     ``margins``, from the candidates :func:`score_dev` scored (no LM call): a settled mention
     takes the retriever's answer, the others the full model's at ``weight``."""
     view = engine.with_settings(mode=MODE_RERANK, cascade=True)
-    retrieved = [[Retrieved(row[0], row[1]) for row in cands] for cands in scored]
+    retrieved = [[Retrieved(row[0], row[1]) for row in cands if SEP_TOKEN not in row[0]]
+                 for cands in scored]
     plan = view.settle(dev.mentions, dev.groups, retrieved)
     full = [_top1(engine, cands, group, weight) for cands, group in zip(scored, dev.groups)]
     table = []
     for margin in margins:
         hits = skipped = 0
         for gold, p, lm_top in zip(dev.codes, plan, full):
-            settled = p.settled(margin)
-            skipped += settled
-            hits += hit(gold, [p.ranked[0].code] if settled else lm_top, 1, kb=engine.kb)
+            skipped += p.settled(margin) and not p.composite_open
+            hits += hit(gold, cascade_answer(p, margin, lm_top), 1, kb=engine.kb)
         table.append({"margin": margin, "recall@1": hits / max(1, len(dev)),
                       "skipped": skipped / max(1, len(dev))})
     return table
 
 
+def cascade_answer(settlement: Any, margin: Optional[float],
+                   lm_top: Sequence[str]) -> List[str]:
+    """A mention's top-1 under the cascade (``engine.link``'s rule): the retriever's when it
+    settles the mention (a coordinated mention under the composite gate: unless the LM's
+    answer is a composite), else the LM's ``lm_top``."""
+    if settlement is None or not settlement.settled(margin):
+        return list(lm_top)
+    if settlement.composite_open and lm_top and len(code_set(lm_top[0])) > 1:
+        return list(lm_top)
+    return [settlement.ranked[0].code]
+
+
 def composite_gate_row(engine: LinkingEngine, dev: Any,
                        scored: Sequence[Optional[Sequence[ScoredName]]], weight: float,
-                       gate: Any, fixed: Optional[Sequence[Optional[str]]] = None,
-                       ) -> Dict[str, Any]:
+                       gate: Any, plan: Optional[Sequence[Any]] = None,
+                       cascade_margin: Optional[float] = None) -> Dict[str, Any]:
     """Dev Recall@1 and the composite answers' counts at one composite gate (a margin, None:
-    no gate, :data:`OFF`: no composite candidate), from :func:`score_dev`'s scores.
-    ``fixed``: a mention's answer when it does not come from the LM (the cascade's), else
-    None; a mention whose ``scored`` is None has no LM answer."""
+    no gate, :data:`OFF`: no composite candidate), from :func:`score_dev`'s scores (a
+    mention scored None has no LM answer). ``plan``: the cascade's settlements (of an engine
+    with this gate) at ``cascade_margin``; None: the LM answers every mention."""
     tops: List[str] = []
     for i, (cands, group) in enumerate(zip(scored, dev.groups)):
-        if fixed is not None and fixed[i] is not None:
-            tops.append(fixed[i])
-            continue
         rows = [r for r in cands or () if gate != OFF or r[4] is None]
         ranked = engine.rank_scored(rows, group, weight, None if gate == OFF else gate) \
             if rows else []
-        tops.append(ranked[0].code if ranked else "")
+        lm_top = [ranked[0].code] if ranked else []
+        top = cascade_answer(plan[i] if plan is not None else None, cascade_margin, lm_top)
+        tops.append(top[0] if top else "")
     hits = [hit(gold, [top] if top else [], 1, kb=engine.kb)
             for gold, top in zip(dev.codes, tops)]
     composite = [len(code_set(g)) > 1 for g in dev.codes]
@@ -133,20 +147,46 @@ def composite_gate_row(engine: LinkingEngine, dev: Any,
 def composite_gate_table(engine: LinkingEngine, dev: Any,
                          scored: Sequence[Sequence[ScoredName]], weight: float,
                          gates: Sequence[Any] = DEFAULT_COMPOSITE_MARGINS,
+                         cascade_margin: Any = OFF,
+                         retrieved: Optional[Sequence[Sequence[Retrieved]]] = None,
                          ) -> List[Dict[str, Any]]:
     """:func:`composite_gate_row` for no gate (None), every gate of ``gates`` and composite
-    off (:data:`OFF`), at prior weight ``weight``."""
-    return [composite_gate_row(engine, dev, scored, weight, g)
-            for g in (None, *gates, OFF)]
+    off (:data:`OFF`), at prior weight ``weight``; with the cascade at ``cascade_margin``
+    (:data:`OFF`: without it), each gate with its own settlements (``engine.settle`` of
+    ``retrieved``, default the scored single names)."""
+    plans: Dict[Any, Any] = {}
+    if cascade_margin != OFF:
+        if retrieved is None:
+            retrieved = [[Retrieved(row[0], row[1]) for row in cands
+                          if SEP_TOKEN not in row[0]] for cands in scored]
+        for key, changes in ((None, {"composite_margin": None}),
+                             ("gated", {"composite_margin": 0.0}),
+                             (OFF, {"composite": False})):
+            view = engine.with_settings(mode=MODE_RERANK, cascade=True, **changes)
+            plans[key] = view.settle(dev.mentions, dev.groups, retrieved)
+    rows = []
+    for g in (None, *gates, OFF):
+        plan = plans.get(g if g in (None, OFF) else "gated")
+        rows.append(composite_gate_row(engine, dev, scored, weight, g, plan,
+                                       None if cascade_margin == OFF else cascade_margin))
+    return rows
 
 
-def choose_composite_margin(table: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
-    """The gate with the best dev Recall@1 among no gate and the margins (composite off is
-    the baseline, not a choice); of equals, the one with the fewest composite answers (a
-    coordinated single-code mention stays single), then the lowest margin."""
-    rows = [r for r in table if r["gate"] != OFF]
-    return max(rows, key=lambda r: (round(r["recall@1"], 12), -r["composite_answers"],
-                                    float("-inf") if r["gate"] is None else -r["gate"]))
+def choose_composite_margin(table: Sequence[Dict[str, Any]],
+                            min_precision: float = DEFAULT_COMPOSITE_PRECISION,
+                            ) -> Dict[str, Any]:
+    """The gate, among the margins, with the best dev Recall@1 of those whose composite
+    answers are at least ``min_precision`` right (none counts: a coordinated single-code
+    mention stays single) and whose Recall@1 is not below composite off's (:data:`OFF`);
+    of equals, the lowest margin. No gate (None) only when no margin qualifies."""
+    off = next((r["recall@1"] for r in table if r["gate"] == OFF), float("-inf"))
+    rows = [r for r in table if r["gate"] not in (None, OFF)
+            and r["recall@1"] >= off - 1e-12
+            and (r["composite_answers"] == 0 or r["composite_precision"] >= min_precision)]
+    if not rows:
+        rows = [r for r in table if r["gate"] is None] or list(table)
+        return rows[0]
+    return max(rows, key=lambda r: (round(r["recall@1"], 12), -r["gate"]))
 
 
 def choose_margin(table: Sequence[Dict[str, Any]], full_recall: float,
@@ -201,23 +241,35 @@ def calibrate_pipeline(path: Union[str, Path], dev_docs: Sequence[Any], *,
                                        cascade=False)
     result = {"prior_weight": best["prior_weight"], "recall@1": best["recall@1"],
               "candidates": settings.candidates, "dev_mentions": len(dev), "table": table}
-    if settings.composite_candidates > 0:
-        gate_table = composite_gate_table(engine, dev, scored, best["prior_weight"],
-                                          composite_margins)
-        gate = choose_composite_margin(gate_table)
-        result["composite_gate"] = {"margin": gate["gate"], "recall@1": gate["recall@1"],
-                                    "table": gate_table}
-        settings = settings.replace(composite_margin=gate["gate"])
-        engine = engine.with_settings(composite_margin=gate["gate"])
+    gated = settings.composite_candidates > 0
+    if gated:  # the gate on the LM's answers, then again under the chosen cascade
+        gate = _calibrate_gate(engine, dev, scored, best["prior_weight"], composite_margins)
+        engine = engine.with_settings(composite_margin=gate["margin"])
         best = {**best, "recall@1": gate["recall@1"]}
     if cascade:
         result["cascade"] = _calibrate_cascade(engine, dev, scored, best, margins,
                                                cascade_tolerance, path)
         settings = settings.replace(cascade=result["cascade"]["on"],
                                     cascade_margin=result["cascade"]["margin"])
+        if gated and result["cascade"]["on"]:
+            gate = _calibrate_gate(engine, dev, scored, best["prior_weight"],
+                                   composite_margins, result["cascade"]["margin"])
+    if gated:
+        result["composite_gate"] = gate
+        settings = settings.replace(composite_margin=gate["margin"])
     save_pipeline(nlp, path, settings=settings, extra_files={"calibration.json": result},
                   meta=_read_meta(path))
     return result
+
+
+def _calibrate_gate(engine: LinkingEngine, dev: Any, scored, weight: float,
+                    gates: Sequence[float], cascade_margin: Any = OFF) -> Dict[str, Any]:
+    """The composite gate's part of the calibration result."""
+    table = composite_gate_table(engine, dev, scored, weight, gates, cascade_margin)
+    row = choose_composite_margin(table)
+    return {"margin": row["gate"], "recall@1": row["recall@1"],
+            "cascade_margin": None if cascade_margin == OFF else cascade_margin,
+            "table": table}
 
 
 def _calibrate_cascade(engine: LinkingEngine, dev: Any, scored, best: Dict[str, float],
@@ -246,6 +298,6 @@ def _read_meta(path: Path) -> Optional[Dict[str, Any]]:
 
 
 __all__ = ["DEFAULT_WEIGHTS", "DEFAULT_MARGINS", "DEFAULT_CASCADE_TOLERANCE",
-           "DEFAULT_COMPOSITE_MARGINS", "OFF", "score_dev", "prior_weight_table", "best_weight",
+           "DEFAULT_COMPOSITE_MARGINS", "DEFAULT_COMPOSITE_PRECISION", "OFF", "cascade_answer", "score_dev", "prior_weight_table", "best_weight",
            "cascade_table", "choose_margin", "composite_gate_row", "composite_gate_table",
            "choose_composite_margin", "calibrate_pipeline"]

@@ -118,14 +118,53 @@ def test_setting_is_checked():
             LinkSettings(composite_margin=bad)
 
 
-def test_calibration_chooses_the_best_gate_then_the_strictest():
-    rows = [{"gate": None, "recall@1": 0.70, "composite_answers": 40},
-            {"gate": -1.0, "recall@1": 0.72, "composite_answers": 12},
-            {"gate": 0.0, "recall@1": 0.72, "composite_answers": 5},
-            {"gate": 1.0, "recall@1": 0.72, "composite_answers": 5},
-            {"gate": OFF, "recall@1": 0.80, "composite_answers": 0}]
-    assert choose_composite_margin(rows)["gate"] == 0.0  # composite off is no choice
-    assert choose_composite_margin(rows[:1])["gate"] is None
+def test_calibration_chooses_a_precise_gate_that_loses_nothing():
+    def row(gate, recall, answers, right):
+        return {"gate": gate, "recall@1": recall, "composite_answers": answers,
+                "composite_precision": right / answers if answers else 0.0}
+
+    rows = [row(None, 0.70, 40, 4), row(-1.0, 0.73, 12, 3), row(0.0, 0.72, 4, 2),
+            row(1.0, 0.72, 2, 1), row(2.0, 0.71, 0, 0), row(OFF, 0.71, 0, 0)]
+    # -1.0 has the best Recall@1 but a quarter of its composites right
+    assert choose_composite_margin(rows)["gate"] == 0.0
+    assert choose_composite_margin(rows, min_precision=0.25)["gate"] == -1.0
+    # a gate below composite off's Recall@1 is no choice; none left: no gate
+    assert choose_composite_margin(rows[:1] + [row(3.0, 0.69, 0, 0), row(OFF, 0.70, 0, 0)]
+                                   )["gate"] is None
+    # of equals, the lowest margin (the most composites the dev split allows)
+    assert choose_composite_margin([row(2.0, 0.71, 0, 0), row(4.0, 0.71, 0, 0),
+                                    row(OFF, 0.71, 0, 0)])["gate"] == 2.0
+
+
+def test_cascade_under_the_gate_lets_the_lm_answer_composites_only():
+    from spacy_syncabel.linking.cascade import Settlement
+    from spacy_syncabel.training.calibration import cascade_answer
+    from spacy_syncabel.types import Candidate
+
+    ranked = (Candidate("fiebre", "386661006", 0.9, 0.0, 0.9),)
+    settled = Settlement(ranked, margin=0.3)
+    open_ = Settlement(ranked, margin=0.3, composite_open=True)
+    assert cascade_answer(settled, 0.0, [FITTED]) == ["386661006"]
+    assert cascade_answer(open_, 0.0, [FITTED]) == [FITTED]
+    assert cascade_answer(open_, 0.0, ["25064002"]) == ["386661006"]  # a single: retriever's
+    assert cascade_answer(open_, 0.5, ["25064002"]) == ["25064002"]  # not settled: the LM's
+
+
+def test_engine_settles_coordinated_mentions_under_the_gate(fitted, small_kb):  # noqa: F811
+    model, tok, prompt = fitted
+    margin = _true_margin(model, tok, prompt)
+    base = dict(composite=True, mode="rerank", candidates=2, cascade=True, cascade_margin=0.0)
+    old = _nlp(model, tok, small_kb, **base).get_pipe("syncabel_linker").engine
+    assert not old.settle([MENTION], ["SINTOMA"])[0].settled(0.0)  # no gate: never settled
+    for gate, composite in ((margin - 0.05, True), (margin + 0.05, False)):
+        engine = _nlp(model, tok, small_kb, composite_margin=gate,
+                      **base).get_pipe("syncabel_linker").engine
+        plan = engine.settle([MENTION], ["SINTOMA"])[0]
+        assert plan.composite_open and plan.settled(0.0)
+        top = engine.link([prompt], ["SINTOMA"], [MENTION])[0][0].code
+        assert (top == FITTED) == composite
+        if not composite:  # the retriever's answer, as without composite candidates
+            assert top == plan.ranked[0].code
 
 
 def test_composite_answers_precision():
