@@ -243,7 +243,8 @@ def calibrate_pipeline(path: Union[str, Path], dev_docs: Sequence[Any], *,
               "candidates": settings.candidates, "dev_mentions": len(dev), "table": table}
     gated = settings.composite_candidates > 0
     if gated:  # the gate on the LM's answers, then again under the chosen cascade
-        gate = _calibrate_gate(engine, dev, scored, best["prior_weight"], composite_margins)
+        gate = _calibrate_gate(engine, dev, scored, best["prior_weight"], composite_margins,
+                               path)
         engine = engine.with_settings(composite_margin=gate["margin"])
         best = {**best, "recall@1": gate["recall@1"]}
     if cascade:
@@ -253,7 +254,7 @@ def calibrate_pipeline(path: Union[str, Path], dev_docs: Sequence[Any], *,
                                     cascade_margin=result["cascade"]["margin"])
         if gated and result["cascade"]["on"]:
             gate = _calibrate_gate(engine, dev, scored, best["prior_weight"],
-                                   composite_margins, result["cascade"]["margin"])
+                                   composite_margins, path, result["cascade"]["margin"])
     if gated:
         result["composite_gate"] = gate
         settings = settings.replace(composite_margin=gate["margin"])
@@ -263,10 +264,15 @@ def calibrate_pipeline(path: Union[str, Path], dev_docs: Sequence[Any], *,
 
 
 def _calibrate_gate(engine: LinkingEngine, dev: Any, scored, weight: float,
-                    gates: Sequence[float], cascade_margin: Any = OFF) -> Dict[str, Any]:
-    """The composite gate's part of the calibration result."""
+                    gates: Sequence[float], path: Path, cascade_margin: Any = OFF,
+                    ) -> Dict[str, Any]:
+    """The composite gate's part of the calibration result (W530 when no margin
+    qualifies)."""
     table = composite_gate_table(engine, dev, scored, weight, gates, cascade_margin)
     row = choose_composite_margin(table)
+    if row["gate"] is None and gates:
+        warnings.warn(Warnings.W530.format(path=path, top=max(gates),
+                                           precision=DEFAULT_COMPOSITE_PRECISION))
     return {"margin": row["gate"], "recall@1": row["recall@1"],
             "cascade_margin": None if cascade_margin == OFF else cascade_margin,
             "table": table}

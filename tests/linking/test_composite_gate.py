@@ -172,3 +172,33 @@ def test_composite_answers_precision():
     results, _ = link_results(items)
     assert composite_answers(results) == {"n": 2, "right": 1, "precision@1": 0.5}
     assert composite_answers(results[2:])["precision@1"] == 0.0
+
+
+def test_calibrate_saves_the_gate_the_dev_composites_ask_for(fitted, small_kb, tmp_path):  # noqa: F811,E501
+    import warnings
+
+    from spacy_syncabel.training.calibration import calibrate_pipeline
+    from spacy_syncabel.types import CorpusDoc, GoldMention
+
+    from .test_composite import TEXT
+
+    model, tok, prompt = fitted
+    nlp = _nlp(model, tok, small_kb, composite=True, mode="rerank", candidates=2)
+    nlp.to_disk(tmp_path / "pipe")
+    start = TEXT.index(MENTION)
+    dev = [CorpusDoc("d0", TEXT, [GoldMention(start, start + len(MENTION), "SINTOMA",
+                                              "386661006+25064002")])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = calibrate_pipeline(tmp_path / "pipe", dev, weights=(0.0,), cascade=False)
+    gate = result["composite_gate"]
+    rows = {r["gate"]: r for r in gate["table"]}
+    assert rows[OFF]["recall@1"] == 0.0 and rows[None]["recall@1"] == 1.0
+    margin = _true_margin(model, tok, prompt)
+    # every margin the composite passes answers it; the lowest of them is kept
+    assert all(r["recall@1"] == float(g < margin) for g, r in rows.items()
+               if g not in (None, OFF) and abs(g - margin) > 1e-3)
+    assert gate["margin"] == min(g for g in rows if g not in (None, OFF)) < margin
+    loaded = spacy.load(tmp_path / "pipe")
+    assert loaded.get_pipe("syncabel_linker").settings.composite_margin == gate["margin"]
+    assert _link(loaded)[0] == FITTED
