@@ -139,8 +139,7 @@ def main() -> None:
     result: Dict[str, Any] = {"pipeline": str(args.pipeline), "dev": str(args.dev),
                               "test": str(args.corpus), "settings": engine.settings.to_dict(),
                               "splits": {}}
-    gates = [-4.0, -3.0, -2.5, *DEFAULT_COMPOSITE_MARGINS[:2], -1.5,
-             *DEFAULT_COMPOSITE_MARGINS[2:]]
+    gates = sorted({-4.0, -3.0, -2.5, -1.5, *DEFAULT_COMPOSITE_MARGINS})
     for split_name, docs in (("dev", dev_docs), ("test", test_docs)):
         split = build_dev_set(docs, linker, size=0, nlp=nlp)
         state = score_split(engine, split)
