@@ -215,9 +215,10 @@ def calibrate_pipeline(path: Union[str, Path], dev_docs: Sequence[Any], *,
     the cascade's cut-off, and save the pipeline again in rerank mode with them (and with
     ``candidates`` when given). With composite candidates on, the composite gate
     (``composite_margin``, :func:`choose_composite_margin` over ``composite_margins``) is
-    chosen between the two, at the chosen weight. ``cascade_tolerance``: dev Recall@1 (a fraction) the cascade
-    may lose against the full model. Returns ``{"prior_weight", "recall@1", "candidates",
-    "table", "dev_mentions", "cascade"}``; ``cascade`` holds ``{"on", "margin", "recall@1",
+    chosen at the chosen weight, and again under the chosen cascade. ``cascade_tolerance``:
+    dev Recall@1 (a fraction) the cascade may lose against the full model. Returns
+    ``{"prior_weight", "recall@1", "candidates", "table", "dev_mentions", "cascade",
+    "composite_gate"}``; ``cascade`` holds ``{"on", "margin", "recall@1",
     "skipped", "tolerance", "table"}``."""
     import spacy
 
@@ -304,6 +305,7 @@ def _read_meta(path: Path) -> Optional[Dict[str, Any]]:
 
 
 __all__ = ["DEFAULT_WEIGHTS", "DEFAULT_MARGINS", "DEFAULT_CASCADE_TOLERANCE",
-           "DEFAULT_COMPOSITE_MARGINS", "DEFAULT_COMPOSITE_PRECISION", "OFF", "cascade_answer", "score_dev", "prior_weight_table", "best_weight",
-           "cascade_table", "choose_margin", "composite_gate_row", "composite_gate_table",
+           "DEFAULT_COMPOSITE_MARGINS", "DEFAULT_COMPOSITE_PRECISION", "OFF", "score_dev",
+           "prior_weight_table", "best_weight", "cascade_answer", "cascade_table",
+           "choose_margin", "composite_gate_row", "composite_gate_table",
            "choose_composite_margin", "calibrate_pipeline"]

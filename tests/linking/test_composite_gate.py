@@ -87,7 +87,8 @@ def test_gate_keeps_single_below_and_admits_composite_above(fitted, small_kb, mo
     assert all("+" not in c["code"] for c in nbest)
 
 
-def test_gate_round_trips_and_old_pipelines_link_as_before(fitted, small_kb, tmp_path):  # noqa: F811,E501
+def test_gate_round_trips_and_old_pipelines_link_as_before(fitted, small_kb,  # noqa: F811
+                                                           tmp_path):
     model, tok, prompt = fitted
     high = _true_margin(model, tok, prompt) + 0.05
     nlp = _nlp(model, tok, small_kb, composite=True, mode="rerank", candidates=2,
@@ -174,7 +175,7 @@ def test_composite_answers_precision():
     assert composite_answers(results[2:])["precision@1"] == 0.0
 
 
-def test_calibrate_saves_the_gate_the_dev_composites_ask_for(fitted, small_kb, tmp_path):  # noqa: F811,E501
+def test_calibrate_saves_the_gate_dev_asks_for(fitted, small_kb, tmp_path):  # noqa: F811
     import warnings
 
     from spacy_syncabel.training.calibration import calibrate_pipeline
