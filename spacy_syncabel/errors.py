@@ -97,6 +97,12 @@ class Warnings(metaclass=ErrorsWithCodes):
             "({exact:.1f} < {full:.1f} - tolerance {tol:.1f}), so it is saved off "
             "(`cascade = false`). calibration.json holds the table; raise `--cascade-tolerance` "
             "to accept the loss.")
+    # the composite gate (W530-W539)
+    W530 = ("Calibrating {path}: no composite gate up to composite_margin={top} keeps dev "
+            "Recall@1 at composite off's with at least {precision:.0%} of the composite answers "
+            "right, so composites are saved without a gate (`composite_margin = null`). "
+            "calibration.json holds the table; if composite answers cost Recall@1, set "
+            "`composite = false` in the linker's config.")
     # multi-process training (W170-W179)
     W170 = ("FSDP / DeepSpeed ZeRO-3 training: the dev set is not decoded during training "
             "(the weights are sharded across processes), so model-best is model-last. Evaluate "

@@ -53,6 +53,10 @@ class BeamSearchConfig:
     # ranking score = summed log-prob / n_tokens ** length_penalty, n_tokens counting EOS
     # (transformers' default, 1.0, is the SynCABEL reference's)
     length_penalty: float = 1.0
+    # the composite gate: the separator ``sep_id`` may follow a complete name only when
+    # log P(<SEP>) - log P(EOS) >= sep_margin there (None: no gate, <SEP> competes as any token)
+    sep_id: Optional[int] = None
+    sep_margin: Optional[float] = None
 
     def __post_init__(self) -> None:
         if self.num_beams < 1 or not 1 <= self.n_best <= self.num_beams:
@@ -129,12 +133,15 @@ def _prefill_logits(model, prompts: Sequence[Sequence[int]], pad_id: int, device
 
 def _candidates(logits: torch.Tensor, row_beam: np.ndarray, row_score: np.ndarray,
                 row_node: np.ndarray, row_trie: List[Optional[TokenTrie]], n_keep: int,
+                gate: Optional[Tuple[int, int, float]] = None,
                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every allowed (row, token) continuation with its accumulated log-prob.
 
     A constrained row offers its trie's allowed tokens; a free row its ``n_keep`` best tokens
     (a superset of what can enter its mention's top ``n_keep``). Scores are the row's beam
-    score plus ``logits - logsumexp(logits)``, i.e. ``generate``'s log-softmax."""
+    score plus ``logits - logsumexp(logits)``, i.e. ``generate``'s log-softmax. ``gate``:
+    ``(sep_id, eos_id, margin)``, the separator is offered only where its logit beats EOS's
+    by ``margin`` (the composite gate; the log-softmax's normaliser cancels)."""
     rows, toks = [], []
     free = [r for r, t in enumerate(row_trie) if t is None]
     for r, (node, trie) in enumerate(zip(row_node, row_trie)):
@@ -157,6 +164,13 @@ def _candidates(logits: torch.Tensor, row_beam: np.ndarray, row_score: np.ndarra
     lse = logits.logsumexp(dim=-1)
     # float32 throughout, as generate accumulates its beam scores
     scores = (logits[r, t] - lse[r]).cpu().numpy() + row_score[r_np]
+    if gate is not None:
+        sep_id, eos_id, margin = gate
+        at_sep = np.nonzero(t_np == sep_id)[0]
+        if len(at_sep):
+            rs = torch.from_numpy(r_np[at_sep]).to(logits.device)
+            gap = (logits[rs, sep_id] - logits[rs, eos_id]).cpu().numpy()
+            scores[at_sep[gap < margin]] = NEG_INF
     return r_np, t_np, scores
 
 
@@ -209,6 +223,8 @@ class _Search:
         self.prompt_pos = np.zeros(len(prompts), dtype=np.int64)  # last prompt position
         self.joining = admits_prompts(model)  # prompts can join a running search
         self.row_steps = self.mention_steps = 0  # rows and live mentions, summed over steps
+        self.gate = None if config.sep_id is None or config.sep_margin is None else \
+            (int(config.sep_id), int(eos_id), float(config.sep_margin))
 
     def _prefill(self, ids: List[int]):
         logits, cache, _, pos = _prefill_logits(self.model, [self.prompts[i] for i in ids],
@@ -288,7 +304,8 @@ class _Search:
             self.mention_steps += len(set(self.row_mention.tolist()))
             row_trie = [self.mentions[m].trie for m in self.row_mention]
             cand_row, cand_tok, cand_score = _candidates(logits, self.row_beam, self.row_score,
-                                                         self.row_node, row_trie, 2 * k)
+                                                         self.row_node, row_trie, 2 * k,
+                                                         self.gate)
             keep = np.isfinite(cand_score)
             cand_row, cand_tok, cand_score = cand_row[keep], cand_tok[keep], cand_score[keep]
             # rank per mention: best score first, ties by generate's flat index (beam, token)

@@ -145,6 +145,15 @@ def _block(rs: Sequence[LinkResult], ks: Sequence[int]) -> Dict[str, float]:
     return out
 
 
+def composite_answers(results: Sequence[LinkResult]) -> Dict[str, float]:
+    """The top-1 answers that are composite: how many, how many have the gold's code set, and
+    their precision (right / answers; 0.0 without any)."""
+    answers = [r for r in results if r.predicted and len(code_set(r.predicted[0])) > 1]
+    right = sum(hit(r.gold, r.predicted, 1) for r in answers)
+    return {"n": len(answers), "right": right,
+            "precision@1": right / len(answers) if answers else 0.0}
+
+
 def recall_report(results: Sequence[LinkResult], ks: Sequence[int] = (1, 5),
                   seen_codes: Optional[Set[str]] = None) -> Dict[str, object]:
     """Exact Recall@k (and lenient and in-KB Recall@1) overall, per label, on the composite
@@ -157,6 +166,7 @@ def recall_report(results: Sequence[LinkResult], ks: Sequence[int] = (1, 5),
         by_label[r.label].append(r)
     report["per_label"] = {lab: _block(rs, ks) for lab, rs in sorted(by_label.items())}
     report["composite"] = _block([r for r in results if len(code_set(r.gold)) > 1], ks)
+    report["composite_answers"] = composite_answers(results)
     if seen_codes is not None:
         seen = [r for r in results if code_set(r.gold) <= seen_codes]
         unseen = [r for r in results if not code_set(r.gold) <= seen_codes]

@@ -33,6 +33,9 @@ class Settlement:
     exact: Optional[str] = None  # the one code an exact match names
     ambiguous: bool = False  # an exact match names several codes
     margin: float = 0.0  # retriever: top-1 score minus the best other code's
+    # a coordinated mention under the composite gate: settled, the LM still decides whether
+    # it is a composite (its answer is taken only when it is one)
+    composite_open: bool = False
 
     def settled(self, margin: Optional[float]) -> bool:
         """Whether the mention skips the LM at cut-off ``margin`` (None: exact matches only)."""

@@ -25,13 +25,50 @@ from .cascade import Settlement, settle
 from .composite import composite_candidates, conjuncts
 from .settings import MODE_BEAM, MODE_RERANK, LinkSettings
 
-#: (name, retrieval score, summed log-prob, tokens incl. EOS) of one scored candidate
-ScoredName = Tuple[str, float, float, int]
+#: ``rank_scored``'s gate when none is given: the engine's ``composite_margin``
+_SETTING = object()
+#: (name, retrieval score, summed log-prob, tokens incl. EOS, <SEP> margin) of one scored
+#: candidate; the margin (:func:`sep_margins`) is None for a single name
+ScoredName = Tuple[str, float, float, int, Optional[float]]
 
 
 def rank_value(logprob: float, n_tokens: int, length_penalty: float) -> float:
     """HF generate's beam score: summed log-prob / length ** length_penalty."""
     return logprob / (max(n_tokens, 1) ** length_penalty)
+
+
+def sep_positions(tokens: Sequence[int], sep_id: int) -> List[int]:
+    """Where a completion's separators are (each follows a complete name)."""
+    return [i for i, t in enumerate(tokens) if t == sep_id]
+
+
+def gate_completions(tokens: Sequence[int], sep_id: int, eos_id: int) -> List[List[int]]:
+    """What the gate scores for a composite completion: for each of its separators, the
+    completion up to the name before it, ended by EOS, then by ``<SEP>``. Each is a prefix of
+    the completion plus one token, so teacher forcing runs no extra position for them."""
+    out: List[List[int]] = []
+    for i in sep_positions(tokens, sep_id):
+        out += [list(tokens[:i]) + [eos_id], list(tokens[:i + 1])]
+    return out
+
+
+def sep_margins(logprobs: Sequence[float]) -> Optional[float]:
+    """A composite's gate value from its :func:`gate_completions`' summed log-probs: the
+    smallest ``log P(<SEP>) - log P(EOS)`` over its separators (None: no separator)."""
+    pairs = [logprobs[i + 1] - logprobs[i] for i in range(0, len(logprobs) - 1, 2)]
+    return min(pairs) if pairs else None
+
+
+def passes_gate(margin: Optional[float], gate: Optional[float]) -> bool:
+    """Whether a scored candidate may be an answer: a single name (margin None) always; a
+    composite when there is no gate or the model ranks each ``<SEP>`` at least ``gate``
+    above stopping."""
+    return margin is None or gate is None or margin >= gate
+
+
+def is_composite_answer(cands: Sequence[Candidate]) -> bool:
+    """Whether an n-best's first answer is a composite code."""
+    return bool(cands) and COMPOSITE_SEP in cands[0].code
 
 
 def best_composite_only(ranked: Sequence[ScoredName]) -> List[ScoredName]:
@@ -180,14 +217,16 @@ class LinkingEngine:
         retrieved = self.retrieve_in_batches(mentions, groups, self.cascade_depth)
         plan = self.settle(mentions, groups, retrieved)
         results: List[Optional[List[Candidate]]] = [
-            list(p.ranked) if p.settled(s.cascade_margin) else None for p in plan]
+            list(p.ranked) if p.settled(s.cascade_margin) and not p.composite_open else None
+            for p in plan]
         rest = [i for i, r in enumerate(results) if r is None]
         if rest:
             linked = self._link_lm([prompts[i] for i in rest], [groups[i] for i in rest],
                                    [mentions[i] for i in rest],
                                    [retrieved[i] for i in rest] if s.uses_candidates else None)
             for i, cands in zip(rest, linked):
-                results[i] = cands
+                results[i] = cands if not plan[i].settled(s.cascade_margin) or \
+                    is_composite_answer(cands) else list(plan[i].ranked)
         return results  # type: ignore[return-value]
 
     def _link_lm(self, prompts: Sequence[Sequence[int]], groups: Sequence[Optional[str]],
@@ -232,11 +271,16 @@ class LinkingEngine:
         exact = self.exact_index
         plan = [settle(m, g, r, exact, self.lookup, s.n_best, s.merge_by_code)
                 for m, g, r in zip(mentions, groups, retrieved)]
-        if s.composite_candidates > 0:
+        if s.composite_candidates > 0 and s.composite_margin is None:
             # a coordinated mention may be a composite the retriever cannot propose: its
             # margin never settles it (an exact match still does)
             plan = [dataclasses.replace(p, margin=float("-inf")) if conjuncts(m) else p
                     for p, m in zip(plan, mentions)]
+        elif s.composite_candidates > 0:
+            # under the composite gate, the margin settles its single answer as any other
+            # mention's; the LM only decides whether it is a composite
+            plan = [dataclasses.replace(p, composite_open=True)
+                    if conjuncts(m) and p.exact is None else p for p, m in zip(plan, mentions)]
         return plan
 
     def lookup(self, name: str, group: Optional[str]) -> Optional[str]:
@@ -296,9 +340,12 @@ class LinkingEngine:
     def _beam_link(self, prompts, groups, mentions, retrieved=None) -> List[List[Candidate]]:
         s = self.settings
         tries = self.mention_tries(groups, mentions, retrieved)
+        gated = s.composite and s.composite_margin is not None
         config = BeamSearchConfig(num_beams=s.num_beams, n_best=s.n_best,
                                   max_new_tokens=s.max_new_tokens,
-                                  length_penalty=s.length_penalty)
+                                  length_penalty=s.length_penalty,
+                                  sep_id=self.tries.sep_id if gated else None,
+                                  sep_margin=s.composite_margin if gated else None)
         # as many mentions at once as the longest prompts' batch holds (``batches``)
         at_once = len(self.batches(prompts)[0]) if len(prompts) else 1
         hyps = beam_search(self.lm, list(prompts), tries, self.eos_id, self.pad_id, config,
@@ -410,25 +457,46 @@ class LinkingEngine:
                          ) -> List[List[ScoredName]]:
         """Each mention's retrieved candidates (``retrieved``, else retrieved here), then its
         composite candidates (with ``composite`` on), scored by teacher forcing: ``(name,
-        retrieval score, summed log-prob, tokens)`` (EOS counted), in that order."""
+        retrieval score, summed log-prob, tokens, <SEP> margin)`` (EOS counted; the margin,
+        :func:`sep_margins`, None for a single name), in that order."""
         from ..decoding.scoring import score_completions
 
         top = retrieved if retrieved is not None else self.retrieve(mentions, groups)
         top = self.with_composites(mentions, groups, top)
         completions = [[self.completion_tokens(r.name) for r in cands] for cands in top]
-        logps = score_completions(self.lm, list(prompts), completions, self.pad_id)
-        return [[(r.name, r.score, lp, len(comp)) for r, comp, lp in zip(cands, comps, lps)]
-                for cands, comps, lps in zip(top, completions, logps)]
+        sep_id = self.tries.sep_id if self.tries.sep_id is not None else \
+            self.tokenizer.convert_tokens_to_ids(SEP_TOKEN)
+        # the gate's completions (a composite's prefixes ended by EOS and by <SEP>) share the
+        # composite's positions: scored in the same pass
+        gates = [[gate_completions(c, sep_id, self.eos_id) if SEP_TOKEN in r.name else []
+                  for r, c in zip(cands, comps)] for cands, comps in zip(top, completions)]
+        flat = [comps + [g for gs in gate for g in gs]
+                for comps, gate in zip(completions, gates)]
+        logps = score_completions(self.lm, list(prompts), flat, self.pad_id)
+        out: List[List[ScoredName]] = []
+        for cands, comps, gate, lps in zip(top, completions, gates, logps):
+            pos = len(comps)
+            rows: List[ScoredName] = []
+            for r, comp, lp, gs in zip(cands, comps, lps, gate):
+                margin = sep_margins(lps[pos:pos + len(gs)]) if gs else None
+                pos += len(gs)
+                rows.append((r.name, r.score, lp, len(comp), margin))
+            out.append(rows)
+        return out
 
     def rank_scored(self, scored: Sequence[ScoredName], group: Optional[str],
-                    weight: float) -> List[Candidate]:
+                    weight: float, gate: Any = _SETTING) -> List[Candidate]:
         """The n-best of one mention's :meth:`score_candidates`, ranked by length-normalised
-        log-prob + ``weight`` × retrieval score; one composite candidate at most (the best)."""
+        log-prob + ``weight`` × retrieval score; one composite candidate at most (the best),
+        and only one that passes the composite gate (``gate``, default the setting
+        ``composite_margin``; None: no gate)."""
         lp_ = self.settings.length_penalty
-        ranked = sorted(scored, key=lambda x: -(rank_value(x[2], x[3], lp_) + weight * x[1]))
+        gate = self.settings.composite_margin if gate is _SETTING else gate
+        kept = [x for x in scored if passes_gate(x[4], gate)]
+        ranked = sorted(kept, key=lambda x: -(rank_value(x[2], x[3], lp_) + weight * x[1]))
         ranked = best_composite_only(ranked)
         return self._merge([(*self.scored_name_code(name, group), lp, n, sim)
-                            for name, sim, lp, n in ranked])
+                            for name, sim, lp, n, _ in ranked])
 
     # -- composite candidates (candidate modes; linking/composite.py) ------------------------
     def composite_candidates(self, mentions: Sequence[str], groups: Sequence[Optional[str]],
@@ -488,4 +556,5 @@ class LinkingEngine:
         return SEP_TOKEN.join(names), code
 
 
-__all__ = ["LinkingEngine", "ScoredName", "Settlement", "best_composite_only", "rank_value"]
+__all__ = ["LinkingEngine", "ScoredName", "Settlement", "best_composite_only", "gate_completions",
+           "passes_gate", "rank_value", "sep_margins"]

@@ -8,6 +8,7 @@ defaults and the training commands read their defaults from it. A different way 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
@@ -40,6 +41,12 @@ class LinkSettings:
     # per mention (linking/composite.py): scored in rerank, their parts added to the
     # candidate trie in beam_in_candidates; 0: single retrieved names only
     composite_pairs: int = 8
+    # the composite gate, as SynCABEL's constrained beam search decides: a composite answer
+    # only when, after each of its names but the last, the model ranks <SEP> above stopping,
+    # log P(<SEP>) - log P(EOS) >= composite_margin (0.0: the reference's rule; higher keeps a
+    # coordinated single-code mention single). None: no gate (pipelines saved without it).
+    # `calibrate` chooses it on dev.
+    composite_margin: Optional[float] = None
     prior_weight: float = 0.0
     threshold: float = 0.0
     # the cascade (engine.link only): a mention the dictionary settles (its folded text is a
@@ -78,6 +85,9 @@ class LinkSettings:
         if self.cascade_margin is not None and not self.cascade_margin >= 0:
             problems.append(f"cascade_margin must be >= 0 or null (exact matches only), got "
                             f"{self.cascade_margin}")
+        if self.composite_margin is not None and not math.isfinite(self.composite_margin):
+            problems.append(f"composite_margin must be a finite number or null (no gate), got "
+                            f"{self.composite_margin}")
         if problems:
             raise ValueError(Errors.E100.format(problems="; ".join(problems)))
 

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from ..errors import Errors, Warnings
-from ..evaluation.metrics import hit
+from ..evaluation.metrics import code_set, hit
 from ..linking import MODE_RERANK, LinkingEngine
 from ..linking.candidates import Retrieved
 from ..linking.engine import ScoredName
+from ..prompting import SEP_TOKEN
 
 # 0: the LM alone; large: the retriever's order, the LM breaking ties
 DEFAULT_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 50.0, 1000.0)
@@ -32,6 +33,13 @@ DEFAULT_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.
 # ambiguous exact matches; None: exact/alias matches only)
 DEFAULT_MARGINS = (0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5,
                    0.75, 1.0, None)
+# the composite gate's grid (``composite_margin``: log P(<SEP>) - log P(EOS) after a name);
+# 0.0 is the reference's rule, <SEP> ranked above stopping
+DEFAULT_COMPOSITE_MARGINS = (-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+#: a gate row with no composite candidate at all (composite off)
+OFF = "off"
+# the share of the dev composite answers that must be right at the chosen gate
+DEFAULT_COMPOSITE_PRECISION = 0.5
 # dev Recall@1 the cascade may lose against the full model: 0.2 points, the bound the cascade's
 # issue sets on test (on a dev set of ~1,000 mentions, one or two mentions)
 DEFAULT_CASCADE_TOLERANCE = 0.002
@@ -78,19 +86,107 @@ def cascade_table(engine: LinkingEngine, dev: Any, scored: Sequence[Sequence[Sco
     ``margins``, from the candidates :func:`score_dev` scored (no LM call): a settled mention
     takes the retriever's answer, the others the full model's at ``weight``."""
     view = engine.with_settings(mode=MODE_RERANK, cascade=True)
-    retrieved = [[Retrieved(name, sim) for name, sim, _, _ in cands] for cands in scored]
+    retrieved = [[Retrieved(row[0], row[1]) for row in cands if SEP_TOKEN not in row[0]]
+                 for cands in scored]
     plan = view.settle(dev.mentions, dev.groups, retrieved)
     full = [_top1(engine, cands, group, weight) for cands, group in zip(scored, dev.groups)]
     table = []
     for margin in margins:
         hits = skipped = 0
         for gold, p, lm_top in zip(dev.codes, plan, full):
-            settled = p.settled(margin)
-            skipped += settled
-            hits += hit(gold, [p.ranked[0].code] if settled else lm_top, 1, kb=engine.kb)
+            skipped += p.settled(margin) and not p.composite_open
+            hits += hit(gold, cascade_answer(p, margin, lm_top), 1, kb=engine.kb)
         table.append({"margin": margin, "recall@1": hits / max(1, len(dev)),
                       "skipped": skipped / max(1, len(dev))})
     return table
+
+
+def cascade_answer(settlement: Any, margin: Optional[float],
+                   lm_top: Sequence[str]) -> List[str]:
+    """A mention's top-1 under the cascade (``engine.link``'s rule): the retriever's when it
+    settles the mention (a coordinated mention under the composite gate: unless the LM's
+    answer is a composite), else the LM's ``lm_top``."""
+    if settlement is None or not settlement.settled(margin):
+        return list(lm_top)
+    if settlement.composite_open and lm_top and len(code_set(lm_top[0])) > 1:
+        return list(lm_top)
+    return [settlement.ranked[0].code]
+
+
+def composite_gate_row(engine: LinkingEngine, dev: Any,
+                       scored: Sequence[Optional[Sequence[ScoredName]]], weight: float,
+                       gate: Any, plan: Optional[Sequence[Any]] = None,
+                       cascade_margin: Optional[float] = None) -> Dict[str, Any]:
+    """Dev Recall@1 and the composite answers' counts at one composite gate (a margin, None:
+    no gate, :data:`OFF`: no composite candidate), from :func:`score_dev`'s scores (a
+    mention scored None has no LM answer). ``plan``: the cascade's settlements (of an engine
+    with this gate) at ``cascade_margin``; None: the LM answers every mention."""
+    tops: List[str] = []
+    for i, (cands, group) in enumerate(zip(scored, dev.groups)):
+        rows = [r for r in cands or () if gate != OFF or r[4] is None]
+        ranked = engine.rank_scored(rows, group, weight, None if gate == OFF else gate) \
+            if rows else []
+        lm_top = [ranked[0].code] if ranked else []
+        top = cascade_answer(plan[i] if plan is not None else None, cascade_margin, lm_top)
+        tops.append(top[0] if top else "")
+    hits = [hit(gold, [top] if top else [], 1, kb=engine.kb)
+            for gold, top in zip(dev.codes, tops)]
+    composite = [len(code_set(g)) > 1 for g in dev.codes]
+    answers = [len(code_set(t)) > 1 for t in tops]
+    n_comp, n_ans = sum(composite), sum(answers)
+    right = sum(h for h, a in zip(hits, answers) if a)
+    return {"gate": gate, "recall@1": sum(hits) / max(1, len(dev)),
+            "composite_golds": n_comp,
+            "composite_recall@1": sum(h for h, c in zip(hits, composite) if c) / max(1, n_comp),
+            "composite_answers": n_ans, "composite_right": right,
+            "composite_precision": right / n_ans if n_ans else 0.0,
+            "composite_answers_to_single_golds": sum(a and not c
+                                                     for a, c in zip(answers, composite))}
+
+
+def composite_gate_table(engine: LinkingEngine, dev: Any,
+                         scored: Sequence[Sequence[ScoredName]], weight: float,
+                         gates: Sequence[Any] = DEFAULT_COMPOSITE_MARGINS,
+                         cascade_margin: Any = OFF,
+                         retrieved: Optional[Sequence[Sequence[Retrieved]]] = None,
+                         ) -> List[Dict[str, Any]]:
+    """:func:`composite_gate_row` for no gate (None), every gate of ``gates`` and composite
+    off (:data:`OFF`), at prior weight ``weight``; with the cascade at ``cascade_margin``
+    (:data:`OFF`: without it), each gate with its own settlements (``engine.settle`` of
+    ``retrieved``, default the scored single names)."""
+    plans: Dict[Any, Any] = {}
+    if cascade_margin != OFF:
+        if retrieved is None:
+            retrieved = [[Retrieved(row[0], row[1]) for row in cands
+                          if SEP_TOKEN not in row[0]] for cands in scored]
+        for key, changes in ((None, {"composite_margin": None}),
+                             ("gated", {"composite_margin": 0.0}),
+                             (OFF, {"composite": False})):
+            view = engine.with_settings(mode=MODE_RERANK, cascade=True, **changes)
+            plans[key] = view.settle(dev.mentions, dev.groups, retrieved)
+    rows = []
+    for g in (None, *gates, OFF):
+        plan = plans.get(g if g in (None, OFF) else "gated")
+        rows.append(composite_gate_row(engine, dev, scored, weight, g, plan,
+                                       None if cascade_margin == OFF else cascade_margin))
+    return rows
+
+
+def choose_composite_margin(table: Sequence[Dict[str, Any]],
+                            min_precision: float = DEFAULT_COMPOSITE_PRECISION,
+                            ) -> Dict[str, Any]:
+    """The gate, among the margins, with the best dev Recall@1 of those whose composite
+    answers are at least ``min_precision`` right (none counts: a coordinated single-code
+    mention stays single) and whose Recall@1 is not below composite off's (:data:`OFF`);
+    of equals, the lowest margin. No gate (None) only when no margin qualifies."""
+    off = next((r["recall@1"] for r in table if r["gate"] == OFF), float("-inf"))
+    rows = [r for r in table if r["gate"] not in (None, OFF)
+            and r["recall@1"] >= off - 1e-12
+            and (r["composite_answers"] == 0 or r["composite_precision"] >= min_precision)]
+    if not rows:
+        rows = [r for r in table if r["gate"] is None] or list(table)
+        return rows[0]
+    return max(rows, key=lambda r: (round(r["recall@1"], 12), -r["gate"]))
 
 
 def choose_margin(table: Sequence[Dict[str, Any]], full_recall: float,
@@ -112,12 +208,17 @@ def calibrate_pipeline(path: Union[str, Path], dev_docs: Sequence[Any], *,
                        dev_size: int = 0, seed: int = 0, candidates: Optional[int] = None,
                        weights: Sequence[float] = DEFAULT_WEIGHTS, cascade: bool = True,
                        margins: Sequence[Optional[float]] = DEFAULT_MARGINS,
-                       cascade_tolerance: float = DEFAULT_CASCADE_TOLERANCE) -> Dict[str, Any]:
+                       cascade_tolerance: float = DEFAULT_CASCADE_TOLERANCE,
+                       composite_margins: Sequence[float] = DEFAULT_COMPOSITE_MARGINS,
+                       ) -> Dict[str, Any]:
     """Pick the prior weight of the pipeline at ``path`` on ``dev_docs``, then (``cascade``)
     the cascade's cut-off, and save the pipeline again in rerank mode with them (and with
-    ``candidates`` when given). ``cascade_tolerance``: dev Recall@1 (a fraction) the cascade
-    may lose against the full model. Returns ``{"prior_weight", "recall@1", "candidates",
-    "table", "dev_mentions", "cascade"}``; ``cascade`` holds ``{"on", "margin", "recall@1",
+    ``candidates`` when given). With composite candidates on, the composite gate
+    (``composite_margin``, :func:`choose_composite_margin` over ``composite_margins``) is
+    chosen at the chosen weight, and again under the chosen cascade. ``cascade_tolerance``:
+    dev Recall@1 (a fraction) the cascade may lose against the full model. Returns
+    ``{"prior_weight", "recall@1", "candidates", "table", "dev_mentions", "cascade",
+    "composite_gate"}``; ``cascade`` holds ``{"on", "margin", "recall@1",
     "skipped", "tolerance", "table"}``."""
     import spacy
 
@@ -141,14 +242,41 @@ def calibrate_pipeline(path: Union[str, Path], dev_docs: Sequence[Any], *,
                                        cascade=False)
     result = {"prior_weight": best["prior_weight"], "recall@1": best["recall@1"],
               "candidates": settings.candidates, "dev_mentions": len(dev), "table": table}
+    gated = settings.composite_candidates > 0
+    if gated:  # the gate on the LM's answers, then again under the chosen cascade
+        gate = _calibrate_gate(engine, dev, scored, best["prior_weight"], composite_margins,
+                               path)
+        engine = engine.with_settings(composite_margin=gate["margin"])
+        best = {**best, "recall@1": gate["recall@1"]}
     if cascade:
         result["cascade"] = _calibrate_cascade(engine, dev, scored, best, margins,
                                                cascade_tolerance, path)
         settings = settings.replace(cascade=result["cascade"]["on"],
                                     cascade_margin=result["cascade"]["margin"])
+        if gated and result["cascade"]["on"]:
+            gate = _calibrate_gate(engine, dev, scored, best["prior_weight"],
+                                   composite_margins, path, result["cascade"]["margin"])
+    if gated:
+        result["composite_gate"] = gate
+        settings = settings.replace(composite_margin=gate["margin"])
     save_pipeline(nlp, path, settings=settings, extra_files={"calibration.json": result},
                   meta=_read_meta(path))
     return result
+
+
+def _calibrate_gate(engine: LinkingEngine, dev: Any, scored, weight: float,
+                    gates: Sequence[float], path: Path, cascade_margin: Any = OFF,
+                    ) -> Dict[str, Any]:
+    """The composite gate's part of the calibration result (W530 when no margin
+    qualifies)."""
+    table = composite_gate_table(engine, dev, scored, weight, gates, cascade_margin)
+    row = choose_composite_margin(table)
+    if row["gate"] is None and gates:
+        warnings.warn(Warnings.W530.format(path=path, top=max(gates),
+                                           precision=DEFAULT_COMPOSITE_PRECISION))
+    return {"margin": row["gate"], "recall@1": row["recall@1"],
+            "cascade_margin": None if cascade_margin == OFF else cascade_margin,
+            "table": table}
 
 
 def _calibrate_cascade(engine: LinkingEngine, dev: Any, scored, best: Dict[str, float],
@@ -176,5 +304,8 @@ def _read_meta(path: Path) -> Optional[Dict[str, Any]]:
         return None
 
 
-__all__ = ["DEFAULT_WEIGHTS", "DEFAULT_MARGINS", "DEFAULT_CASCADE_TOLERANCE", "score_dev", "prior_weight_table", "best_weight",
-           "cascade_table", "choose_margin", "calibrate_pipeline"]
+__all__ = ["DEFAULT_WEIGHTS", "DEFAULT_MARGINS", "DEFAULT_CASCADE_TOLERANCE",
+           "DEFAULT_COMPOSITE_MARGINS", "DEFAULT_COMPOSITE_PRECISION", "OFF", "score_dev",
+           "prior_weight_table", "best_weight", "cascade_answer", "cascade_table",
+           "choose_margin", "composite_gate_row", "composite_gate_table",
+           "choose_composite_margin", "calibrate_pipeline"]

@@ -175,10 +175,10 @@ def test_composite_scores_are_the_reference_completions(fitted, small_kb):
     ref = [encode_completion(tok, name.split(SEP_TOKEN), sep) for name, *_ in composite]
     assert [engine.completion_tokens(name) for name, *_ in composite] == ref
     alone = score_completions(model, [prompt], [ref], tok.pad_token_id)[0]
-    assert [lp for _, _, lp, _ in composite] == pytest.approx(alone, abs=1e-4)
-    assert [n for _, _, _, n in composite] == [len(r) for r in ref]
+    assert [lp for _, _, lp, _, _ in composite] == pytest.approx(alone, abs=1e-4)
+    assert [n for _, _, _, n, _ in composite] == [len(r) for r in ref]
     # the conjuncts' candidate is scored by the retriever as one string, "fiebre cefalea"
-    name, prior, _, _ = composite[0]
+    name, prior, _, _, _ = composite[0]
     assert name == "fiebre" + SEP_TOKEN + "cefalea"
     assert prior == pytest.approx(engine.generator.similarity(MENTION, ["fiebre cefalea"],
                                                               "SINTOMA")[0])
@@ -202,15 +202,24 @@ def test_composite_off_scores_exactly_the_retrieved_names(fitted, small_kb):
 def test_scoring_cost_is_bounded(fitted, small_kb, monkeypatch, pairs):
     import spacy_syncabel.decoding.scoring as scoring
 
-    seen = []
+    seen, positions = [], []
     real = scoring.score_completions
+    tiny_sep = None
 
     def counting(model, prompts, completions, pad_id, **kw):
-        seen.extend(len(c) for c in completions)
+        for comps in completions:
+            # the candidates, then the gate's completions: two per separator of a candidate
+            n = next(n for n in range(len(comps) + 1)
+                     if n + 2 * sum(list(c).count(tiny_sep) for c in comps[:n]) == len(comps))
+            names = comps[:n]
+            seen.append(len(names))
+            positions.append((len(scoring._prefix_tree(comps)[0]),
+                              len(scoring._prefix_tree(names)[0])))
         return real(model, prompts, completions, pad_id, **kw)
 
     monkeypatch.setattr(scoring, "score_completions", counting)
     model, tok, _ = fitted
+    tiny_sep = tok.convert_tokens_to_ids(SEP_TOKEN)
     nlp = _nlp(model, tok, small_kb, composite=True, mode="rerank", candidates=3,
                composite_pairs=pairs)
     text = "Dolor abdominal, disnea y fiebre; hipertensión arterial o diabetes mellitus."
@@ -220,6 +229,7 @@ def test_scoring_cost_is_bounded(fitted, small_kb, monkeypatch, pairs):
                  ("hipertensión arterial o diabetes mellitus", "ENFERMEDAD")]]
     nlp.get_pipe("syncabel_linker")(doc)
     assert seen == [3 + pairs, 3 + pairs]  # both mentions have enough composite candidates
+    assert all(a == b for a, b in positions)  # the gate's completions cost no position
 
 
 def test_calibration_counts_composite_hits(fitted, small_kb):
