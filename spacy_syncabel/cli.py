@@ -617,6 +617,25 @@ def assemble(
 
 
 @app.command()
+def package(
+    pipeline: Path = typer.Argument(..., help="A pipeline folder (e.g. training/DATASET/pipeline)."),
+    output: Path = typer.Argument(..., help="Folder the package folder <lang>_<name>-<version> is written in (e.g. packages/DATASET)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Package name, prefixed with the language (default: meta.json's; syncabel_spaccc gives es_syncabel_spaccc)."),
+    version: Optional[str] = typer.Option(None, "--version", help="Package version (default: meta.json's)."),
+    wheel: bool = typer.Option(True, "--wheel/--no-wheel", help="Build the wheel into the package folder's dist/ (offline)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing package folder (once the new one is complete)."),
+) -> None:
+    """An installable Python package of a pipeline (spaCy's `spacy package`) and its wheel."""
+    import srsly
+
+    from .training.packaging import package_pipeline
+
+    info = package_pipeline(pipeline, output, name=name, version=version, wheel=wheel,
+                            force=force)
+    typer.echo(srsly.json_dumps(info, indent=2))
+
+
+@app.command()
 def link(
     pipeline: Path = typer.Argument(..., metavar="PIPELINE_DIR", help="A pipeline folder that finds entities (NER or entity_ruler) and links them (syncabel_linker)."),
     source: Path = typer.Argument(..., metavar="INPUT", help="A folder of .txt notes, a JSONL file ({\"id\", \"text\"}) or a CSV/TSV file."),

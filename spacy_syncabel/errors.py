@@ -499,3 +499,9 @@ class Errors(metaclass=ErrorsWithCodes):
             "(HF_HUB_OFFLINE=1) it must already be in the Hub cache (HF_HUB_CACHE / HF_HOME).")
     E386 = ("The judge stopped after {asked} answer(s) of this run: {err} The answers received "
             "are saved in {path}: run the same command again to resume.")
+    # installable pipeline packages (training/packaging.py; E520-E529)
+    E520 = ("{path} is not a pipeline folder (no config.cfg and meta.json in it): give the "
+            "folder `nlp.to_disk` or `assemble` wrote, e.g. training/DATASET/pipeline.")
+    E521 = ("Packaging {path} failed at `{step}`: {detail}\nFix what it names and run the "
+            "command again (building the wheel offline needs setuptools in the environment: "
+            "`pip install setuptools`; without it pip fetches it from PyPI).")
