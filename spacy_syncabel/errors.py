@@ -505,3 +505,6 @@ class Errors(metaclass=ErrorsWithCodes):
     E521 = ("Packaging {path} failed at `{step}`: {detail}\nFix what it names and run the "
             "command again (building the wheel offline needs setuptools in the environment: "
             "`pip install setuptools`; without it pip fetches it from PyPI).")
+    E522 = ("{path}: the package's setup.py (spaCy's) leaves out files whose name starts "
+            "with '.', so the installed pipeline would lack it. Remove or rename it in the "
+            "pipeline folder before packaging.")

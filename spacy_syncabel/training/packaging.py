@@ -108,14 +108,16 @@ def package_pipeline(pipeline: PathLike, output_dir: PathLike, *, name: Optional
     as ``spacy package`` names it; ``name`` and ``version`` default to ``meta.json``'s) and,
     with ``wheel``, its wheel in the folder's ``dist/``. The pipeline folder is checked first
     (E520 for no pipeline; E320/E321 for a link or a non-regular file, which the copy would
-    follow; E329 for a component sourced from elsewhere). An existing package folder is
+    follow; E522 for a hidden file, which the wheel would leave out; E329 for a component
+    sourced from elsewhere). An existing package folder is
     replaced only with ``force`` (E302), once the new one is complete. Returns what was
     written: the package name, folder, wheel and its size, the requirements."""
     pipeline, output_dir = Path(pipeline), Path(output_dir)
     if not (pipeline / "config.cfg").is_file() or not (pipeline / "meta.json").is_file():
         raise ValueError(Errors.E520.format(path=pipeline))
-    for _ in iter_tree(pipeline):  # E320 / E321 before anything is copied
-        pass
+    for rel in iter_tree(pipeline):  # E320 / E321 before anything is copied
+        if rel.name.startswith("."):  # spaCy's setup.py lists no such file
+            raise ValueError(Errors.E522.format(path=pipeline / rel))
     check_pipeline_config(pipeline)
     meta = _meta_with_requirement(read_json(pipeline / "meta.json", root=pipeline))
     name = name or meta.get("name") or "pipeline"

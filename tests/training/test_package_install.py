@@ -11,12 +11,10 @@ from pathlib import Path
 
 import spacy
 
-from spacy_syncabel.training.assemble import assemble_pipeline
 from spacy_syncabel.training.fresh_env import (build_wheel_of_source, fresh_venv, pip_install,
                                                run_python)
-from spacy_syncabel.training.pipeline_io import save_pipeline
 
-from ..conftest import KB_ROWS, TEXTS, add_linker
+from ..conftest import KB_ROWS, TEXTS
 
 ROOT = Path(__file__).resolve().parents[2]
 DATASET, VERSION = "tiny", "0.0.1"
@@ -45,37 +43,26 @@ print([importlib.util.find_spec("spacy") is not None, importlib.util.find_spec("
 """
 
 
-def _project(kb_tsv, folder: Path) -> Path:
-    """A project folder holding project.yml and training/<dataset>/pipeline as `assemble`
-    writes it: the tiny linker's pipeline, an entity_ruler pipeline as the NER."""
-    nlp = spacy.blank("es")
-    add_linker(nlp, kb_tsv, num_beams=3, n_best=3, max_new_tokens=16)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        nlp.initialize()
-    linker = save_pipeline(nlp, folder / "training" / DATASET / "model-best")
-    ner = spacy.blank("es")
-    ner.add_pipe("entity_ruler").add_patterns(
-        [{"label": group, "pattern": name} for _, name, group in KB_ROWS])
-    (folder / "training" / DATASET / "ner").mkdir(parents=True)
-    ner.to_disk(folder / "training" / DATASET / "ner" / "model-best")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        assemble_pipeline(linker, folder / "training" / DATASET / "ner" / "model-best",
-                          folder / "training" / DATASET / "pipeline",
-                          segmenter="syncabel_sentencizer")
-    shutil.copy(ROOT / "project.yml", folder / "project.yml")
-    return folder
-
-
-def test_packaged_pipeline_installs_offline_and_links(kb_tsv, tmp_path):
-    project = _project(kb_tsv, tmp_path / "project")
+def test_packaged_pipeline_installs_offline_and_links(tiny_pipeline, tmp_path):
+    project = tmp_path / "project"
     pipeline = project / "training" / DATASET / "pipeline"
-    # the step exactly as project.yml runs it
-    res = subprocess.run([sys.executable, "-m", "spacy", "project", "run", "package",
-                          str(project), "--vars.dataset", DATASET, "--vars.version", VERSION],
-                         cwd=project, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    shutil.copytree(tiny_pipeline, pipeline)
+    shutil.copy(ROOT / "project.yml", project / "project.yml")
+    # the step exactly as project.yml runs it; meanwhile the wheel of spacy-syncabel and the
+    # fresh environment are made
+    step = subprocess.Popen([sys.executable, "-m", "spacy", "project", "run", "package",
+                             str(project), "--vars.dataset", DATASET, "--vars.version", VERSION],
+                            cwd=project, stdout=(tmp_path / "step.log").open("w"),
+                            stderr=subprocess.STDOUT)
+    links = tmp_path / "wheels"
+    build_wheel_of_source(ROOT, links, tmp_path / "src")
+    venv = fresh_venv(tmp_path / "venv", hide=("spacy-syncabel", PACKAGE))
+    before = run_python(venv, VISIBLE, PACKAGE)
+    assert before.returncode == 0, before.stderr[-3000:]
+    # spaCy is seen, spacy-syncabel (editable or not) and the package are not
+    assert before.stdout.strip() == "[True, None, None, None]"
+    assert step.wait(timeout=300) == 0, (tmp_path / "step.log").read_text()[-3000:]
+
     folder = project / "packages" / DATASET / f"{PACKAGE}-{VERSION}"
     wheels = list((folder / "dist").glob("*.whl"))
     assert [w.name for w in wheels] == [f"{PACKAGE}-{VERSION}-py3-none-any.whl"]
@@ -87,16 +74,8 @@ def test_packaged_pipeline_installs_offline_and_links(kb_tsv, tmp_path):
         expected = [[e.start_char, e.end_char, e.label_, e.kb_id_]
                     for e in spacy.load(pipeline)(NOTE).ents]
     assert len(expected) >= 4 and all(code for *_, code in expected)
-
-    links = tmp_path / "wheels"
-    links.mkdir()
     shutil.copy(wheels[0], links)
-    build_wheel_of_source(ROOT, links, tmp_path / "src")
     shutil.rmtree(project)  # the installed package reads nothing from the project
-    venv = fresh_venv(tmp_path / "venv", hide=("spacy-syncabel", PACKAGE))
-    before = run_python(venv, VISIBLE, PACKAGE)
-    assert before.returncode == 0, before.stderr[-3000:]
-    assert before.stdout.strip() == "[True, None, None, None]"
 
     res = pip_install(venv, links, PACKAGE)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
