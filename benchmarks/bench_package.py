@@ -37,8 +37,9 @@ nlp = spacy.load(sys.argv[1])
 t1 = time.perf_counter()
 doc = nlp(sys.argv[2])
 t2 = time.perf_counter()
-print(json.dumps({"ents": [[e.start_char, e.end_char, e.text, e.label_, e.kb_id_] for e in doc.ents],
-                  "load_seconds": t1 - t0, "link_seconds": t2 - t1}, ensure_ascii=False))
+ents = [[e.start_char, e.end_char, e.text, e.label_, e.kb_id_] for e in doc.ents]
+print(json.dumps({"ents": ents, "load_seconds": t1 - t0, "link_seconds": t2 - t1},
+                 ensure_ascii=False))
 """
 
 
@@ -55,8 +56,10 @@ def main() -> None:
     ap.add_argument("--pipeline", type=Path, required=True)
     ap.add_argument("--dataset", default="spaccc")
     ap.add_argument("--version", default="0.1.0")
-    ap.add_argument("--corpus", type=Path, required=True, help="JSONL corpus: its first note is linked")
-    ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    ap.add_argument("--corpus", type=Path, required=True,
+                    help="JSONL corpus: its first note is linked")
+    ap.add_argument("--work", type=Path, default=None,
+                    help="scratch folder (default: a temporary one)")
     ap.add_argument("--output", type=Path, default=None)
     args = ap.parse_args()
 

@@ -328,7 +328,8 @@ def package_table() -> str:
     for path in _files("package_*.json"):
         r = json.loads(path.read_text(encoding="utf8"))
         inst = r["installed"]
-        rows.append([f"`{r['package']}`", num(r["pipeline_bytes"] / 1e6), num(r["wheel_bytes"] / 1e6),
+        rows.append([f"`{r['package']}`", num(r["pipeline_bytes"] / 1e6),
+                     num(r["wheel_bytes"] / 1e6),
                      num(r["package_step_seconds"]), num(r["install_seconds"]),
                      f"{num(inst['load_seconds'])} / {num(r['folder_load_seconds'])}",
                      len(inst["ents"]), "yes" if r["same_entities_as_folder"] else "no",

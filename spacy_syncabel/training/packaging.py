@@ -106,13 +106,19 @@ def package_pipeline(pipeline: PathLike, output_dir: PathLike, *, name: Optional
                      force: bool = False) -> Dict[str, Any]:
     """Write the package folder of ``pipeline`` in ``output_dir`` (``<lang>_<name>-<version>``,
     as ``spacy package`` names it; ``name`` and ``version`` default to ``meta.json``'s) and,
-    with ``wheel``, its wheel in the folder's ``dist/``. The pipeline folder is checked first
-    (E520 for no pipeline; E320/E321 for a link or a non-regular file, which the copy would
-    follow; E522 for a hidden file, which the wheel would leave out; E329 for a component
-    sourced from elsewhere). An existing package folder is
-    replaced only with ``force`` (E302), once the new one is complete. Returns what was
-    written: the package name, folder, wheel and its size, the requirements."""
+    with ``wheel``, its wheel in the folder's ``dist/``. Checked first: ``output_dir`` is
+    not in the pipeline (E300); the pipeline folder (E520 for no pipeline; E320/E321 for a
+    link or a non-regular file, which the copy would follow; E522 for a hidden file, which the
+    wheel would leave out; E329 for a component sourced from elsewhere). An existing package
+    folder is replaced only with ``force`` (E302), once the new one is complete. Returns what
+    was written: the package name, folder, wheel and its size, the requirements."""
     pipeline, output_dir = Path(pipeline), Path(output_dir)
+    relation = ("the same path as" if same_path(output_dir, pipeline) else
+                "inside" if is_inside(output_dir, pipeline) else None)
+    if relation is not None:  # spaCy's copy of the pipeline would copy itself
+        raise ValueError(Errors.E300.format(output_what="The package folder's parent",
+                                            output=output_dir, relation=relation,
+                                            input_what="the pipeline", input=pipeline))
     if not (pipeline / "config.cfg").is_file() or not (pipeline / "meta.json").is_file():
         raise ValueError(Errors.E520.format(path=pipeline))
     for rel in iter_tree(pipeline):  # E320 / E321 before anything is copied
@@ -124,10 +130,6 @@ def package_pipeline(pipeline: PathLike, output_dir: PathLike, *, name: Optional
     version = version or meta.get("version") or "0.0.0"
     pkg = package_name(meta.get("lang", "xx"), name)
     dest = output_dir / f"{pkg}-{version}"
-    if same_path(output_dir, pipeline) or is_inside(output_dir, pipeline):
-        raise ValueError(Errors.E300.format(output_what="The package folder", output=dest,
-                                            relation="part of", input_what="the pipeline",
-                                            input=pipeline))
     check_outputs({"The package folder": dest}, {"the pipeline": pipeline})
     check_replaceable(dest, force)
     output_dir.mkdir(parents=True, exist_ok=True)

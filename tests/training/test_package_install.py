@@ -27,9 +27,9 @@ import spacy
 nlp = spacy.load(sys.argv[1])
 doc = nlp(sys.argv[2])
 import spacy_syncabel, importlib
+modules = [spacy_syncabel.__file__, importlib.import_module(sys.argv[1]).__file__]
 print(json.dumps({"ents": [[e.start_char, e.end_char, e.label_, e.kb_id_] for e in doc.ents],
-                  "pipeline": nlp.pipe_names,
-                  "modules": [spacy_syncabel.__file__, importlib.import_module(sys.argv[1]).__file__]}))
+                  "pipeline": nlp.pipe_names, "modules": modules}))
 """
 VISIBLE = """
 import importlib.util, importlib.metadata, sys
