@@ -72,8 +72,9 @@ def test_refuses_links_hidden_files_non_pipelines_and_outputs_inside_it(tiny_pip
     (linked / "syncabel_linker" / ".notes").write_text("left out of the wheel")
     with pytest.raises(ValueError, match="E522"):
         package_pipeline(linked, tmp_path / "packages", wheel=False)
+    (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="E520"):
-        package_pipeline(tmp_path, tmp_path / "packages", wheel=False)
+        package_pipeline(tmp_path / "empty", tmp_path / "packages", wheel=False)
     with pytest.raises(ValueError, match="E300"):
         package_pipeline(tiny_pipeline, tiny_pipeline / "packages", wheel=False)
     assert not (tiny_pipeline / "packages").exists()
