@@ -71,11 +71,14 @@ def main() -> None:
     note = next(iter(read_corpus(args.corpus)))
     env = dict(os.environ, **{k: v for k, v in OFFLINE.items() if k != "PIP_NO_INDEX"})
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), os.times()
     res = subprocess.run([sys.executable, "-m", "spacy", "project", "run", "package",
                           str(project), "--vars.dataset", args.dataset, "--vars.version",
                           args.version], cwd=project, capture_output=True, text=True, env=env)
-    package_seconds = time.perf_counter() - t0
+    package_seconds, c1 = time.perf_counter() - t0, os.times()
+    # CPU time of the step's processes: what the wall time is on an idle machine, about
+    package_cpu = (c1.children_user - c0.children_user) + (c1.children_system
+                                                            - c0.children_system)
     if res.returncode != 0:
         sys.exit(res.stdout[-3000:] + res.stderr[-3000:])
     info = json.loads(res.stdout[res.stdout.index("{"):res.stdout.rindex("}") + 1])
@@ -109,6 +112,7 @@ def main() -> None:
         "wheel": wheel.name, "wheel_bytes": wheel.stat().st_size,
         "pipeline_bytes": folder_bytes(args.pipeline),
         "package_step_seconds": round(package_seconds, 2),
+        "package_step_cpu_seconds": round(package_cpu, 2),
         "spacy_syncabel_wheel_seconds": round(own_wheel_seconds, 2),
         "spacy_syncabel_wheel_bytes": own.stat().st_size,
         "install_seconds": round(install_seconds, 2),

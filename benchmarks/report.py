@@ -330,11 +330,12 @@ def package_table() -> str:
         inst = r["installed"]
         rows.append([f"`{r['package']}`", num(r["pipeline_bytes"] / 1e6),
                      num(r["wheel_bytes"] / 1e6),
-                     num(r["package_step_seconds"]), num(r["install_seconds"]),
+                     f"{num(r['package_step_seconds'])} ({num(r.get('package_step_cpu_seconds'))})",
+                     num(r["install_seconds"]),
                      f"{num(inst['load_seconds'])} / {num(r['folder_load_seconds'])}",
                      len(inst["ents"]), "yes" if r["same_entities_as_folder"] else "no",
                      num(r["loadavg_1min"]), src(path)])
-    return table(["package", "pipeline MB", "wheel MB", "package step s", "pip install s",
+    return table(["package", "pipeline MB", "wheel MB", "package step s (CPU s)", "pip install s",
                   "load s: installed / folder", "entities in the note",
                   "same as the folder", "load average", "source"], rows)
 
