@@ -32,6 +32,6 @@ def assembled_pipeline(kb_tsv, folder: Path) -> Path:
     return folder / "pipeline"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def tiny_pipeline(kb_tsv, tmp_path_factory) -> Path:
     return assembled_pipeline(kb_tsv, tmp_path_factory.mktemp("assembled"))
