@@ -143,6 +143,11 @@ class Warnings(metaclass=ErrorsWithCodes):
     W382 = ("The checkpoint's language is '{model_lang}' but the pipeline's is '{nlp_lang}': "
             "prompts use the checkpoint's verb '{verb}', as it was trained. Set the linker's "
             "`verb` in the config to override it.")
+    # installable pipeline packages (training/packaging.py; W520-W529)
+    W520 = ("{path} has no component that sets doc.ents before its linker: the package's "
+            "`spacy.load` pipeline links nothing in raw text unless other code sets the "
+            "entities. Package the assembled pipeline (training/DATASET/pipeline, written by "
+            "`assemble`: segmenter + NER + linker) instead.")
 
 class Errors(metaclass=ErrorsWithCodes):
     # knowledge base

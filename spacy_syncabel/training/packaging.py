@@ -21,10 +21,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
-from ..errors import Errors
+from ..errors import Errors, Warnings
 from ..guarded import iter_tree
 from ..output_paths import check_outputs, check_replaceable, is_inside, same_path, \
     swap_into_place
@@ -62,6 +63,28 @@ def _meta_with_requirement(meta: Dict[str, Any]) -> Dict[str, Any]:
         reqs.append(requirement())
     meta["requirements"] = reqs
     return meta
+
+
+def finds_entities(pipeline: PathLike) -> bool:
+    """Whether a component of the pipeline folder's ``config.cfg`` sets ``doc.ents`` before
+    its (first) ``syncabel_linker``, by the factories' declared ``assigns`` (nothing loaded);
+    True when there is no linker."""
+    from spacy.language import Language
+    from spacy.util import load_config
+
+    config = load_config(Path(pipeline) / "config.cfg", interpolate=False)
+    lang = config["nlp"]["lang"]
+    components = config.get("components") or {}
+    for name in config["nlp"]["pipeline"]:
+        factory = (components.get(name) or {}).get("factory")
+        if factory == "syncabel_linker":
+            return False
+        for key in (f"{lang}.{factory}", factory):
+            if factory and Language.has_factory(key):
+                if "doc.ents" in Language.get_factory_meta(key).assigns:
+                    return True
+                break
+    return True
 
 
 def _run_spacy_package(pipeline: Path, work: Path, meta_path: Path, name: str,
@@ -109,7 +132,8 @@ def package_pipeline(pipeline: PathLike, output_dir: PathLike, *, name: Optional
     with ``wheel``, its wheel in the folder's ``dist/``. Checked first: ``output_dir`` is
     not in the pipeline (E300); the pipeline folder (E520 for no pipeline; E320/E321 for a
     link or a non-regular file, which the copy would follow; E522 for a hidden file, which the
-    wheel would leave out; E329 for a component sourced from elsewhere). An existing package
+    wheel would leave out; E329 for a component sourced from elsewhere; W520 when no
+    component sets the entities the linker links). An existing package
     folder is replaced only with ``force`` (E302), once the new one is complete. Returns what
     was written: the package name, folder, wheel and its size, the requirements."""
     pipeline, output_dir = Path(pipeline), Path(output_dir)
@@ -125,6 +149,8 @@ def package_pipeline(pipeline: PathLike, output_dir: PathLike, *, name: Optional
         if rel.name.startswith("."):  # spaCy's setup.py lists no such file
             raise ValueError(Errors.E522.format(path=pipeline / rel))
     check_pipeline_config(pipeline)
+    if not finds_entities(pipeline):
+        warnings.warn(Warnings.W520.format(path=pipeline))
     meta = _meta_with_requirement(read_json(pipeline / "meta.json", root=pipeline))
     name = name or meta.get("name") or "pipeline"
     version = version or meta.get("version") or "0.0.0"
@@ -152,4 +178,4 @@ def package_pipeline(pipeline: PathLike, output_dir: PathLike, *, name: Optional
     return info
 
 
-__all__ = ["package_pipeline", "build_wheel", "package_name", "requirement"]
+__all__ = ["package_pipeline", "build_wheel", "finds_entities", "package_name", "requirement"]

@@ -10,7 +10,7 @@ import pytest
 import spacy
 
 from spacy_syncabel.training.fresh_env import is_hidden
-from spacy_syncabel.training.packaging import package_pipeline, requirement
+from spacy_syncabel.training.packaging import finds_entities, package_pipeline, requirement
 
 from ..conftest import TEXTS
 
@@ -88,3 +88,14 @@ def test_refuses_links_hidden_files_non_pipelines_and_outputs_inside_it(tiny_pip
     ("spacy_syncabelx", False), ("__editable___spacy_0_1_finder.py", False)])
 def test_fresh_environment_hides_only_the_named_distribution(entry, hidden):
     assert is_hidden(entry, ["spacy-syncabel"]) is hidden
+
+
+def test_warns_when_no_component_sets_the_entities_to_link(tiny_pipeline, tmp_path):
+    linker_only = tiny_pipeline.parent / "linker"  # the linker alone, as training saves it
+    assert finds_entities(tiny_pipeline) and not finds_entities(linker_only)
+    assert finds_entities(tiny_pipeline.parent / "ner")  # no linker: nothing to warn about
+    with pytest.warns(UserWarning, match="W520"):
+        package_pipeline(linker_only, tmp_path / "packages", wheel=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=r"\[W520\]")
+        package_pipeline(tiny_pipeline, tmp_path / "assembled", wheel=False)
