@@ -50,18 +50,21 @@ def test_packaged_pipeline_installs_offline_and_links(tiny_pipeline, tmp_path):
     shutil.copy(ROOT / "project.yml", project / "project.yml")
     # the step exactly as project.yml runs it; meanwhile the wheel of spacy-syncabel and the
     # fresh environment are made
-    step = subprocess.Popen([sys.executable, "-m", "spacy", "project", "run", "package",
-                             str(project), "--vars.dataset", DATASET, "--vars.version", VERSION],
-                            cwd=project, stdout=(tmp_path / "step.log").open("w"),
-                            stderr=subprocess.STDOUT)
-    links = tmp_path / "wheels"
-    build_wheel_of_source(ROOT, links, tmp_path / "src")
-    venv = fresh_venv(tmp_path / "venv", hide=("spacy-syncabel", PACKAGE))
-    before = run_python(venv, VISIBLE, PACKAGE)
+    with (tmp_path / "step.log").open("w") as log:
+        step = subprocess.Popen([sys.executable, "-m", "spacy", "project", "run", "package",
+                                 str(project), "--vars.dataset", DATASET, "--vars.version",
+                                 VERSION], cwd=project, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            links = tmp_path / "wheels"
+            build_wheel_of_source(ROOT, links, tmp_path / "src")
+            venv = fresh_venv(tmp_path / "venv", hide=("spacy-syncabel", PACKAGE))
+            before = run_python(venv, VISIBLE, PACKAGE)
+        finally:
+            returncode = step.wait(timeout=300)
+    assert returncode == 0, (tmp_path / "step.log").read_text()[-3000:]
     assert before.returncode == 0, before.stderr[-3000:]
     # spaCy is seen, spacy-syncabel (editable or not) and the package are not
     assert before.stdout.strip() == "[True, None, None, None]"
-    assert step.wait(timeout=300) == 0, (tmp_path / "step.log").read_text()[-3000:]
 
     folder = project / "packages" / DATASET / f"{PACKAGE}-{VERSION}"
     wheels = list((folder / "dist").glob("*.whl"))
