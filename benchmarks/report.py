@@ -364,6 +364,23 @@ def sentences_table() -> str:
                    src("sentences_spaccc.json")]])
 
 
+def package_table() -> str:
+    rows = []
+    for path in _files("package_*.json"):
+        r = json.loads(path.read_text(encoding="utf8"))
+        inst = r["installed"]
+        rows.append([f"`{r['package']}`", num(r["pipeline_bytes"] / 1e6),
+                     num(r["wheel_bytes"] / 1e6),
+                     f"{num(r['package_step_seconds'])} ({num(r.get('package_step_cpu_seconds'))})",
+                     num(r["install_seconds"]),
+                     f"{num(inst['load_seconds'])} / {num(r['folder_load_seconds'])}",
+                     len(inst["ents"]), "yes" if r["same_entities_as_folder"] else "no",
+                     num(r["loadavg_1min"]), src(path)])
+    return table(["package", "pipeline MB", "wheel MB", "package step s (CPU s)", "pip install s",
+                  "load s: installed / folder", "entities in the note",
+                  "same as the folder", "load average", "source"], rows)
+
+
 SECTIONS: List[tuple] = [
     ("Current results: `spacy project run all`", current_table,
      "The latest full run of the project on each dataset, scored as `all` scores it "
@@ -408,6 +425,10 @@ SECTIONS: List[tuple] = [
      "`benchmarks/bench_score_reference.py` on the published SPACCC predictions."),
     ("Sentences: `syncabel_sentencizer` against the published ones", sentences_table,
      "`benchmarks/bench_sentences.py`."),
+    ("The pipeline as a pip package", package_table,
+     "`benchmarks/bench_package.py`: the project's `package` step (spaCy's package folder and "
+     "its wheel), the wheel installed offline into a fresh virtual environment, and "
+     "`spacy.load(package)` there linking the first dev note, against `spacy.load(folder)`."),
 ]
 
 

@@ -149,6 +149,11 @@ class Warnings(metaclass=ErrorsWithCodes):
     W382 = ("The checkpoint's language is '{model_lang}' but the pipeline's is '{nlp_lang}': "
             "prompts use the checkpoint's verb '{verb}', as it was trained. Set the linker's "
             "`verb` in the config to override it.")
+    # installable pipeline packages (training/packaging.py; W520-W529)
+    W520 = ("{path} has no component that sets doc.ents before its linker: the package's "
+            "`spacy.load` pipeline links nothing in raw text unless other code sets the "
+            "entities. Package the assembled pipeline (training/DATASET/pipeline, written by "
+            "`assemble`: segmenter + NER + linker) instead.")
 
 class Errors(metaclass=ErrorsWithCodes):
     # knowledge base
@@ -521,3 +526,12 @@ class Errors(metaclass=ErrorsWithCodes):
             "runtime switches and dotted overrides '--section.key value' (e.g. "
             "--training.lr 3e-5, --paths.kb corpus/kb); the other settings live in the config "
             "file.")
+    # installable pipeline packages (training/packaging.py; E520-E529)
+    E520 = ("{path} is not a pipeline folder (no config.cfg and meta.json in it): give the "
+            "folder `nlp.to_disk` or `assemble` wrote, e.g. training/DATASET/pipeline.")
+    E521 = ("Packaging {path} failed at `{step}`: {detail}\nFix what it names and run the "
+            "command again (building the wheel offline needs setuptools in the environment: "
+            "`pip install setuptools`; without it pip fetches it from PyPI).")
+    E522 = ("{path}: the package's setup.py (spaCy's) leaves out files whose name starts "
+            "with '.', so the installed pipeline would lack it. Remove or rename it in the "
+            "pipeline folder before packaging.")

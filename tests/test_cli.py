@@ -100,6 +100,8 @@ def _snapshot(root):
     ["migrate", "{pipe}", "{pipe}/model-best/migrated"],
     ["migrate", "{pipe}/model-best", "{pipe}", "--force"],
     ["assemble", "{pipe}", "--linker", "{pipe}/model-best", "--ner", "{pipe}", "--force"],
+    ["package", "{pipe}", "{pipe}"],
+    ["package", "{pipe}", "{pipe}/model-best", "--force"],
 ])
 def test_no_command_writes_over_its_inputs(tmp_path, args):
     """Every command whose output is one of its inputs, or a folder holding one, refuses with

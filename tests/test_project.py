@@ -1,5 +1,5 @@
 """The spaCy project's `all` workflow, CI-sized: fetch → kb → corpus → train → ner → assemble →
-evaluate → evaluate-pipeline; and the README's Python examples run against its outputs."""
+evaluate → evaluate-pipeline → package; and the README's Python examples run against its outputs."""
 import json
 import os
 import re
@@ -71,10 +71,15 @@ def test_project_all_ci_sized(ci_project):
     assert {"ner_p", "ner_r", "ner_f", "linking_p", "linking_r", "linking_f",
             "baseline_tfidf_linking_f", "per_label_end_to_end", "recall@1"} <= set(e2e)
     assert set(e2e["per_label_end_to_end"]) >= {"ENFERMEDAD", "PROCEDIMIENTO", "SINTOMA"}
+    # the installable package of the pipeline, with its wheel (package step; installing one
+    # offline: tests/training/test_package_install.py)
+    package = tmp_path / "packages" / "spaccc" / "es_syncabel_spaccc-0.1.0"
+    assert [w.name for w in (package / "dist").glob("*.whl")] == [
+        "es_syncabel_spaccc-0.1.0-py3-none-any.whl"]
     # a second run skips the steps whose inputs did not change
     res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0
-    assert res.stdout.count("Skipping") >= 7, res.stdout[-2000:]
+    assert res.stdout.count("Skipping") >= 8, res.stdout[-2000:]
 
 
 def readme_python_blocks() -> list:

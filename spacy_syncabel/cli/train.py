@@ -1,4 +1,4 @@
-"""Commands that train or assemble pipelines: train, dpo, calibrate, train-ner, assemble."""
+"""Commands that train, assemble or package pipelines: train, dpo, calibrate, train-ner, assemble, package."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -178,3 +178,23 @@ def assemble(
 
     info = assemble_pipeline(linker, ner, output, segmenter=segmenter, force=force)
     typer.echo(srsly.json_dumps(info, indent=2))
+
+
+@app.command()
+def package(
+    pipeline: Path = typer.Argument(..., help="A pipeline folder (e.g. training/DATASET/pipeline)."),
+    output: Path = typer.Argument(..., help="Folder the package folder <lang>_<name>-<version> is written in (e.g. packages/DATASET)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Package name, prefixed with the language (default: meta.json's; syncabel_spaccc gives es_syncabel_spaccc)."),
+    version: Optional[str] = typer.Option(None, "--version", help="Package version (default: meta.json's)."),
+    wheel: bool = typer.Option(True, "--wheel/--no-wheel", help="Build the wheel into the package folder's dist/ (offline)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing package folder (once the new one is complete)."),
+) -> None:
+    """An installable Python package of a pipeline (spaCy's `spacy package`) and its wheel."""
+    import srsly
+
+    from ..training.packaging import package_pipeline
+
+    info = package_pipeline(pipeline, output, name=name, version=version, wheel=wheel,
+                            force=force)
+    typer.echo(srsly.json_dumps(info, indent=2))
+
