@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import Errors
 from ..prompting import SEP_TOKEN, after_sep_ids
-from .trie import PackedPtr, SetIds, TokenTrie, tokenize_names
+from .token_trie import PackedPtr, SetIds, TokenTrie, tokenize_names
 
 if TYPE_CHECKING:  # pragma: no cover
     from .trie import TrieSet

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Dict, Sequence, Tuple
 import numpy as np
 
 from ..errors import Errors
-from .metrics import hit
 
 if TYPE_CHECKING:  # pragma: no cover
     from .metrics import LinkResult
@@ -43,7 +42,7 @@ def _per_doc(results: Sequence["LinkResult"], docs: np.ndarray, labels: Sequence
     total = np.zeros_like(hits)
     for r in results:
         i = index[r.doc]
-        h = float(hit(r.gold, r.predicted, 1))
+        h = float(r.hits(1))
         for j in (0, column[r.label]) if r.label in column else (0,):
             hits[i, j] += h
             total[i, j] += 1

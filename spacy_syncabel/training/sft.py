@@ -16,7 +16,6 @@ Output folder::
 """
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
@@ -34,7 +33,7 @@ from ._settings import with_overrides
 from ..errors import Errors, Warnings
 from ..types import CorpusDoc
 from .distributed import (barrier, dev_decoding_possible, final_model, is_main_process,
-                          is_multi_process, shared_dev_recall)
+                          is_multi_process, merged_copy, shared_dev_recall)
 from .examples import (COMPOSITE_MIN_SHARE, IGNORE_INDEX, DevSet, NameSelector, TrainExample,
                        build_dev_set, build_examples, composite_gold, mention_aliases)
 from .mixing import mix_examples
@@ -243,13 +242,6 @@ def apply_lora(model, cfg: TrainConfig, sep_id: Optional[int] = None):
     if sep_id is not None:
         kwargs["trainable_token_indices"] = {"embed_tokens": [int(sep_id)]}
     return get_peft_model(model, LoraConfig(**kwargs))
-
-
-def merged_copy(model):
-    """A plain model with the LoRA weights merged in (the training model is left as it is)."""
-    if hasattr(model, "merge_and_unload"):
-        return copy.deepcopy(model).merge_and_unload()
-    return model
 
 
 # ----------------------------------------------------------------------------- checkpoints
