@@ -790,3 +790,13 @@ __all__ = [
     "train_bpe_tokenizer",
     "default_cache_dir",
 ]
+
+
+def is_fine_tuned(lm) -> bool:
+    """Whether the LM was saved by a training command (the flag its config carries)."""
+    return bool(getattr(getattr(lm, "config", None), "syncabel_fine_tuned", False))
+
+
+def mark_fine_tuned(lm) -> None:
+    """Flag the LM's config as fine-tuned for linking (saved in its config.json)."""
+    lm.config.syncabel_fine_tuned = True

@@ -63,7 +63,7 @@ def assemble_pipeline(linker_path: PathLike, ner_path: PathLike, output: PathLik
     from spacy.language import Language
 
     from ..evaluation.end_to_end import entity_setters
-    from ..pipeline import is_fine_tuned
+    from ..models import is_fine_tuned
     from .pipeline_io import save_pipeline
 
     linker_path, ner_path = Path(linker_path), Path(ner_path)

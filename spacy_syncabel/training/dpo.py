@@ -42,6 +42,7 @@ import torch
 
 from ._settings import with_overrides
 from ..errors import Errors
+from ..pipes import find_linker
 from ..prompting import SEP_TOKEN, encode_completion, encode_prompt
 from ..types import CorpusDoc
 from .distributed import (barrier, ensure_process_group, is_main_process, shared_dev_recalls,
@@ -320,7 +321,6 @@ def _load(path: Path):
     """A pipeline with float32 weights (training precision)."""
     import spacy
 
-    from ..evaluation.evaluate import find_linker
 
     nlp = spacy.load(path, config={f"components.{LINKER}.dtype": "float32"})
     return nlp, find_linker(nlp)

@@ -36,11 +36,12 @@ from ..errors import Errors
 from ..evaluation.metrics import code_set, hit
 from ..prompting import SEP_TOKEN, encode_prompt
 from ..types import COMPOSITE_SEP, NIL, NO_CODE, Candidate, CorpusDoc
-from .examples import NameSelector, canonical_parts, iter_mention_prompts
+from .examples import iter_mention_prompts
+from .linker import Linker
+from .targets import NameSelector, canonical_parts, gold_target_name  # noqa: F401 - importable here
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..linking import LinkingEngine
-    from ..pipeline import SynCABELLinker
 
 PathLike = Union[str, Path]
 
@@ -196,7 +197,7 @@ class MiningStats:
         return asdict(self)
 
 
-def collect_mentions(docs: Sequence[CorpusDoc], linker: "SynCABELLinker",
+def collect_mentions(docs: Sequence[CorpusDoc], linker: Linker,
                      stats: Optional[MiningStats] = None, nlp=None) -> List[TrainMention]:
     """The coded training mentions of ``docs`` whose code is in the KB, with the prompt the
     component renders (the same as :func:`build_examples` uses). Mention ids are
@@ -221,18 +222,6 @@ def collect_mentions(docs: Sequence[CorpusDoc], linker: "SynCABELLinker",
     stats.mentions += internal.mentions
     stats.unaligned += internal.unaligned
     return out
-
-
-def gold_target_name(selector: NameSelector, mention: str, code: str,
-                     group: Optional[str]) -> Optional[str]:
-    """The SFT target of a mention: per part, the producible name closest to the mention."""
-    names = []
-    for part in code.split(COMPOSITE_SEP):
-        ranked = selector.rank(mention, selector.candidates(part, group))
-        if not ranked:
-            return None
-        names.append(ranked[0])
-    return SEP_TOKEN.join(names)
 
 
 def mine_negatives(engine: "LinkingEngine", mentions: Sequence[TrainMention], *, k: int = TOP_K,

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
-from ..evaluation.evaluate import find_linker
+from ..pipes import find_linker
 from ..linking import LinkSettings
 from ..errors import Errors
 from ..output_paths import check_outputs, is_inside, replace_folder, swap_into_place
@@ -63,7 +63,7 @@ def save_pipeline(nlp, path: PathLike, *, lm=None, settings: Optional[LinkSettin
     path = Path(path).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     linker = find_linker(nlp)
-    from ..pipeline import mark_fine_tuned
+    from ..models import mark_fine_tuned
 
     previous = linker.lm
     if fine_tuned:
