@@ -10,6 +10,7 @@ import spacy
 import torch
 
 from spacy_syncabel import models as M
+from spacy_syncabel.models import gguf as gguf_module
 
 
 class FakeKB:
@@ -592,7 +593,7 @@ def fake_gguf(tmp_path, monkeypatch):
             M.truncate_layers(model, num_layers)
         return model, tok
 
-    monkeypatch.setattr(M, "convert_gguf", convert)
+    monkeypatch.setattr(gguf_module, "convert_gguf", convert)
     monkeypatch.setenv(M.CACHE_ENV, str(tmp_path / "cache"))
     return gguf, calls
 
@@ -609,7 +610,7 @@ def test_gguf_cache_converts_once_and_gives_identical_logits(fake_gguf, monkeypa
     def refuse(*args, **kwargs):
         raise AssertionError("converted again")
 
-    monkeypatch.setattr(M, "convert_gguf", refuse)
+    monkeypatch.setattr(gguf_module, "convert_gguf", refuse)
     again, tok2 = M.load_gguf_cached(gguf, "fake", 2, dtype="float32", device="cpu")
     assert torch.equal(_logits(again, tok2, texts), _logits(reference, ref_tok, texts))
     folder = M.gguf_cache_folder(gguf, "fake", 2)
