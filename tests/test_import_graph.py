@@ -7,6 +7,10 @@ level and inside functions and classes (relative imports resolved); only those u
 from __future__ import annotations
 
 import ast
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Set
 
@@ -163,3 +167,18 @@ def test_training_never_reaches_the_spacy_component(graph):
     assert training
     offenders = [m for m in training if COMPONENT in reaches(graph, m)]
     assert offenders == []
+
+
+def test_importing_all_of_training_leaves_the_component_unimported():
+    """The same at run time: every module of ``training`` imported, ``pipeline`` is not."""
+    code = ("import importlib, json, pkgutil, sys\n"
+            "import spacy_syncabel.training as t\n"
+            "names = [i.name for i in pkgutil.walk_packages(t.__path__, t.__name__ + '.')]\n"
+            "for name in names:\n"
+            "    importlib.import_module(name)\n"
+            f"print(json.dumps([len(names), {COMPONENT!r} in sys.modules]))\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT.parent)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True, cwd=ROOT.parent).stdout.strip().splitlines()[-1]
+    n_modules, imported = json.loads(out)
+    assert n_modules > 10 and imported is False
