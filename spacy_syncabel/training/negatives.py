@@ -35,6 +35,7 @@ from typing import (TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tup
 from ..errors import Errors
 from ..evaluation.metrics import code_set, hit
 from ..prompting import SEP_TOKEN, encode_prompt
+from ..textio import iter_lines, json_loads
 from ..types import COMPOSITE_SEP, NIL, NO_CODE, Candidate, CorpusDoc
 from .examples import iter_mention_prompts
 from .linker import Linker
@@ -297,8 +298,6 @@ def write_pairs(pairs: Iterable[PreferencePair], path: PathLike) -> Path:
 
 def read_pairs(path: PathLike) -> List[PreferencePair]:
     """Read pairs written by :func:`write_pairs`."""
-    from ..textio import iter_lines, json_loads
-
     out = []
     for i, line in iter_lines(path):
         if not line.strip():
