@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Optional, Union
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Union
 
 import spacy
 
@@ -14,8 +14,6 @@ from .loading import ModelLoader, load_causal_lm
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel
-
-    from ..kb import ConceptKB
 
 
 def _lang_value(value: object) -> Optional[str]:
@@ -104,7 +102,7 @@ def syncabel_checkpoint(
     resolve_device(device)
     resolve_dtype(dtype, "cpu")
 
-    def load(kb: Optional["ConceptKB"] = None, texts: Optional[Iterable[str]] = None):
+    def load(kb: Optional[Any] = None, texts: Optional[Iterable[str]] = None):
         folder = resolve_checkpoint(path, revision=revision, code=trust_remote_code)
         if not (folder / "config.json").is_file():
             raise ValueError(Errors.E133.format(

@@ -12,7 +12,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Tuple, Union
 
 import spacy
 import torch
@@ -25,7 +25,6 @@ from .loading import ModelLoader, _prepare_tokenizer, load_causal_lm, save_pretr
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from ..kb import ConceptKB
 
 logger = logging.getLogger(__name__)
 
@@ -236,7 +235,7 @@ def smollm2(
     if importlib.util.find_spec(SMOLLM2_PACKAGE) is None:
         raise ImportError(Errors.E031)
 
-    def load(kb: Optional["ConceptKB"] = None, texts: Optional[Iterable[str]] = None):
+    def load(kb: Optional[Any] = None, texts: Optional[Iterable[str]] = None):
         return load_gguf_cached(smollm2_gguf_path(), SMOLLM2_CACHE_NAME, num_layers, cache_dir,
                                 dtype=dtype, device=device)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Tuple, Union
 
 import spacy
 
@@ -14,11 +14,11 @@ from .devices import resolve_device, resolve_dtype
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from ..kb import ConceptKB
 
-
+#: ``loader(kb, texts) -> (model, tokenizer)``; ``kb`` is the linker's ConceptKB (or None), of
+#: which a loader reads only its names (models sit below kb in the layers)
 ModelLoader = Callable[
-    [Optional["ConceptKB"], Optional[Iterable[str]]],
+    [Optional[Any], Optional[Iterable[str]]],
     Tuple["PreTrainedModel", "PreTrainedTokenizerBase"],
 ]
 
@@ -129,7 +129,7 @@ def hf_causal_lm(
     resolve_device(device)
     resolve_dtype(dtype, "cpu")
 
-    def load(kb: Optional["ConceptKB"] = None, texts: Optional[Iterable[str]] = None):
+    def load(kb: Optional[Any] = None, texts: Optional[Iterable[str]] = None):
         return load_causal_lm(name_or_path, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
 
     return load

@@ -2,7 +2,7 @@
 quick experiments)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, List, Optional
 
 import spacy
 import torch
@@ -14,8 +14,6 @@ from .tokens import DEFAULT_SEP
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedTokenizerBase
-
-    from ..kb import ConceptKB
 
 
 _SAMPLE_TEXT = [
@@ -40,7 +38,7 @@ _SAMPLE_TEXT = [
 ]
 
 
-def _training_texts(kb: Optional["ConceptKB"], texts: Optional[Iterable[str]]) -> List[str]:
+def _training_texts(kb: Optional[Any], texts: Optional[Iterable[str]]) -> List[str]:
     out: List[str] = []
     if kb is not None:
         names = kb.names() if callable(getattr(kb, "names", None)) else getattr(kb, "names", [])
@@ -126,7 +124,7 @@ def tiny_llama(
     if hidden_size % num_heads:
         raise ValueError(Errors.E035.format(hidden_size=hidden_size, num_heads=num_heads))
 
-    def load(kb: Optional["ConceptKB"] = None, texts: Optional[Iterable[str]] = None):
+    def load(kb: Optional[Any] = None, texts: Optional[Iterable[str]] = None):
         from transformers import LlamaConfig, LlamaForCausalLM
 
         if tokenizer == "bpe":
