@@ -13,7 +13,7 @@ from typing import List, Optional
 
 from ._common import TABLE, KBFormat
 
-# every format module registers itself (modules starting with "_" are helpers)
+# every format module registers itself (modules starting with "_" are shared code)
 for _info in pkgutil.iter_modules(__path__):
     if not _info.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_info.name}")

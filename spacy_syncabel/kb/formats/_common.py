@@ -1,4 +1,4 @@
-"""What the KB formats share: the table they register in, and small reading helpers."""
+"""What the KB formats share: the table they register in, and small reading functions."""
 from __future__ import annotations
 
 from dataclasses import dataclass
