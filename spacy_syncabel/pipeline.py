@@ -3,8 +3,7 @@
 It turns every entity of ``doc.ents`` into a plain mention record, which its
 :class:`~spacy_syncabel.prompting.PromptBuilder` renders as a prompt (the mention marked in its
 context), asks the :class:`~spacy_syncabel.linking.LinkingEngine` for ranked candidates and
-writes them back
-(``ent.kb_id_``, ``ent._.syncabel``). Settings come only from the component's config block; the
+writes them back (``ent.kb_id_``, ``ent._.syncabel``). Settings come only from the component's config block; the
 KB and model loaders live under ``[initialize.components.syncabel_linker]`` and run in
 :meth:`SynCABELLinker.initialize`. A saved folder holds the KB, the tokenizer, safetensors
 weights, the retrieval aliases and fingerprints: nothing in it decides what code runs.
