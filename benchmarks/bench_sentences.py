@@ -37,7 +37,9 @@ import spacy_syncabel.segmentation  # noqa: E402,F401 - registers syncabel_sente
 from spacy_syncabel.corpus import read_corpus  # noqa: E402
 from spacy_syncabel.tsv import iter_tsv  # noqa: E402
 from spacy_syncabel.corpus.marked_tsv import unmark  # noqa: E402
-from spacy_syncabel.render import (find_linker, gold_spans, prepare_doc, render,  # noqa: E402
+from spacy_syncabel.pipes import find_linker  # noqa: E402
+from spacy_syncabel.prompting.docs import gold_spans, prepare_doc  # noqa: E402
+from spacy_syncabel.render import (render,  # noqa: E402
                                    render_docs)
 from spacy_syncabel.prompting import SEP_TOKEN  # noqa: E402
 
@@ -150,7 +152,7 @@ def budget_counts(nlp, docs, budgets) -> Dict:
                 group = linker.group_for(m.label)
                 prompt = linker.mention_prompt(doc, span, group, fit=False, has_sents=has_sents,
                                                text=text)
-                lengths.append(linker._count_tokens(prompt))
+                lengths.append(linker.prompt_builder.count_tokens(prompt))
     lengths.sort()
     out = {"mentions": n, "median_tokens": lengths[n // 2] if n else 0,
            "p95_tokens": lengths[int(n * 0.95)] if n else 0, "max_tokens": lengths[-1] if n else 0}

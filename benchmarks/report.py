@@ -419,8 +419,10 @@ SECTIONS: List[tuple] = [
     ("Tries and name index", trie_table,
      "`benchmarks/bench_trie.py` over `benchmarks/build_big_kb.py`'s KB, each size in a fresh "
      "process."),
-    ("The engine refactor links as before", parity_table,
-     "`benchmarks/dump_predictions.py` then `benchmarks/compare_predictions.py`."),
+    ("Refactors link as before", parity_table,
+     "`benchmarks/dump_predictions.py` with the code before and after, then "
+     "`benchmarks/compare_predictions.py` (`layers-*`: the layering, `*-tiny` pipelines from "
+     "`benchmarks/build_tiny_pipeline.py`)."),
     ("The metric against the reference implementation", score_reference_table,
      "`benchmarks/bench_score_reference.py` on the published SPACCC predictions."),
     ("Sentences: `syncabel_sentencizer` against the published ones", sentences_table,

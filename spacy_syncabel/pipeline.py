@@ -1,8 +1,9 @@
 """The ``syncabel_linker`` spaCy component: a thin adapter over the linking engine.
 
-It renders every entity of ``doc.ents`` as a prompt (the mention marked in its context), asks
-the :class:`~spacy_syncabel.linking.LinkingEngine` for ranked candidates and writes them back
-(``ent.kb_id_``, ``ent._.syncabel``). Settings come only from the component's config block; the
+It turns every entity of ``doc.ents`` into a plain mention record, which its
+:class:`~spacy_syncabel.prompting.PromptBuilder` renders as a prompt (the mention marked in its
+context), asks the :class:`~spacy_syncabel.linking.LinkingEngine` for ranked candidates and
+writes them back (``ent.kb_id_``, ``ent._.syncabel``). Settings come only from the component's config block; the
 KB and model loaders live under ``[initialize.components.syncabel_linker]`` and run in
 :meth:`SynCABELLinker.initialize`. A saved folder holds the KB, the tokenizer, safetensors
 weights, the retrieval aliases and fingerprints: nothing in it decides what code runs.
@@ -33,8 +34,9 @@ from .decoding import TrieSet
 from .errors import Errors, Warnings
 from .linking import LinkingEngine, LinkSettings
 from .linking.candidates import GeneratorFactory
-from .prompting import (DEFAULT_TEMPLATE, SEP_TOKEN, PromptTemplate, encode_prompt,
-                        render_prompt, verb_for)
+from .models import is_fine_tuned, mark_fine_tuned  # noqa: F401 - importable here as before
+from .prompting import DEFAULT_TEMPLATE, SEP_TOKEN, Mention, PromptBuilder, PromptTemplate, verb_for
+from .prompting.docs import doc_mention
 from .text import clean_name
 from .types import NIL
 
@@ -81,18 +83,6 @@ def resolve_use_gold_ents(name: str, use_gold_ents: Optional[bool],
     return bool(score_gold_ents)
 
 
-def _sentence_bounds(doc: Doc, ent: Span) -> Tuple[int, int]:
-    """Character bounds of the sentence(s) holding ``ent``, found from its tokens' neighbours
-    (``Span.sent`` walks every sentence of the doc: quadratic over a long note)."""
-    start = ent.start
-    while start > 0 and not doc[start].is_sent_start:
-        start -= 1
-    end = ent.end
-    while end < len(doc) and not doc[end].is_sent_start:
-        end += 1
-    return doc[start].idx, doc[end - 1].idx + len(doc[end - 1])
-
-
 def register_extensions() -> None:
     """Register ``Span._.syncabel`` (the n-best list) once; safe to call again."""
     if not Span.has_extension(EXTENSION):
@@ -118,16 +108,6 @@ def is_blank_mention(text: str) -> bool:
     """True for a mention with nothing to link: white space, control or invisible characters."""
     cleaned = clean_name(text).replace(" ", "")
     return all(unicodedata.category(ch) in ("Cf", "Mn", "Me") for ch in cleaned)
-
-
-def is_fine_tuned(lm) -> bool:
-    """Whether the LM was saved by a training command (the flag its config carries)."""
-    return bool(getattr(getattr(lm, "config", None), "syncabel_fine_tuned", False))
-
-
-def mark_fine_tuned(lm) -> None:
-    """Flag the LM's config as fine-tuned for linking (saved in its config.json)."""
-    lm.config.syncabel_fine_tuned = True
 
 
 @Language.factory(
@@ -168,37 +148,6 @@ def make_syncabel_linker(nlp: Language, name: str, label_map: Dict[str, Optional
                           verb_from_model=verb is None)
 
 
-class _MentionRef:
-    """Where a mention lives (doc, ent) and what is decoded for it."""
-
-    __slots__ = ("doc_i", "ent_i", "ent", "group", "text", "has_sents", "doc_text")
-
-    def __init__(self, doc_i: int, ent_i: int, ent: Span, group: Optional[str], text: str,
-                 has_sents: bool, doc_text: str):
-        self.doc_i, self.ent_i, self.ent, self.group = doc_i, ent_i, ent, group
-        self.text, self.has_sents, self.doc_text = text, has_sents, doc_text
-
-
-class _LazyPrompts(Sequence):
-    """The mentions' prompt ids, rendered and tokenized on first access: with the cascade on,
-    the engine reads only those of the mentions it sends to the LM."""
-
-    def __init__(self, linker: "SynCABELLinker", refs: Sequence[_MentionRef]) -> None:
-        self.linker, self.refs = linker, refs
-        self._ids: List[Optional[List[int]]] = [None] * len(refs)
-
-    def __len__(self) -> int:
-        return len(self.refs)
-
-    def __getitem__(self, i: int) -> List[int]:  # type: ignore[override]
-        ids = self._ids[i]
-        if ids is None:
-            r = self.refs[i]
-            ids = self._ids[i] = self.linker.mention_prompt_ids(
-                r.ent.doc, r.ent, r.group, r.has_sents, r.doc_text)
-        return ids
-
-
 class SynCABELLinker(Pipe):
     """Links every entity of ``doc.ents`` to a KB code by (trie-constrained) generation.
 
@@ -231,7 +180,7 @@ class SynCABELLinker(Pipe):
         self.engine: Optional[LinkingEngine] = None
         self.fingerprint: Optional[Dict[str, str]] = None
         self._warned_labels: set = set()
-        self._warned_long = False
+        self._builder: Optional[PromptBuilder] = None
         self._threads_checked = False
         register_extensions()
 
@@ -398,23 +347,28 @@ class SynCABELLinker(Pipe):
             warnings.warn(Warnings.W002.format(label=label))
         return None
 
-    def _count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+    @property
+    def prompt_builder(self) -> PromptBuilder:
+        """The :class:`~spacy_syncabel.prompting.PromptBuilder` of this linker's template,
+        tokenizer and context settings (training and ``render`` use it too)."""
+        b = self._builder
+        if b is None or b.template != self.template or b.tokenizer is not self.tokenizer or (
+                b.context_chars, b.max_context_tokens, b.max_mention_tokens) != (
+                self.settings.context_chars, self.settings.max_context_tokens,
+                self.settings.max_mention_tokens):
+            new = PromptBuilder.from_settings(self.template, self.tokenizer, self.settings)
+            new.warned_long = b is not None and b.warned_long
+            b = self._builder = new
+        return b
+
+    def mention(self, ent: Span, group: Optional[str], has_sents: Optional[bool] = None,
+                text: Optional[str] = None) -> Mention:
+        """``ent`` as the plain mention the prompt builder renders."""
+        return doc_mention(ent, group, has_sents, text)
 
     def mention_end(self, ent: Span) -> int:
         """The mention's end char, cut so the mention fits ``max_mention_tokens`` (W100)."""
-        limit = self.settings.max_mention_tokens
-        if len(ent.text) <= limit:  # a token holds at least one character
-            return ent.end_char
-        enc = self.tokenizer(ent.text, add_special_tokens=False, return_offsets_mapping=True)
-        offsets = enc["offset_mapping"]
-        if len(offsets) <= limit:
-            return ent.end_char
-        if not self._warned_long:
-            self._warned_long = True
-            warnings.warn(Warnings.W100.format(text=ent.text[:40], n_tokens=len(offsets),
-                                               limit=limit))
-        return ent.start_char + int(offsets[limit - 1][1])
+        return self.prompt_builder.mention_end(ent.doc.text, ent.start_char, ent.end_char)
 
     def mention_text(self, ent: Span) -> str:
         """The mention as linked (cut to the token budget)."""
@@ -427,32 +381,13 @@ class SynCABELLinker(Pipe):
         ``has_sents`` (whether ``doc`` has sentence starts) and ``text`` (``doc.text``) are
         computed when None; a caller rendering many entities of one doc passes them, since
         both walk the whole doc."""
-        if has_sents is None:
-            has_sents = doc.has_annotation("SENT_START")
-        if text is None:
-            text = doc.text
-        sentence = _sentence_bounds(doc, ent) if has_sents else None
-        type_ = group if group is not None else ent.label_
-        s = self.settings
-        return render_prompt(text, ent.start_char, self.mention_end(ent), type_,
-                             sentence=sentence, template=self.template,
-                             window_chars=s.context_chars,
-                             count_tokens=self._count_tokens if fit else None,
-                             max_tokens=s.max_context_tokens)
+        return self.prompt_builder.prompt(self.mention(ent, group, has_sents, text), fit=fit)
 
     def mention_prompt_ids(self, doc: Doc, ent: Span, group: Optional[str],
                            has_sents: Optional[bool] = None,
                            text: Optional[str] = None) -> List[int]:
         """Token ids of the entity's prompt; tokenizes once unless the context must shrink."""
-        if has_sents is None:
-            has_sents = doc.has_annotation("SENT_START")
-        text = doc.text if text is None else text
-        ids = encode_prompt(self.tokenizer, self.mention_prompt(
-            doc, ent, group, fit=False, has_sents=has_sents, text=text))
-        if len(ids) > self.settings.max_context_tokens:
-            ids = encode_prompt(self.tokenizer, self.mention_prompt(
-                doc, ent, group, has_sents=has_sents, text=text))
-        return ids
+        return self.prompt_builder.prompt_ids(self.mention(ent, group, has_sents, text))
 
     def predict(self, docs: Iterable[Doc]) -> List[List[Optional[List[Dict[str, Any]]]]]:
         """Decode every entity of ``docs``; returns per doc, per entity, the n-best (or None
@@ -460,7 +395,9 @@ class SynCABELLinker(Pipe):
         engine = self._ready_engine()
         docs = list(docs)
         out: List[List[Optional[List[Dict[str, Any]]]]] = [[None] * len(d.ents) for d in docs]
-        refs: List[_MentionRef] = []
+        builder = self.prompt_builder
+        refs: List[Tuple[int, int, Optional[str], str]] = []  # doc, entity, group, text linked
+        mentions: List[Mention] = []
         for i, doc in enumerate(docs):
             has_sents, text = doc.has_annotation("SENT_START"), doc.text
             for j, ent in enumerate(doc.ents):
@@ -472,20 +409,22 @@ class SynCABELLinker(Pipe):
                                                        end=ent.end_char))
                     out[i][j] = []
                     continue
-                refs.append(_MentionRef(i, j, ent, self.group_for(ent.label_),
-                                        self.mention_text(ent), has_sents, text))
-        prompts = _LazyPrompts(self, refs)
-        linked = engine.link(prompts, [r.group for r in refs], [r.text for r in refs])
+                group = self.group_for(ent.label_)
+                mention = doc_mention(ent, group, has_sents, text)
+                refs.append((i, j, group, builder.mention_text(mention)))
+                mentions.append(mention)
+        prompts = builder.lazy_ids(mentions)
+        linked = engine.link(prompts, [r[2] for r in refs], [r[3] for r in refs])
         nonfinite: List[str] = []
-        for k, (ref, cands) in enumerate(zip(refs, linked)):
+        for k, ((doc_i, ent_i, _, mention_text), cands) in enumerate(zip(refs, linked)):
             dicts = [c.to_dict() for c in cands]
             # beam search drops non-finite beams: a mention left with none is checked
             if all(_finite(d) for d in dicts) and (
                     dicts or not self._nonfinite_logits(prompts[k])):
-                out[ref.doc_i][ref.ent_i] = dicts
+                out[doc_i][ent_i] = dicts
             else:  # NaN/inf never reach ent._.syncabel nor outputs: NIL, with the reason
-                nonfinite.append(ref.text)
-                out[ref.doc_i][ref.ent_i] = _NilCandidates(NONFINITE)
+                nonfinite.append(mention_text)
+                out[doc_i][ent_i] = _NilCandidates(NONFINITE)
         if nonfinite:
             warnings.warn(Warnings.W320.format(n=len(nonfinite), first=nonfinite[0],
                                                reason=NONFINITE))

@@ -10,6 +10,7 @@ import spacy
 import torch
 
 from spacy_syncabel import models as M
+from spacy_syncabel.models import gguf as gguf_module
 
 
 class FakeKB:
@@ -235,13 +236,13 @@ def smol_cache(tmp_path_factory):
     """One GGUF -> safetensors conversion for the whole module (~20 s)."""
     cache = tmp_path_factory.mktemp("syncabel_cache")
     calls = []
-    original = M.load_causal_lm
+    original = gguf_module.load_causal_lm
 
     def spy(*args, **kwargs):
         calls.append(kwargs.get("gguf_file"))
         return original(*args, **kwargs)
 
-    M.load_causal_lm = spy
+    gguf_module.load_causal_lm = spy
     try:
         start = time.perf_counter()
         model, tokenizer = M.smollm2(cache_dir=str(cache), device="cpu")(None, None)
@@ -250,7 +251,7 @@ def smol_cache(tmp_path_factory):
         model2, tokenizer2 = M.smollm2(cache_dir=str(cache), device="cpu")(None, None)
         cached_s = time.perf_counter() - start
     finally:
-        M.load_causal_lm = original
+        gguf_module.load_causal_lm = original
     return {
         "cache": cache,
         "calls": calls,
@@ -592,7 +593,7 @@ def fake_gguf(tmp_path, monkeypatch):
             M.truncate_layers(model, num_layers)
         return model, tok
 
-    monkeypatch.setattr(M, "convert_gguf", convert)
+    monkeypatch.setattr(gguf_module, "convert_gguf", convert)
     monkeypatch.setenv(M.CACHE_ENV, str(tmp_path / "cache"))
     return gguf, calls
 
@@ -600,7 +601,7 @@ def fake_gguf(tmp_path, monkeypatch):
 def test_gguf_cache_converts_once_and_gives_identical_logits(fake_gguf, monkeypatch):
     gguf, calls = fake_gguf
     texts = ["fiebre alta", "dolor de cabeza y fiebre"]
-    reference, ref_tok = M.convert_gguf(gguf, 2)
+    reference, ref_tok = gguf_module.convert_gguf(gguf, 2)
     calls.clear()
     model, tok = M.load_gguf_cached(gguf, "fake", 2, dtype="float32", device="cpu")
     assert calls == [(str(gguf), None)] and model.config.num_hidden_layers == 2
@@ -609,7 +610,7 @@ def test_gguf_cache_converts_once_and_gives_identical_logits(fake_gguf, monkeypa
     def refuse(*args, **kwargs):
         raise AssertionError("converted again")
 
-    monkeypatch.setattr(M, "convert_gguf", refuse)
+    monkeypatch.setattr(gguf_module, "convert_gguf", refuse)
     again, tok2 = M.load_gguf_cached(gguf, "fake", 2, dtype="float32", device="cpu")
     assert torch.equal(_logits(again, tok2, texts), _logits(reference, ref_tok, texts))
     folder = M.gguf_cache_folder(gguf, "fake", 2)

@@ -266,19 +266,3 @@ def _plain(layers) -> bool:
     """Whether ``layers`` are all plain full-attention layers (``DynamicLayer``)."""
     return DynamicLayer is not None and bool(layers) and all(
         type(layer) is DynamicLayer for layer in layers)
-
-
-def beam_cache(cache, ids: Sequence[int], lengths: Sequence[int], mentions: int,
-               num_beams: int, room: int, model=None):
-    """The cache beam search reorders, for a prefilled ``cache`` of prompts ``ids`` (their
-    ``lengths``, left-padded) of ``model``: prompts shared by a mention's beams
-    (:class:`~.prompt_cache.PromptCache`) for the Llama family, slots for other plain
-    attention layers, else the cache's own ``reorder_cache``. Room for ``mentions`` at once,
-    ``num_beams`` each, ``room`` generated positions before the buffers grow."""
-    from .prompt_cache import PromptCache
-
-    if model is not None and PromptCache.suits(model, cache):
-        return PromptCache(cache, ids, lengths, mentions, num_beams, room)
-    if SlotCache.supports(cache):
-        return SlotCache(cache, ids, lengths, mentions * num_beams, room)
-    return ReorderingCache(cache, ids, lengths)

@@ -35,7 +35,8 @@ import numpy as np
 import torch
 
 from ..errors import Errors
-from .beam_cache import admits_prompts, beam_cache
+from .beam_cache import ReorderingCache, SlotCache, admits_prompts
+from .prompt_cache import PromptCache
 from .trie import ROOT, TokenTrie
 
 NEG_INF = float("-inf")
@@ -43,6 +44,21 @@ NEG_INF = float("-inf")
 # a larger pass runs its matrix multiplies no faster, and pads more (measured: the 32 longest
 # of the benchmark's prompts prefill in 7.7 s in passes of 8, 11.8 s in one)
 PREFILL_TOKENS = 2048
+
+
+def beam_cache(cache, ids: Sequence[int], lengths: Sequence[int], mentions: int,
+               num_beams: int, room: int, model=None):
+    """The cache beam search reorders, for a prefilled ``cache`` of prompts ``ids`` (their
+    ``lengths``, left-padded) of ``model``: prompts shared by a mention's beams
+    (:class:`~.prompt_cache.PromptCache`) for the Llama family, slots for other plain
+    attention layers, else the cache's own ``reorder_cache``. Room for ``mentions`` at once,
+    ``num_beams`` each, ``room`` generated positions before the buffers grow."""
+    if model is not None and PromptCache.suits(model, cache):
+        return PromptCache(cache, ids, lengths, mentions, num_beams, room)
+    if SlotCache.supports(cache):
+        return SlotCache(cache, ids, lengths, mentions * num_beams, room)
+    return ReorderingCache(cache, ids, lengths)
+
 
 
 @dataclass(frozen=True)

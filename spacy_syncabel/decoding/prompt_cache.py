@@ -35,6 +35,8 @@ from typing import ContextManager, Dict, Iterator, List, Optional, Sequence, Tup
 import numpy as np
 import torch
 
+from .beam_cache import SlotCache, assign_slots
+
 try:  # transformers >= 4.56 (the cache is a list of layers)
     from transformers.cache_utils import DynamicLayer
 except ImportError:  # pragma: no cover
@@ -229,8 +231,6 @@ class PromptCache:
     def suits(model, cache) -> bool:
         """A model of :data:`SHARED_PROMPT_MODEL_TYPES` run with ``sdpa`` or ``eager``, and
         a prefilled cache of plain full-attention layers."""
-        from .beam_cache import SlotCache
-
         config = getattr(model, "config", None)
         return (getattr(config, "model_type", None) in SHARED_PROMPT_MODEL_TYPES
                 and getattr(config, "_attn_implementation", None) in ("sdpa", "eager")
@@ -258,8 +258,6 @@ class PromptCache:
     def select(self, src: np.ndarray, mention: np.ndarray) -> np.ndarray:
         """Reorder to the next step's rows (row i continues row ``src[i]``, of mention
         ``mention[i]``); returns ``perm``: row p of the cache holds row ``perm[p]``."""
-        from .beam_cache import assign_slots
-
         perm, dst, dst_src = assign_slots(src)
         for layer in self.layers:
             layer.reserve(0, 0, len(src), 0)

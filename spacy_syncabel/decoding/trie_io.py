@@ -13,18 +13,17 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Type, TypeVar
 
 import marisa_trie
 import numpy as np
 
 from ..errors import Errors
 from ..prompting import SEP_TOKEN, after_sep_ids
-from .trie import PackedPtr, SetIds, TokenTrie, tokenize_names
+from .token_trie import PackedPtr, SetIds, TokenTrie, tokenize_names
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .trie import TrieSet
-
+#: the TrieSet class (``decoding/trie.py``) these functions save and build
+TrieSetT = TypeVar("TrieSetT")
 FORMAT = 1
 META_FILE = "tries.json"
 NAMES_FILE = "names.marisa"
@@ -40,7 +39,7 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def save_trie_set(tries: "TrieSet", path: Path, names: bool = True) -> None:
+def save_trie_set(tries: Any, path: Path, names: bool = True) -> None:
     """Write ``tries`` to ``path`` (``names``: also the name table; an after-separator part
     shares its first part's)."""
     path.mkdir(parents=True, exist_ok=True)
@@ -225,8 +224,9 @@ def _shared_leaves(path: Path, meta: Dict[str, Any], leaves: np.ndarray):
     return out
 
 
-def load_trie_set(cls, path: Path, tokenizer=None, kb_fingerprint: Optional[str] = None,
-                  mmap: bool = True, names: Optional[marisa_trie.Trie] = None) -> "TrieSet":
+def load_trie_set(cls: Type[TrieSetT], path: Path, tokenizer=None,
+                  kb_fingerprint: Optional[str] = None, mmap: bool = True,
+                  names: Optional[marisa_trie.Trie] = None) -> TrieSetT:
     meta, arrays = _load_arrays(path, mmap)
     digests = meta["sha256"]
     names_path = _checked_file(path, NAMES_FILE, digests)
@@ -282,8 +282,9 @@ def _load_arrays(path: Path, mmap: bool):
     return meta, arrays
 
 
-def _trie_set(cls, path: Path, meta: Dict[str, Any], arrays: Dict[str, np.ndarray], names,
-              keep: Dict[str, Any], after=None, sep_id: Optional[int] = None) -> "TrieSet":
+def _trie_set(cls: Type[TrieSetT], path: Path, meta: Dict[str, Any],
+              arrays: Dict[str, np.ndarray], names, keep: Dict[str, Any], after=None,
+              sep_id: Optional[int] = None) -> TrieSetT:
     shared = _shared_leaves(path, meta, set(arrays["leaf_nodes"].tolist())
                             if meta.get("shared_leaves") else set())
     packed = PackedPtr(arrays["ptr_base"], arrays["ptr_delta"], arrays["ptr_big"])
@@ -294,7 +295,8 @@ def _trie_set(cls, path: Path, meta: Dict[str, Any], arrays: Dict[str, np.ndarra
                arrays["mask_table"], arrays["name_leaf"], keep, after, sep_id)
 
 
-def _load_after_sep(cls, path: Path, meta: Dict[str, Any], names, mmap: bool) -> "TrieSet":
+def _load_after_sep(cls: Type[TrieSetT], path: Path, meta: Dict[str, Any], names,
+                    mmap: bool) -> TrieSetT:
     """The after-separator part saved in ``path/after_sep``: checked against its checksum
     in the first part's tries.json, and against the first part (E211)."""
     folder = path / AFTER_SEP
@@ -316,7 +318,7 @@ def _load_after_sep(cls, path: Path, meta: Dict[str, Any], names, mmap: bool) ->
     return _trie_set(cls, folder, sub, arrays, names, keep)
 
 
-def check_tokenizer(tries: "TrieSet", tokenizer, path: Path) -> None:
+def check_tokenizer(tries: Any, tokenizer, path: Path) -> None:
     """The tokenizer's EOS, separator and vocabulary size, and the tokens of a spread of
     names (in both parts of composite tries), must be those the tries were built with."""
     trie = tries.trie

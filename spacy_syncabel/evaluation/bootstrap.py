@@ -14,15 +14,21 @@ mentions and gives the two-sided p-value of their Recall@1 difference.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, Sequence, Tuple
+from typing import Dict, Protocol, Sequence, Tuple
 
 import numpy as np
 
 from ..errors import Errors
-from .metrics import hit
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .metrics import LinkResult
+
+class LinkResult(Protocol):
+    """What the bootstrap reads of a :class:`~.metrics.LinkResult`: its document, its label
+    and whether it hits at k."""
+
+    doc: str
+    label: str
+
+    def hits(self, k: int) -> bool: ...
 
 CI = 0.95
 OVERALL = "overall"
@@ -33,7 +39,7 @@ def _check(n: int) -> None:
         raise ValueError(Errors.E360.format(n=n))
 
 
-def _per_doc(results: Sequence["LinkResult"], docs: np.ndarray, labels: Sequence[str]
+def _per_doc(results: Sequence[LinkResult], docs: np.ndarray, labels: Sequence[str]
              ) -> Tuple[np.ndarray, np.ndarray]:
     """Hits and mentions per (document, column): column 0 is overall, then one per label of
     ``labels``."""
@@ -43,7 +49,7 @@ def _per_doc(results: Sequence["LinkResult"], docs: np.ndarray, labels: Sequence
     total = np.zeros_like(hits)
     for r in results:
         i = index[r.doc]
-        h = float(hit(r.gold, r.predicted, 1))
+        h = float(r.hits(1))
         for j in (0, column[r.label]) if r.label in column else (0,):
             hits[i, j] += h
             total[i, j] += 1
@@ -61,7 +67,7 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.nan_to_num(num / den, nan=0.0)
 
 
-def recall_cis(results: Sequence["LinkResult"], n: int = 1000, seed: int = 42, ci: float = CI,
+def recall_cis(results: Sequence[LinkResult], n: int = 1000, seed: int = 42, ci: float = CI,
                ) -> Dict[str, Tuple[float, float]]:
     """Percentile ``ci`` intervals of Recall@1, ``{"overall": (low, high), label: ...}``, from
     ``n`` document resamples (see the module docstring)."""
@@ -80,7 +86,7 @@ def recall_cis(results: Sequence["LinkResult"], n: int = 1000, seed: int = 42, c
     return {name: (float(low[j]), float(high[j])) for j, name in enumerate(names)}
 
 
-def add_recall_cis(report: Dict[str, object], results: Sequence["LinkResult"], n: int,
+def add_recall_cis(report: Dict[str, object], results: Sequence[LinkResult], n: int,
                    seed: int = 42, ci: float = CI) -> Dict[str, object]:
     """Add ``recall@1_ci`` (``[low, high]``) overall and per label to a
     :func:`~.metrics.recall_report`, and ``bootstrap`` (how they were drawn)."""
@@ -97,7 +103,7 @@ def add_recall_cis(report: Dict[str, object], results: Sequence["LinkResult"], n
     return report
 
 
-def paired_difference(a: Sequence["LinkResult"], b: Sequence["LinkResult"], n: int = 1000,
+def paired_difference(a: Sequence[LinkResult], b: Sequence[LinkResult], n: int = 1000,
                       seed: int = 42, ci: float = CI) -> Dict[str, object]:
     """Recall@1 of ``a`` minus that of ``b`` (the same gold mentions, in the same order), its
     percentile interval and two-sided paired bootstrap p-value: both systems are scored on the

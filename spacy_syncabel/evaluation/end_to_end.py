@@ -31,6 +31,7 @@ from spacy.language import Language
 
 from ..decoding.candidates import CandidateIndex
 from ..errors import Warnings
+from ..pipes import find_linker
 from ..types import CorpusDoc
 from .baseline import TfidfLinker
 from .metrics import EXCLUDED_NO_CODE, canonical, exclusion, in_kb, is_linkable
@@ -91,8 +92,6 @@ def end_to_end_metrics(nlp: Language, corpus: Sequence[CorpusDoc], *, batch_size
     """Run the whole pipeline on the texts of ``corpus`` and score its entities against the
     gold mentions: strict NER and linking P/R/F1 (fractions), per label, beside NER + TF-IDF.
     ``linker``: the pipeline's syncabel_linker (found when None)."""
-    from .evaluate import find_linker
-
     linker = linker if linker is not None else find_linker(nlp)
     kb, label_map = linker.kb, dict(linker.label_map)
     gold_ner: Spans = {}

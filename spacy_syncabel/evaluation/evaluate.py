@@ -9,39 +9,13 @@ from spacy.tokens import Doc
 from ..errors import Errors
 from ..types import NIL, CorpusDoc
 from ..decoding.candidates import CandidateIndex
+from ..pipes import find_linker, is_linker, sentence_segmenters  # noqa: F401 - importable here
+from ..corpus import docs_to_spacy
 from .baseline import TfidfLinker
+from .end_to_end import end_to_end_metrics, entity_setters
 from .metrics import LinkItem, entity_codes, is_linkable, score_links, seen_code_set
 from .places import Place, mention_places
 from .resources import peak_rss_mb, timer
-
-
-def is_linker(component: Any) -> bool:
-    """Whether a pipeline component is a :class:`~spacy_syncabel.pipeline.SynCABELLinker` (or
-    a subclass of it), whatever its name in the pipeline."""
-    # imported here: evaluation sits below the component in the layers (docs/architecture.md);
-    # a pipeline holding a linker has already imported its module
-    from ..pipeline import SynCABELLinker
-
-    return isinstance(component, SynCABELLinker)
-
-
-def find_linker(nlp: Language, path: Any = "the pipeline"):
-    """The pipeline's first syncabel_linker component (E181 when there is none)."""
-    for name, pipe in nlp.pipeline:
-        if is_linker(pipe):
-            return pipe
-    raise ValueError(Errors.E181.format(path=path))
-
-
-def sentence_segmenters(nlp: Language) -> List[Any]:
-    """The components before the linker that set sentence starts (and leave entities)."""
-    out = []
-    for name, proc in nlp.pipeline:
-        if is_linker(proc):
-            break
-        if "token.is_sent_start" in nlp.get_pipe_meta(name).assigns and hasattr(proc, "pipe"):
-            out.append(proc)
-    return out
 
 
 def layered(docs: Sequence[CorpusDoc]) -> List[CorpusDoc]:
@@ -125,9 +99,6 @@ def evaluate_linker(nlp: Language, corpus: Sequence[CorpusDoc], *, train: Option
     pipeline also runs on the raw texts and its own spans are scored (``ner_p``,
     ``linking_f``..., :func:`~.end_to_end.end_to_end_metrics`).
     """
-    from ..corpus import docs_to_spacy
-    from .end_to_end import end_to_end_metrics, entity_setters
-
     linker = find_linker(nlp)
     raw = list(corpus)
     corpus, places = layered_with_places(raw, places if places is not None

@@ -31,13 +31,13 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence,
 
 from ..errors import Errors, Warnings
 from ..prompting import context_bounds, mark_mention
-from .metrics import code_set, exclusion, is_linkable
 from ..textio import json_loads
+from .metrics import code_set, exclusion, is_linkable
+from .scoring_file import Prediction, load_kb, pair_predictions, read_predictions
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..kb import ConceptKB
     from ..types import CorpusDoc
-    from .scoring_file import Prediction
 
 try:  # POSIX
     import fcntl
@@ -168,8 +168,6 @@ def build_items(gold_docs: Sequence["CorpusDoc"], predictions: Sequence["Predict
     """The mentions to ask the judge about, the records of those decided without asking
     (CORRECT, or WRONG by rule), and the number of gold mentions left out (NO_CODE, outside
     the KB)."""
-    from .scoring_file import pair_predictions
-
     items: List[JudgeItem] = []
     decided: List[Dict[str, Any]] = []
     excluded = 0
@@ -434,8 +432,6 @@ def judge_files(gold: PathLike, predictions: PathLike, kb: PathLike, output: Pat
     import srsly
 
     from ..corpus import read_corpus
-    from .scoring_file import load_kb, read_predictions
-
     items, decided, excluded = build_items(
         read_corpus(gold), read_predictions(predictions, format=format), load_kb(kb),
         context_chars=context_chars, gold_source=str(gold), pred_source=str(predictions))

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
 
 from ..types import COMPOSITE_SEP, NIL, NO_CODE
+from .bootstrap import add_recall_cis
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..kb import ConceptKB
@@ -50,6 +51,10 @@ class LinkResult:
     label: str = ""
     doc: str = ""
     in_kb: bool = True
+
+    def hits(self, k: int) -> bool:
+        """Whether one of the first ``k`` predictions has the gold's code set."""
+        return hit(self.gold, self.predicted, k)
 
 
 def code_set(code: Optional[str], kb: Optional["ConceptKB"] = None) -> FrozenSet[str]:
@@ -186,8 +191,6 @@ def score_links(items: Iterable[LinkItem], ks: Sequence[int] = (1, 5),
     report["n_excluded"] = sum(excluded.values())
     report["excluded"] = excluded
     if bootstrap:
-        from .bootstrap import add_recall_cis
-
         add_recall_cis(report, results, bootstrap, seed)
     return report
 

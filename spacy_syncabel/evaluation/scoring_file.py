@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Sequence, Tupl
 from ..errors import Errors, Warnings
 from ..textio import iter_lines, json_loads
 from ..types import CorpusDoc, GoldMention
+from .bootstrap import paired_difference
 from .metrics import LinkItem, link_results, score_links, seen_code_set
 from .places import Place, mention_places
 
@@ -321,8 +322,6 @@ def compare_files(gold: PathLike, predictions_a: PathLike, predictions_b: PathLi
     """Recall@1 of two prediction files on the same gold corpus, their difference, its
     interval and paired bootstrap p-value (:func:`~.bootstrap.paired_difference`)."""
     from ..corpus import read_corpus
-    from .bootstrap import paired_difference
-
     gold_docs = read_corpus(gold)
     places = mention_places(gold_docs, gold)
     kb_obj = load_kb(kb) if kb is not None else None

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
 from ..errors import Errors, Warnings
+from ..evaluation.end_to_end import entity_setters
 from ..guarded import exists_in
 from ..textio import read_json
 from ..output_paths import check_outputs, check_replaceable
+from .pipeline_io import save_pipeline
 
 PathLike = Union[str, Path]
 NO_SEGMENTER = ("", "none")
@@ -32,8 +34,6 @@ def _linker_name(nlp) -> Optional[str]:
 
 def ner_labels(nlp) -> List[str]:
     """Labels of the components of ``nlp`` that set entities and have a label set."""
-    from ..evaluation.end_to_end import entity_setters
-
     labels = set()
     for name in entity_setters(nlp):
         labels |= set(getattr(nlp.get_pipe(name), "labels", ()) or ())
@@ -62,9 +62,7 @@ def assemble_pipeline(linker_path: PathLike, ner_path: PathLike, output: PathLik
     import spacy
     from spacy.language import Language
 
-    from ..evaluation.end_to_end import entity_setters
-    from ..pipeline import is_fine_tuned
-    from .pipeline_io import save_pipeline
+    from ..models import is_fine_tuned
 
     linker_path, ner_path = Path(linker_path), Path(ner_path)
     check_outputs({"The assembled pipeline": output},
@@ -103,7 +101,7 @@ def assemble_pipeline(linker_path: PathLike, ner_path: PathLike, output: PathLik
     nlp.meta["name"] = f"syncabel_{Path(output).parent.name or 'pipeline'}"
     nlp.meta["description"] = ("Sentence segmenter + NER + syncabel_linker, assembled from "
                                f"{ner_path} and {linker_path}.")
-    from .recipe import META_KEY
+    from .pipeline_io import META_KEY
 
     if META_KEY in linker_nlp.meta:  # the recipe the linker was trained with
         nlp.meta[META_KEY] = linker_nlp.meta[META_KEY]

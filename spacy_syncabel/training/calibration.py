@@ -26,6 +26,9 @@ from ..linking import MODE_RERANK, LinkingEngine
 from ..linking.candidates import Retrieved
 from ..linking.engine import ScoredName
 from ..prompting import SEP_TOKEN
+from ..pipes import find_linker
+from .examples import build_dev_set
+from .pipeline_io import save_pipeline
 
 # 0: the LM alone; large: the retriever's order, the LM breaking ties
 DEFAULT_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 50.0, 1000.0)
@@ -221,10 +224,6 @@ def calibrate_pipeline(path: Union[str, Path], dev_docs: Sequence[Any], *,
     "composite_gate"}``; ``cascade`` holds ``{"on", "margin", "recall@1",
     "skipped", "tolerance", "table"}``."""
     import spacy
-
-    from ..evaluation.evaluate import find_linker
-    from .examples import build_dev_set
-    from .pipeline_io import save_pipeline
 
     path = Path(path)
     nlp = spacy.load(path)

@@ -17,11 +17,14 @@ accelerate).
 """
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from typing import TYPE_CHECKING, Any, List, Sequence, Tuple, TypeVar
 
 from ..errors import Errors, Warnings
+from ..evaluation.metrics import hit
+from .negatives import MiningStats, mine_negatives
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..linking import LinkingEngine
@@ -125,8 +128,6 @@ def shared_dev_recalls(engine: "LinkingEngine", dev: "DevSet", ks: Sequence[int]
     as :func:`~.examples.dev_recall_at_1`), each mention decoded by one rank and the hits
     summed across ranks. Every rank must call it; each gets the same values. ``device``: where
     the counts are summed (default: the rank's GPU under NCCL, else the CPU)."""
-    from ..evaluation.metrics import hit
-
     if not len(dev):
         return [0.0 for _ in ks]
     rank, n = world()
@@ -157,8 +158,6 @@ def shared_mine(engine: "LinkingEngine", mentions: Sequence[Any], **kwargs: Any)
     """:func:`~.negatives.mine_negatives` with each rank decoding a contiguous slice of
     ``mentions``; every rank gets all pairs, in the order one process would produce them,
     and the summed statistics."""
-    from .negatives import MiningStats, mine_negatives
-
     rank, n = world()
     dist = _dist()
     if dist is None or n == 1:
@@ -182,13 +181,18 @@ def shared_mine(engine: "LinkingEngine", mentions: Sequence[Any], **kwargs: Any)
     return all_pairs, merged
 
 
+def merged_copy(model):
+    """A plain model with the LoRA weights merged in (the training model is left as it is)."""
+    if hasattr(model, "merge_and_unload"):
+        return copy.deepcopy(model).merge_and_unload()
+    return model
+
+
 def final_model(trainer: Any) -> Any:
     """The trained weights as a plain model (LoRA merged) on the main process, None on the
     others. Every rank must call it: under FSDP or DeepSpeed the full state dict is gathered
     to rank 0 (CPU, whatever the checkpoints' ``fsdp_state_dict_type``) and loaded into a fresh
     copy of the architecture (LoRA with sharded weights is not supported here: E170)."""
-    from .sft import merged_copy
-
     sharded = bool(getattr(trainer, "is_fsdp_enabled", False)
                    or getattr(trainer, "is_deepspeed_enabled", False))
     if not sharded:
@@ -216,4 +220,4 @@ def final_model(trainer: Any) -> Any:
 
 __all__ = ["world", "is_main_process", "is_multi_process", "barrier", "shard",
            "sharded_launch", "dev_decoding_possible", "ensure_process_group",
-           "shared_dev_recalls", "shared_dev_recall", "shared_mine", "final_model"]
+           "shared_dev_recalls", "shared_dev_recall", "shared_mine", "merged_copy", "final_model"]

@@ -41,8 +41,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 
 from ._settings import with_overrides
+from ..decoding.scoring import score_completions
 from ..errors import Errors
+from ..pipes import find_linker
 from ..prompting import SEP_TOKEN, encode_completion, encode_prompt
+from ..textio import read_json
 from ..types import CorpusDoc
 from .distributed import (barrier, ensure_process_group, is_main_process, shared_dev_recalls,
                           shared_mine)
@@ -50,7 +53,7 @@ from .examples import DevSet, build_dev_set
 from .negatives import (MATCH_INTERSECT, MATCH_RULES, NUM_BEAMS, TOP_K, MiningStats,
                         PreferencePair, TrainMention, collect_mentions, read_pairs, write_pairs)
 from .pipeline_io import LINKER, save_pipeline
-from .sft import _as_docs, set_threads
+from .sft import _as_docs, apply_lora, set_threads
 
 logger = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -150,8 +153,6 @@ def pair_logprobs(lm, rows: Sequence[Dict[str, List[int]]], batch_size: int = 16
                   ) -> List[Tuple[float, float]]:
     """Summed log p(chosen | prompt) and log p(rejected | prompt) per pair under ``lm``
     (the linker's own teacher-forcing scorer; independent of TRL)."""
-    from ..decoding.scoring import score_completions
-
     was_training = lm.training
     lm.eval()
     out: List[Tuple[float, float]] = []
@@ -218,8 +219,6 @@ def dpo_round(lm, tokenizer, pairs: Sequence[PreferencePair], cfg: DPORunConfig,
     plain model (LoRA merged, TRL's forward patch removed) and the training numbers."""
     from trl import DPOConfig as TRLConfig
 
-    from .sft import apply_lora
-
     dataset = pairs_dataset(tokenizer, pairs)
     lm.train()
     if cfg.lora:
@@ -279,8 +278,6 @@ def dev_recall(engine, dev: DevSet, k: int = 5) -> Tuple[float, float]:
 
 
 def _read_state(path: Path) -> Optional[Dict[str, Any]]:
-    from ..textio import read_json
-
     if not path.is_file():
         return None
     try:
@@ -320,7 +317,6 @@ def _load(path: Path):
     """A pipeline with float32 weights (training precision)."""
     import spacy
 
-    from ..evaluation.evaluate import find_linker
 
     nlp = spacy.load(path, config={f"components.{LINKER}.dtype": "float32"})
     return nlp, find_linker(nlp)
@@ -364,8 +360,6 @@ def _mine_round(cfg: DPORunConfig, engine, chunk: Sequence[TrainMention], round_
     """The round's pairs: read back after a restart, else mined by the engine's own beams."""
     pairs_path, mining_path = round_dir / "pairs.jsonl", round_dir / "mining.json"
     if pairs_path.is_file() and mining_path.is_file():  # mined before a restart
-        from ..textio import read_json
-
         return read_pairs(pairs_path), read_json(mining_path)
     pairs, stats = shared_mine(engine, chunk, k=cfg.top_k, num_beams=cfg.num_beams,
                                match=cfg.match, gold_fallback=cfg.gold_fallback)

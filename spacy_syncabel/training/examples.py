@@ -1,11 +1,11 @@
 """Training examples for the ``syncabel_linker``: (prompt, completion) pairs, tokenized.
 
-The prompt of a mention is rendered by the component itself (:meth:`SynCABELLinker.mention_prompt`
-on a spaCy ``Doc`` built exactly as at inference), so training and inference prompts cannot
-drift apart. The completion is a KB name of the gold code *that the group's trie can produce*
-(``kb.lookup(name, group) == code``), the one closest to the mention by char 3-gram TF-IDF
-cosine (SynCABEL's synonym selection); ``top_k_targets > 1`` adds the next closest names as
-extra examples (ANGEL-style).
+The prompt of a mention is rendered by the linker's
+:class:`~spacy_syncabel.prompting.PromptBuilder` (the one inference uses) on a spaCy ``Doc``
+built exactly as at inference (:func:`~spacy_syncabel.prompting.docs.prepare_doc`), so training
+and inference prompts cannot drift apart. The completion is a KB name of the gold code
+(:mod:`.targets`); ``top_k_targets > 1`` adds the next closest names as extra examples
+(ANGEL-style).
 """
 from __future__ import annotations
 
@@ -13,20 +13,21 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tuple
 
-import numpy as np
+import spacy
 
 from ..errors import Warnings
+from ..evaluation.metrics import hit
 from ..prompting import SEP_TOKEN, encode_completion, encode_prompt
+from ..prompting.docs import doc_mention, gold_spans, prepare_doc
 from ..text import clean_name
 from ..types import COMPOSITE_SEP, NIL, NO_CODE, CorpusDoc
+from .linker import Linker
+from .targets import NameSelector, canonical_parts  # noqa: F401 - importable here as before
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..kb import ConceptKB
     from spacy.language import Language
 
     from ..linking import LinkingEngine
-    from ..decoding.candidates import CandidateIndex
-    from ..pipeline import SynCABELLinker
 
 IGNORE_INDEX = -100
 
@@ -72,50 +73,6 @@ class ExampleStats:
         d["missing_codes"] = d["missing_codes"][:50]
         d["n_missing_codes"] = len(self.missing_codes)
         return d
-
-
-class NameSelector:
-    """Ranks the names of a code by char 3-gram TF-IDF cosine to a mention.
-
-    Uses the KB's :class:`CandidateIndex` (fit once on all the KB's names; vectors cached).
-    """
-
-    def __init__(self, kb: "ConceptKB", index: Optional["CandidateIndex"] = None) -> None:
-        from ..decoding.candidates import CandidateIndex
-
-        self.kb = kb
-        index = index if index is not None else CandidateIndex(kb)
-        self.vectorizer, self.matrix, self.row = index.vectorizer, index.matrix, index.row
-
-    def candidates(self, code: str, group: Optional[str]) -> List[str]:
-        """Names of ``code`` the trie of ``group`` can produce and that map back to it."""
-        names = self.kb.names_of(code, group)
-        return [n for n in names if self.kb.lookup(n, group) == code]
-
-    def vectorize(self, mentions: Sequence[str]):
-        """TF-IDF query vectors of many mentions at once (rows of a sparse matrix)."""
-        return self.vectorizer.transform([clean_name(m) for m in mentions])
-
-    def rank(self, mention: str, names: Sequence[str], query=None) -> List[str]:
-        """``names`` sorted by decreasing cosine to ``mention`` (ties: input order);
-        ``query``: the mention's vector when already computed (:meth:`vectorize`)."""
-        if len(names) <= 1:
-            return list(names)
-        if query is None:
-            query = self.vectorizer.transform([clean_name(mention)])
-        rows = [self.row.get(n) for n in names]
-        if any(r is None for r in rows):  # not in the fitted set: vectorize on the fly
-            mat = self.vectorizer.transform(list(names))
-        else:
-            mat = self.matrix[rows]
-        sims = (mat @ query.T).toarray().ravel()
-        order = np.argsort(-sims, kind="stable")
-        return [names[i] for i in order]
-
-
-def canonical_parts(kb: "ConceptKB", raw_code: str) -> List[str]:
-    """The parts of a (composite) gold code, each mapped to its main KB code."""
-    return [kb.canonical_code(p.strip()) for p in raw_code.split(COMPOSITE_SEP) if p.strip()]
 
 
 #: ``train`` turns composite mentions on when at least this share of the training corpus's
@@ -167,7 +124,7 @@ def _warn_missing(stats: ExampleStats, what: str) -> None:
         warnings.warn(Warnings.W061.format(n=stats.undecodable, what=what), stacklevel=3)
 
 
-def _make_example(linker: "SynCABELLinker", prompt: str, names: Sequence[str], *,
+def _make_example(linker: Linker, prompt: str, names: Sequence[str], *,
                   mention: str, code: str, group: Optional[str], doc_id: str, source: str,
                   sep_id: int, max_new_tokens: int, stats: ExampleStats,
                   prompt_ids: Optional[List[int]] = None) -> Optional[TrainExample]:
@@ -185,17 +142,14 @@ def _make_example(linker: "SynCABELLinker", prompt: str, names: Sequence[str], *
         group=group, doc_id=doc_id, source=source)
 
 
-def iter_mention_prompts(docs: Sequence[CorpusDoc], linker: "SynCABELLinker",
+def iter_mention_prompts(docs: Sequence[CorpusDoc], linker: Linker,
                          stats: Optional[ExampleStats] = None, nlp: Optional["Language"] = None,
                          ) -> Iterable[Tuple[CorpusDoc, str, str, str, Optional[str]]]:
     """Yield ``(doc, prompt, mention text, gold code, group)`` per gold mention, the prompt
     rendered by the component on the doc as the linker sees it in ``nlp`` (its components
     before the linker, e.g. the sentence segmenter, run first; tokens split at the gold
     bounds); overlapping mentions are all kept, each a training example of its own."""
-    import spacy
-
-    from ..render import gold_spans, prepare_doc
-
+    builder = linker.prompt_builder
     if nlp is None:
         nlp = spacy.blank(linker.vocab.lang or "xx", vocab=linker.vocab)
     for cdoc in docs:
@@ -209,11 +163,11 @@ def iter_mention_prompts(docs: Sequence[CorpusDoc], linker: "SynCABELLinker",
                     stats.unaligned += 1
                 continue
             group = linker.group_for(m.label)
-            prompt = linker.mention_prompt(doc, span, group, has_sents=has_sents, text=text)
+            prompt = builder.prompt(doc_mention(span, group, has_sents, text))
             yield cdoc, prompt, span.text, (m.code or ""), group
 
 
-def build_examples(docs: Sequence[CorpusDoc], linker: "SynCABELLinker", *,
+def build_examples(docs: Sequence[CorpusDoc], linker: Linker, *,
                    top_k_targets: int = 1, kb_name_examples: bool = False,
                    source: str = "real", selector: Optional[NameSelector] = None,
                    max_examples: Optional[int] = None, warn: bool = True,
@@ -286,13 +240,12 @@ def build_examples(docs: Sequence[CorpusDoc], linker: "SynCABELLinker", *,
     return out, stats
 
 
-def build_kb_name_examples(linker: "SynCABELLinker", *, sep_id: Optional[int] = None,
+def build_kb_name_examples(linker: Linker, *, sep_id: Optional[int] = None,
                            stats: Optional[ExampleStats] = None) -> List[TrainExample]:
     """One example per (group, name) of the KB: the name is the mention, its own sentence,
     and the target."""
-    import spacy
-
     kb, tok = linker.kb, linker.tokenizer
+    builder = linker.prompt_builder
     sep_id = sep_id if sep_id is not None else int(tok.convert_tokens_to_ids(SEP_TOKEN))
     stats = stats if stats is not None else ExampleStats()
     nlp = spacy.blank(linker.vocab.lang or "xx", vocab=linker.vocab)
@@ -301,8 +254,7 @@ def build_kb_name_examples(linker: "SynCABELLinker", *, sep_id: Optional[int] = 
         doc = nlp.make_doc(name)
         if not len(doc):
             continue
-        span = doc[0:len(doc)]
-        prompt = linker.mention_prompt(doc, span, group)
+        prompt = builder.prompt(doc_mention(doc[0:len(doc)], group))
         ex = _make_example(linker, prompt, [name], mention=name, code=code, group=group,
                            doc_id=f"kb:{group}", source="kb_name", sep_id=sep_id,
                            max_new_tokens=linker.settings.max_new_tokens, stats=stats)
@@ -346,7 +298,7 @@ class DevSet:
         return len(self.codes)
 
 
-def build_dev_set(docs: Sequence[CorpusDoc], linker: "SynCABELLinker", size: int = 200,
+def build_dev_set(docs: Sequence[CorpusDoc], linker: Linker, size: int = 200,
                   seed: int = 0, nlp: Optional["Language"] = None) -> DevSet:
     """A deterministic sample of ``size`` coded dev mentions (all when ``size`` <= 0)."""
     import random
@@ -365,8 +317,6 @@ def build_dev_set(docs: Sequence[CorpusDoc], linker: "SynCABELLinker", size: int
 
 def dev_recall_at_1(engine: "LinkingEngine", dev: DevSet) -> float:
     """Recall@1 of the engine on the dev set, in its own decoding mode."""
-    from ..evaluation.metrics import hit
-
     if not len(dev):
         return 0.0
     cands = engine.link(dev.prompt_ids, dev.groups, dev.mentions)

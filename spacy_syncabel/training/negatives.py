@@ -35,12 +35,14 @@ from typing import (TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tup
 from ..errors import Errors
 from ..evaluation.metrics import code_set, hit
 from ..prompting import SEP_TOKEN, encode_prompt
+from ..textio import iter_lines, json_loads
 from ..types import COMPOSITE_SEP, NIL, NO_CODE, Candidate, CorpusDoc
-from .examples import NameSelector, canonical_parts, iter_mention_prompts
+from .examples import iter_mention_prompts
+from .linker import Linker
+from .targets import NameSelector, canonical_parts, gold_target_name  # noqa: F401 - importable here
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..linking import LinkingEngine
-    from ..pipeline import SynCABELLinker
 
 PathLike = Union[str, Path]
 
@@ -196,7 +198,7 @@ class MiningStats:
         return asdict(self)
 
 
-def collect_mentions(docs: Sequence[CorpusDoc], linker: "SynCABELLinker",
+def collect_mentions(docs: Sequence[CorpusDoc], linker: Linker,
                      stats: Optional[MiningStats] = None, nlp=None) -> List[TrainMention]:
     """The coded training mentions of ``docs`` whose code is in the KB, with the prompt the
     component renders (the same as :func:`build_examples` uses). Mention ids are
@@ -221,18 +223,6 @@ def collect_mentions(docs: Sequence[CorpusDoc], linker: "SynCABELLinker",
     stats.mentions += internal.mentions
     stats.unaligned += internal.unaligned
     return out
-
-
-def gold_target_name(selector: NameSelector, mention: str, code: str,
-                     group: Optional[str]) -> Optional[str]:
-    """The SFT target of a mention: per part, the producible name closest to the mention."""
-    names = []
-    for part in code.split(COMPOSITE_SEP):
-        ranked = selector.rank(mention, selector.candidates(part, group))
-        if not ranked:
-            return None
-        names.append(ranked[0])
-    return SEP_TOKEN.join(names)
 
 
 def mine_negatives(engine: "LinkingEngine", mentions: Sequence[TrainMention], *, k: int = TOP_K,
@@ -308,8 +298,6 @@ def write_pairs(pairs: Iterable[PreferencePair], path: PathLike) -> Path:
 
 def read_pairs(path: PathLike) -> List[PreferencePair]:
     """Read pairs written by :func:`write_pairs`."""
-    from ..textio import iter_lines, json_loads
-
     out = []
     for i, line in iter_lines(path):
         if not line.strip():

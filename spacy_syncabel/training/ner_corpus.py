@@ -23,6 +23,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import srsly
 
+from ..corpus import docs_to_spacy, read_corpus
 from ..errors import Warnings
 from ..evaluation.end_to_end import entity_type
 from ..types import CorpusDoc
@@ -82,8 +83,6 @@ def write_ner_corpus(corpus_dir: PathLike, output_dir: PathLike, *, lang: str,
     import spacy
     from spacy.tokens import DocBin
     from spacy.util import load_config
-
-    from ..corpus import docs_to_spacy, read_corpus
 
     corpus_dir, output_dir = Path(corpus_dir), Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -15,10 +15,16 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
-from ..evaluation.evaluate import find_linker
+from ..pipes import find_linker
 from ..linking import LinkSettings
 from ..errors import Errors
+from ..guarded import exists_in, iter_tree, open_in
 from ..output_paths import check_outputs, is_inside, replace_folder, swap_into_place
+from ..saved_folder import CHECKSUM_KEY, check_pipeline_config, record_checksums
+from ..textio import read_json
+
+# where a saved pipeline records the resolved training recipe (meta.json)
+META_KEY = "syncabel_training_config"
 
 PathLike = Union[str, Path]
 LINKER = "syncabel_linker"
@@ -63,7 +69,7 @@ def save_pipeline(nlp, path: PathLike, *, lm=None, settings: Optional[LinkSettin
     path = Path(path).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     linker = find_linker(nlp)
-    from ..pipeline import mark_fine_tuned
+    from ..models import mark_fine_tuned
 
     previous = linker.lm
     if fine_tuned:
@@ -104,8 +110,6 @@ def _copy_regular_files(src: Path, dst: Path) -> None:
     """Copy the regular files of ``src`` into the folder ``dst``; a symbolic link (E320) or a
     device, FIFO or socket (E321) anywhere in ``src`` stops the copy, so what a link points to
     (e.g. a system file) never ends up in the copy."""
-    from ..guarded import iter_tree, open_in
-
     dst.mkdir(parents=True, exist_ok=True)
     for rel in iter_tree(src):
         target = dst / rel
@@ -132,8 +136,6 @@ def load_pipeline(path: PathLike, **settings: Any):
     import spacy
     from spacy.util import load_config
 
-    from ..saved_folder import check_pipeline_config
-
     path = Path(path)
     check_pipeline_config(path)
     config = load_config(path / "config.cfg", interpolate=False)
@@ -153,11 +155,6 @@ def migrate_pipeline(src: PathLike, dst: PathLike, *, force: bool = False) -> Pa
     ``dst`` may not be ``src`` nor hold it (E300)."""
     import srsly
     from spacy.util import load_config
-
-    from ..errors import Errors
-    from ..guarded import exists_in
-    from ..saved_folder import CHECKSUM_KEY, record_checksums
-    from ..textio import read_json
 
     src, dst = Path(src), Path(dst)
     _check_copy(src, dst, "The migrated folder", "the 0.1 pipeline")

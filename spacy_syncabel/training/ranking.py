@@ -18,15 +18,13 @@ Each prompt is encoded once and its KV cache expanded to its candidates
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, List, Sequence
+from typing import Any, Dict, List, Sequence
 
 import torch
 
 from ..decoding.scoring import completion_logprobs
 from .examples import TrainExample
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..pipeline import SynCABELLinker
+from .linker import Linker
 
 
 @dataclass
@@ -44,7 +42,7 @@ class RankExample:
         return {"input_ids": self.prompt_ids + self.completions[0], "rank_example": self}
 
 
-def build_rank_examples(examples: Sequence[TrainExample], linker: "SynCABELLinker",
+def build_rank_examples(examples: Sequence[TrainExample], linker: Linker,
                         k: int) -> List[RankExample]:
     """One :class:`RankExample` per training example: its target plus the mention's ``k`` top
     TF-IDF names in its group (names of the gold code are positives; the target's own name

@@ -18,10 +18,9 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ..errors import Errors
 from ..linking.settings import LinkSettings
+from .pipeline_io import META_KEY  # the key of nlp.meta holding the resolved recipe
 
 PathLike = Union[str, Path]
-#: the key of ``nlp.meta`` holding the resolved recipe a pipeline was trained with
-META_KEY = "syncabel_training_config"
 
 # recipe key -> TrainConfig field, where the names differ
 _TRAINING_FIELDS = {"kb_names": "kb_name_examples", "mix": "mix_mode"}

@@ -16,7 +16,6 @@ Output folder::
 """
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
@@ -31,10 +30,16 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 
 from ._settings import with_overrides
+from ..corpus import read_corpus
 from ..errors import Errors, Warnings
+from ..kb import ConceptKB, read_file
+from ..models import load_causal_lm, smollm2, tiny_llama, tokenizer_fingerprint
+from ..prompting import SEP_TOKEN
+from ..textio import read_json
 from ..types import CorpusDoc
+from .calibration import calibrate_pipeline
 from .distributed import (barrier, dev_decoding_possible, final_model, is_main_process,
-                          is_multi_process, shared_dev_recall)
+                          is_multi_process, merged_copy, shared_dev_recall)
 from .examples import (COMPOSITE_MIN_SHARE, IGNORE_INDEX, DevSet, NameSelector, TrainExample,
                        build_dev_set, build_examples, composite_gold, mention_aliases)
 from .mixing import mix_examples
@@ -155,8 +160,6 @@ def load_base_model(spec: str, kb=None, texts: Optional[Sequence[str]] = None, s
     ``smollm2`` / ``smollm2:N`` (first N layers), ``tiny`` / ``tiny:HIDDEN,LAYERS`` (random
     TinyLlama, BPE trained on the KB names and ``texts``), else a local folder or Hub id.
     """
-    from ..models import load_causal_lm, smollm2, tiny_llama
-
     spec = str(spec).strip()
     head, _, arg = spec.partition(":")
     if head == "smollm2" and not os.path.isdir(spec):
@@ -243,13 +246,6 @@ def apply_lora(model, cfg: TrainConfig, sep_id: Optional[int] = None):
     if sep_id is not None:
         kwargs["trainable_token_indices"] = {"embed_tokens": [int(sep_id)]}
     return get_peft_model(model, LoraConfig(**kwargs))
-
-
-def merged_copy(model):
-    """A plain model with the LoRA weights merged in (the training model is left as it is)."""
-    if hasattr(model, "merge_and_unload"):
-        return copy.deepcopy(model).merge_and_unload()
-    return model
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -354,8 +350,6 @@ def _make_trainer_class():
 
 def _read_best(path: Path) -> Optional[float]:
     try:
-        from ..textio import read_json
-
         return float(read_json(path / "training.json", root=path, kind="json")["dev_recall@1"])
     except Exception:  # noqa: BLE001 - absent or foreign folder
         return None
@@ -365,8 +359,6 @@ def _read_best(path: Path) -> Optional[float]:
 
 
 def _as_docs(corpus: Union[None, PathLike, Sequence[CorpusDoc]]) -> List[CorpusDoc]:
-    from ..corpus import read_corpus
-
     if corpus is None:
         return []
     if isinstance(corpus, (str, Path)):
@@ -421,8 +413,6 @@ class _Prepared:
 
 
 def _load_kb(kb: Union[PathLike, Any], languages: Optional[Sequence[str]] = None):
-    from ..kb import ConceptKB, read_file
-
     if isinstance(kb, ConceptKB):
         return kb
     with warnings.catch_warnings():
@@ -472,8 +462,6 @@ def _build_linker(kb_obj, base_model: str, lang: str, label_map, linker_config, 
 def _prepare(cfg: TrainConfig, kb_obj, train_docs, dev_docs, syn_docs, base_model: str,
              lang: str, label_map, linker_config) -> _Prepared:
     """Model, component, examples (real + synthetic, mixed), dev set, dataset and precision."""
-    from ..prompting import SEP_TOKEN
-
     nlp, linker = _build_linker(kb_obj, base_model, lang, label_map, linker_config,
                                 [d.text for d in train_docs[:2000]], cfg.seed)
     lm, tok = linker.lm, linker.tokenizer
@@ -512,8 +500,6 @@ def _prepare(cfg: TrainConfig, kb_obj, train_docs, dev_docs, syn_docs, base_mode
 
 def _resume_point(ckpt_dir: Path, tok, resume: bool) -> Optional[Path]:
     """The newest checkpoint to resume from (E064 when its tokenizer differs)."""
-    from ..models import tokenizer_fingerprint
-
     resume_from = last_checkpoint(ckpt_dir, clean=is_main_process()) if resume else None
     if resume_from is not None and (resume_from / "tokenizer_config.json").is_file():
         from transformers import AutoTokenizer
@@ -592,8 +578,6 @@ def _write_outputs(out: Path, prep: _Prepared, trainer, cfg: TrainConfig, summar
     if not best_dir.exists():  # no dev set: the last model is the best we know
         copy_pipeline(last_dir, best_dir)
     if cfg.calibrate and prep.has_dev and prep.linker.settings.uses_candidates:
-        from .calibration import calibrate_pipeline
-
         for key, folder in (("calibration_best", best_dir), ("calibration_last", last_dir)):
             cal = calibrate_pipeline(folder, prep.dev_docs, dev_size=cfg.calibration_size,
                                      seed=cfg.seed)
@@ -654,7 +638,7 @@ def train_linker(
                     base_model, lang, label_map,
                     {k: v for k, v in linker_config.items() if k != "dtype"})
     if recipe is not None:
-        from .recipe import META_KEY
+        from .pipeline_io import META_KEY
 
         prep.nlp.meta[META_KEY] = recipe
     resume_from = _resume_point(ckpt_dir, prep.linker.tokenizer, cfg.resume)

@@ -169,7 +169,7 @@ def test_continuous_batching_does_not_change_results(gqa_lm, small_kb, batch_siz
     if cache == "reorder":
         monkeypatch.setattr(beam_cache.SlotCache, "supports", staticmethod(lambda c: False))
     # buffers as small as can be: admissions, forks and steps all grow them
-    small = beam_cache.beam_cache
+    small = beam_search_module.beam_cache
     monkeypatch.setattr(beam_search_module, "beam_cache",
                         lambda *a, **kw: small(*a[:3], 1, 1, room=1, model=kw.get("model")))
     used.clear()

@@ -219,10 +219,10 @@ def test_config_round_trip(kb_tsv, tmp_path, margin):
 def test_the_component_renders_no_prompt_for_a_settled_mention(linker, monkeypatch):
     lin = linker.with_settings(mode="rerank", cascade=True)
     rendered = []
-    render = lin.mention_prompt_ids
-    monkeypatch.setattr(lin, "mention_prompt_ids",
-                        lambda doc, ent, *a, **k: rendered.append(ent.text) or render(
-                            doc, ent, *a, **k))
+    builder = lin.prompt_builder
+    render = builder.prompt_ids
+    monkeypatch.setattr(builder, "prompt_ids",
+                        lambda mention: rendered.append(mention.surface) or render(mention))
     doc = NLP.make_doc("Fiebre y dolor de cabeza intenso.")
     doc.ents = [doc.char_span(0, 6, label="SINTOMA"), doc.char_span(9, 32, label="SINTOMA")]
     doc = lin(doc)
