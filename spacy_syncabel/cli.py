@@ -50,6 +50,7 @@ def evaluate(
     end_to_end: bool = typer.Option(True, "--end-to-end/--no-end-to-end", help="With an NER before the linker: also run the whole pipeline on the raw texts and score its own spans (strict NER and linking P/R/F1)."),
     bootstrap: int = typer.Option(0, "--bootstrap", help="Document resamples for 95% bootstrap intervals of Recall@1, overall and per label (0: none; the reference uses 1000)."),
     seed: int = typer.Option(42, "--seed", help="Seed of the bootstrap resamples (42: the reference's)."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Also write the calibration report (precision/coverage curve, ECE per path) as an HTML page."),
 ) -> None:
     """Link the corpus's gold mentions and report Recall@1/@k beside the TF-IDF baseline; with an
     NER in the pipeline, also score its own spans end to end (ner_f, linking_f)."""
@@ -58,7 +59,7 @@ def evaluate(
     from .evaluation.places import mention_places
     from .training.pipeline_io import load_pipeline
 
-    check_outputs({"--output": output},
+    check_outputs({"--output": output, "--html": html},
                   {"the pipeline": pipeline, "the corpus": corpus, "--train": train})
     if threads:
         import torch
@@ -77,6 +78,11 @@ def evaluate(
                               source=str(corpus), end_to_end=end_to_end, places=places,
                               bootstrap=bootstrap, seed=seed)
     _report(metrics, output)
+    if html is not None:
+        from .visualize import calibration_html
+
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(calibration_html(metrics["calibration"]), encoding="utf-8")
 
 
 @app.command()
@@ -214,6 +220,7 @@ def train(
     train_aliases: bool = typer.Option(False, "--train-aliases/--no-train-aliases", help="Index the training mentions as aliases of their target names for candidate retrieval (saved with the pipeline)."),
     calibrate: bool = typer.Option(False, "--calibrate/--no-calibrate", help="After training, choose the TF-IDF prior's weight and the cascade's cut-off on the dev set and save the pipelines in rerank mode with the cascade on (needs --candidates)."),
     calibration_size: int = typer.Option(0, "--calibration-size", help="Dev mentions used to calibrate (0: all)."),
+    target_precision: float = typer.Option(0.0, "--target-precision", help="With --calibrate: save the NIL threshold whose dev precision over linked mentions reaches P (0: none)."),
 ) -> None:
     """Fine-tune a causal LM for syncabel_linker; writes spaCy pipelines OUTPUT/model-best and OUTPUT/model-last."""
     import srsly
@@ -240,7 +247,8 @@ def train(
                       max_train=max_train or None, num_threads=num_threads, progress=progress,
                       resume=resume, rank_candidates=rank_candidates, rank_weight=rank_weight,
                       train_aliases=train_aliases, calibrate=calibrate,
-                      calibration_size=calibration_size)
+                      calibration_size=calibration_size,
+                      target_precision=target_precision or None)
     label_map = None
     if dataset is not None:
         from .datasets import get_dataset

@@ -87,6 +87,8 @@ class TrainConfig:
     # (training/calibration.py; candidate mode only) and switch the saved pipelines to it
     calibrate: bool = False
     calibration_size: int = 0  # dev mentions used (0: all)
+    # with calibrate: the NIL threshold's dev precision (None: no NIL threshold)
+    target_precision: Optional[float] = None
     mix_mode: str = "upsample"
     mix_weights: Tuple[float, float] = (1.0, 1.0)
     max_train: Optional[int] = None  # first N training examples of the real corpus
@@ -593,6 +595,7 @@ def _write_outputs(out: Path, prep: _Prepared, trainer, cfg: TrainConfig, summar
         copy_pipeline(last_dir, best_dir)
     if cfg.calibrate and prep.has_dev and prep.linker.settings.uses_candidates:
         from .calibration import calibrate_pipeline
+        from .probability import calibrate_pipeline_probability
 
         for key, folder in (("calibration_best", best_dir), ("calibration_last", last_dir)):
             cal = calibrate_pipeline(folder, prep.dev_docs, dev_size=cfg.calibration_size,
@@ -600,6 +603,11 @@ def _write_outputs(out: Path, prep: _Prepared, trainer, cfg: TrainConfig, summar
             summary[key] = {k: cal[k] for k in ("prior_weight", "recall@1", "dev_mentions")}
             summary[key].update({f"cascade_{k}": cal["cascade"][k]
                                  for k in ("on", "margin", "recall@1", "skipped")})
+            # the probability is fitted on the scores of the settings just chosen
+            prob = calibrate_pipeline_probability(folder, prep.dev_docs,
+                                                  target_precision=cfg.target_precision)
+            summary[key].update({"nil_threshold": prob.nil_threshold,
+                                 "probability_dev_ece": prob.fit.get("dev_ece")})
     summary["model_best"] = str(best_dir.resolve())
     summary["model_last"] = str(last_dir.resolve())
     (out / "training_summary.json").write_text(
