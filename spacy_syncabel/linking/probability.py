@@ -2,8 +2,9 @@
 
 A mention's n-best is ranked by the LM (``score`` = exp of the length-normalised log-prob), by
 the cascade's dictionary (an exact match, ``score`` 1.0) or by its retriever (``score`` = the
-TF-IDF cosine): three scales. The calibrator maps each path's top ``score`` to the probability
-that the top candidate is right, with one monotone map per path fitted on dev mentions
+TF-IDF cosine): three scales. The calibrator maps each path's top ``score`` (for the LM path,
+the value the LM ranked it by: log(score) + prior_weight × similarity) to the probability that
+the top candidate is right, with one monotone map per path fitted on dev mentions
 (``training/probability.py``): Platt scaling (``sigmoid(a × score + b)``, ``a`` ≥ 0) or
 isotonic regression (a non-decreasing step function, interpolated between its thresholds). A
 path without dev mentions uses the map fitted on all paths together (``"*"``).
@@ -29,6 +30,7 @@ from ..types import PATH_DICTIONARY, PATH_LM, PATH_RETRIEVER
 
 JOINT = "*"
 METHODS = ("platt", "isotonic")
+FEATURES = ("score", "rank")
 FORMAT = "spacy_syncabel.probability.v1"
 
 
@@ -46,6 +48,22 @@ class ScoreMap:
     intercept: float = 0.0
     x: Sequence[float] = ()
     y: Sequence[float] = ()
+    #: what is mapped: the candidate's ``score``, or (``rank``, the LM path in rerank) the
+    #: value the LM ranked it by, log(score) + prior_weight × similarity
+    feature: str = "score"
+    prior_weight: float = 0.0
+
+    def value(self, cand: Mapping[str, Any]) -> float:
+        """The feature of one n-best entry."""
+        score = float(cand["score"])
+        if self.feature != "rank":
+            return score
+        sim = cand.get("similarity")
+        return math.log(max(score, 1e-12)) + self.prior_weight * float(sim or 0.0)
+
+    def of(self, cand: Mapping[str, Any]) -> float:
+        """The probability of one n-best entry."""
+        return self(self.value(cand))
 
     def __call__(self, score: float) -> float:
         if self.method == "platt":
@@ -55,20 +73,29 @@ class ScoreMap:
         return float(np.interp(float(score), self.x, self.y))
 
     def to_dict(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {"method": self.method, "feature": self.feature}
+        if self.feature == "rank":
+            out["prior_weight"] = self.prior_weight
         if self.method == "platt":
-            return {"method": "platt", "coef": self.coef, "intercept": self.intercept}
-        return {"method": "isotonic", "x": [float(v) for v in self.x],
-                "y": [float(v) for v in self.y]}
+            return {**out, "coef": self.coef, "intercept": self.intercept}
+        return {**out, "x": [float(v) for v in self.x], "y": [float(v) for v in self.y]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str) -> "ScoreMap":
         method = data.get("method") if isinstance(data, Mapping) else None
         try:
+            feature = str(data.get("feature", "score")) if method else "score"
+            if feature not in FEATURES:
+                raise ValueError(f"unknown feature {feature!r} (use {' or '.join(FEATURES)})")
+            weight = float(data.get("prior_weight", 0.0)) if method else 0.0
+            if not math.isfinite(weight) or weight < 0:
+                raise ValueError("prior_weight must be finite and >= 0")
+            kind = {"feature": feature, "prior_weight": weight}
             if method == "platt":
                 coef, intercept = float(data["coef"]), float(data["intercept"])
                 if not (math.isfinite(coef) and math.isfinite(intercept)) or coef < 0:
                     raise ValueError("coef must be finite and >= 0, intercept finite")
-                return cls("platt", coef=coef, intercept=intercept)
+                return cls("platt", coef=coef, intercept=intercept, **kind)
             if method == "isotonic":
                 x = [float(v) for v in data["x"]]
                 y = [float(v) for v in data["y"]]
@@ -78,7 +105,7 @@ class ScoreMap:
                         or not all(math.isfinite(v) for v in x)):
                     raise ValueError("x and y must be non-empty, equally long and "
                                      "non-decreasing, y within [0, 1]")
-                return cls("isotonic", x=tuple(x), y=tuple(y))
+                return cls("isotonic", x=tuple(x), y=tuple(y), **kind)
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(Errors.E501.format(where=where, problem=str(err))) from err
         raise ValueError(Errors.E501.format(where=where, problem=f"unknown method {method!r} "
@@ -109,7 +136,7 @@ class ProbabilityCalibrator:
         left = 1.0
         for i, cand in enumerate(nbest):
             fn = top if i == 0 else rest
-            p = fn(float(cand["score"])) if fn is not None else 0.0
+            p = fn.of(cand) if fn is not None else 0.0
             if out:
                 p = min(p, out[-1], left)
             p = max(0.0, min(1.0, p))
@@ -149,4 +176,4 @@ class ProbabilityCalibrator:
         return cls(parsed, None if thr is None else float(thr), dict(fit))
 
 
-__all__ = ["FORMAT", "JOINT", "METHODS", "ProbabilityCalibrator", "ScoreMap"]
+__all__ = ["FEATURES", "FORMAT", "JOINT", "METHODS", "ProbabilityCalibrator", "ScoreMap"]

@@ -83,3 +83,25 @@ def test_a_constant_outcome_or_score_gives_a_constant_map():
 def test_a_damaged_file_is_refused_with_a_code(data, code):
     with pytest.raises(ValueError, match=code):
         ProbabilityCalibrator.from_dict(data)
+
+
+def test_the_lm_map_reads_the_value_the_lm_ranked_by():
+    """With the linker's prior weight, the LM path's probability follows log(score) +
+    weight × similarity: monotone in the score at a fixed similarity, and a candidate the
+    retriever also liked is more probable at the same score."""
+    rng = random.Random(4)
+    ms = []
+    for i in range(400):
+        score, sim = rng.random(), rng.random()
+        ms.append(ScoredMention("DIS", [{"code": "C", "score": score, "similarity": sim,
+                                         "logprob": -1.0, "path": "lm"}],
+                                rng.random() < sim))  # only the similarity tells
+    cal = fit_calibrator(ms, "platt", prior_weight=5.0)
+    assert cal.maps["lm"].feature == "rank" and cal.maps["lm"].prior_weight == 5.0
+    p = lambda s, sim: cal.probabilities([{"code": "C", "score": s, "similarity": sim,  # noqa
+                                           "path": "lm"}])[0]
+    assert p(0.5, 0.9) - p(0.5, 0.1) > 0.3
+    probs = [p(s / 50, 0.5) for s in range(1, 51)]
+    assert all(b >= a - 1e-12 for a, b in zip(probs, probs[1:]))
+    again = ProbabilityCalibrator.from_dict(json.loads(json.dumps(cal.to_dict())))
+    assert again.maps["lm"] == cal.maps["lm"]
