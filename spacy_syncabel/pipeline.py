@@ -544,7 +544,8 @@ class SynCABELLinker(Pipe):
             return NIL, getattr(cands, "reason", None)
         if best["score"] < self.settings.threshold:
             return NIL, None
-        if self.calibrator is not None and self.calibrator.is_nil(best["probability"]):
+        prob = best.get("probability")
+        if self.calibrator is not None and prob is not None and self.calibrator.is_nil(prob):
             return NIL, UNDER_NIL_THRESHOLD
         return best["code"], None
 
@@ -553,8 +554,8 @@ class SynCABELLinker(Pipe):
         calibrator) of the entries at or above the thresholds, best first."""
         key = "probability" if self.calibrator is not None else "score"
         floor = self.nil_threshold or 0.0
-        out = [(c["code"], float(c[key])) for c in cands
-               if c[key] >= floor and c["score"] >= self.settings.threshold]
+        out = [(c["code"], float(c[key])) for c in cands if c.get(key) is not None
+               and c[key] >= floor and c["score"] >= self.settings.threshold]
         return sorted(out, key=lambda x: -x[1])
 
     def _one_thread_in_child(self) -> None:
