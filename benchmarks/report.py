@@ -141,6 +141,26 @@ def cascade_table() -> str:
                  rows)
 
 
+def calibration_table() -> str:
+    rows = []
+    for path in _files("calibration_*.json"):
+        r = json.loads(path.read_text(encoding="utf8"))
+        before, after = r["before"], r["after"]
+        paths = [p for p in ("lm", "dictionary", "retriever") if p in after]
+        op = r.get("test_operating_point") or {}
+        dev_op = r.get("dev_operating_point") or {}
+        rows.append([r["name"], f"{r['test_mentions']:,}", r["method"],
+                     f"{before['all']['ece']:.3f} → {after['all']['ece']:.3f}"]
+                    + [f"{before[p]['ece']:.3f} → {after[p]['ece']:.3f} "
+                       f"({after[p]['n_mentions']:,})" for p in paths]
+                    + [f"{r['target_precision']:g}", f"{pct(dev_op.get('precision'))} / "
+                       f"{pct(dev_op.get('coverage'))}",
+                       f"{pct(op.get('precision'))} / {pct(op.get('coverage'))}", src(path)])
+    return table(["test", "mentions", "method", "ECE all", "ECE lm (mentions)",
+                  "ECE dictionary (mentions)", "ECE retriever (mentions)", "target precision",
+                  "dev P / coverage", "test P / coverage", "source"], rows)
+
+
 def candidates_table() -> str:
     rows = []
     for path in _files("candidates_*.json"):
@@ -394,6 +414,10 @@ SECTIONS: List[tuple] = [
      "trie (`full-trie`) or in candidates with a fixed prior (`candN-priorW`)."),
     ("Context: 64 characters against the whole sentence (SPACCC test_half)", context_table, ""),
     ("The cascade", cascade_table, "`benchmarks/bench_cascade.py`."),
+    ("Calibrated probability and the NIL threshold", calibration_table,
+     "`benchmarks/bench_calibration.py`: fitted on dev (Platt, one map per path), measured "
+     "on the gold-mention test split; ECE of the raw score → of the probability (10 bins); "
+     "precision / coverage at the NIL threshold chosen on dev for the target precision."),
     ("Candidate counts (SPACCC dev)", candidates_table, "`benchmarks/bench_candidates.py`."),
     ("Composite candidates in `rerank` (SPACCC test_half)", composite_table,
      "`benchmarks/bench_composite_rerank.py`."),

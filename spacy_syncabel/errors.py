@@ -154,6 +154,13 @@ class Warnings(metaclass=ErrorsWithCodes):
             "`spacy.load` pipeline links nothing in raw text unless other code sets the "
             "entities. Package the assembled pipeline (training/DATASET/pipeline, written by "
             "`assemble`: segmenter + NER + linker) instead.")
+    # calibrated probabilities and the NIL threshold (W500-W519)
+    W500 = ("No NIL threshold reaches precision {target:.3f} on the {n} dev mentions (the best "
+            "is {best:.3f}): none is saved and every mention keeps its code. Ask for a lower "
+            "--target-precision, or calibrate on a larger dev set.")
+    W501 = ("Only {n} dev mention(s) were ranked by the path '{path}' (fewer than {min}): its "
+            "probabilities use the map fitted on all paths together. Calibrate on a larger dev "
+            "set for a map of its own.")
 
 class Errors(metaclass=ErrorsWithCodes):
     # knowledge base
@@ -535,3 +542,16 @@ class Errors(metaclass=ErrorsWithCodes):
     E522 = ("{path}: the package's setup.py (spaCy's) leaves out files whose name starts "
             "with '.', so the installed pipeline would lack it. Remove or rename it in the "
             "pipeline folder before packaging.")
+    # calibrated probabilities and the NIL threshold (E500-E519)
+    E500 = ("{where} is not a probability calibrator ('format' is not '{expected}'). Fit one "
+            "with `spacy-syncabel calibrate PIPELINE DEV`, or delete the file to link without "
+            "probabilities.")
+    E501 = ("{where}: {problem}. The file was not written by `calibrate` or was edited: fit it "
+            "again with `spacy-syncabel calibrate PIPELINE DEV`.")
+    E502 = ("Unknown probability calibration method '{method}': use platt (a sigmoid of the "
+            "score per path) or isotonic (a non-decreasing step function per path).")
+    E503 = ("--target-precision must be in (0, 1], got {value}. Give the precision the linked "
+            "mentions should reach on dev, e.g. 0.9.")
+    E504 = ("No dev mention of {path} got a candidate from the linker: there is nothing to "
+            "fit the probabilities on. Check that the dev corpus has gold codes and the "
+            "pipeline's labels.")

@@ -37,6 +37,7 @@ from .linking.candidates import GeneratorFactory
 from .models import is_fine_tuned, mark_fine_tuned  # noqa: F401 - importable here as before
 from .prompting import DEFAULT_TEMPLATE, SEP_TOKEN, Mention, PromptBuilder, PromptTemplate, verb_for
 from .prompting.docs import doc_mention
+from .linking.probability import ProbabilityCalibrator
 from .text import clean_name
 from .types import NIL
 
@@ -44,6 +45,10 @@ EXTENSION = "syncabel"
 #: ``Span._.syncabel_nil_reason``: why a mention the linker decoded was set to NIL anyway
 NIL_REASON = "syncabel_nil_reason"
 NONFINITE = "non-finite model scores"
+UNDER_NIL_THRESHOLD = "probability under the NIL threshold"
+#: ``Span._.kb_ents``: scispaCy's ``[(code, probability)]``, best first (shared with scispaCy)
+KB_ENTS = "kb_ents"
+PROBABILITY_FILE = "probability.json"
 STATE_VERSION = 2
 SCORE_KS = (1, 5)
 ModelLoader = Callable[..., Tuple[Any, Any]]
@@ -89,6 +94,8 @@ def register_extensions() -> None:
         Span.set_extension(EXTENSION, default=None)
     if not Span.has_extension(NIL_REASON):
         Span.set_extension(NIL_REASON, default=None)
+    if not Span.has_extension(KB_ENTS):  # scispaCy's linker may have registered it: reused
+        Span.set_extension(KB_ENTS, default=[])
 
 
 class _NilCandidates(list):
@@ -112,7 +119,8 @@ def is_blank_mention(text: str) -> bool:
 
 @Language.factory(
     "syncabel_linker",
-    assigns=["token.ent_kb_id", f"span._.{EXTENSION}", f"span._.{NIL_REASON}"],
+    assigns=["token.ent_kb_id", f"span._.{EXTENSION}", f"span._.{NIL_REASON}",
+             f"span._.{KB_ENTS}"],
     requires=["doc.ents"],
     default_config=DEFAULT_CONFIG,
     default_score_weights={"nel_micro_f": 1.0, "nel_micro_r": None, "nel_micro_p": None,
@@ -178,6 +186,8 @@ class SynCABELLinker(Pipe):
         self.overwrite, self.use_gold_ents = overwrite, bool(use_gold_ents)
         self.labels_discard: Tuple[str, ...] = tuple(labels_discard)
         self.engine: Optional[LinkingEngine] = None
+        #: the fitted probability calibrator and NIL threshold (``calibrate``), or None
+        self.calibrator: Optional[ProbabilityCalibrator] = None
         self.fingerprint: Optional[Dict[str, str]] = None
         self._warned_labels: set = set()
         self._builder: Optional[PromptBuilder] = None
@@ -199,6 +209,11 @@ class SynCABELLinker(Pipe):
     def score_gold_ents(self) -> bool:
         """Deprecated name of :attr:`use_gold_ents`."""
         return self.use_gold_ents
+
+    @property
+    def nil_threshold(self) -> Optional[float]:
+        """The calibrated probability under which a mention is NIL (None: no such threshold)."""
+        return self.calibrator.nil_threshold if self.calibrator is not None else None
 
     @property
     def is_ready(self) -> bool:
@@ -418,6 +433,9 @@ class SynCABELLinker(Pipe):
         nonfinite: List[str] = []
         for k, ((doc_i, ent_i, _, mention_text), cands) in enumerate(zip(refs, linked)):
             dicts = [c.to_dict() for c in cands]
+            if self.calibrator is not None:
+                for d, p in zip(dicts, self.calibrator.probabilities(dicts)):
+                    d["probability"] = p
             # beam search drops non-finite beams: a mention left with none is checked
             if all(_finite(d) for d in dicts) and (
                     dicts or not self._nonfinite_logits(prompts[k])):
@@ -441,21 +459,45 @@ class SynCABELLinker(Pipe):
         return not bool(torch.isfinite(logits[0, -1]).all())
 
     def set_annotations(self, docs: Iterable[Doc], preds) -> None:
-        """Write ``ent.kb_id_`` (NIL under the threshold) and ``ent._.syncabel``."""
-        thr = self.settings.threshold
+        """Write ``ent.kb_id_`` (NIL under the score threshold, or with a calibrator under the
+        NIL threshold: the n-best stays), ``ent._.syncabel`` and ``ent._.kb_ents``."""
         for doc, doc_preds in zip(docs, preds):
+            reasons = []
             for ent, cands in zip(doc.ents, doc_preds):
                 if cands is None:
+                    reasons.append(None)
                     continue
-                best = cands[0] if cands else None
-                kb_id = best["code"] if best is not None and best["score"] >= thr else NIL
+                kb_id, reason = self._decision(cands)
+                reasons.append(reason)
                 for token in ent:
                     token.ent_kb_id_ = kb_id
             # span extensions are keyed by (start, end, label, kb_id): set them on the new ents
-            for ent, cands in zip(doc.ents, doc_preds):
+            for ent, cands, reason in zip(doc.ents, doc_preds, reasons):
                 if cands is not None:
                     ent._.set(EXTENSION, list(cands))
-                    ent._.set(NIL_REASON, getattr(cands, "reason", None))
+                    ent._.set(NIL_REASON, reason)
+                    ent._.set(KB_ENTS, self._kb_ents(cands))
+
+    def _decision(self, cands: Sequence[Dict[str, Any]]) -> Tuple[str, Optional[str]]:
+        """``(kb_id, NIL reason)`` of a mention's n-best."""
+        best = cands[0] if cands else None
+        if best is None:
+            return NIL, getattr(cands, "reason", None)
+        if best["score"] < self.settings.threshold:
+            return NIL, None
+        prob = best.get("probability")
+        if self.calibrator is not None and prob is not None and self.calibrator.is_nil(prob):
+            return NIL, UNDER_NIL_THRESHOLD
+        return best["code"], None
+
+    def _kb_ents(self, cands: Sequence[Dict[str, Any]]) -> List[Tuple[str, float]]:
+        """scispaCy's ``kb_ents``: ``(code, probability)`` (the raw score without a
+        calibrator) of the entries at or above the thresholds, best first."""
+        key = "probability" if self.calibrator is not None else "score"
+        floor = self.nil_threshold or 0.0
+        out = [(c["code"], float(c[key])) for c in cands if c.get(key) is not None
+               and c[key] >= floor and c["score"] >= self.settings.threshold]
+        return sorted(out, key=lambda x: -x[1])
 
     def _one_thread_in_child(self) -> None:
         """In a child of ``nlp.pipe(n_process=N)``: one torch thread (OpenMP pools do not
@@ -568,8 +610,12 @@ class SynCABELLinker(Pipe):
             if engine.aliases:
                 srsly.write_jsonl(path / "aliases.jsonl", [{"text": t, "name": n, "group": g}
                                                            for t, n, g in engine.aliases])
+        (path / PROBABILITY_FILE).unlink(missing_ok=True)
+        if self.calibrator is not None:
+            srsly.write_json(path / PROBABILITY_FILE, self.calibrator.to_dict())
         checksums = record_checksums(path, model=None if "model" in exclude else "model",
-                                     extra=() if "aliases" in exclude else ("aliases.jsonl",))
+                                     extra=(PROBABILITY_FILE,) if "aliases" in exclude
+                                     else ("aliases.jsonl", PROBABILITY_FILE))
         if "kb" in exclude:
             checksums = {k: v for k, v in checksums.items() if not k.startswith("tries/")}
         srsly.write_json(path / "state.json", {"version": STATE_VERSION,
@@ -640,8 +686,15 @@ class SynCABELLinker(Pipe):
                                       names=kb.name_table)
             if self.settings.composite and tries.meta.get("legacy_composite"):
                 warnings.warn(Warnings.W210.format(path=path / "tries"))
+        calibrator = None
+        if (PROBABILITY_FILE in checksums if checksums is not None
+                else exists_in(path, PROBABILITY_FILE)):
+            verify_checksums(path, checksums, PROBABILITY_FILE, "the probability calibrator")
+            calibrator = ProbabilityCalibrator.from_dict(
+                _read_json(path / PROBABILITY_FILE, root=path), str(path / PROBABILITY_FILE))
         # the engine fits them to the composite setting (the first part serves both)
         self.set_model(lm, tokenizer, kb, aliases, tries)
+        self.calibrator = calibrator
         return self
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:

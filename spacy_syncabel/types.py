@@ -7,6 +7,13 @@ from typing import List, Optional
 NIL = "NIL"
 NO_CODE = "NO_CODE"
 COMPOSITE_SEP = "+"
+#: what ranked a mention's n-best (``Candidate.path``): the LM (``score``: exp of the
+#: length-normalised log-prob), the cascade's dictionary (an exact match) or its retriever
+#: (``score``: the retrieval score)
+PATH_LM = "lm"
+PATH_DICTIONARY = "dictionary"
+PATH_RETRIEVER = "retriever"
+PATHS = (PATH_LM, PATH_DICTIONARY, PATH_RETRIEVER)
 
 
 @dataclass(frozen=True)
@@ -50,9 +57,12 @@ class Candidate:
     score: float  # exp(mean token log-prob)
     logprob: float  # summed log-prob of the beam
     similarity: Optional[float] = None  # TF-IDF cosine mention/name, when a prior is used
+    path: Optional[str] = None  # what ranked the n-best: PATH_LM, PATH_DICTIONARY, PATH_RETRIEVER
 
     def to_dict(self) -> dict:
         out = {"name": self.name, "code": self.code, "score": self.score, "logprob": self.logprob}
         if self.similarity is not None:
             out["similarity"] = self.similarity
+        if self.path is not None:
+            out["path"] = self.path
         return out

@@ -122,11 +122,17 @@ class Summary:
     per_label: Dict[str, Counter] = field(default_factory=dict)
     codes: Counter = field(default_factory=Counter)
     names: Dict[str, str] = field(default_factory=dict)
+    #: (top candidate's calibrated probability, linked) of every entity that has one
+    probabilities: List[Tuple[float, bool]] = field(default_factory=list)
 
     def add(self, record: Mapping[str, Any]) -> None:
         self.notes += 1
         for ent in record["entities"]:
             self.entities += 1
+            nbest = ent.get("n_best") or []
+            if nbest and isinstance(nbest[0].get("probability"), (int, float)):
+                self.probabilities.append((float(nbest[0]["probability"]),
+                                           ent.get("code") not in (None, "", NIL, NO_CODE)))
             counts = self.per_label.setdefault(ent["label"], Counter())
             counts["entities"] += 1
             code = ent.get("code")
@@ -141,6 +147,24 @@ class Summary:
     @property
     def nil_share(self) -> float:
         return self.nil / self.entities if self.entities else 0.0
+
+    def expected_curve(self) -> List[Dict[str, float]]:
+        """Expected precision (the mean calibrated probability of the entities kept) against
+        coverage, keeping entities from the most probable down; [] without probabilities."""
+        probs = sorted((p for p, _ in self.probabilities), reverse=True)
+        out, total = [], 0.0
+        for i, p in enumerate(probs, start=1):
+            total += p
+            if i == len(probs) or probs[i] != p:
+                out.append({"coverage": i / len(probs), "precision": total / i, "threshold": p})
+        return out
+
+    def linked_share(self) -> Optional[float]:
+        """Share of the entities with a probability that kept their code (the NIL threshold's
+        operating point)."""
+        if not self.probabilities:
+            return None
+        return sum(linked for _, linked in self.probabilities) / len(self.probabilities)
 
     def top_codes(self, n: int = 20) -> List[Tuple[str, str, int]]:
         return [(code, self.names.get(code, ""), count)
@@ -169,6 +193,45 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def curve_svg(points: Sequence[Mapping[str, float]], operating: Optional[float] = None,
+              width: int = 420, height: int = 260, title: str = "") -> str:
+    """An inline SVG of a precision/coverage curve (``points``: ``{"coverage",
+    "precision"}`` in [0, 1]); ``operating``: a coverage marked by a vertical line."""
+    left, right, top, bottom = 48, 12, 12, 36
+    w, h = width - left - right, height - top - bottom
+
+    def xy(cov: float, prec: float) -> Tuple[float, float]:
+        return left + w * min(1.0, max(0.0, cov)), top + h * (1 - min(1.0, max(0.0, prec)))
+
+    ordered = sorted(points, key=lambda p: p["coverage"])
+    path = " ".join(f"{'M' if i == 0 else 'L'}{x:.1f},{y:.1f}" for i, (x, y) in enumerate(
+        xy(p["coverage"], p["precision"]) for p in ordered))
+    grid = []
+    for v in (0.0, 0.25, 0.5, 0.75, 1.0):
+        x, _ = xy(v, 0)
+        _, y = xy(0, v)
+        grid.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + w}" y2="{y:.1f}" '
+                    f'stroke="#e5e7eb"/><text x="{left - 6}" y="{y + 4:.1f}" '
+                    f'text-anchor="end" font-size="11">{100 * v:.0f}%</text>'
+                    f'<text x="{x:.1f}" y="{top + h + 16}" text-anchor="middle" '
+                    f'font-size="11">{100 * v:.0f}%</text>')
+    mark = ""
+    if operating is not None:
+        x, _ = xy(operating, 0)
+        mark = (f'<line class="operating" x1="{x:.1f}" y1="{top}" x2="{x:.1f}" '
+                f'y2="{top + h}" stroke="#dc2626" stroke-dasharray="4 3"/>')
+    label = html.escape(title or "precision / coverage")
+    return (f'<svg class="pc-curve" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+            f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
+            f'aria-label="{label}"><title>{label}</title>{"".join(grid)}'
+            f'<rect x="{left}" y="{top}" width="{w}" height="{h}" fill="none" '
+            f'stroke="#9ca3af"/><path d="{path}" fill="none" stroke="#2563eb" '
+            f'stroke-width="2"/>{mark}<text x="{left + w / 2:.1f}" y="{height - 4}" '
+            f'text-anchor="middle" font-size="12">coverage</text><text x="12" '
+            f'y="{top + h / 2:.1f}" font-size="12" text-anchor="middle" '
+            f'transform="rotate(-90 12 {top + h / 2:.1f})">precision</text></svg>')
+
+
 def report_html(summary: Summary, rendered: Sequence[Tuple[Mapping[str, Any], str]],
                 links: Optional[KBLinks] = None, title: str = "Linked notes",
                 n_errors: int = 0, top: int = 20) -> str:
@@ -194,13 +257,50 @@ def report_html(summary: Summary, rendered: Sequence[Tuple[Mapping[str, Any], st
     codes = ("<table><thead><tr><th>code</th><th>KB name</th><th>mentions</th></tr></thead>"
              f"<tbody>{''.join(code_rows)}</tbody></table>")
     notes = "".join(f'<section class="note">{markup}</section>' for _, markup in rendered)
+    curve = summary.expected_curve()
+    curve_html = ""
+    if curve:
+        curve_html = ("<h2>Precision / coverage</h2><p class=\"meta\">Expected precision (the "
+                      "mean calibrated probability of the entities kept) when only the most "
+                      "probable entities keep their code; the dashed line: the share linked "
+                      "at the pipeline's NIL threshold.</p>"
+                      + curve_svg(curve, summary.linked_share(), title="expected precision / "
+                                  "coverage"))
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
             f"<h1>{html.escape(title)}</h1><p class=\"meta\">Entities found and linked by the "
             f"pipeline; each entity shows its label, code and KB name.</p>"
             f'<div class="cards">{cards_html}</div>'
-            f"<h2>Entities per label</h2>{labels}<h2>Most linked codes</h2>{codes}"
+            f"<h2>Entities per label</h2>{labels}{curve_html}"
+            f"<h2>Most linked codes</h2>{codes}"
             f"<h2>Notes ({len(rendered)} of {summary.notes} shown)</h2>{notes}</body></html>")
+
+
+def calibration_html(report: Mapping[str, Any], title: str = "Linking calibration") -> str:
+    """A self-contained page of an ``evaluate`` report's ``calibration`` block: the measured
+    precision/coverage curve (the NIL threshold's point marked), ECE per path and the
+    precision/coverage table."""
+    op = report.get("operating_point") or {}
+    paths = _table(["path", "mentions", "ECE", "accuracy", "mean probability"], [
+        (p, s["n_mentions"], f"{s['ece']:.3f}", f"{100 * s['accuracy']:.1f}%",
+         f"{100 * s['mean_probability']:.1f}%")
+        for p, s in sorted((report.get("per_path") or {}).items())])
+    rows = [(f"{100 * r['coverage_target']:.0f}%", f"{r['threshold']:.3f}",
+             f"{100 * r['coverage']:.1f}%", f"{100 * r['precision']:.1f}%")
+            for r in report.get("precision_coverage") or []]
+    if op:
+        rows.append(("NIL threshold", f"{op['threshold']:.3f}", f"{100 * op['coverage']:.1f}%",
+                     f"{100 * op['precision']:.1f}%"))
+    table = _table(["coverage at least", "threshold", "coverage", "precision"], rows)
+    svg = curve_svg(report.get("curve") or [], op.get("coverage"),
+                    title="measured precision / coverage")
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1><p class=\"meta\">{report.get('n_mentions', 0)} gold "
+            f"mentions; ECE {report.get('ece', 0.0):.3f} of the top candidate's "
+            f"{html.escape(str(report.get('probability')))} ({report.get('bins', 10)} bins)."
+            f"</p><h2>Precision / coverage</h2>{svg}{table}<h2>Calibration per path</h2>"
+            f"{paths}</body></html>")
 
 
 def write_report(path: Union[str, Path], records: Iterable[Mapping[str, Any]],

@@ -28,6 +28,7 @@ def evaluate(
     end_to_end: bool = typer.Option(True, "--end-to-end/--no-end-to-end", help="With an NER before the linker: also run the whole pipeline on the raw texts and score its own spans (strict NER and linking P/R/F1)."),
     bootstrap: int = typer.Option(0, "--bootstrap", help="Document resamples for 95% bootstrap intervals of Recall@1, overall and per label (0: none; the reference uses 1000)."),
     seed: int = typer.Option(42, "--seed", help="Seed of the bootstrap resamples (42: the reference's)."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Also write the calibration report (precision/coverage curve, ECE per path) as an HTML page."),
 ) -> None:
     """Link the corpus's gold mentions and report Recall@1/@k beside the TF-IDF baseline; with an
     NER in the pipeline, also score its own spans end to end (ner_f, linking_f)."""
@@ -36,7 +37,7 @@ def evaluate(
     from ..evaluation.places import mention_places
     from ..training.pipeline_io import load_pipeline
 
-    check_outputs({"--output": output},
+    check_outputs({"--output": output, "--html": html},
                   {"the pipeline": pipeline, "the corpus": corpus, "--train": train})
     if threads:
         import torch
@@ -55,6 +56,11 @@ def evaluate(
                               source=str(corpus), end_to_end=end_to_end, places=places,
                               bootstrap=bootstrap, seed=seed)
     _report(metrics, output)
+    if html is not None:
+        from ..visualize import calibration_html
+
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(calibration_html(metrics["calibration"]), encoding="utf-8")
 
 
 @app.command()

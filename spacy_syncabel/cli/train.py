@@ -108,17 +108,34 @@ def calibrate(
     cascade: bool = typer.Option(True, "--cascade/--no-cascade", help="Also choose the cascade's cut-off (mentions the dictionary or the retriever settle skip the LM) and save it on."),
     cascade_tolerance: float = typer.Option(0.2, "--cascade-tolerance", help="Dev Recall@1 points the cascade may lose against the full model (0: none)."),
     threads: int = typer.Option(0, help="torch threads (0: torch's default)."),
+    prior: bool = typer.Option(True, "--prior/--no-prior", help="Choose the prior's weight and the cascade's cut-off (--no-prior: keep them, fit the probability only)."),
+    probability: bool = typer.Option(True, "--probability/--no-probability", help="Then fit one calibrated probability per linked mention (ent._.syncabel[i]['probability'], ent._.kb_ents) on the dev set."),
+    method: str = typer.Option("platt", "--method", help="Probability calibration: platt or isotonic (one map per path: lm, dictionary, retriever)."),
+    target_precision: float = typer.Option(0.0, "--target-precision", help="Choose the NIL threshold: the lowest probability whose dev precision over linked mentions reaches P (0: no NIL threshold)."),
 ) -> None:
-    """Choose the TF-IDF prior's weight for candidate reranking, then the cascade's cut-off, on the dev set; saves them in PIPELINE."""
+    """Choose the TF-IDF prior's weight for candidate reranking, then the cascade's cut-off, then the calibrated probability and NIL threshold, on the dev set; saves them in PIPELINE."""
     from ..corpus import read_corpus
-    from ..training.calibration import calibrate_pipeline
+    from ..training.probability import calibrate_pipeline_probability, probability_summary
 
     check_outputs({"PIPELINE (saved again in place)": pipeline}, {"the dev corpus": dev})
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    result = calibrate_pipeline(pipeline, read_corpus(dev), dev_size=dev_size,
+    dev_docs = read_corpus(dev)
+    if prior:
+        _calibrate_prior(pipeline, dev_docs, dev_size, candidates, cascade, cascade_tolerance)
+    if probability:
+        cal = calibrate_pipeline_probability(pipeline, dev_docs, method=method,
+                                             target_precision=target_precision or None)
+        typer.echo(probability_summary(cal))
+
+
+def _calibrate_prior(pipeline: Path, dev_docs, dev_size: int, candidates: Optional[int],
+                     cascade: bool, cascade_tolerance: float) -> None:
+    from ..training.calibration import calibrate_pipeline
+
+    result = calibrate_pipeline(pipeline, dev_docs, dev_size=dev_size,
                                 candidates=candidates, cascade=cascade,
                                 cascade_tolerance=cascade_tolerance / 100)
     for row in result["table"]:

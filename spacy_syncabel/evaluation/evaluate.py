@@ -15,6 +15,7 @@ from .baseline import TfidfLinker
 from .end_to_end import end_to_end_metrics, entity_setters
 from .metrics import LinkItem, entity_codes, is_linkable, score_links, seen_code_set
 from .places import Place, mention_places
+from .reliability import ScoredMention, reliability_report, scored_mentions
 from .resources import peak_rss_mb, timer
 
 
@@ -54,11 +55,12 @@ def layered_with_places(docs: Sequence[CorpusDoc], places: Sequence[Sequence[Pla
 
 def gold_items(corpus: Sequence[CorpusDoc], places: Sequence[Sequence[Place]],
                gold_docs: Sequence[Doc], linked: Sequence[Doc],
-               ) -> Tuple[List[LinkItem], List[str]]:
+               nbests: Optional[List[Any]] = None) -> Tuple[List[LinkItem], List[str]]:
     """``(gold, ranked predicted codes, label, document, start, end)`` for every mention of
     ``corpus`` (layered docs, their places, their spaCy gold docs and the linked docs), and
     each mention's text as the linker saw it. A mention that did not become a gold entity
-    (unaligned, or dropped as overlapping after expansion to tokens) has no prediction."""
+    (unaligned, or dropped as overlapping after expansion to tokens) has no prediction.
+    ``nbests``: a list that gets each mention's n-best (``ent._.syncabel``, or None)."""
     items: List[LinkItem] = []
     texts: List[str] = []
     for cdoc, doc_places, gold, out in zip(corpus, places, gold_docs, linked):
@@ -70,18 +72,57 @@ def gold_items(corpus: Sequence[CorpusDoc], places: Sequence[Sequence[Place]],
             key = (span.start_char, span.end_char) if span is not None else None
             g = gold_ents.get(key) if key is not None else None
             codes: List[str] = []
+            nbest = None
             if (g is not None and key not in claimed and g.label_ == m.label
                     and g.kb_id_ == (m.code or NIL)):
                 claimed.add(key)
                 codes = entity_codes(predicted.get(key))
+                nbest = _nbest(predicted.get(key))
+            if nbests is not None:
+                nbests.append(nbest)
             items.append((m.code, codes, m.label, where, start, end))
             texts.append(span.text if span is not None else cdoc.text[m.start:m.end])
     return items, texts
 
 
+def _nbest(ent: Optional[Any]) -> Optional[List[Dict[str, Any]]]:
+    if ent is None or not ent.has_extension("syncabel"):
+        return None
+    return ent._.syncabel
+
+
 def gold_codes(docs: Sequence[CorpusDoc], kb=None) -> set:
     """Every single code in a corpus (composites split; alternative codes mapped by ``kb``)."""
     return seen_code_set((m.code for d in docs for m in d.mentions), kb)
+
+
+def link_gold_docs(nlp: Language, linker: Any, gold_docs: Sequence[Doc],
+                   batch_size: int = 64) -> List[Doc]:
+    """The linker's output on copies of ``gold_docs`` (gold entities, codes removed, the
+    pipeline's sentences)."""
+    inputs = [d.copy() for d in gold_docs]
+    for d in inputs:
+        for t in d:
+            t.ent_kb_id_ = ""
+    for segmenter in sentence_segmenters(nlp):  # the linker sees the pipeline's sentences
+        inputs = list(segmenter.pipe(inputs))
+    return list(linker.pipe(inputs, batch_size=batch_size))
+
+
+def scored_gold_mentions(nlp: Language, corpus: Sequence[CorpusDoc], batch_size: int = 64,
+                         linker: Any = None) -> List[ScoredMention]:
+    """Link the gold mentions of ``corpus`` (as :func:`evaluate_linker` does) and return the
+    counted ones with their n-best and whether the top candidate is right."""
+    from ..corpus import docs_to_spacy
+
+    linker = linker if linker is not None else find_linker(nlp)
+    raw = list(corpus)
+    layers, places = layered_with_places(raw, mention_places(raw))
+    gold_docs = docs_to_spacy(nlp, layers)
+    linked = link_gold_docs(nlp, linker, gold_docs, batch_size)
+    nbests: List[Any] = []
+    items, _ = gold_items(layers, places, gold_docs, linked, nbests)
+    return scored_mentions(items, nbests, linker.kb)
 
 
 def evaluate_linker(nlp: Language, corpus: Sequence[CorpusDoc], *, train: Optional[Sequence[CorpusDoc]] = None,
@@ -107,16 +148,11 @@ def evaluate_linker(nlp: Language, corpus: Sequence[CorpusDoc], *, train: Option
     n_mentions = sum(1 for d in corpus for m in d.mentions if is_linkable(m.code))
     if n_mentions == 0:
         raise ValueError(Errors.E050.format(path=source))
-    inputs = [d.copy() for d in gold_docs]
-    for d in inputs:
-        for t in d:
-            t.ent_kb_id_ = ""
-    for segmenter in sentence_segmenters(nlp):  # the linker sees the pipeline's sentences
-        inputs = list(segmenter.pipe(inputs))
     with timer() as t:
-        linked = list(linker.pipe(inputs, batch_size=batch_size))
+        linked = link_gold_docs(nlp, linker, gold_docs, batch_size)
     # one rule for every path: the reference's mentions and the canonical codes of score's
-    items, mentions = gold_items(corpus, places, gold_docs, linked)
+    nbests: List[Any] = []
+    items, mentions = gold_items(corpus, places, gold_docs, linked, nbests)
     groups = [linker.group_for(item[2]) for item in items]
     seen = gold_codes(train, linker.kb) if train is not None else None
     n_total = sum(len(d.ents) for d in linked)
@@ -130,6 +166,9 @@ def evaluate_linker(nlp: Language, corpus: Sequence[CorpusDoc], *, train: Option
         "constrained": linker.cfg["constrained"],
         "corpus": source,
     })
+    metrics["calibration"] = reliability_report(
+        scored_mentions(items, nbests, linker.kb),
+        nil_threshold=getattr(linker, "nil_threshold", None))
     if baseline:
         # the scispaCy-style baseline over the KB's names; and, when the linker retrieves
         # candidates through training-mention aliases too, the same TF-IDF over both

@@ -43,6 +43,28 @@ def end_to_end_table(per_label: Mapping[str, Mapping[str, Any]]) -> str:
     return _table(header, rows)
 
 
+def calibration_tables(report: Mapping[str, Any]) -> str:
+    """ECE overall and per path, then precision and coverage by threshold (percent), of an
+    ``evaluate`` report's ``calibration`` block."""
+    what = "probability" if report.get("probability") == "probability" else "raw score (no calibrator)"
+    rows = [["all", str(report.get("n_mentions", 0)), f"{report.get('ece', 0.0):.3f}", "", ""]]
+    for path, s in sorted((report.get("per_path") or {}).items()):
+        rows.append([path, str(s.get("n_mentions", 0)), f"{s.get('ece', 0.0):.3f}",
+                     _pct(s.get("accuracy")), _pct(s.get("mean_probability"))])
+    ece = _table(["path", "mentions", "ECE", "accuracy", "mean p"], rows)
+    points = [[f"{100 * r['coverage_target']:.0f}%", f"{r['threshold']:.3f}",
+               _pct(r["coverage"]), _pct(r["precision"])]
+              for r in report.get("precision_coverage") or []]
+    op = report.get("operating_point")
+    if op:
+        points.append(["NIL threshold", f"{op['threshold']:.3f}", _pct(op["coverage"]),
+                       _pct(op["precision"])])
+    table = _table(["coverage at least", "threshold", "coverage", "precision"], points) \
+        if points else ""
+    return (f"Calibration of the top candidate's {what} ({report.get('bins', 10)} bins):\n"
+            f"{ece}" + (f"\n\nPrecision / coverage:\n{table}" if table else ""))
+
+
 def label_tables(metrics: Mapping[str, Any]) -> str:
     """Every per-label table ``metrics`` has, titled, or an empty string."""
     parts: List[str] = []
@@ -51,7 +73,9 @@ def label_tables(metrics: Mapping[str, Any]) -> str:
     e2e: Dict[str, Any] = metrics.get("per_label_end_to_end") or {}
     if e2e:
         parts.append("End to end (strict spans), per label:\n" + end_to_end_table(e2e))
+    if isinstance(metrics.get("calibration"), dict):
+        parts.append(calibration_tables(metrics["calibration"]))
     return "\n\n".join(parts)
 
 
-__all__ = ["end_to_end_table", "gold_mention_table", "label_tables"]
+__all__ = ["calibration_tables", "end_to_end_table", "gold_mention_table", "label_tables"]

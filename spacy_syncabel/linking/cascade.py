@@ -11,14 +11,15 @@ is looked up:
 
 A settled mention's n-best is the retriever's list merged by code (``merge_by_code``), the
 exact match's code first. Its entries carry the retrieval score as ``score`` and
-``similarity`` (1.0 for the exact match) and ``logprob`` 0.0: no LM ran.
+``similarity`` (1.0 for the exact match), ``logprob`` 0.0 (no LM ran) and ``path``
+"dictionary" (an exact match) or "retriever".
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Tuple
 
-from ..types import NO_CODE, Candidate
+from ..types import NO_CODE, PATH_DICTIONARY, PATH_RETRIEVER, Candidate
 from .candidates import ExactIndex, Retrieved
 
 #: (name, group) -> the name's code in the group (``ConceptKB.lookup``)
@@ -68,12 +69,13 @@ def settle(mention: str, group: Optional[str], retrieved: Sequence[Retrieved],
         head.append((exact.names(mention, group)[0], codes[0], 1.0))
     ranked: List[Candidate] = []
     names, seen = set(), set()
+    path = PATH_DICTIONARY if len(codes) == 1 else PATH_RETRIEVER
     for name, code, score in head + coded:
         if name in names or (merge_by_code and code in seen):
             continue
         names.add(name)
         seen.add(code)
-        ranked.append(Candidate(name, code, score, 0.0, score))
+        ranked.append(Candidate(name, code, score, 0.0, score, path))
         if len(ranked) == n_best:
             break
     return Settlement(tuple(ranked), exact=codes[0] if len(codes) == 1 else None,

@@ -18,7 +18,7 @@ import numpy as np
 from ..decoding import BeamSearchConfig, TrieSet, beam_search
 from ..errors import Errors, Warnings
 from ..prompting import SEP_TOKEN, encode_completion
-from ..types import COMPOSITE_SEP, NO_CODE, Candidate
+from ..types import COMPOSITE_SEP, NO_CODE, PATH_LM, Candidate
 from .candidates import (Alias, CandidateGenerator, ExactIndex, GeneratorFactory, Retrieved,
                          TfidfCandidates, tfidf_candidates)
 from .cascade import Settlement, settle
@@ -396,7 +396,7 @@ class LinkingEngine:
     def _merge(self, ranked: Sequence[Tuple[str, str, float, int, Optional[float]]],
                ) -> List[Candidate]:
         """The n-best of ranked (name, code, log-prob, tokens, similarity), one per code
-        unless ``merge_by_code`` is off; score = exp(length-normalised log-prob)."""
+        unless ``merge_by_code`` is off; score = exp(length-normalised log-prob); path "lm"."""
         s = self.settings
         out: List[Candidate] = []
         seen = set()
@@ -405,7 +405,7 @@ class LinkingEngine:
                 continue
             seen.add(code)
             out.append(Candidate(name, code, float(np.exp(rank_value(lp, n, s.length_penalty))),
-                                 lp, sim))
+                                 lp, sim, PATH_LM))
             if len(out) == s.n_best:
                 break
         return out

@@ -18,7 +18,8 @@ def _round(value: Any) -> Any:
 
 
 def _candidate(cand: Dict[str, Any]) -> Dict[str, Any]:
-    return {key: _round(value) if key in ("score", "logprob", "similarity") else value
+    return {key: _round(value) if key in ("score", "logprob", "similarity", "probability")
+            else value
             for key, value in cand.items()}
 
 

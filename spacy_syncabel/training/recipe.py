@@ -30,7 +30,8 @@ _TRAINING_KEYS = ("epochs", "max_steps", "lr", "scheduler", "warmup", "weight_de
                   "max_minutes", "seed", "max_train", "top_k_targets", "kb_names", "mix",
                   "mix_weights", "rank_candidates", "rank_weight", "train_aliases")
 _MODEL_LORA = ("lora", "lora_r", "lora_alpha", "lora_dropout")
-_CALIBRATION_FIELDS = {"enabled": "calibrate", "size": "calibration_size"}
+_CALIBRATION_FIELDS = {"enabled": "calibrate", "size": "calibration_size",
+                       "target_precision": "target_precision"}
 #: runtime switches of the command line, not part of a recipe
 _RUNTIME = ("num_threads", "progress", "resume")
 

@@ -45,6 +45,7 @@ from .examples import (COMPOSITE_MIN_SHARE, IGNORE_INDEX, DevSet, NameSelector, 
 from .mixing import mix_examples
 from .callbacks import make_callbacks
 from .pipeline_io import LINKER, copy_pipeline, save_pipeline
+from .probability import calibrate_pipeline_probability
 from .ranking import RankCollator, build_rank_examples, rank_loss
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,8 @@ class TrainConfig:
     # (training/calibration.py; candidate mode only) and switch the saved pipelines to it
     calibrate: bool = False
     calibration_size: int = 0  # dev mentions used (0: all)
+    # with calibrate: the NIL threshold's dev precision (None: no NIL threshold)
+    target_precision: Optional[float] = None
     mix_mode: str = "upsample"
     mix_weights: Tuple[float, float] = (1.0, 1.0)
     max_train: Optional[int] = None  # first N training examples of the real corpus
@@ -584,6 +587,11 @@ def _write_outputs(out: Path, prep: _Prepared, trainer, cfg: TrainConfig, summar
             summary[key] = {k: cal[k] for k in ("prior_weight", "recall@1", "dev_mentions")}
             summary[key].update({f"cascade_{k}": cal["cascade"][k]
                                  for k in ("on", "margin", "recall@1", "skipped")})
+            # the probability is fitted on the scores of the settings just chosen
+            prob = calibrate_pipeline_probability(folder, prep.dev_docs,
+                                                  target_precision=cfg.target_precision)
+            summary[key].update({"nil_threshold": prob.nil_threshold,
+                                 "probability_dev_ece": prob.fit.get("dev_ece")})
     summary["model_best"] = str(best_dir.resolve())
     summary["model_last"] = str(last_dir.resolve())
     (out / "training_summary.json").write_text(
