@@ -535,3 +535,10 @@ class Errors(metaclass=ErrorsWithCodes):
     E522 = ("{path}: the package's setup.py (spaCy's) leaves out files whose name starts "
             "with '.', so the installed pipeline would lack it. Remove or rename it in the "
             "pipeline folder before packaging.")
+    # dictionary span proposer, span groups for the linker (E540-E559)
+    E540 = ("The dictionary proposer '{name}' has no dictionary: initialize it (`nlp.initialize` "
+            "with training examples, or `assemble --proposer` with a training corpus) or load a "
+            "pipeline saved with one.")
+    E541 = ("{path} is missing: the folder of the dictionary proposer '{name}' holds its "
+            "dictionary there. Copy the whole pipeline folder again, or assemble it again with "
+            "`assemble --proposer`.")
