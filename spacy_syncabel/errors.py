@@ -542,3 +542,8 @@ class Errors(metaclass=ErrorsWithCodes):
     E541 = ("{path} is missing: the folder of the dictionary proposer '{name}' holds its "
             "dictionary there. Copy the whole pipeline folder again, or assemble it again with "
             "`assemble --proposer`.")
+    E542 = ("`--nil-threshold auto` chooses the linker's NIL threshold on gold mentions: give "
+            "the corpus to choose it on with --threshold-corpus (a split other than the one "
+            "scored end to end), or give a number, or none.")
+    E543 = ("--nil-threshold must be a number (the linker answers NIL under that top score), "
+            "auto or none; got {value!r}.")

@@ -21,6 +21,7 @@ from .pipeline_io import save_pipeline
 
 PathLike = Union[str, Path]
 NO_SEGMENTER = ("", "none")
+AUTO = "auto"
 # files of a linker folder worth keeping beside the assembled pipeline
 LINKER_RECORDS = ("training.json", "calibration.json")
 
@@ -55,7 +56,7 @@ def check_labels(ner_nlp, linker, ner_path: PathLike = "", linker_path: PathLike
 def assemble_pipeline(linker_path: PathLike, ner_path: PathLike, output: PathLike, *,
                       segmenter: str = "sentencizer", force: bool = False,
                       proposer_corpus: Optional[PathLike] = None,
-                      nil_threshold: Optional[float] = None,
+                      nil_threshold: Union[float, str, None] = None,
                       threshold_corpus: Optional[PathLike] = None,
                       threshold_mentions: int = 2000) -> Dict[str, Any]:
     """Write ``output``: ``segmenter`` (a factory name; ``none`` for no segmenter; taken from
@@ -66,9 +67,10 @@ def assemble_pipeline(linker_path: PathLike, ner_path: PathLike, output: PathLik
 
     ``proposer_corpus``: a training corpus; a ``syncabel_dictionary_proposer`` built from its
     mentions and the linker's KB names goes between the NER and the linker.
-    ``nil_threshold``: the linker answers NIL under this top score; ``threshold_corpus``:
-    choose it instead on the gold mentions of this corpus (at most ``threshold_mentions``;
-    :mod:`~spacy_syncabel.linking.abstention`), never the corpus scored end to end."""
+    ``nil_threshold``: the linker answers NIL under this top score; ``"auto"``: the one chosen
+    on the gold mentions of ``threshold_corpus`` (at most ``threshold_mentions``;
+    :mod:`~spacy_syncabel.linking.abstention`), never the corpus scored end to end; None or
+    ``"none"``: the linker's own."""
     import spacy
     from spacy.language import Language
 
@@ -78,6 +80,7 @@ def assemble_pipeline(linker_path: PathLike, ner_path: PathLike, output: PathLik
     check_outputs({"The assembled pipeline": output},
                   {"the linker pipeline": linker_path, "the NER pipeline": ner_path})
     check_replaceable(output, force)
+    threshold = parse_threshold(nil_threshold, threshold_corpus)
     linker_nlp = spacy.load(linker_path)
     name = _linker_name(linker_nlp)
     if name is None:
@@ -111,9 +114,10 @@ def assemble_pipeline(linker_path: PathLike, ner_path: PathLike, output: PathLik
             "linker": str(linker_path)}
     if proposer_corpus is not None:
         info["proposer"] = _add_proposer(nlp, proposer_corpus, labels)
-    if threshold_corpus is not None or nil_threshold is not None:
-        info["nil_threshold"] = _set_threshold(nlp, nil_threshold, threshold_corpus,
-                                               threshold_mentions)
+    if threshold is not None:
+        info["nil_threshold"] = _set_threshold(
+            nlp, None if threshold == AUTO else float(threshold), threshold_corpus,
+            threshold_mentions)
     info["pipeline"] = list(nlp.pipe_names)
     nlp.meta["name"] = f"syncabel_{Path(output).parent.name or 'pipeline'}"
     nlp.meta["description"] = ("Sentence segmenter + NER + syncabel_linker, assembled from "
@@ -132,6 +136,22 @@ def assemble_pipeline(linker_path: PathLike, ner_path: PathLike, output: PathLik
     return info
 
 
+def parse_threshold(value: Union[float, str, None],
+                    corpus: Optional[PathLike]) -> Union[float, str, None]:
+    """``nil_threshold`` as a number, ``"auto"`` (E542 without a corpus to choose it on) or
+    None (``"none"``)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return None
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        if corpus is None:
+            raise ValueError(Errors.E542)
+        return AUTO
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(Errors.E543.format(value=value)) from None
+
+
 def _add_proposer(nlp, corpus_path: PathLike, labels: List[str]) -> Dict[str, Any]:
     """A dictionary proposer before the linker, from the training mentions of ``labels`` in
     ``corpus_path`` and the linker's KB names."""
@@ -148,13 +168,13 @@ def _add_proposer(nlp, corpus_path: PathLike, labels: List[str]) -> Dict[str, An
 
 def _set_threshold(nlp, threshold: Optional[float], corpus_path: Optional[PathLike],
                    limit: int) -> Dict[str, Any]:
-    """Set the linker's NIL threshold: ``threshold``, or the one chosen on the gold mentions
-    of ``corpus_path``."""
+    """Set the linker's NIL threshold: ``threshold``, or (None) the one chosen on the gold
+    mentions of ``corpus_path``."""
     from ..linking.abstention import choose_threshold, gold_mention_scores
 
     linker = nlp.get_pipe("syncabel_linker")
     out: Dict[str, Any] = {}
-    if corpus_path is not None:
+    if threshold is None:
         from ..corpus import read_corpus
 
         scores, correct = gold_mention_scores(nlp, read_corpus(corpus_path), limit=limit)
