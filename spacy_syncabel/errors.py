@@ -535,13 +535,13 @@ class Errors(metaclass=ErrorsWithCodes):
     E522 = ("{path}: the package's setup.py (spaCy's) leaves out files whose name starts "
             "with '.', so the installed pipeline would lack it. Remove or rename it in the "
             "pipeline folder before packaging.")
-    # dictionary span proposer, span groups for the linker (E540-E559)
+    # the dictionary span proposer, the NIL threshold of assemble (E540-E559)
     E540 = ("The dictionary proposer '{name}' has no dictionary: initialize it (`nlp.initialize` "
-            "with training examples, or `assemble --proposer` with a training corpus) or load a "
+            "with training examples, or `assemble --proposer-corpus TRAIN`) or load a "
             "pipeline saved with one.")
     E541 = ("{path} is missing: the folder of the dictionary proposer '{name}' holds its "
             "dictionary there. Copy the whole pipeline folder again, or assemble it again with "
-            "`assemble --proposer`.")
+            "`assemble --proposer-corpus TRAIN`.")
     E542 = ("`--nil-threshold auto` chooses the linker's NIL threshold on gold mentions: give "
             "the corpus to choose it on with --threshold-corpus (a split other than the one "
             "scored end to end), or give a number, or none.")

@@ -119,6 +119,20 @@ class DictionaryProposer(Pipe):
         with open(path / FILE, "w", encoding="utf-8") as f:
             json.dump(self.dictionary.to_dict(), f, ensure_ascii=False)
 
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        if self.dictionary is None:
+            raise ValueError(Errors.E540.format(name=self.name))
+        import json
+
+        return json.dumps(self.dictionary.to_dict(), ensure_ascii=False).encode("utf8")
+
+    def from_bytes(self, bytes_data: bytes, *,
+                   exclude: Iterable[str] = tuple()) -> "DictionaryProposer":
+        from ..textio import json_loads
+
+        self.dictionary = PhraseDictionary.from_dict(json_loads(bytes_data.decode("utf8")))
+        return self
+
     def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "DictionaryProposer":
         path = Path(path)
         if not (path / FILE).is_file():

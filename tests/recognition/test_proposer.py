@@ -103,6 +103,13 @@ def test_saved_and_loaded_proposer_finds_the_same_spans(proposer_nlp, held_out, 
     for note in held_out[:10]:
         assert [(e.start, e.end, e.label_) for e in loaded(note.text).ents] == \
                [(e.start, e.end, e.label_) for e in proposer_nlp(note.text).ents]
+    restored = load_pipeline(tmp_path / "p")
+    restored.get_pipe(FACTORY).from_bytes(proposer_nlp.get_pipe(FACTORY).to_bytes())
+    assert restored.get_pipe(FACTORY).dictionary.entries == \
+        proposer_nlp.get_pipe(FACTORY).dictionary.entries
+    (tmp_path / "p" / FACTORY / "dictionary.json").unlink()
+    with pytest.raises(ValueError, match="E541"):
+        load_pipeline(tmp_path / "p")
 
 
 def test_initialize_from_examples_and_spans_key(held_out):
