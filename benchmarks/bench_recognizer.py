@@ -28,10 +28,11 @@ VARIANTS = ("base", "proposer", "nil-threshold", "proposer+nil-threshold")
 def main() -> None:
     from spacy_syncabel.corpus import read_corpus
     from spacy_syncabel.evaluation.end_to_end import end_to_end_metrics
-    from spacy_syncabel.evaluation.evaluate import find_linker
+    from spacy_syncabel.pipes import find_linker
     from spacy_syncabel.evaluation.resources import peak_rss_mb
     from spacy_syncabel.evaluation.span_errors import span_errors
-    from spacy_syncabel.linking.abstention import choose_threshold, gold_mention_scores
+    from spacy_syncabel.evaluation.abstention import gold_mention_scores
+    from spacy_syncabel.linking.abstention import choose_threshold
     from spacy_syncabel.recognition.proposer import FACTORY, add_dictionary_proposer
     from spacy_syncabel.training.assemble import ner_labels
     from spacy_syncabel.training.pipeline_io import load_pipeline

@@ -170,7 +170,8 @@ def _set_threshold(nlp, threshold: Optional[float], corpus_path: Optional[PathLi
                    limit: int) -> Dict[str, Any]:
     """Set the linker's NIL threshold: ``threshold``, or (None) the one chosen on the gold
     mentions of ``corpus_path``."""
-    from ..linking.abstention import choose_threshold, gold_mention_scores
+    from ..evaluation.abstention import gold_mention_scores
+    from ..linking.abstention import choose_threshold
 
     linker = nlp.get_pipe("syncabel_linker")
     out: Dict[str, Any] = {}
