@@ -10,12 +10,17 @@ other: the tokenizer, each component's ``pipe``, and inside the linker retrieval
 and the candidate modes' TF-IDF search) and the LM (decoding or scoring), timed on its engine;
 the rest of the linker's time (prompts, spans, n-best) is ``linker_other``.
 ``load_seconds`` is ``spacy.load``. Peak RSS is the
-process's high-water mark. Writes ``benchmarks/results/notes_<name>.json``.
+process's high-water mark; the 1-minute load average before and after says how busy the
+machine was. Writes ``benchmarks/results/notes_<name>.json``, e.g. for CANTEMIST:
+
+    python benchmarks/bench_notes.py --pipeline training/cantemist/pipeline \
+        --notes ../shared/data/cantemist/dev1 --limit 200 --threads 1 --name cantemist-dev1
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import time
@@ -103,6 +108,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     texts = read_notes(args.notes, args.limit)
+    load_before = os.getloadavg()[0]
     start = time.perf_counter()
     nlp = spacy.load(args.pipeline)
     load_seconds = time.perf_counter() - start
@@ -126,6 +132,9 @@ def main() -> None:
         "stage_seconds": {k: round(v, 3) for k, v in stages.items()},
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "pipe_names": list(nlp.pipe_names), "machine": platform.machine(),
+        # other processes on the machine: notes/s is comparable only at a similar load
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "cpu_count": os.cpu_count(),
     }
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"notes_{args.name}.json"

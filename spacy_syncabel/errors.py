@@ -555,3 +555,15 @@ class Errors(metaclass=ErrorsWithCodes):
     E504 = ("No dev mention of {path} got a candidate from the linker: there is nothing to "
             "fit the probabilities on. Check that the dev corpus has gold codes and the "
             "pipeline's labels.")
+    # the dictionary span proposer, the NIL threshold of assemble (E540-E559)
+    E540 = ("The dictionary proposer '{name}' has no dictionary: initialize it (`nlp.initialize` "
+            "with training examples, or `assemble --proposer-corpus TRAIN`) or load a "
+            "pipeline saved with one.")
+    E541 = ("{path} is missing: the folder of the dictionary proposer '{name}' holds its "
+            "dictionary there. Copy the whole pipeline folder again, or assemble it again with "
+            "`assemble --proposer-corpus TRAIN`.")
+    E542 = ("`--nil-threshold auto` chooses the linker's NIL threshold on gold mentions: give "
+            "the corpus to choose it on with --threshold-corpus (a split other than the one "
+            "scored end to end), or give a number, or none.")
+    E543 = ("--nil-threshold must be a number (the linker answers NIL under that top score), "
+            "auto or none; got {value!r}.")

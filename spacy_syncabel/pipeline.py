@@ -70,9 +70,11 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     "use_gold_ents": None,
     # deprecated name of use_gold_ents (W450); saved configs that set it still load
     "score_gold_ents": None,
+    # null: link doc.ents; a key: link the spans of doc.spans[key] (they may overlap)
+    "spans_key": None,
 }
 #: the component's own settings (not decode settings): ``with_settings`` changes them too
-COMPONENT_SETTINGS = ("label_map", "labels_discard", "overwrite", "use_gold_ents")
+COMPONENT_SETTINGS = ("label_map", "labels_discard", "overwrite", "use_gold_ents", "spans_key")
 
 
 def resolve_use_gold_ents(name: str, use_gold_ents: Optional[bool],
@@ -137,7 +139,8 @@ def make_syncabel_linker(nlp: Language, name: str, label_map: Dict[str, Optional
                          candidate_generator: GeneratorFactory,
                          device: str, dtype: str, overwrite: bool,
                          labels_discard: List[str], use_gold_ents: Optional[bool],
-                         score_gold_ents: Optional[bool]) -> "SynCABELLinker":
+                         score_gold_ents: Optional[bool],
+                         spans_key: Optional[str] = None) -> "SynCABELLinker":
     settings = LinkSettings(
         mode=mode, num_beams=num_beams, n_best=n_best, length_penalty=length_penalty,
         constrained=constrained, composite=composite, merge_by_code=merge_by_code,
@@ -153,7 +156,7 @@ def make_syncabel_linker(nlp: Language, name: str, label_map: Dict[str, Optional
                           overwrite=overwrite, labels_discard=labels_discard,
                           use_gold_ents=resolve_use_gold_ents(name, use_gold_ents,
                                                               score_gold_ents),
-                          verb_from_model=verb is None)
+                          verb_from_model=verb is None, spans_key=spans_key)
 
 
 class SynCABELLinker(Pipe):
@@ -169,12 +172,13 @@ class SynCABELLinker(Pipe):
                  candidate_generator: Optional[GeneratorFactory] = None,
                  device: str = "auto", dtype: str = "auto", overwrite: bool = True,
                  labels_discard: Iterable[str] = (), use_gold_ents: bool = False,
-                 verb_from_model: bool = False) -> None:
+                 verb_from_model: bool = False, spans_key: Optional[str] = None) -> None:
         """``labels_discard``: entity labels left unlinked (no kb_id set, no n-best), as
         spaCy's EntityLinker. ``use_gold_ents``: ``score`` links the gold entities.
         ``verb_from_model``: the verb was not set in the config, so a model whose config
         declares its language (``lang``, as SynCABEL checkpoints do) gets that language's verb,
-        the one it was trained with."""
+        the one it was trained with. ``spans_key``: link the spans of ``doc.spans[spans_key]``
+        (nested or overlapping mentions) instead of ``doc.ents``."""
         self.vocab = vocab
         self.name = name
         self.settings = settings or LinkSettings()
@@ -185,6 +189,7 @@ class SynCABELLinker(Pipe):
         self.device, self.dtype = device, dtype
         self.overwrite, self.use_gold_ents = overwrite, bool(use_gold_ents)
         self.labels_discard: Tuple[str, ...] = tuple(labels_discard)
+        self.spans_key: Optional[str] = spans_key
         self.engine: Optional[LinkingEngine] = None
         #: the fitted probability calibrator and NIL threshold (``calibrate``), or None
         self.calibrator: Optional[ProbabilityCalibrator] = None
@@ -203,7 +208,8 @@ class SynCABELLinker(Pipe):
                                  "device": self.device, "dtype": self.dtype,
                                  "overwrite": self.overwrite,
                                  "labels_discard": list(self.labels_discard),
-                                 "use_gold_ents": self.use_gold_ents})
+                                 "use_gold_ents": self.use_gold_ents,
+                                 "spans_key": self.spans_key})
 
     @property
     def score_gold_ents(self) -> bool:
@@ -331,6 +337,7 @@ class SynCABELLinker(Pipe):
             new.labels_discard = tuple(own["labels_discard"] or ())
         new.overwrite = own.get("overwrite", self.overwrite)
         new.use_gold_ents = bool(own.get("use_gold_ents", self.use_gold_ents))
+        new.spans_key = own.get("spans_key", self.spans_key)
         new._warned_labels = set()
         return new
 
@@ -409,13 +416,14 @@ class SynCABELLinker(Pipe):
         for an entity left as it is)."""
         engine = self._ready_engine()
         docs = list(docs)
-        out: List[List[Optional[List[Dict[str, Any]]]]] = [[None] * len(d.ents) for d in docs]
+        out: List[List[Optional[List[Dict[str, Any]]]]] = [[None] * len(self.mentions(d))
+                                                           for d in docs]
         builder = self.prompt_builder
         refs: List[Tuple[int, int, Optional[str], str]] = []  # doc, entity, group, text linked
         mentions: List[Mention] = []
         for i, doc in enumerate(docs):
             has_sents, text = doc.has_annotation("SENT_START"), doc.text
-            for j, ent in enumerate(doc.ents):
+            for j, ent in enumerate(self.mentions(doc)):
                 if ent.label_ in self.labels_discard or (
                         not self.overwrite and ent.kb_id_ not in ("", NIL)):
                     continue
@@ -458,10 +466,40 @@ class SynCABELLinker(Pipe):
             logits = lm(input_ids=torch.tensor([list(prompt)], device=lm.device)).logits
         return not bool(torch.isfinite(logits[0, -1]).all())
 
+    def mentions(self, doc: Doc) -> Sequence[Span]:
+        """The spans this linker links: ``doc.ents``, or ``doc.spans[spans_key]``."""
+        if self.spans_key is None:
+            return doc.ents
+        return doc.spans[self.spans_key] if self.spans_key in doc.spans else []
+
+
+    def _set_group(self, doc: Doc, preds) -> None:
+        """The span group ``spans_key`` again, its linked spans with their ``kb_id_`` (a span
+        of a group is a copy: setting its ``kb_id_`` would not stay) and ``_.syncabel``."""
+        from spacy.tokens import SpanGroup
+
+        group = doc.spans[self.spans_key]
+        decisions = [None if cands is None else self._decision(cands) for cands in preds]
+        spans = [s if dec is None else Span(doc, s.start, s.end, label=s.label, kb_id=dec[0],
+                                            span_id=s.id)
+                 for s, dec in zip(group, decisions)]
+        doc.spans[self.spans_key] = SpanGroup(doc, name=group.name, attrs=dict(group.attrs),
+                                              spans=spans)
+        for span, cands, dec in zip(spans, preds, decisions):
+            if cands is not None:
+                span._.set(EXTENSION, list(cands))
+                span._.set(NIL_REASON, dec[1])
+                span._.set(KB_ENTS, self._kb_ents(cands))
+
     def set_annotations(self, docs: Iterable[Doc], preds) -> None:
         """Write ``ent.kb_id_`` (NIL under the score threshold, or with a calibrator under the
-        NIL threshold: the n-best stays), ``ent._.syncabel`` and ``ent._.kb_ents``."""
+        NIL threshold: the n-best stays), ``ent._.syncabel`` and ``ent._.kb_ents`` (on the spans
+        of ``doc.spans[spans_key]`` with ``spans_key``)."""
         for doc, doc_preds in zip(docs, preds):
+            if self.spans_key is not None:
+                if doc_preds:
+                    self._set_group(doc, doc_preds)
+                continue
             reasons = []
             for ent, cands in zip(doc.ents, doc_preds):
                 if cands is None:

@@ -29,6 +29,8 @@ from spacy.tokens import Doc
 from spacy.training import Example
 
 from .errors import Errors
+# an assembled pipeline places the proposer after this segmenter: registered before it is made
+from .recognition import proposer as _proposer  # noqa: F401,E402
 
 # Abbreviations (lower case, without the final period) that do not end a sentence even
 # before a capitalised word: titles, references and Latin forms of Spanish, French and

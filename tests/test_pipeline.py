@@ -365,3 +365,50 @@ def test_saving_over_the_folder_it_was_loaded_from(small_nlp, tmp_path):
                                             exclude=["model"])
     assert (tmp_path / "pipe" / "syncabel_linker" / "model" / "model.safetensors").is_file()
     spacy.load(tmp_path / "pipe")
+
+
+def test_spans_key_links_overlapping_spans_of_a_group(small_nlp, small_kb):
+    """With spans_key the linker links a span group's nested spans, each as it links alone in
+    doc.ents, and leaves doc.ents alone."""
+    from spacy.tokens import SpanGroup
+
+    linker = small_nlp.get_pipe("syncabel_linker").with_settings(spans_key="mentions")
+    text = TEXTS[2]
+    outer, inner = "neumonía adquirida en la comunidad", "neumonía"
+    doc = small_nlp.make_doc(text)
+    start = text.index(outer)
+    spans = [doc.char_span(start, start + len(outer), label="ENFERMEDAD"),
+             doc.char_span(start, start + len(inner), label="ENFERMEDAD"),
+             doc.char_span(text.index("disnea"), text.index("disnea") + 6, label="SINTOMA")]
+    doc.spans["mentions"] = SpanGroup(doc, name="mentions", attrs={"source": "test"},
+                                      spans=spans)
+    doc = linker(doc)
+    group = doc.spans["mentions"]
+    assert doc.ents == () and group.attrs == {"source": "test"}
+    assert [(s.start, s.end, s.label_) for s in group] == [(s.start, s.end, s.label_)
+                                                           for s in spans]
+    alone = small_nlp.get_pipe("syncabel_linker")
+    for span in group:
+        assert span.kb_id_ in small_kb.codes
+        assert span.kb_id_ in {c for c, _, g in small_kb.entries() if g == span.label_}
+        assert [c["code"] for c in span._.syncabel][:1] == [span.kb_id_]
+        single = alone(_doc_with_ents(small_nlp, text, [(span.text, span.label_)]))
+        assert single.ents[0].kb_id_ == span.kb_id_
+    # a doc without the group is left as it is
+    assert linker(small_nlp.make_doc(text)).spans.get("mentions") is None
+    assert linker.cfg["spans_key"] == "mentions"
+
+
+def test_spans_key_is_saved_in_the_config(kb_tsv, small_kb, tmp_path):
+    nlp = spacy.blank("es")
+    add_linker(nlp, kb_tsv, num_beams=2, n_best=2, spans_key="sc")
+    nlp.initialize()
+    nlp.to_disk(tmp_path / "p")
+    loaded = spacy.load(tmp_path / "p")
+    assert loaded.get_pipe("syncabel_linker").spans_key == "sc"
+    doc = loaded.make_doc(TEXTS[0])
+    doc.spans["sc"] = [doc.char_span(TEXTS[0].index("fiebre"), TEXTS[0].index("fiebre") + 6,
+                                     label="SINTOMA")]
+    span = loaded(doc).spans["sc"][0]
+    assert span.kb_id_ in {c for c, _, g in small_kb.entries() if g == "SINTOMA"}
+    assert span._.syncabel and not doc.ents

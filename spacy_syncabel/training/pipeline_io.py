@@ -136,6 +136,8 @@ def load_pipeline(path: PathLike, **settings: Any):
     import spacy
     from spacy.util import load_config
 
+    from ..recognition import proposer  # noqa: F401 - registers its factory
+
     path = Path(path)
     check_pipeline_config(path)
     config = load_config(path / "config.cfg", interpolate=False)

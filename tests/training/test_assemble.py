@@ -220,3 +220,43 @@ def test_the_linkers_own_segmenter_is_kept(kb_tsv, tmp_path):
     assert info["pipeline"] == ["syncabel_sentencizer", "ner", "syncabel_linker"]
     cfg = assembled.config["components"]["syncabel_sentencizer"]
     assert cfg["extra_abbreviations"] == ["Hb."]
+
+
+def test_assemble_with_the_proposer_and_a_chosen_nil_threshold(linker_dir, ner_dir, tmp_path):
+    """--proposer-corpus adds the dictionary proposer between NER and linker; --nil-threshold
+    auto chooses the threshold on the gold mentions of another corpus and saves it."""
+    from spacy_syncabel.linking.abstention import DEFAULT_THRESHOLDS
+    from spacy_syncabel.training.pipeline_io import load_pipeline
+
+    corpus = tmp_path / "train.jsonl"
+    write_jsonl(_gold_docs(), corpus)
+    with pytest.raises(ValueError, match="E542"):
+        assemble_pipeline(linker_dir, ner_dir, tmp_path / "p", nil_threshold="auto")
+    with pytest.raises(ValueError, match="E543"):
+        assemble_pipeline(linker_dir, ner_dir, tmp_path / "p", nil_threshold="high")
+    out = tmp_path / "pipeline"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        info = assemble_pipeline(linker_dir, ner_dir, out, proposer_corpus=corpus,
+                                 nil_threshold="auto", threshold_corpus=corpus)
+        nlp = load_pipeline(out)
+    assert nlp.pipe_names == ["sentencizer", "tok2vec", "ner", "syncabel_dictionary_proposer",
+                              "syncabel_linker"]
+    assert info["proposer"]["phrases"] > 0 and info["nil_threshold"]["mentions"] > 0
+    chosen = info["nil_threshold"]["threshold"]
+    assert chosen in DEFAULT_THRESHOLDS
+    assert nlp.get_pipe("syncabel_linker").settings.threshold == chosen
+    assert load_config(out / "config.cfg")["components"]["syncabel_linker"]["threshold"] == chosen
+    # the proposer's dictionary is the gold mentions: it finds those the NER left
+    text = TEXTS[3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        found = {(e.start_char, e.end_char) for e in nlp(text).ents}
+    gold = {(m.start, m.end) for m in _gold_docs()[3].mentions}
+    assert gold <= found
+    # a number is used as it is
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        info = assemble_pipeline(linker_dir, ner_dir, tmp_path / "q", nil_threshold="0.3",
+                                 segmenter="none")
+    assert info["nil_threshold"]["threshold"] == 0.3 and "proposer" not in info
