@@ -189,7 +189,7 @@ def assemble(
     force: bool = typer.Option(False, "--force", help="Replace OUTPUT when it exists (once the new pipeline is complete)."),
     proposer_corpus: Optional[Path] = typer.Option(None, "--proposer-corpus", help="A training corpus: add a syncabel_dictionary_proposer (its mentions and the KB names, kept by their precision on its texts) after the NER."),
     proposer: bool = typer.Option(True, "--proposer/--no-proposer", help="--no-proposer: no proposer even with --proposer-corpus."),
-    nil_threshold: str = typer.Option("none", "--nil-threshold", help="The linker answers NIL under this top score: a number, auto (chosen on --threshold-corpus) or none."),
+    nil_threshold: str = typer.Option("none", "--nil-threshold", help="The linker answers NIL under this top calibrated probability (the raw top score for a linker without a calibrator): a number, auto (the best-F1 one on the gold mentions of --threshold-corpus) or none."),
     threshold_corpus: Optional[Path] = typer.Option(None, "--threshold-corpus", help="auto: choose the NIL threshold on this corpus's gold mentions (best F1 of the answers; not the corpus scored end to end)."),
 ) -> None:
     """Assemble sentence segmenter + NER + syncabel_linker into one pipeline for raw notes."""

@@ -8,10 +8,12 @@ from ..types import CorpusDoc
 
 
 def gold_mention_scores(nlp, corpus: Sequence[CorpusDoc], *, limit: int = 0,
-                        batch_size: int = 64) -> Tuple[List[float], List[bool]]:
+                        batch_size: int = 64,
+                        key: str = "score") -> Tuple[List[float], List[bool]]:
     """Link the gold mentions of ``corpus`` (their texts through the pipeline's sentence
-    segmenters, the mentions set as entities) and return each linked mention's top score and
-    whether its code is the gold one. ``limit``: at most this many mentions (0: all)."""
+    segmenters, the mentions set as entities) and return each linked mention's top ``key``
+    (``score``, or ``probability`` with a fitted calibrator) and whether its code is the gold
+    one. ``limit``: at most this many mentions (0: all)."""
     from spacy.util import filter_spans
 
     from ..pipes import find_linker, sentence_segmenters
@@ -42,7 +44,9 @@ def gold_mention_scores(nlp, corpus: Sequence[CorpusDoc], *, limit: int = 0,
             cands: List[Dict[str, Any]] = e._.syncabel or []
             if not cands:
                 continue
-            scores.append(float(cands[0]["score"]))
+            if cands[0].get(key) is None:
+                continue
+            scores.append(float(cands[0][key]))
             correct.append(canonical(cands[0]["code"], kb) == gold[(e.start, e.end)])
     return scores, correct
 

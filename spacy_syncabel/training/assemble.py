@@ -169,21 +169,29 @@ def _add_proposer(nlp, corpus_path: PathLike, labels: List[str]) -> Dict[str, An
 def _set_threshold(nlp, threshold: Optional[float], corpus_path: Optional[PathLike],
                    limit: int) -> Dict[str, Any]:
     """Set the linker's NIL threshold: ``threshold``, or (None) the one chosen on the gold
-    mentions of ``corpus_path``."""
+    mentions of ``corpus_path``. With a fitted probability calibrator it is a threshold on the
+    calibrated probability (one scale whatever path ranked the mention), else on the raw top
+    score (the ``threshold`` setting)."""
     from ..evaluation.abstention import gold_mention_scores
     from ..linking.abstention import choose_threshold
 
     linker = nlp.get_pipe("syncabel_linker")
-    out: Dict[str, Any] = {}
+    calibrator = getattr(linker, "calibrator", None)
+    scale = "probability" if calibrator is not None else "score"
+    out: Dict[str, Any] = {"scale": scale}
     if threshold is None:
         from ..corpus import read_corpus
 
-        scores, correct = gold_mention_scores(nlp, read_corpus(corpus_path), limit=limit)
+        scores, correct = gold_mention_scores(nlp, read_corpus(corpus_path), limit=limit,
+                                              key=scale)
         threshold, curve = choose_threshold(scores, correct)
         out.update({"corpus": str(corpus_path), "mentions": len(scores),
                     "curve": [{k: round(v, 4) for k, v in row.items()} for row in curve]})
     out["threshold"] = float(threshold or 0.0)
-    linker.settings = linker.settings.replace(threshold=out["threshold"])
+    if calibrator is not None:
+        calibrator.nil_threshold = out["threshold"] or None
+    else:
+        linker.settings = linker.settings.replace(threshold=out["threshold"])
     return out
 
 

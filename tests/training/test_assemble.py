@@ -260,3 +260,29 @@ def test_assemble_with_the_proposer_and_a_chosen_nil_threshold(linker_dir, ner_d
         info = assemble_pipeline(linker_dir, ner_dir, tmp_path / "q", nil_threshold="0.3",
                                  segmenter="none")
     assert info["nil_threshold"]["threshold"] == 0.3 and "proposer" not in info
+
+
+def test_with_a_calibrator_the_chosen_nil_threshold_is_a_probability(linker_dir, ner_dir,
+                                                                      tmp_path):
+    """A linker with a fitted probability calibrator gets its NIL threshold on the calibrated
+    probability (one scale for every path), not on the raw score."""
+    import shutil
+
+    from spacy_syncabel.training.pipeline_io import load_pipeline
+    from spacy_syncabel.training.probability import calibrate_pipeline_probability
+
+    corpus = tmp_path / "train.jsonl"
+    write_jsonl(_gold_docs(), corpus)
+    calibrated = tmp_path / "linker"
+    shutil.copytree(linker_dir, calibrated)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        calibrate_pipeline_probability(calibrated, _gold_docs())
+        info = assemble_pipeline(calibrated, ner_dir, tmp_path / "pipeline", segmenter="none",
+                                 nil_threshold="auto", threshold_corpus=corpus)
+        linker = load_pipeline(tmp_path / "pipeline").get_pipe("syncabel_linker")
+    chosen = info["nil_threshold"]
+    assert chosen["scale"] == "probability" and chosen["mentions"] > 0
+    assert linker.settings.threshold == 0.0
+    assert linker.calibrator is not None
+    assert linker.calibrator.nil_threshold == (chosen["threshold"] or None)
