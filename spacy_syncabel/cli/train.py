@@ -13,6 +13,19 @@ from ._app import app
 _RECIPE_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
+def _printed_instead(recipe, dry_run: bool, output: Optional[Path]) -> bool:
+    """With --dry-run: print the resolved recipe as JSON (True: nothing else to do); without
+    it, --output is required."""
+    if dry_run:
+        import srsly
+
+        typer.echo(srsly.json_dumps(recipe.to_dict(), indent=2))
+        return True
+    if output is None:
+        raise typer.BadParameter("--output is required (unless --dry-run)")
+    return False
+
+
 @app.command(context_settings=_RECIPE_ARGS)
 def train(
     ctx: typer.Context,
@@ -32,11 +45,8 @@ def train(
 
     recipe = resolve_train_recipe(config, parse_overrides(ctx.args), num_threads=num_threads,
                                   progress=progress, resume=resume)
-    if dry_run:
-        typer.echo(srsly.json_dumps(recipe.to_dict(), indent=2))
+    if _printed_instead(recipe, dry_run, output):
         return
-    if output is None:
-        raise typer.BadParameter("--output is required (unless --dry-run)")
     from ..training import train_linker
     from ..training.recipe import optional_path, require_paths
 
@@ -77,11 +87,8 @@ def dpo(
 
     recipe = resolve_dpo_recipe(config, parse_overrides(ctx.args), num_threads=num_threads,
                                 progress=progress, resume=resume)
-    if dry_run:
-        typer.echo(srsly.json_dumps(recipe.to_dict(), indent=2))
+    if _printed_instead(recipe, dry_run, output):
         return
-    if output is None:
-        raise typer.BadParameter("--output is required (unless --dry-run)")
     from ..training.dpo import train_dpo
     from ..training.recipe import optional_path, require_paths
 
