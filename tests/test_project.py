@@ -70,8 +70,13 @@ def test_project_all_ci_sized(ci_project):
     assembled = json.loads((tmp_path / "training" / "spaccc" / "pipeline" /
                             "assemble.json").read_text())
     assert assembled["nil_threshold"]["corpus"].endswith("test.jsonl")
-    assert pipeline["components"]["syncabel_linker"]["threshold"] == \
-        assembled["nil_threshold"]["threshold"]
+    # on the calibrated probability (the linker was calibrated in training), saved with the
+    # calibrator, not as the raw-score `threshold` setting
+    assert assembled["nil_threshold"]["scale"] == "probability"
+    probability = json.loads((tmp_path / "training" / "spaccc" / "pipeline" / "syncabel_linker" /
+                              "probability.json").read_text())
+    assert probability["nil_threshold"] == (assembled["nil_threshold"]["threshold"] or None)
+    assert pipeline["components"]["syncabel_linker"]["threshold"] == 0.0
     # model-best is left as training wrote it
     assert "ner" not in spacy.util.load_config(best / "config.cfg")["nlp"]["pipeline"]
     e2e = json.loads((tmp_path / "metrics" / "spaccc_pipeline.json").read_text())
