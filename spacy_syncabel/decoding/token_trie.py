@@ -240,7 +240,22 @@ class SetIds:
         return self.ids.nbytes + self.over.nbytes
 
 
-class TokenTrie:
+class _Walks:
+    """``walk`` for any trie with ``step(node, token) -> node or -1``."""
+
+    def step(self, node: int, token: int) -> int:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def walk(self, tokens: Iterable[int], node: int = ROOT) -> int:
+        """The node reached from ``node`` by ``tokens``, or -1 once a token is not allowed."""
+        for t in tokens:
+            node = self.step(node, int(t))
+            if node < 0:
+                return -1
+        return node
+
+
+class TokenTrie(_Walks):
     """A token-id trie over names; node 0 is the root.
 
     ``mask_ids``/``member`` make the trie a view of one group in a shared trie: node ``i``
@@ -352,13 +367,6 @@ class TokenTrie:
             return j + 1
         return -1
 
-    def walk(self, tokens: Iterable[int], node: int = ROOT) -> int:
-        for t in tokens:
-            node = self.step(node, int(t))
-            if node < 0:
-                return -1
-        return node
-
     def parent(self, node: int) -> int:
         """The parent of a non-root node (binary search in ``child_ptr``)."""
         return self.ptr.owner(node - 1)
@@ -399,7 +407,7 @@ class TokenTrie:
         return None if name is None else [name]
 
 
-class CompositeTrie:
+class CompositeTrie(_Walks):
     """Composite mentions, ``" a<SEP>b<SEP>c"``: names of ``first`` (spelled ``" " + name``),
     then, after the separator, names of ``second`` (the same names spelled as the tokenizer
     spells them right after ``<SEP>``), as many as the model writes.
@@ -446,13 +454,6 @@ class CompositeTrie:
         if nxt < 0 or trie is self.first:
             return nxt
         return nxt + self.offset
-
-    def walk(self, tokens: Iterable[int], node: int = ROOT) -> int:
-        for t in tokens:
-            node = self.step(node, int(t))
-            if node < 0:
-                return -1
-        return node
 
     def name_of(self, tokens: Sequence[int]) -> Optional[str]:
         """The single name spelled by ``tokens`` (ending with EOS), or None."""
