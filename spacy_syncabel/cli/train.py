@@ -100,7 +100,8 @@ def dpo(
     check_outputs({"--output": output}, inputs, whole=False)  # resumed: written inside
     check_outputs({"OUTPUT/model-best": output / "model-best",
                    "OUTPUT/rounds.json": output / "rounds.json"}, inputs)
-    state = train_dpo(pipeline, train_corpus, output, dev=dev, config=recipe.config)
+    state = train_dpo(pipeline, train_corpus, output, dev=dev, config=recipe.config,
+                      recipe=recipe.to_dict())
     short = {k: v for k, v in state.items() if k not in ("config", "rounds")}
     short["rounds"] = [{k: v for k, v in r.items() if k != "last_log"} for r in state["rounds"]]
     typer.echo(srsly.json_dumps(short, indent=2))

@@ -122,10 +122,11 @@ def assemble_pipeline(linker_path: PathLike, ner_path: PathLike, output: PathLik
     nlp.meta["name"] = f"syncabel_{Path(output).parent.name or 'pipeline'}"
     nlp.meta["description"] = ("Sentence segmenter + NER + syncabel_linker, assembled from "
                                f"{ner_path} and {linker_path}.")
-    from .pipeline_io import META_KEY
+    from .pipeline_io import DPO_META_KEY, META_KEY
 
-    if META_KEY in linker_nlp.meta:  # the recipe the linker was trained with
-        nlp.meta[META_KEY] = linker_nlp.meta[META_KEY]
+    for key in (META_KEY, DPO_META_KEY):  # the recipes the linker was trained with
+        if key in linker_nlp.meta:
+            nlp.meta[key] = linker_nlp.meta[key]
     extra = {"assemble.json": info}
     for record in LINKER_RECORDS:
         if exists_in(linker_path, record):  # records of a folder that may be hostile

@@ -52,7 +52,7 @@ from .distributed import (barrier, ensure_process_group, is_main_process, shared
 from .examples import DevSet, build_dev_set
 from .negatives import (MATCH_INTERSECT, MATCH_RULES, NUM_BEAMS, TOP_K, MiningStats,
                         PreferencePair, TrainMention, collect_mentions, read_pairs, write_pairs)
-from .pipeline_io import LINKER, save_pipeline
+from .pipeline_io import DPO_META_KEY, LINKER, save_pipeline
 from .sft import _as_docs, apply_lora, set_threads
 
 logger = logging.getLogger(__name__)
@@ -491,13 +491,15 @@ def _prepare_run(cfg: DPORunConfig, pipeline: Path, out: Path, state: Dict[str, 
 
 def train_dpo(pipeline: PathLike, train: Union[PathLike, Sequence[CorpusDoc]], output: PathLike,
               *, dev: Union[None, PathLike, Sequence[CorpusDoc]] = None,
-              config: Optional[DPORunConfig] = None, **overrides: Any) -> Dict[str, Any]:
+              config: Optional[DPORunConfig] = None, recipe: Optional[Dict[str, Any]] = None,
+              **overrides: Any) -> Dict[str, Any]:
     """Iterative DPO rounds on hard negatives mined by the pipeline's own beams.
 
     ``pipeline``: a spaCy pipeline folder holding ``syncabel_linker`` (e.g. SFT's
     ``model-best``). ``train`` / ``dev``: corpus paths or lists of :class:`CorpusDoc`.
-    ``config`` / keyword overrides: :class:`DPORunConfig`. Returns the state (also in
-    ``output/rounds.json``).
+    ``config`` / keyword overrides: :class:`DPORunConfig`. ``recipe``: the resolved DPO recipe
+    (JSON), recorded in the saved pipelines' ``meta.json`` (``nlp.meta["syncabel_dpo_config"]``)
+    beside the SFT recipe they inherit. Returns the state (also in ``output/rounds.json``).
     """
     from transformers import set_seed
 
@@ -519,6 +521,8 @@ def train_dpo(pipeline: PathLike, train: Union[PathLike, Sequence[CorpusDoc]], o
     threads = set_threads(cfg.num_threads)
     set_seed(cfg.seed)
     run = _prepare_run(cfg, pipeline, out, state, train, dev, deadline, threads)
+    if recipe is not None:
+        run.nlp.meta[DPO_META_KEY] = recipe
     if run.has_dev and state["baseline"] is None:
         t0 = time.perf_counter()
         r1, rk = dev_recall(run.linker.engine, run.dev_set, run.k_dev)

@@ -25,6 +25,8 @@ from ..textio import read_json
 
 # where a saved pipeline records the resolved training recipe (meta.json)
 META_KEY = "syncabel_training_config"
+# where a pipeline trained further by `dpo` records the resolved DPO recipe (meta.json)
+DPO_META_KEY = "syncabel_dpo_config"
 
 PathLike = Union[str, Path]
 LINKER = "syncabel_linker"

@@ -15,6 +15,7 @@ from spacy_syncabel.training.dpo import (DPORunConfig, _make_trainer_class, pair
                                          pair_features, pair_margins, pairs_dataset, train_dpo)
 from spacy_syncabel.training.negatives import (PreferencePair, collect_mentions, mine_negatives,
                                                read_pairs)
+from spacy_syncabel.training.pipeline_io import DPO_META_KEY
 from spacy_syncabel.training.sft import save_pipeline
 from spacy_syncabel.types import CorpusDoc, GoldMention
 
@@ -146,6 +147,17 @@ def test_one_round_raises_margins_and_resumes(sft_pipeline, tmp_path, empty_reci
     assert again["resumed_rounds"] == [1] and len(again["rounds"]) == 1
     assert (out / "round-1" / "pairs.jsonl").stat().st_mtime_ns == mtime
     assert json.loads((out / "rounds.json").read_text())["rounds"] == state["rounds"]
+    # the CLI records its resolved recipe in the pipelines it saves
+    recorded = spacy.load(out / "round-1" / "model").meta.get(DPO_META_KEY)
+    assert recorded is None  # round 1 was trained by train_dpo() without a recipe
+    res = CliRunner().invoke(app, ["dpo", str(empty_recipe), "--paths.pipeline",
+                                   str(sft_pipeline), "--paths.train", str(train_path),
+                                   "--output", str(tmp_path / "cli"), "--mining.rounds", "1",
+                                   "--training.epochs", "1", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    recorded = spacy.load(tmp_path / "cli" / "model-best").meta[DPO_META_KEY]
+    assert recorded["resolved"]["dpo_config"]["rounds"] == 1
+    assert recorded["paths"]["pipeline"] == str(sft_pipeline)
     # a later run with more rounds continues from round 1's model (which mines round 2)
     round1 = load_linker(out / "round-1" / "model")
     state = train_dpo(sft_pipeline, docs, out, dev=docs[::3], config=cfg, rounds=2)
