@@ -34,12 +34,26 @@ class BudgetCallback(TrainerCallback):
         return control
 
 class EarlyStopping(TrainerCallback):
-    """Stops after ``patience`` evaluations without a new best dev Recall@1."""
+    """Stops after ``patience`` evaluations without a new best dev Recall@1. A resumed run
+    counts the evaluations the checkpoint's log already holds (the count survives a restart)."""
 
     def __init__(self, patience: int) -> None:
         self.patience = patience
         self.bad = 0
         self.stopped = False
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        """Replay the dev Recall@1 of ``state.log_history`` (restored from a checkpoint)."""
+        best, self.bad = None, 0
+        for entry in state.log_history or ():
+            value = entry.get("eval_recall@1")
+            if value is None:
+                continue
+            if best is None or value > best:
+                best, self.bad = value, 0
+            else:
+                self.bad += 1
+        return control
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         value = (metrics or {}).get("eval_recall@1")
