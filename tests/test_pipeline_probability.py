@@ -13,6 +13,7 @@ from spacy_syncabel.evaluation.evaluate import evaluate_linker
 from spacy_syncabel.evaluation.summary import label_tables
 from spacy_syncabel.kb import ConceptKB
 from spacy_syncabel.linking.probability import JOINT, ProbabilityCalibrator, ScoreMap
+from spacy_syncabel.notes import doc_to_record
 from spacy_syncabel.pipeline import KB_ENTS, UNDER_NIL_THRESHOLD
 from spacy_syncabel.types import NIL, CorpusDoc, GoldMention
 from spacy_syncabel.visualize import Summary, calibration_html, report_html
@@ -65,6 +66,9 @@ def test_probability_nil_threshold_and_kb_ents(nlp):
         assert ent._.get(KB_ENTS) == [(c["code"], c["probability"]) for c in nbest]
         assert ent.kb_id_ == nbest[0]["code"]
         paths.add(nbest[0]["path"])
+    for ent, rec in zip(doc.ents, doc_to_record(doc, "n1")["entities"]):  # `link`'s record
+        assert rec["code"] == ent.kb_id_
+        assert rec["probability"] == round(ent._.syncabel[0]["probability"], 6)
     assert "dictionary" in paths and paths - {"dictionary"}  # both scales, one probability
     # a threshold above the exact match's probability: every mention NIL, n-best kept
     strict = linker.with_settings()
@@ -73,6 +77,8 @@ def test_probability_nil_threshold_and_kb_ents(nlp):
     for ent in doc.ents:
         assert ent.kb_id_ == NIL and ent._.syncabel and ent._.get(KB_ENTS) == []
         assert ent._.syncabel_nil_reason == UNDER_NIL_THRESHOLD
+    assert all(r["code"] == NIL and r["probability"] < 0.99
+               for r in doc_to_record(doc, "n1")["entities"])
     # between the exact match and the rest: only the exact match keeps its code
     mid = linker.with_settings()
     mid.calibrator = ProbabilityCalibrator(CAL.maps, nil_threshold=0.9)

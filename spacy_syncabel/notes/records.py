@@ -26,9 +26,10 @@ def _candidate(cand: Dict[str, Any]) -> Dict[str, Any]:
 def doc_to_record(doc: Doc, note_id: str, kb: Any = None, *, span_attrs: Sequence[str] = (),
                   doc_attrs: Sequence[str] = ()) -> Dict[str, Any]:
     """``{"id", "entities": [{"start", "end", "label", "text", "code", "name", "score",
-    "n_best"}]}`` for a processed doc. ``code`` is ``ent.kb_id_`` (NIL when unlinked),
-    ``name`` and ``score`` those of the best candidate when it gave the code (else the KB's
-    preferred name), ``n_best`` is ``ent._.syncabel``; ``reason`` (only when set) says why a
+    "probability", "n_best"}]}`` for a processed doc. ``code`` is ``ent.kb_id_`` (NIL when
+    unlinked), ``name`` those of the best candidate when it gave the code (else the KB's
+    preferred name), ``score`` and ``probability`` the best candidate's (``probability`` is
+    None unless the linker is calibrated), ``n_best`` is ``ent._.syncabel``; ``reason`` (only when set) says why a
     decoded mention is NIL (``ent._.syncabel_nil_reason``). With ``span_attrs`` each entity
     gets ``"attrs": {name: ent._.name}``, with ``doc_attrs`` the record gets
     ``"attrs": {name: doc._.name}`` (as JSON: :mod:`~spacy_syncabel.notes.extensions`)."""
@@ -48,6 +49,7 @@ def doc_to_record(doc: Doc, note_id: str, kb: Any = None, *, span_attrs: Sequenc
             "start": ent.start_char, "end": ent.end_char, "label": ent.label_,
             "text": ent.text, "code": code, "name": name,
             "score": _round(top["score"]) if top is not None else None,
+            "probability": _round(top.get("probability")) if top is not None else None,
             "n_best": [_candidate(c) for c in nbest],
         })
         reason = ent._.syncabel_nil_reason if has_reason else None
