@@ -18,11 +18,11 @@ import numpy as np
 from ..decoding import BeamSearchConfig, TrieSet, beam_search
 from ..errors import Errors, Warnings
 from ..prompting import SEP_TOKEN, encode_completion
-from ..types import COMPOSITE_SEP, NO_CODE, PATH_LM, Candidate
+from ..types import COMPOSITE_SEP, NO_CODE, PATH_DICTIONARY, PATH_LM, Candidate
 from .candidates import (Alias, CandidateGenerator, ExactIndex, GeneratorFactory, Retrieved,
                          TfidfCandidates, tfidf_candidates)
 from .cascade import Settlement, settle
-from .composite import composite_candidates, conjuncts
+from .composite import CompositeAliases, composite_proposals, conjuncts, expanded_conjuncts
 from .settings import MODE_BEAM, MODE_RERANK, LinkSettings
 
 #: ``rank_scored``'s gate when none is given: the engine's ``composite_margin``
@@ -111,6 +111,7 @@ class LinkingEngine:
         self._generator: Optional[CandidateGenerator] = None
         self._tfidf = None
         self._exact: Optional[ExactIndex] = None
+        self._composite_aliases: Optional[CompositeAliases] = None
         self._codes: Dict[Tuple[str, Optional[str]], Optional[str]] = {}
 
     # -- views and state --------------------------------------------------------------------
@@ -138,6 +139,7 @@ class LinkingEngine:
         self._generator = None
         self._tfidf = None
         self._exact = None
+        self._composite_aliases = None
 
     @property
     def generator(self) -> CandidateGenerator:
@@ -165,6 +167,20 @@ class LinkingEngine:
         if self._exact is None:
             self._exact = ExactIndex(self.kb, self.aliases)
         return self._exact
+
+    @property
+    def composite_aliases(self) -> CompositeAliases:
+        """The aliases that stand for a code set (``"a<SEP>b"`` names: training mentions
+        whose gold is composite), by folded text; built on first use."""
+        if self._composite_aliases is None:
+            self._composite_aliases = CompositeAliases(self.aliases, self.lookup)
+        return self._composite_aliases
+
+    def coordinated(self, mention: str) -> bool:
+        """Whether a mention may be a composite (it has conjuncts, as the composite settings
+        split it)."""
+        return bool(expanded_conjuncts(mention) if self.settings.composite_expand
+                    else conjuncts(mention))
 
     def has_name(self, name: str) -> bool:
         """Whether the tries hold ``name`` (a KB name the engine can produce)."""
@@ -274,14 +290,36 @@ class LinkingEngine:
         if s.composite_candidates > 0 and s.composite_margin is None:
             # a coordinated mention may be a composite the retriever cannot propose: its
             # margin never settles it (an exact match still does)
-            plan = [dataclasses.replace(p, margin=float("-inf")) if conjuncts(m) else p
-                    for p, m in zip(plan, mentions)]
+            plan = [dataclasses.replace(p, margin=float("-inf")) if self.coordinated(m)
+                    else p for p, m in zip(plan, mentions)]
         elif s.composite_candidates > 0:
             # under the composite gate, the margin settles its single answer as any other
             # mention's; the LM only decides whether it is a composite
             plan = [dataclasses.replace(p, composite_open=True)
-                    if conjuncts(m) and p.exact is None else p for p, m in zip(plan, mentions)]
+                    if self.coordinated(m) and p.exact is None else p
+                    for p, m in zip(plan, mentions)]
+        if s.composite_candidates > 0 and s.composite_expand and len(self.composite_aliases):
+            plan = [self._settle_composite_alias(p, m, g)
+                    for p, m, g in zip(plan, mentions, groups)]
         return plan
+
+    def _settle_composite_alias(self, plan: Settlement, mention: str,
+                                group: Optional[str]) -> Settlement:
+        """A mention that is exactly a composite alias of ONE code set (and no single-code
+        name or alias) is settled on that code set, as the dictionary settles names."""
+        if plan.exact is not None or plan.ambiguous:
+            return plan
+        found = {}
+        for parts in self.composite_aliases(mention, group):
+            names, code = self.canonical_names(parts, group)
+            found.setdefault(code, SEP_TOKEN.join(names))
+        if len(found) != 1:
+            return plan
+        code, name = next(iter(found.items()))
+        head = Candidate(name, code, 1.0, 0.0, 1.0, PATH_DICTIONARY)
+        ranked = (head, *[c for c in plan.ranked if c.code != code])[:self.settings.n_best]
+        return dataclasses.replace(plan, ranked=ranked, exact=code, margin=float("inf"),
+                                   composite_open=False)
 
     def lookup(self, name: str, group: Optional[str]) -> Optional[str]:
         """``kb.lookup``, remembered (the same few thousand names come back mention after
@@ -504,12 +542,23 @@ class LinkingEngine:
         """Each mention's composite candidates, ``Retrieved("a<SEP>b", retrieval score)``
         (``linking/composite.py``), at most ``composite_pairs`` (none unless ``composite`` is
         on in a candidate mode); ``top``: the mentions' retrieved names."""
-        limit = self.settings.composite_candidates
+        return [[r for r, _ in rows] for rows in self.composite_proposals(mentions, groups, top)]
+
+    def composite_proposals(self, mentions: Sequence[str], groups: Sequence[Optional[str]],
+                            top: Sequence[Sequence[Retrieved]], split: Any = _SETTING,
+                            ) -> List[List[Tuple[Retrieved, float]]]:
+        """:meth:`composite_candidates` with each one's split evidence; ``split`` (default
+        the setting ``composite_split``; None: none) the lowest evidence kept."""
+        s = self.settings
+        limit = s.composite_candidates
         if limit < 1:
             return [[] for _ in mentions]
         gen = self.generator
-        return composite_candidates(mentions, groups, top, gen.top, gen.similarity,
-                                    self.kb.lookup, limit)
+        aliases = self.composite_aliases if s.composite_expand else None
+        return composite_proposals(mentions, groups, top, gen.top, gen.similarity,
+                                   self.kb.lookup, limit, expand=s.composite_expand,
+                                   aliases=aliases if aliases else None,
+                                   split=s.composite_split if split is _SETTING else split)
 
     def with_composites(self, mentions: Sequence[str], groups: Sequence[Optional[str]],
                         top: Sequence[Sequence[Retrieved]]) -> List[List[Retrieved]]:

@@ -47,6 +47,15 @@ class LinkSettings:
     # coordinated single-code mention single). None: no gate (pipelines saved without it).
     # `calibrate` chooses it on dev.
     composite_margin: Optional[float] = None
+    # composite candidates from coordination-ellipsis expansion (linking/composite.py:
+    # determiners dropped, hyphenated compounds split, the shared head distributed with each
+    # number of its words); false: the conjuncts as split (pipelines saved without it)
+    composite_expand: bool = False
+    # the split gate: a composite candidate is proposed only when the mean of its parts'
+    # retrieval scores (each against its own conjunct; 1.0 for a composite alias) minus the
+    # whole mention's best single score is at least this (higher keeps a coordinated
+    # single-code mention single). None: no split gate.
+    composite_split: Optional[float] = None
     prior_weight: float = 0.0
     threshold: float = 0.0
     # the cascade (engine.link only): a mention the dictionary settles (its folded text is a
@@ -88,6 +97,9 @@ class LinkSettings:
         if self.composite_margin is not None and not math.isfinite(self.composite_margin):
             problems.append(f"composite_margin must be a finite number or null (no gate), got "
                             f"{self.composite_margin}")
+        if self.composite_split is not None and not math.isfinite(self.composite_split):
+            problems.append(f"composite_split must be a finite number or null (no split "
+                            f"gate), got {self.composite_split}")
         if problems:
             raise ValueError(Errors.E100.format(problems="; ".join(problems)))
 

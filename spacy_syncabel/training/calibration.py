@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..errors import Errors, Warnings
 from ..evaluation.metrics import code_set, hit
@@ -39,6 +39,9 @@ DEFAULT_MARGINS = (0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.
 # the composite gate's grid (``composite_margin``: log P(<SEP>) - log P(EOS) after a name);
 # 0.0 is the reference's rule, <SEP> ranked above stopping
 DEFAULT_COMPOSITE_MARGINS = (-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+#: the split gate's grid (``composite_split``: mean part score against its conjunct minus the
+#: whole mention's best single score); None: no split gate
+DEFAULT_COMPOSITE_SPLITS = (None, -0.1, 0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
 #: a gate row with no composite candidate at all (composite off)
 OFF = "off"
 # the share of the dev composite answers that must be right at the chosen gate
@@ -175,6 +178,68 @@ def composite_gate_table(engine: LinkingEngine, dev: Any,
     return rows
 
 
+def below_split(scored: Sequence[Optional[Sequence[ScoredName]]],
+                proposals: Sequence[Sequence[Tuple[Retrieved, float]]],
+                split: Optional[float]) -> List[Optional[List[ScoredName]]]:
+    """Scored candidates without the composite ones whose split evidence (``proposals``,
+    :meth:`LinkingEngine.composite_proposals`) is below ``split`` (None: all kept)."""
+    if split is None:
+        return [None if rows is None else list(rows) for rows in scored]
+    out: List[Optional[List[ScoredName]]] = []
+    for rows, props in zip(scored, proposals):
+        keep = {r.name for r, evidence in props if evidence >= split}
+        out.append(None if rows is None else
+                   [r for r in rows if SEP_TOKEN not in r[0] or r[0] in keep])
+    return out
+
+
+def composite_split_table(engine: LinkingEngine, dev: Any,
+                          scored: Sequence[Optional[Sequence[ScoredName]]], weight: float,
+                          splits: Sequence[Optional[float]] = DEFAULT_COMPOSITE_SPLITS,
+                          gates: Sequence[Any] = DEFAULT_COMPOSITE_MARGINS,
+                          cascade_margin: Any = OFF,
+                          retrieved: Optional[Sequence[Sequence[Retrieved]]] = None,
+                          ) -> List[Dict[str, Any]]:
+    """:func:`composite_gate_table` at every split gate of ``splits`` (rows gain ``split``;
+    the composite-off row once, split None). ``scored`` must hold every composite candidate
+    (scored with no split gate); their evidence comes from the candidates of ``retrieved``
+    (default: the scored single names)."""
+    if retrieved is None:
+        retrieved = [[Retrieved(row[0], row[1]) for row in cands or ()
+                      if SEP_TOKEN not in row[0]] for cands in scored]
+    top = [list(r)[:engine.settings.candidates] for r in retrieved]
+    proposals = engine.composite_proposals(dev.mentions, dev.groups, top, split=None)
+    rows: List[Dict[str, Any]] = []
+    for split in splits:
+        table = composite_gate_table(engine, dev, below_split(scored, proposals, split),
+                                     weight, gates, cascade_margin, retrieved)
+        rows += [{"split": None if r["gate"] == OFF else split, **r} for r in table
+                 if r["gate"] != OFF or split == splits[-1]]
+    return rows
+
+
+def choose_composite_split(table: Sequence[Dict[str, Any]],
+                           min_precision: float = DEFAULT_COMPOSITE_PRECISION,
+                           ) -> Dict[str, Any]:
+    """:func:`choose_composite_margin` over the (split, margin) rows of
+    :func:`composite_split_table`: the best dev Recall@1 among the rows whose composite
+    answers are at least ``min_precision`` right (none counts) and whose Recall@1 is not below
+    composite off's; of equals, the highest split, then the lowest margin. No gate at all
+    (both None) only when no row qualifies."""
+    off = next((r["recall@1"] for r in table if r["gate"] == OFF), float("-inf"))
+    ok = [r for r in table if r["gate"] != OFF and r["recall@1"] >= off - 1e-12
+          and (r["composite_answers"] == 0 or r["composite_precision"] >= min_precision)]
+    if not ok:
+        return next((r for r in table if r["gate"] is None and r["split"] is None), table[0])
+
+    def key(r: Dict[str, Any]) -> Tuple[float, float, float]:
+        split = float("-inf") if r["split"] is None else r["split"]
+        gate = float("inf") if r["gate"] is None else r["gate"]
+        return (round(r["recall@1"], 12), split, -gate)
+
+    return max(ok, key=key)
+
+
 def choose_composite_margin(table: Sequence[Dict[str, Any]],
                             min_precision: float = DEFAULT_COMPOSITE_PRECISION,
                             ) -> Dict[str, Any]:
@@ -234,6 +299,8 @@ def calibrate_pipeline(path: Union[str, Path], dev_docs: Sequence[Any], *,
     dev = build_dev_set(dev_docs, linker, size=dev_size, seed=seed, nlp=nlp)
     if not len(dev):
         raise ValueError(Errors.E067.format(path=path))
+    if engine.settings.composite_expand:  # every composite candidate: the split gate's grid
+        engine = engine.with_settings(composite_split=None)
     scored = score_dev(engine, dev)
     table = prior_weight_table(engine, dev, weights, scored)
     best = best_weight(table)
@@ -245,7 +312,8 @@ def calibrate_pipeline(path: Union[str, Path], dev_docs: Sequence[Any], *,
     if gated:  # the gate on the LM's answers, then again under the chosen cascade
         gate = _calibrate_gate(engine, dev, scored, best["prior_weight"], composite_margins,
                                path)
-        engine = engine.with_settings(composite_margin=gate["margin"])
+        engine = engine.with_settings(composite_margin=gate["margin"],
+                                      composite_split=gate["split"])
         best = {**best, "recall@1": gate["recall@1"]}
     if cascade:
         result["cascade"] = _calibrate_cascade(engine, dev, scored, best, margins,
@@ -257,7 +325,8 @@ def calibrate_pipeline(path: Union[str, Path], dev_docs: Sequence[Any], *,
                                    composite_margins, path, result["cascade"]["margin"])
     if gated:
         result["composite_gate"] = gate
-        settings = settings.replace(composite_margin=gate["margin"])
+        settings = settings.replace(composite_margin=gate["margin"],
+                                    composite_split=gate["split"])
     save_pipeline(nlp, path, settings=settings, extra_files={"calibration.json": result},
                   meta=_read_meta(path))
     return result
@@ -268,12 +337,17 @@ def _calibrate_gate(engine: LinkingEngine, dev: Any, scored, weight: float,
                     ) -> Dict[str, Any]:
     """The composite gate's part of the calibration result (W530 when no margin
     qualifies)."""
-    table = composite_gate_table(engine, dev, scored, weight, gates, cascade_margin)
-    row = choose_composite_margin(table)
-    if row["gate"] is None and gates:
+    if engine.settings.composite_expand:  # the split gate and the LM's gate together
+        table = composite_split_table(engine, dev, scored, weight, DEFAULT_COMPOSITE_SPLITS,
+                                      gates, cascade_margin)
+        row = choose_composite_split(table)
+    else:
+        table = composite_gate_table(engine, dev, scored, weight, gates, cascade_margin)
+        row = choose_composite_margin(table)
+    if row["gate"] is None and row.get("split") is None and gates:
         warnings.warn(Warnings.W530.format(path=path, top=max(gates),
                                            precision=DEFAULT_COMPOSITE_PRECISION))
-    return {"margin": row["gate"], "recall@1": row["recall@1"],
+    return {"margin": row["gate"], "split": row.get("split"), "recall@1": row["recall@1"],
             "cascade_margin": None if cascade_margin == OFF else cascade_margin,
             "table": table}
 
@@ -307,4 +381,5 @@ __all__ = ["DEFAULT_WEIGHTS", "DEFAULT_MARGINS", "DEFAULT_CASCADE_TOLERANCE",
            "DEFAULT_COMPOSITE_MARGINS", "DEFAULT_COMPOSITE_PRECISION", "OFF", "score_dev",
            "prior_weight_table", "best_weight", "cascade_answer", "cascade_table",
            "choose_margin", "composite_gate_row", "composite_gate_table",
-           "choose_composite_margin", "calibrate_pipeline"]
+           "choose_composite_margin", "below_split", "composite_split_table",
+           "choose_composite_split", "DEFAULT_COMPOSITE_SPLITS", "calibrate_pipeline"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import spacy
 
@@ -281,6 +281,31 @@ def mention_aliases(examples: Sequence[TrainExample]) -> List[Tuple[str, str, Op
         if not mention or key[0] == ex.completion.lower():
             continue
         votes.setdefault(key, Counter())[ex.completion] += 1
+        text_of.setdefault(key, mention)
+    return [(text_of[key], c.most_common(1)[0][0], key[1]) for key, c in votes.items()]
+
+
+def composite_aliases(rows: Iterable[Tuple[str, str, Optional[str]]], kb: Any,
+                      ) -> List[Tuple[str, str, Optional[str]]]:
+    """Composite gold mentions as aliases of their code set, ``(mention, "a<SEP>b", group)``
+    (each part a KB name of its code in the group), from ``(mention, code, group)`` rows: one
+    per distinct mention form and group (case-insensitive), its most frequent code set; parts
+    without a name in the group, and single codes, are left out. The engine settles a mention
+    that is exactly such an alias on its code set (``composite_expand``)."""
+    from collections import Counter
+
+    votes: Dict[Tuple[str, Optional[str]], Counter] = {}
+    text_of: Dict[Tuple[str, Optional[str]], str] = {}
+    for mention, code, group in rows:
+        parts = sorted({p.strip() for p in str(code or "").split(COMPOSITE_SEP) if p.strip()})
+        mention = clean_name(mention)
+        if len(parts) < 2 or not mention or NO_CODE in parts or NIL in parts:
+            continue
+        names = [next(iter(kb.names_of(p, group)), None) for p in parts]
+        if None in names:
+            continue
+        key = (mention.lower(), group)
+        votes.setdefault(key, Counter())[SEP_TOKEN.join(names)] += 1
         text_of.setdefault(key, mention)
     return [(text_of[key], c.most_common(1)[0][0], key[1]) for key, c in votes.items()]
 

@@ -41,7 +41,8 @@ from .calibration import calibrate_pipeline
 from .distributed import (barrier, dev_decoding_possible, final_model, is_main_process,
                           is_multi_process, merged_copy, shared_dev_recall)
 from .examples import (COMPOSITE_MIN_SHARE, IGNORE_INDEX, DevSet, NameSelector, TrainExample,
-                       build_dev_set, build_examples, composite_gold, mention_aliases)
+                       build_dev_set, build_examples, composite_aliases, composite_gold,
+                       mention_aliases)
 from .mixing import mix_examples
 from .callbacks import make_callbacks
 from .pipeline_io import LINKER, copy_pipeline, save_pipeline
@@ -490,7 +491,8 @@ def _prepare(cfg: TrainConfig, kb_obj, train_docs, dev_docs, syn_docs, base_mode
         dataset = ExampleDataset(build_rank_examples(mixed, linker, cfg.rank_candidates))
         collator = RankCollator()
     if cfg.train_aliases:
-        linker.set_aliases(mention_aliases(real))
+        linker.set_aliases(mention_aliases(real) + composite_aliases(
+            ((ex.mention, ex.code, ex.group) for ex in real if ex.source != "kb_name"), kb_obj))
     lm.train()
     use_bf16, bf16_gain = _resolve_bf16(cfg.bf16, lm, probe)
     if cfg.lora:
