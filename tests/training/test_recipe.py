@@ -37,7 +37,9 @@ OLD_TRAIN_CONFIG = dict(
     mix_weights=(1.0, 1.0), max_train=None, num_threads=None, progress=True, resume=True)
 OLD_LINKER_CONFIG = {"composite": None, "context_chars": 64, "mode": "beam_in_candidates",
                      "candidates": 10, "prior_weight": 10.0, "length_penalty": 1.0,
-                     "max_context_tokens": 48, "num_beams": 5, "n_best": 5}
+                     "max_context_tokens": 48, "num_beams": 5, "n_best": 5,
+                     # the one setting added since: coordination-ellipsis composites
+                     "composite_expand": True}
 # the old `dpo` step: --rounds 3 --top-k 5 --beta 0.1 --lr 0.0001 --dev-size 300, the rest
 # the old CLI's defaults
 OLD_DPO_CONFIG = dict(
