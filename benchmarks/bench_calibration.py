@@ -42,7 +42,6 @@ from spacy_syncabel.training.pipeline_io import copy_pipeline, load_pipeline
 from spacy_syncabel.training.probability import (calibrate_pipeline_probability,
                                                  calibrate_probabilities, masked_dev_mentions,
                                                  with_probabilities)
-from spacy_syncabel.types import PATHS
 
 OUT = Path(__file__).resolve().parent / "results"
 TARGETS = (0.8, 0.9, 0.95)

@@ -281,8 +281,7 @@ def probability_summary(cal: ProbabilityCalibrator) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["DEFAULT_METHOD", "MIN_PATH_MENTIONS", "SMALL_PATH_PRIOR",
-           "calibrate_pipeline_probability",
-           "masked_dev_mentions",
+__all__ = ["DEFAULT_METHOD", "MIN_PATH_MENTIONS", "SMALL_PATH_PRIOR", "SMALL_PATH_RULES",
+           "calibrate_pipeline_probability", "masked_dev_mentions",
            "calibrate_probabilities", "choose_nil_threshold", "probability_summary", "fit_calibrator", "fit_map",
            "with_probabilities"]
