@@ -35,6 +35,7 @@ class ScoredMention:
     correct: bool = False
     text: str = ""  # the mention's text as the linker saw it ("" when unknown)
     gold: str = ""  # its gold code
+    doc: str = ""  # the document it is in ("" when unknown)
 
     @property
     def path(self) -> str:
@@ -73,7 +74,8 @@ def scored_mentions(items: Iterable[Tuple], nbests: Iterable[Optional[Sequence[M
             continue
         cands = [dict(c) for c in (nbest or [])]
         out.append(ScoredMention(label, cands, bool(cands) and hit(
-            str(gold), [cands[0]["code"]], 1, kb=kb), str(text), str(gold)))
+            str(gold), [cands[0]["code"]], 1, kb=kb), str(text), str(gold),
+            str(item[3]) if len(item) >= 6 else ""))
     return out
 
 

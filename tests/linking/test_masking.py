@@ -75,6 +75,8 @@ def test_the_masked_view_links_a_dev_only_name_without_its_exact_match(nlp):
         masked, summary = masked_dev_mentions(nlp, linker, DEV, TRAIN)
     assert none is None and summary["hidden_kb_names"] == 1
     assert linker.engine is engine  # the saved linker is left as it was
+    assert {m.doc for m in masked} == {"d0"} and {m.gold for m in masked} == {"C1", "C2", "C3",
+                                                                             "C5"}
     by_text = {m.text: m for m in plain}
     masked_by_text = {m.text: m for m in masked}
     # as saved, the dev mention matches its own surface: the dictionary settles it, right
