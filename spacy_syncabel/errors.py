@@ -161,6 +161,14 @@ class Warnings(metaclass=ErrorsWithCodes):
     W501 = ("Only {n} dev mention(s) were ranked by the path '{path}' (fewer than {min}): its "
             "probabilities use the map fitted on all paths together. Calibrate on a larger dev "
             "set for a map of its own.")
+    # calibration on the dev-masked view, small paths (W610-W619)
+    W610 = ("Only {n} dev mention(s) were ranked by the path '{path}' (fewer than {min}): its "
+            "probability is one constant, its dev accuracy shrunk toward all paths' "
+            "({rate:.3f}); a map fitted on another path's scores would be on the wrong scale. "
+            "Calibrate on a larger dev set for a map of its own.")
+    W611 = ("Calibrating on the dev-masked view hid no KB name or alias: no dev mention's "
+            "surface is a name that only dev mentions gave (usual for a terminology KB), so "
+            "the fit is the plain one. Check that --train is the linker's training corpus.")
 
 class Errors(metaclass=ErrorsWithCodes):
     # knowledge base
@@ -542,6 +550,9 @@ class Errors(metaclass=ErrorsWithCodes):
     E522 = ("{path}: the package's setup.py (spaCy's) leaves out files whose name starts "
             "with '.', so the installed pipeline would lack it. Remove or rename it in the "
             "pipeline folder before packaging.")
+    # calibration of small paths (E610-E619)
+    E610 = ("Unknown small_paths rule '{value}': use constant (a path with few dev mentions "
+            "gets its dev accuracy) or joint (it uses the map fitted on all paths).")
     # calibrated probabilities and the NIL threshold (E500-E519)
     E500 = ("{where} is not a probability calibrator ('format' is not '{expected}'). Fit one "
             "with `spacy-syncabel calibrate PIPELINE DEV`, or delete the file to link without "

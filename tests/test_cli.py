@@ -95,6 +95,7 @@ def _snapshot(root):
     ["dpo", "{dpo_recipe}", "--paths.pipeline", "{pipe}/model-best", "--paths.train", "{train}",
      "--output", "{pipe}"],
     ["calibrate", "{pipe}", "{pipe}/model-best/dev.jsonl"],
+    ["calibrate", "{pipe}", "{corpus}", "--train", "{pipe}/model-best/dev.jsonl"],
     ["ner-corpus", "spaccc", "{data}", "{out}", "--config", "{out}/config.cfg"],
     ["migrate", "{pipe}", "{pipe}"],
     ["migrate", "{pipe}", "{pipe}/model-best/migrated"],

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -120,12 +120,14 @@ def calibrate(
     probability: bool = typer.Option(True, "--probability/--no-probability", help="Then fit one calibrated probability per linked mention (ent._.syncabel[i]['probability'], ent._.kb_ents) on the dev set."),
     method: str = typer.Option("platt", "--method", help="Probability calibration: platt or isotonic (one map per path: lm, dictionary, retriever)."),
     target_precision: float = typer.Option(0.0, "--target-precision", help="Choose the NIL threshold: the lowest probability whose dev precision over linked mentions reaches P (0: no NIL threshold)."),
+    train: Optional[List[Path]] = typer.Option(None, "--train", help="The linker's training corpus (repeatable): the probability and NIL threshold are fitted on the dev-masked view, where KB names and aliases that only dev mentions gave are hidden, as unseen text meets the KB."),
 ) -> None:
     """Choose the TF-IDF prior's weight for candidate reranking, then the cascade's cut-off, then the calibrated probability and NIL threshold, on the dev set; saves them in PIPELINE."""
     from ..corpus import read_corpus
     from ..training.probability import calibrate_pipeline_probability, probability_summary
 
-    check_outputs({"PIPELINE (saved again in place)": pipeline}, {"the dev corpus": dev})
+    check_outputs({"PIPELINE (saved again in place)": pipeline}, {"the dev corpus": dev,
+                  **{f"the training corpus {p}": p for p in train or ()}})
     if threads:
         import torch
 
@@ -134,8 +136,17 @@ def calibrate(
     if prior:
         _calibrate_prior(pipeline, dev_docs, dev_size, candidates, cascade, cascade_tolerance)
     if probability:
+        train_docs = [d for p in train for d in read_corpus(p)] if train else None
         cal = calibrate_pipeline_probability(pipeline, dev_docs, method=method,
-                                             target_precision=target_precision or None)
+                                             target_precision=target_precision or None,
+                                             train_docs=train_docs)
+        masking = cal.fit.get("dev_masking")
+        if masking is not None and not (masking["hidden_kb_names"] or masking["hidden_aliases"]):
+            import warnings
+
+            from ..errors import Warnings
+
+            warnings.warn(Warnings.W611)
         typer.echo(probability_summary(cal))
 
 

@@ -121,8 +121,8 @@ def scored_gold_mentions(nlp: Language, corpus: Sequence[CorpusDoc], batch_size:
     gold_docs = docs_to_spacy(nlp, layers)
     linked = link_gold_docs(nlp, linker, gold_docs, batch_size)
     nbests: List[Any] = []
-    items, _ = gold_items(layers, places, gold_docs, linked, nbests)
-    return scored_mentions(items, nbests, linker.kb)
+    items, texts = gold_items(layers, places, gold_docs, linked, nbests)
+    return scored_mentions(items, nbests, linker.kb, texts)
 
 
 def evaluate_linker(nlp: Language, corpus: Sequence[CorpusDoc], *, train: Optional[Sequence[CorpusDoc]] = None,

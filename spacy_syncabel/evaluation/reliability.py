@@ -33,6 +33,9 @@ class ScoredMention:
     label: str
     nbest: List[Dict[str, Any]] = field(default_factory=list)
     correct: bool = False
+    text: str = ""  # the mention's text as the linker saw it ("" when unknown)
+    gold: str = ""  # its gold code
+    doc: str = ""  # the document it is in ("" when unknown)
 
     @property
     def path(self) -> str:
@@ -51,12 +54,16 @@ class ScoredMention:
 
 
 def scored_mentions(items: Iterable[Tuple], nbests: Iterable[Optional[Sequence[Mapping]]],
-                    kb: Any = None) -> List[ScoredMention]:
+                    kb: Any = None, texts: Optional[Sequence[str]] = None,
+                    ) -> List[ScoredMention]:
     """The counted mentions of ``items`` (``(gold, predicted, label, doc, start, end)`` as
-    ``evaluate`` builds them) with each one's n-best (``nbests``, in the same order)."""
+    ``evaluate`` builds them) with each one's n-best (``nbests``, in the same order) and
+    (``texts``, in the same order) its text."""
     out: List[ScoredMention] = []
     seen: Set[Tuple] = set()
-    for item, nbest in zip(items, nbests):
+    items = list(items)
+    texts = list(texts) if texts is not None else [""] * len(items)
+    for item, nbest, text in zip(items, nbests, texts):
         gold, label = item[0], item[2]
         if len(item) >= 6:
             key = (str(item[3]), label, int(item[4]), int(item[5]))
@@ -67,7 +74,8 @@ def scored_mentions(items: Iterable[Tuple], nbests: Iterable[Optional[Sequence[M
             continue
         cands = [dict(c) for c in (nbest or [])]
         out.append(ScoredMention(label, cands, bool(cands) and hit(
-            str(gold), [cands[0]["code"]], 1, kb=kb)))
+            str(gold), [cands[0]["code"]], 1, kb=kb), str(text), str(gold),
+            str(item[3]) if len(item) >= 6 else ""))
     return out
 
 

@@ -574,8 +574,10 @@ def _summary(out: Path, base_model: str, prep: _Prepared, trainer, result, budge
 
 
 def _write_outputs(out: Path, prep: _Prepared, trainer, cfg: TrainConfig, summary, meta,
-                   inference_dtype: str, log_path: Path, final_lm) -> None:
-    """model-last (and model-best without dev), calibration, the summary; main process only."""
+                   inference_dtype: str, log_path: Path, final_lm,
+                   train_docs: Optional[Sequence[CorpusDoc]] = None) -> None:
+    """model-last (and model-best without dev), calibration (the probability on the
+    dev-masked view when ``train_docs`` are given), the summary; main process only."""
     best_dir, last_dir = out / "model-best", out / "model-last"
     save_pipeline(prep.nlp, last_dir, lm=final_lm, dtype=inference_dtype,
                   meta=dict(meta, step=trainer.state.global_step,
@@ -591,7 +593,8 @@ def _write_outputs(out: Path, prep: _Prepared, trainer, cfg: TrainConfig, summar
                                  for k in ("on", "margin", "recall@1", "skipped")})
             # the probability is fitted on the scores of the settings just chosen
             prob = calibrate_pipeline_probability(folder, prep.dev_docs,
-                                                  target_precision=cfg.target_precision)
+                                                  target_precision=cfg.target_precision,
+                                                  train_docs=train_docs)
             summary[key].update({"nil_threshold": prob.nil_threshold,
                                  "probability_dev_ece": prob.fit.get("dev_ece")})
     summary["model_best"] = str(best_dir.resolve())
@@ -689,7 +692,7 @@ def train_linker(
     final_lm = final_model(trainer)  # every process: sharded weights are gathered
     if trainer.is_world_process_zero():
         _write_outputs(out, prep, trainer, cfg, summary, meta, inference_dtype, log_path,
-                       final_lm)
+                       final_lm, train_docs)
     barrier()  # the other processes return once the pipelines are written
     prep.linker.set_weights(trainer.model)
     return summary

@@ -56,11 +56,19 @@ def test_an_unreachable_precision_warns_and_saves_no_threshold():
         choose_nil_threshold(dev, 1.5)
 
 
-def test_a_small_path_uses_the_joint_map():
-    dev = _dev()[:300] + [ScoredMention("DIS", [{"code": "C", "score": 0.5,
-                                                  "path": "retriever"}], True)]
-    dev = [m for m in dev if m.path != "retriever"] + dev[-1:]
+def test_a_small_path_gets_its_own_accuracy_not_the_joint_map():
+    # 12 LM-ranked mentions, right 3 times, with scores (near 1) on which the joint map,
+    # fitted on the other paths, would say ~0.9
+    small = [ScoredMention("DIS", [{"code": "C", "score": 0.97 + 0.002 * i, "path": "lm"}],
+                           i % 4 == 0) for i in range(12)]
+    dev = [m for m in _dev() if m.path != "lm"] + small
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         cal = calibrate_probabilities(dev, "platt")
-    assert "retriever" not in cal.maps and any("W501" in str(w.message) for w in caught)
+    assert any("W610" in str(w.message) for w in caught)
+    linked = [m for m in dev if m.nbest]
+    acc = sum(m.correct for m in linked) / len(linked)
+    p = cal.maps["lm"].of(small[0].nbest[0])
+    assert p == pytest.approx((3 + 2 * acc) / 14, abs=1e-6)
+    assert cal.maps["lm"].of(small[-1].nbest[0]) == pytest.approx(p)
+    assert cal.maps["*"].of(small[0].nbest[0]) > p + 0.3
