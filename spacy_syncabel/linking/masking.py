@@ -128,6 +128,7 @@ def masked_engine(engine: "LinkingEngine", masking: Masking) -> "LinkingEngine":
     view._generator = None
     view._tfidf = None
     view._exact = None
+    view._composite_aliases = None  # rebuilt on the view's aliases and KB
     view._codes = {}
     if not engine.settings.uses_candidates:
         view.tries = TrieSet.build(view.kb, engine.tokenizer, SEP_TOKEN,
