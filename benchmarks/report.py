@@ -142,23 +142,25 @@ def cascade_table() -> str:
 
 
 def calibration_table() -> str:
+    """Fitted on dev, measured on test: the former rule (plain dev) and the current one
+    (dev-masked view), ECE per path and precision / coverage at each target's dev threshold."""
     rows = []
     for path in _files("calibration_*.json"):
+        if path.name.startswith("calibration_splits_"):
+            continue
         r = json.loads(path.read_text(encoding="utf8"))
-        before, after = r["before"], r["after"]
-        paths = [p for p in ("lm", "dictionary", "retriever") if p in after]
-        op = r.get("test_operating_point") or {}
-        dev_op = r.get("dev_operating_point") or {}
-        rows.append([r["name"], f"{r['test_mentions']:,}", r["method"],
-                     f"{before['all']['ece']:.3f} → {after['all']['ece']:.3f}"]
-                    + [f"{before[p]['ece']:.3f} → {after[p]['ece']:.3f} "
-                       f"({after[p]['n_mentions']:,})" for p in paths]
-                    + [f"{r['target_precision']:g}", f"{pct(dev_op.get('precision'))} / "
-                       f"{pct(dev_op.get('coverage'))}",
-                       f"{pct(op.get('precision'))} / {pct(op.get('coverage'))}", src(path)])
-    return table(["test", "mentions", "method", "ECE all", "ECE lm (mentions)",
-                  "ECE dictionary (mentions)", "ECE retriever (mentions)", "target precision",
-                  "dev P / coverage", "test P / coverage", "source"], rows)
+        for when in ("before", "after"):
+            block = r[when]
+            test = block["test"]
+            cells = [f"{test[p]['ece']:.3f} ({test[p]['n_mentions']:,})" if p in test else "-"
+                     for p in ("lm", "dictionary", "retriever")]
+            targets = [block["targets"].get(t, {}).get("test", {}) for t in ("0.8", "0.9", "0.95")]
+            rows.append([r["name"], when, block["rule"], f"{test['all']['ece']:.3f}", *cells,
+                         *[f"{pct(t.get('precision'))} / {pct(t.get('coverage'))}"
+                           for t in targets], src(path)])
+    return table(["test", "", "rule", "ECE all", "ECE lm (mentions)", "ECE dictionary",
+                  "ECE retriever", "P / coverage at dev thr. for 0.8", "for 0.9", "for 0.95",
+                  "source"], rows)
 
 
 def candidates_table() -> str:
@@ -223,6 +225,32 @@ def composite_gate_table() -> str:
             [[k, pct2(m["recall@1"]), pct(m["composite_recall@1"]),
               pct(m["composite_precision"]), m["composite_answers"], src(name)]
              for k, m in ev.items()])
+    return out
+
+
+def composite_expand_table() -> str:
+    name = "composite_expand_spaccc.json"
+    if not (RESULTS / name).exists():
+        return "(no results yet)"
+    r = _load(name)
+    rows = []
+    for split in ("dev", "test"):
+        sp = r["splits"][split]
+        before, after = sp["candidates_before"], sp["candidates_after"]
+        for label in sorted(before, key=lambda k: (k != "all", k)):
+            b, a = before[label], after[label]
+            rows.append([split, label, b["composite_golds"], f"{b['gold_among']} → {a['gold_among']}",
+                         f"{b['gold_first']} → {a['gold_first']}", src(name)])
+    out = table(["split", "label", "composite golds", "gold set among the candidates",
+                 "gold set first", "source"], rows)
+    ev = r["evaluate_test"]
+    out += "\n\n" + table(
+        ["`evaluate`, test_half", "settings", "R@1", "composite R@1", "right / answers",
+         "source"],
+        [[k, ", ".join(f"{a}={b}" for a, b in m["settings"].items()) or "-",
+          f"{100 * m['recall@1']:.2f}", pct(m["composite_recall@1"]),
+          f"{m['composite_right']} / {m['composite_answers']}", src(name)]
+         for k, m in ev.items()])
     return out
 
 
@@ -416,8 +444,9 @@ SECTIONS: List[tuple] = [
     ("The cascade", cascade_table, "`benchmarks/bench_cascade.py`."),
     ("Calibrated probability and the NIL threshold", calibration_table,
      "`benchmarks/bench_calibration.py`: fitted on dev (Platt, one map per path), measured "
-     "on the gold-mention test split; ECE of the raw score → of the probability (10 bins); "
-     "precision / coverage at the NIL threshold chosen on dev for the target precision."),
+     "on the gold-mention test split, by the former rule (plain dev) and the current one "
+     "(the dev-masked view); ECE (10 bins) per path; test precision / coverage at the NIL "
+     "threshold chosen on dev for each target precision."),
     ("Candidate counts (SPACCC dev)", candidates_table, "`benchmarks/bench_candidates.py`."),
     ("Composite candidates in `rerank` (SPACCC test_half)", composite_table,
      "`benchmarks/bench_composite_rerank.py`."),
@@ -425,6 +454,10 @@ SECTIONS: List[tuple] = [
      "`benchmarks/bench_composite_gate.py`: the trained linker's gold-mention candidates "
      "scored once, every `composite_margin` ranked on them (dev 979 mentions, 62 composite "
      "golds; test_half 4,408, 165), the cascade as saved; then `evaluate` on test_half."),
+    ("Coordination-ellipsis composites (SPACCC, rerank)", composite_expand_table,
+     "`benchmarks/bench_composite_expand.py`: candidates before → after `composite_expand` "
+     "(gold mentions), then `evaluate` on test_half with composites off, as saved, and the "
+     "split gate and margin chosen on dev."),
     ("Constrained beam search against `generate(prefix_allowed_tokens_fn=...)`", decoding_table,
      "`benchmarks/bench_decoding.py`: the first 300 SPACCC test_half mentions, both in one "
      "process chunk by chunk in turn, so read the ratio, not the absolute speed."),
