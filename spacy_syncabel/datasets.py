@@ -38,9 +38,9 @@ DATASETS: Dict[str, DatasetSpec] = {
                                    "Modifier": "Disease", "CompositeMention": "Disease"}),
     "cantemist": DatasetSpec("cantemist", "es", "cantemist/cie_o3.jsonl", "cantemist/train",
                              "cantemist/dev1", dev="cantemist/dev2",
-                             # the NER also trains on dev1 (released for training) and averages
-                             # its parameters: dev2 NER F1 0.800 -> 0.824 in the same 3000 steps
-                             # (benchmarks/results/ner_variants_cantemist-dev2.json)
+                             # the NER also trains on dev1 (released for training) and
+                             # averages its parameters: dev2 NER F1 0.800 -> 0.82-0.83 in the
+                             # same 3000 steps (results/ner_variants_cantemist-dev2.json)
                              ner_extra_train=("test",),
                              ner_settings={"training.optimizer.use_averages": True}),
     "quaero": DatasetSpec("quaero", "fr", "quaero/kb_umls_fr_lite.tsv", "quaero/train",
