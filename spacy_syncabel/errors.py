@@ -566,6 +566,16 @@ class Errors(metaclass=ErrorsWithCodes):
     E504 = ("No dev mention of {path} got a candidate from the linker: there is nothing to "
             "fit the probabilities on. Check that the dev corpus has gold codes and the "
             "pipeline's labels.")
+    # the entity recognizer's training data (E600-E609)
+    E600 = ("--extra-train {extra}: a split added to the NER's training documents cannot be "
+            "one the NER corpus writes ({splits}): the NER is scored and its best model "
+            "chosen on those. Add another split (e.g. test), or leave it out of --splits.")
+    E601 = ("Unknown --extra-train value {value!r}: give auto (the dataset's default: "
+            "{default}), none, or comma-separated split names (CORPUS_DIR/NAME.jsonl), e.g. "
+            "test.")
+    E602 = ("The dataset's NER setting '{key}' is not in {config}: the NER config lacks that "
+            "section or key. Give a config with it (configs/ner.cfg has it), or remove the "
+            "setting from the dataset's ner_settings (spacy_syncabel/datasets.py).")
     # the dictionary span proposer, the NIL threshold of assemble (E540-E559)
     E540 = ("The dictionary proposer '{name}' has no dictionary: initialize it (`nlp.initialize` "
             "with training examples, or `assemble --proposer-corpus TRAIN`) or load a "

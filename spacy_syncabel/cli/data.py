@@ -87,13 +87,29 @@ def prepare_corpus(
         typer.echo(f"{name}: {len(docs)} docs, {sum(len(d.mentions) for d in docs)} mentions")
 
 
+def _extra_train(value: str, default: tuple) -> tuple:
+    """``--extra-train``: auto (the dataset's default), none, or comma-separated split names."""
+    from ..errors import Errors
+
+    names = tuple(s.strip() for s in value.split(",") if s.strip())
+    if names == ("auto",):
+        return tuple(default)
+    if names in ((), ("none",)):
+        return ()
+    if {"auto", "none"} & set(names) or any("/" in n or "\\" in n for n in names):
+        raise typer.BadParameter(Errors.E601.format(value=value,
+                                                    default=",".join(default) or "none"))
+    return names
+
+
 @app.command("ner-corpus")
 def ner_corpus(
     dataset: str = typer.Argument(..., help="spaccc, ncbi, cantemist or quaero: its language and label map."),
     corpus_dir: Path = typer.Argument(..., help="Folder holding the splits as JSONL (train.jsonl, dev.jsonl)."),
     output: Path = typer.Argument(..., help="Folder for {split}.spacy and config.cfg."),
-    config: Optional[Path] = typer.Option(None, "--config", help="NER config (e.g. configs/ner.cfg): copied to OUTPUT/config.cfg with the dataset's language."),
+    config: Optional[Path] = typer.Option(None, "--config", help="NER config (e.g. configs/ner.cfg): copied to OUTPUT/config.cfg with the dataset's language and its NER settings (spacy_syncabel/datasets.py: CANTEMIST's parameter averaging)."),
     splits: str = typer.Option("train,dev", "--splits", help="Comma-separated split names."),
+    extra_train: str = typer.Option("none", "--extra-train", help="Splits whose documents are added to the NER's training documents only: auto (the dataset's default: test for CANTEMIST, whose dev1 was released for training; none elsewhere), none, or comma-separated names of CORPUS_DIR/NAME.jsonl. Those splits then no longer measure the NER."),
 ) -> None:
     """Write the NER's training data: the splits as .spacy with labels mapped to the linker's groups."""
     import srsly
@@ -103,9 +119,13 @@ def ner_corpus(
 
     spec = get_dataset(dataset)
     names = [s for s in splits.split(",") if s]
-    inputs = {f"CORPUS_DIR/{name}.jsonl": corpus_dir / f"{name}.jsonl" for name in names}
+    extra = _extra_train(extra_train, spec.ner_extra_train)
+    inputs = {f"CORPUS_DIR/{name}.jsonl": corpus_dir / f"{name}.jsonl" for name in [*names, *extra]}
     check_outputs({**{f"OUTPUT/{name}.spacy": output / f"{name}.spacy" for name in names},
                    "OUTPUT/config.cfg": output / "config.cfg"}, {**inputs, "--config": config})
     summary = write_ner_corpus(corpus_dir, output, lang=spec.lang, label_map=spec.label_map,
-                               config=config, splits=names)
+                               config=config, splits=names, extra_train=extra,
+                               settings=spec.ner_settings)
+    if config is not None and spec.ner_settings:
+        summary["config_settings"] = dict(spec.ner_settings)
     typer.echo(srsly.json_dumps(summary, indent=2))

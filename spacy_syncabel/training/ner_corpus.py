@@ -12,6 +12,10 @@ labels, with only its labels' entities. One NER trained on the joined corpus wou
 every mention of a layer a document lacks is no mention (SPACCC's procedures, annotated in a
 third of its training documents, were never predicted); one NER per layer
 (:mod:`~spacy_syncabel.training.ner_layers`) learns each layer only where it was annotated.
+
+``extra_train`` adds the documents of other splits to the NER's training split only (CANTEMIST
+released its dev1 for training): those splits then no longer measure the NER. A split the NER
+is scored or selected on (one of ``splits``) is refused.
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 import srsly
 
 from ..corpus import docs_to_spacy, read_corpus
-from ..errors import Warnings
+from ..errors import Errors, Warnings
 from ..evaluation.end_to_end import entity_type
 from ..types import CorpusDoc
 
@@ -72,24 +76,49 @@ def layer_docs(docs: Sequence[CorpusDoc], labels: Sequence[str]) -> List[CorpusD
 def write_ner_corpus(corpus_dir: PathLike, output_dir: PathLike, *, lang: str,
                      label_map: Optional[Mapping[str, Optional[str]]] = None,
                      config: Optional[PathLike] = None, splits: Sequence[str] = ("train", "dev"),
+                     extra_train: Sequence[str] = (),
+                     settings: Optional[Mapping[str, object]] = None,
                      ) -> Dict[str, Dict[str, object]]:
     """Write ``OUTPUT/{split}.spacy`` from ``CORPUS/{split}.jsonl`` (entities relabelled,
     overlapping mentions reduced to the longest: spaCy's ``ner`` predicts no nested entities),
     and, from ``config``, ``OUTPUT/config.cfg`` with ``[nlp] lang`` set. When the training
     split's documents are not all annotated for every label, also one corpus per layer
     (:func:`annotation_layers`) in ``OUTPUT/layers/NAME/{split}.spacy`` and the layers in
-    ``OUTPUT/layers.json``. Returns per split the number of docs, entities and entities per
-    label (and ``layers``)."""
+    ``OUTPUT/layers.json``. ``extra_train``: more splits (``CORPUS/{name}.jsonl``) whose
+    documents are added to the first split's (the training split's) only. Returns per split the
+    number of docs, entities and entities per label (and ``layers``; the training split also
+    the documents each extra split added). ``settings``: dotted config keys
+    (``training.optimizer.use_averages``) set in the copied config, each one it must already
+    have."""
     import spacy
     from spacy.tokens import DocBin
     from spacy.util import load_config
 
     corpus_dir, output_dir = Path(corpus_dir), Path(output_dir)
+    cfg = None
+    if config is not None:  # read (and the settings checked) before anything is written
+        cfg = load_config(Path(config), interpolate=False)
+        for key, value in (settings or {}).items():
+            *sections, name = key.split(".")
+            node = cfg
+            for section in sections:
+                node = node.get(section) if isinstance(node, dict) else None
+            if not isinstance(node, dict) or name not in node:
+                raise ValueError(Errors.E602.format(key=key, config=config))
+            node[name] = value
+    clash = sorted(set(extra_train) & set(splits))
+    if clash or (extra_train and not splits):
+        raise ValueError(Errors.E600.format(extra=", ".join(extra_train),
+                                            splits=", ".join(splits)))
     output_dir.mkdir(parents=True, exist_ok=True)
     nlp = spacy.blank(lang)
     summary: Dict[str, Dict[str, object]] = {}
     corpora = {split: relabel(read_corpus(corpus_dir / f"{split}.jsonl"), label_map or {})
                for split in splits}
+    added = {name: relabel(read_corpus(corpus_dir / f"{name}.jsonl"), label_map or {})
+             for name in extra_train}
+    for extra in added.values():
+        corpora[splits[0]] = corpora[splits[0]] + extra
     layers = annotation_layers(corpora[splits[0]]) if splits else []
     layered = len(layers) > 1 or any(layer["name"] != FULL_LAYER for layer in layers)
     stale = output_dir / LAYERS_FILE
@@ -104,6 +133,8 @@ def write_ner_corpus(corpus_dir: PathLike, output_dir: PathLike, *, lang: str,
         DocBin(docs=docs, store_user_data=True).to_disk(output_dir / f"{split}.spacy")
         summary[split] = {"docs": len(docs), "entities": sum(labels.values()),
                           "labels": dict(sorted(labels.items()))}
+        if split == splits[0] and added:
+            summary[split]["extra_train"] = {name: len(d) for name, d in added.items()}
         if layered:
             for layer in layers:
                 part = docs_to_spacy(nlp, layer_docs(corpora[split], layer["labels"]))
@@ -114,8 +145,7 @@ def write_ner_corpus(corpus_dir: PathLike, output_dir: PathLike, *, lang: str,
     if layered:
         srsly.write_json(output_dir / LAYERS_FILE, {"layers": layers})
         summary["layers"] = {"layers": layers}
-    if config is not None:
-        cfg = load_config(Path(config), interpolate=False)
+    if cfg is not None:
         cfg["nlp"]["lang"] = lang
         cfg.to_disk(output_dir / "config.cfg")
     return summary
