@@ -254,6 +254,26 @@ def composite_expand_table() -> str:
     return out
 
 
+def ner_variants_table() -> str:
+    name = "ner_variants_cantemist-dev2.json"
+    if not (RESULTS / name).exists():
+        return "(no results yet)"
+    r = _load(name)
+    rows = []
+    for variant, v in r["variants"].items():
+        for key in sorted(k for k in v if k.startswith("end_to_end")):
+            at = key.rsplit("_", 1)[-1] if key != "end_to_end" else "3000"
+            best = v.get(f"best_by_{at}") or v.get("best_by_3000", {})
+            e = v[key]
+            rows.append([variant, f"{best.get('step', '-')}", pct(best.get("f")),
+                         f"{pct(e['ner_p'])} / {pct(e['ner_r'])} / {pct(e['ner_f'])}",
+                         pct(e["linking_f"]), pct(e["baseline_tfidf_aliases_linking_f"]),
+                         src(name)])
+    return table(["variant", "model step", "NER dev2 F1 (spacy train)",
+                  "end to end NER P / R / F1", "linking F1", "NER + TF-IDF + aliases F1",
+                  "source"], rows)
+
+
 def decoding_table() -> str:
     rows = []
     for path in _files("decoding_*.json"):
@@ -458,6 +478,10 @@ SECTIONS: List[tuple] = [
      "`benchmarks/bench_composite_expand.py`: candidates before → after `composite_expand` "
      "(gold mentions), then `evaluate` on test_half with composites off, as saved, and the "
      "split gate and margin chosen on dev."),
+    ("CANTEMIST entity recognizer variants (dev2, end to end)", ner_variants_table,
+     "`configs/ner.cfg` trained by `spacy train` one variant at a time on 2 shared cores; end "
+     "to end: the assembled pipeline (the project run's linker, dictionary proposer, NIL "
+     "threshold) on dev2, strict spans."),
     ("Constrained beam search against `generate(prefix_allowed_tokens_fn=...)`", decoding_table,
      "`benchmarks/bench_decoding.py`: the first 300 SPACCC test_half mentions, both in one "
      "process chunk by chunk in turn, so read the ratio, not the absolute speed."),
