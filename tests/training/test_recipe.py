@@ -189,3 +189,25 @@ def test_tiny_train_records_its_recipe_in_the_pipeline(kb_tsv, tmp_path):
     assert nlp.get_pipe("syncabel_linker").settings.num_beams == 2
     nlp.to_disk(tmp_path / "again")
     assert spacy.load(tmp_path / "again").meta[META_KEY] == saved
+
+
+def test_tiny_train_calibrates_on_the_dev_masked_view(kb_tsv, tmp_path):
+    """Training's calibration passes the training corpus: a KB name only dev mentions use
+    ("pirexia"; its code keeps "fiebre") is hidden while dev is linked for the fit."""
+    docs = make_corpus(n_per_name=2)
+    train = [d for d in docs if "pirexia" not in d.text]
+    dev = [d for d in docs if "pirexia" in d.text or "cefalea" in d.text]
+    write_jsonl(train, tmp_path / "train.jsonl")
+    write_jsonl(dev, tmp_path / "dev.jsonl")
+    out = tmp_path / "run"
+    res = CliRunner().invoke(app, [
+        "train", str(CONFIGS / "linker_cpu.cfg"), "--output", str(out), "--no-progress",
+        "--threads", "1", "--paths.kb", str(kb_tsv), "--paths.train", str(tmp_path / "train.jsonl"),
+        "--paths.dev", str(tmp_path / "dev.jsonl"), "--model.base_model", "tiny:32,1",
+        "--training.max_steps", "2", "--training.batch_size", "4", "--training.bf16", "false",
+        "--training.max_minutes", "null", "--linker.num_beams", "2"])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    fit = json.loads((out / "model-best" / "syncabel_linker" / "probability.json")
+                     .read_text(encoding="utf8"))["fit"]
+    assert fit["dev_view"] == "masked"
+    assert fit["dev_masking"]["hidden_kb_names"] == 1  # pirexia; fiebre stays
