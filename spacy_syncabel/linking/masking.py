@@ -27,10 +27,11 @@ text: the threshold errs on the safe side.
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Dict, FrozenSet, Iterable, List, Sequence, Set, Tuple
 
-from ..types import CorpusDoc
+from ..types import COMPOSITE_SEP, CorpusDoc
 from .candidates import Alias, fold
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,7 +49,7 @@ def surface_pairs(docs: Iterable[CorpusDoc]) -> Set[Pair]:
     for doc in docs:
         for m in doc.mentions:
             code = str(m.code or "").strip()
-            if code and "+" not in code:
+            if code and COMPOSITE_SEP not in code:
                 out.add((fold(doc.text[m.start:m.end]), code))
     return out
 
@@ -80,13 +81,11 @@ def plan_masking(kb: "ConceptKB", aliases: Sequence[Alias], calibration: Iterabl
     train_surfaces = {s for s, _ in train}
     calib_surfaces = {s for s, _ in calib}
     hidden: Dict[str, List[Tuple[str, str, str]]] = {}
+    n_names: Counter = Counter()
     for code, name, group in kb._raw_rows():
+        n_names[code] += 1
         if (fold(name), code) in only:
             hidden.setdefault(code, []).append((code, name, group))
-    n_names: Dict[str, int] = {}
-    for code, _, _ in kb._raw_rows():
-        if code in hidden:
-            n_names[code] = n_names.get(code, 0) + 1
     entries: Set[Tuple[str, str, str]] = set()
     kept = 0
     for code, rows in hidden.items():
@@ -136,17 +135,4 @@ def masked_engine(engine: "LinkingEngine", masking: Masking) -> "LinkingEngine":
     return view
 
 
-def training_docs(paths: Optional[Sequence[str]]) -> Optional[List[CorpusDoc]]:
-    """The training split's documents (None without a path)."""
-    if not paths:
-        return None
-    from ..corpus import read_corpus
-
-    out: List[CorpusDoc] = []
-    for p in paths:
-        out += list(read_corpus(p))
-    return out
-
-
-__all__ = ["Masking", "masked_engine", "masked_kb", "plan_masking", "surface_pairs",
-           "training_docs"]
+__all__ = ["Masking", "masked_engine", "masked_kb", "plan_masking", "surface_pairs"]
