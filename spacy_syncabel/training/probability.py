@@ -132,7 +132,7 @@ def with_probabilities(calibrator: ProbabilityCalibrator,
         nbest = [dict(c) for c in m.nbest]
         for c, p in zip(nbest, calibrator.probabilities(nbest)):
             c["probability"] = p
-        out.append(ScoredMention(m.label, nbest, m.correct, m.text, m.gold, m.doc))
+        out.append(replace(m, nbest=nbest))
     return out
 
 
