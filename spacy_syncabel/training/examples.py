@@ -264,25 +264,36 @@ def build_kb_name_examples(linker: Linker, *, sep_id: Optional[int] = None,
     return out
 
 
+def _majority_aliases(rows: Iterable[Tuple[str, str, Optional[str]]],
+                      ) -> List[Tuple[str, str, Optional[str]]]:
+    """``(mention, target, group)`` rows (mentions cleaned, non-empty) voted into one alias
+    per distinct mention form and group (case-insensitive): its most frequent target, the
+    first form seen."""
+    from collections import Counter
+
+    votes: Dict[Tuple[str, Optional[str]], Counter] = {}
+    text_of: Dict[Tuple[str, Optional[str]], str] = {}
+    for mention, target, group in rows:
+        key = (mention.lower(), group)
+        votes.setdefault(key, Counter())[target] += 1
+        text_of.setdefault(key, mention)
+    return [(text_of[key], c.most_common(1)[0][0], key[1]) for key, c in votes.items()]
+
+
 def mention_aliases(examples: Sequence[TrainExample]) -> List[Tuple[str, str, Optional[str]]]:
     """Training mentions as aliases of their target names, ``(mention, name, group)``, for
     candidate retrieval (:meth:`SynCABELLinker.set_aliases`): one per distinct mention form
     and group (case-insensitive), its most frequent target; composite targets, KB-name
     examples and mentions written as their target are left out."""
-    from collections import Counter
+    def rows() -> Iterable[Tuple[str, str, Optional[str]]]:
+        for ex in examples:
+            if ex.source == "kb_name" or SEP_TOKEN in ex.completion:
+                continue
+            mention = clean_name(ex.mention)
+            if mention and mention.lower() != ex.completion.lower():
+                yield mention, ex.completion, ex.group
 
-    votes: Dict[Tuple[str, Optional[str]], Counter] = {}
-    text_of: Dict[Tuple[str, Optional[str]], str] = {}
-    for ex in examples:
-        if ex.source == "kb_name" or SEP_TOKEN in ex.completion:
-            continue
-        mention = clean_name(ex.mention)
-        key = (mention.lower(), ex.group)
-        if not mention or key[0] == ex.completion.lower():
-            continue
-        votes.setdefault(key, Counter())[ex.completion] += 1
-        text_of.setdefault(key, mention)
-    return [(text_of[key], c.most_common(1)[0][0], key[1]) for key, c in votes.items()]
+    return _majority_aliases(rows())
 
 
 def composite_aliases(rows: Iterable[Tuple[str, str, Optional[str]]], kb: Any,
@@ -292,22 +303,17 @@ def composite_aliases(rows: Iterable[Tuple[str, str, Optional[str]]], kb: Any,
     per distinct mention form and group (case-insensitive), its most frequent code set; parts
     without a name in the group, and single codes, are left out. The engine settles a mention
     that is exactly such an alias on its code set (``composite_expand``)."""
-    from collections import Counter
+    def named() -> Iterable[Tuple[str, str, Optional[str]]]:
+        for mention, code, group in rows:
+            parts = sorted({p.strip() for p in str(code or "").split(COMPOSITE_SEP) if p.strip()})
+            mention = clean_name(mention)
+            if len(parts) < 2 or not mention or NO_CODE in parts or NIL in parts:
+                continue
+            names = [next(iter(kb.names_of(p, group)), None) for p in parts]
+            if None not in names:
+                yield mention, SEP_TOKEN.join(names), group
 
-    votes: Dict[Tuple[str, Optional[str]], Counter] = {}
-    text_of: Dict[Tuple[str, Optional[str]], str] = {}
-    for mention, code, group in rows:
-        parts = sorted({p.strip() for p in str(code or "").split(COMPOSITE_SEP) if p.strip()})
-        mention = clean_name(mention)
-        if len(parts) < 2 or not mention or NO_CODE in parts or NIL in parts:
-            continue
-        names = [next(iter(kb.names_of(p, group)), None) for p in parts]
-        if None in names:
-            continue
-        key = (mention.lower(), group)
-        votes.setdefault(key, Counter())[SEP_TOKEN.join(names)] += 1
-        text_of.setdefault(key, mention)
-    return [(text_of[key], c.most_common(1)[0][0], key[1]) for key, c in votes.items()]
+    return _majority_aliases(named())
 
 
 @dataclass
