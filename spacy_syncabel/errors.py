@@ -395,6 +395,9 @@ class Errors(metaclass=ErrorsWithCodes):
     E453 = ("The linked doc cannot be stored in a DocBin: {err}. A component put a value "
             "msgpack cannot hold into `doc.user_data` (an extension attribute); store plain "
             "values in it, or use --format jsonl.")
+    E454 = ("--code {path}: {problem}. Give the path of a Python file that registers your "
+            "pipeline's own components and functions (spaCy's `--code`), e.g. "
+            "`--code functions.py`.")
     # linking raw notes (notes/, visualize.py)
     E150 = ("Input {path} not found. Give a folder of .txt notes, a .jsonl file or a .csv file.")
     E151 = ("Input {path}: cannot tell its format. Use a folder of .txt files, a .txt, .jsonl "

@@ -32,6 +32,7 @@ from spacy.util import minibatch
 from . import segmentation as _segmentation  # noqa: F401 - registers syncabel_sentencizer
 from .decoding import TrieSet
 from .errors import Errors, Warnings
+from .pipes import LINKER_FACTORY
 from .linking import LinkingEngine, LinkSettings
 from .linking.candidates import GeneratorFactory
 from .models import is_fine_tuned, mark_fine_tuned  # noqa: F401 - importable here as before
@@ -120,7 +121,7 @@ def is_blank_mention(text: str) -> bool:
 
 
 @Language.factory(
-    "syncabel_linker",
+    LINKER_FACTORY,
     assigns=["token.ent_kb_id", f"span._.{EXTENSION}", f"span._.{NIL_REASON}",
              f"span._.{KB_ENTS}"],
     requires=["doc.ents"],
@@ -167,7 +168,7 @@ class SynCABELLinker(Pipe):
     The KB and the LM load in :meth:`initialize` or :meth:`from_disk`, never in ``__init__``.
     """
 
-    def __init__(self, vocab, name: str = "syncabel_linker", *,
+    def __init__(self, vocab, name: str = LINKER_FACTORY, *,
                  settings: Optional[LinkSettings] = None,
                  label_map: Optional[Dict[str, Optional[str]]] = None,
                  template: str = DEFAULT_TEMPLATE, verb: str = "is",

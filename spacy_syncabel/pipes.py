@@ -14,6 +14,8 @@ from spacy.language import Language
 
 from .errors import Errors
 
+#: the factory name of the linker component (``nlp.add_pipe("syncabel_linker")``)
+LINKER_FACTORY = "syncabel_linker"
 #: the module defining :class:`SynCABELLinker` (read from ``sys.modules``, never imported here)
 COMPONENT_MODULE = "spacy_syncabel.pipeline"
 

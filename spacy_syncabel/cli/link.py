@@ -34,6 +34,7 @@ def link(
     threads: int = typer.Option(0, "--threads", help="torch threads (0: torch's default)."),
     span_attrs: str = typer.Option("", "--span-attrs", help="Span extension attributes set by other components (e.g. negex,is_negated), copied into each entity's \"attrs\" (comma-separated)."),
     doc_attrs: str = typer.Option("", "--doc-attrs", help="Doc extension attributes copied into each note record's \"attrs\" (comma-separated)."),
+    code: Optional[Path] = typer.Option(None, "--code", "-c", help="A Python file registering the pipeline's own components (e.g. negspacy's negex), imported before loading (also in every Ray actor)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar (notes/s)."),
     delay: float = typer.Option(0.0, "--delay", hidden=True, help="Sleep per note (tests)."),
 ) -> None:
@@ -49,7 +50,7 @@ def link(
                       html_notes=html_notes, kb_url=kb_url or (), brat_db=brat_db,
                       progress=progress, delay=delay, ray=ray, concurrency=concurrency,
                       num_gpus=num_gpus, threads=threads, span_attrs=span_attrs,
-                      doc_attrs=doc_attrs)
+                      doc_attrs=doc_attrs, code=code)
     typer.echo(srsly.json_dumps(result, indent=2))
 
 

@@ -8,9 +8,10 @@ from typing import Any, Dict, Optional, Sequence
 
 from ..errors import Errors, Warnings
 from ..output_paths import check_outputs, is_inside, same_path
+from ..user_code import import_user_code
 from .inputs import Note, count_notes, read_notes
 from .link import link_notes
-from .extensions import check_registered, parse_attrs
+from .extensions import check_registered, check_registered_without_linkers, parse_attrs
 from .writers import default_errors_path, open_output, output_format_for
 
 
@@ -55,12 +56,13 @@ def run_link(pipeline: Path, source: Path, output: Path, *, output_format: str =
              kb_url: Sequence[str] = (), brat_db: str = "KB", progress: bool = True,
              delay: float = 0.0, ray: Optional[str] = None, concurrency: int = 2,
              num_gpus: float = 0.0, threads: int = 0, span_attrs: Sequence[str] = (),
-             doc_attrs: Sequence[str] = ()) -> Dict[str, Any]:
+             doc_attrs: Sequence[str] = (), code: Optional[Path] = None) -> Dict[str, Any]:
     """Run ``link``; returns its stats (linked, failed, skipped, notes/s...).
     ``output_format`` ``auto``: ``spacy`` (DocBin) for a ``.spacy`` output, else ``jsonl``.
     ``span_attrs``/``doc_attrs`` (names, or one comma-separated string): extension
     attributes copied into the records (E451 before any note is linked when the pipeline
-    registers none of that name)."""
+    registers none of that name). ``code``: a Python file registering the pipeline's own
+    components, imported first (here and in every Ray actor; E454)."""
     from ..visualize import KBLinks, write_report
 
     if batch_size < 1 or n_process < 1 or concurrency < 1 or num_gpus < 0 or html_notes < 0:
@@ -72,10 +74,6 @@ def run_link(pipeline: Path, source: Path, output: Path, *, output_format: str =
     doc_attrs = parse_attrs(doc_attrs) if isinstance(doc_attrs, str) else tuple(doc_attrs)
     if ray is not None and output_format != "jsonl":
         raise ValueError(Errors.E162.format(problem="--ray writes JSONL shards: use --format jsonl"))
-    if ray is not None and (span_attrs or doc_attrs):
-        raise ValueError(Errors.E162.format(
-            problem="--span-attrs and --doc-attrs are not supported with --ray: run without "
-                    "--ray"))
     links = KBLinks.parse(kb_url)  # fail early on a bad template
     check_link_paths(pipeline, source, output, input_format=input_format,
                      output_format=output_format,
@@ -84,6 +82,7 @@ def run_link(pipeline: Path, source: Path, output: Path, *, output_format: str =
                      html=html)
     read_kw = dict(encoding=encoding, id_column=id_column, text_column=text_column,
                    delimiter=delimiter)
+    import_user_code(code)
     nlp = None
     if ray is None:  # loaded first: an attribute it does not register writes no output
         import spacy
@@ -94,6 +93,8 @@ def run_link(pipeline: Path, source: Path, output: Path, *, output_format: str =
             torch.set_num_threads(threads)
         nlp = spacy.load(pipeline)
         check_registered(span_attrs, doc_attrs, pipeline)
+    elif span_attrs or doc_attrs:  # the actors load it: checked here without its linkers
+        check_registered_without_linkers(span_attrs, doc_attrs, pipeline)
     out = open_output(output, output_format, errors_path=errors_path, sharded=ray is not None,
                       db=brat_db)
     try:
@@ -103,7 +104,8 @@ def run_link(pipeline: Path, source: Path, output: Path, *, output_format: str =
             stats = link_with_ray(pipeline, source, out, address=ray, input_format=input_format,
                                   batch_size=batch_size, concurrency=concurrency,
                                   num_gpus=num_gpus, progress=progress, delay=delay,
-                                  threads=threads or 1, **read_kw)
+                                  threads=threads or 1, span_attrs=span_attrs,
+                                  doc_attrs=doc_attrs, code=code, **read_kw)
         else:
             total = count_notes(source, input_format)
             stats = link_notes(nlp, read_notes(source, input_format, **read_kw), out,

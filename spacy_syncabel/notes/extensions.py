@@ -8,6 +8,7 @@ NaN or infinity) is written as ``str(value)``, so one component's odd value neve
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from spacy.tokens import Doc, Span
@@ -30,6 +31,25 @@ def check_registered(span_attrs: Sequence[str], doc_attrs: Sequence[str], pipeli
             known = sorted(getattr(cls, "_extensions", {}) or ())
             raise ValueError(Errors.E451.format(kind=kind, names=missing, path=pipeline,
                                                 known=known, option=option))
+
+
+def check_registered_without_linkers(span_attrs: Sequence[str], doc_attrs: Sequence[str],
+                                     pipeline: Any) -> None:
+    """:func:`check_registered` for a pipeline other processes link with (``link --ray``): it
+    is loaded here without its linkers (their model is the costly part), which leaves every
+    other component to register its attributes, and the linker's own are added by name."""
+    import spacy
+    from spacy.util import load_config
+
+    from ..pipeline import register_extensions
+    from ..pipes import LINKER_FACTORY
+
+    config = load_config(Path(pipeline) / "config.cfg")
+    linkers = [name for name, block in config.get("components", {}).items()
+               if isinstance(block, dict) and block.get("factory") == LINKER_FACTORY]
+    spacy.load(pipeline, exclude=linkers)
+    register_extensions()
+    check_registered(span_attrs, doc_attrs, pipeline)
 
 
 def jsonable(value: Any) -> Any:

@@ -17,10 +17,11 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from ..errors import Errors
 from ..textio import json_loads
+from ..user_code import import_user_code
 from .inputs import Note, NoteError, decode_note, decode_problem, read_notes, txt_files
 from .inputs import input_format as detect_format
 from .link import find_kb, guarded_pipe
@@ -33,13 +34,18 @@ class NoteLinker:
     into rows ``{"id", "record", "error", "where"}`` (JSON record, or an error text)."""
 
     def __init__(self, pipeline: str, encoding: str = "utf-8", batch_size: int = 16,
-                 delay: float = 0.0, threads: int = 1, root: Optional[str] = None) -> None:
+                 delay: float = 0.0, threads: int = 1, root: Optional[str] = None,
+                 span_attrs: Sequence[str] = (), doc_attrs: Sequence[str] = (),
+                 code: Optional[str] = None) -> None:
         import spacy
         import torch
 
         if threads:
             torch.set_num_threads(threads)
+        import_user_code(code)
         self.nlp = spacy.load(pipeline)
+        self.span_attrs = tuple(span_attrs)
+        self.doc_attrs = tuple(doc_attrs)
         self.kb = find_kb(self.nlp)
         self.encoding = encoding
         self.batch_size = batch_size
@@ -67,7 +73,8 @@ class NoteLinker:
             if doc is None:
                 rows.append({"id": note.id, "record": "", "error": error or "", "where": "linking"})
             else:
-                record = doc_to_record(doc, note.id, self.kb)
+                record = doc_to_record(doc, note.id, self.kb, span_attrs=self.span_attrs,
+                                       doc_attrs=self.doc_attrs)
                 rows.append({"id": note.id, "record": json.dumps(record, ensure_ascii=False, allow_nan=False),
                              "error": "", "where": ""})
             if self.delay:
@@ -104,8 +111,11 @@ def link_with_ray(pipeline: Path, source: Path, output: LinkOutput, *, address: 
                   input_format: str = "auto", batch_size: int = 16, concurrency: int = 2,
                   num_gpus: float = 0.0, progress: bool = True, delay: float = 0.0,
                   encoding: str = "utf-8", id_column: str = "id", text_column: str = "text",
-                  delimiter: Optional[str] = None, threads: int = 1) -> Dict[str, Any]:
-    """Link the notes not yet in ``output`` on Ray; returns the run's stats."""
+                  delimiter: Optional[str] = None, threads: int = 1,
+                  span_attrs: Sequence[str] = (), doc_attrs: Sequence[str] = (),
+                  code: Optional[Path] = None) -> Dict[str, Any]:
+    """Link the notes not yet in ``output`` on Ray; returns the run's stats. ``span_attrs``,
+    ``doc_attrs`` and ``code`` as in the single-process run (each actor imports ``code``)."""
     from tqdm import tqdm
 
     ray = _init_ray(address)
@@ -147,7 +157,10 @@ def link_with_ray(pipeline: Path, source: Path, output: LinkOutput, *, address: 
         NoteLinker, fn_constructor_kwargs={"pipeline": str(Path(pipeline).resolve()),
                                            "encoding": encoding, "batch_size": batch_size,
                                            "delay": delay, "threads": threads,
-                                           "root": str(root) if fmt == "txt" else None},
+                                           "root": str(root) if fmt == "txt" else None,
+                                           "span_attrs": list(span_attrs),
+                                           "doc_attrs": list(doc_attrs),
+                                           "code": str(Path(code).resolve()) if code else None},
         batch_size=batch_size, compute=ray.data.ActorPoolStrategy(size=concurrency),
         num_cpus=1, num_gpus=num_gpus,
         max_restarts=-1, max_task_retries=-1)

@@ -1,6 +1,7 @@
 """`link` composing with other spaCy components: their extension attributes in the records
 (--span-attrs, --doc-attrs) and the linked docs as a DocBin (--format spacy)."""
 import json
+import uuid
 import warnings
 
 import pytest
@@ -183,3 +184,48 @@ def test_a_doc_docbin_cannot_store_is_that_notes_error(tmp_path):
     out.close()
     docs = list(DocBin().from_disk(tmp_path / "o.spacy").get_docs(nlp.vocab))
     assert [d.text for d in docs] == ["Niega fiebre."]
+
+
+def with_component(pipeline, folder, name):
+    """A copy of ``pipeline`` whose config adds the stateless component ``name`` before the
+    linker (nothing of it is saved on disk: spacy.load builds it from the config)."""
+    import shutil
+
+    from spacy.util import load_config
+
+    shutil.copytree(pipeline, folder)
+    config = load_config(folder / "config.cfg")
+    names = list(config["nlp"]["pipeline"])
+    names.insert(names.index("syncabel_linker"), name)
+    config["nlp"]["pipeline"] = names
+    config["components"][name] = {"factory": name}
+    config.to_disk(folder / "config.cfg")
+    return folder
+
+
+def test_link_code_imports_the_file_that_registers_a_component(pipeline_dir, tmp_path):
+    """`link --code FILE` (spaCy's convention): a pipeline holding a component that only the
+    user's file registers loads, and its span attribute reaches the records."""
+    from typer.testing import CliRunner
+
+    from spacy_syncabel.cli import app
+
+    from ..test_user_code import code_file
+
+    name = f"comp_{uuid.uuid4().hex[:8]}"  # registered nowhere in this process yet
+    code = code_file(tmp_path, name)
+    pipeline = with_component(pipeline_dir, tmp_path / "pipeline", name)
+    first = KB_ROWS[0][1]
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text(json.dumps({"id": "a", "text": f"Paciente sin {first}. Refiere {first}."},
+                                ensure_ascii=False) + "\n", encoding="utf-8")
+    args = ["link", str(pipeline), str(notes), "--output", str(tmp_path / "out.jsonl"),
+            "--span-attrs", f"negated_{name}", "--no-progress"]
+    runner = CliRunner()
+    without = runner.invoke(app, args)
+    assert without.exit_code != 0 and name in str(without.exception)
+    assert not (tmp_path / "out.jsonl").exists()
+    with_code = runner.invoke(app, args + ["--code", str(code)])
+    assert with_code.exit_code == 0, with_code.output
+    (record,) = list(iter_records(tmp_path / "out.jsonl"))
+    assert [e["attrs"][f"negated_{name}"] for e in record["entities"]] == [True, False]

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow  # a local Ray and actors that each load the pipel
 from spacy_syncabel.notes import iter_records  # noqa: E402
 from spacy_syncabel.notes.command import run_link  # noqa: E402
 
-from ..conftest import DATA, needs_data  # noqa: E402
+from ..conftest import DATA, KB_ROWS, needs_data  # noqa: E402
 from .conftest import NOTES, same_records  # noqa: E402
 
 
@@ -138,3 +138,37 @@ def test_two_actors_on_200_spaccc_notes(local_ray, pipeline_dir, tmp_path):
     assert sorted(r["id"] for r in shards) == sorted(single)
     assert sum(len(r["entities"]) for r in shards) > 100  # the ruler finds KB names in them
     assert all(same_records(r, single[r["id"]]) for r in shards)
+
+
+def test_ray_actors_import_the_code_file_and_copy_its_span_attrs(local_ray, pipeline_dir,
+                                                                 tmp_path):
+    """`--ray --code FILE --span-attrs A`: each actor imports the file that registers the
+    pipeline's own component, and the records carry its attribute as the single run's do."""
+    import uuid
+
+    from ..test_user_code import code_file
+    from .test_ecosystem import with_component
+
+    name = f"comp_{uuid.uuid4().hex[:8]}"
+    code = code_file(tmp_path, name)
+    pipeline = with_component(pipeline_dir, tmp_path / "pipeline", name)
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for i, (_, kb_name, _) in enumerate(KB_ROWS[:6]):
+        (folder / f"n{i}.txt").write_text(f"Paciente {'sin' if i % 2 else 'con'} {kb_name}.",
+                                          encoding="utf-8")
+    kw = dict(progress=False, batch_size=2, span_attrs=f"negated_{name}", code=code)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_link(pipeline, folder, tmp_path / "single.jsonl", **kw)
+        result = run_link(pipeline, folder, tmp_path / "ray", ray="local", concurrency=1, **kw)
+    assert result["linked"] == 6 and result["failed"] == 0
+    single = {r["id"]: r for r in iter_records(tmp_path / "single.jsonl")}
+    shards = {r["id"]: r for r in _shard_records(tmp_path / "ray")}
+    assert shards == single
+    negated = sorted((r["id"], e["attrs"][f"negated_{name}"]) for r in shards.values()
+                     for e in r["entities"])
+    assert negated == [(f"n{i}", bool(i % 2)) for i in range(6)]
+    with pytest.raises(ValueError, match="E451"):  # checked before any actor starts
+        run_link(pipeline, folder, tmp_path / "ray2", ray="local", **{**kw, "span_attrs": "nope"})
+    assert not (tmp_path / "ray2").exists()
