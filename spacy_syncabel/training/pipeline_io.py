@@ -13,7 +13,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 from ..pipes import find_linker
 from ..linking import LinkSettings
@@ -33,8 +33,11 @@ LINKER = "syncabel_linker"
 
 
 def _portable_config(config, settings: Optional[LinkSettings], dtype: Optional[str],
-                     device: Optional[str]) -> None:
-    """Settings written into the linker's block; loaders under [initialize] by variables."""
+                     device: Optional[str], kb_languages: Optional[Sequence[str]] = None
+                     ) -> None:
+    """Settings written into the linker's block; loaders under [initialize] by variables.
+    The KB loader reads ``kb_languages`` (a UMLS or SNOMED CT release's languages), or the
+    ones the config already names, so re-initializing reads the KB the linker was trained on."""
     comp = config["components"][LINKER]
     if settings is not None:
         comp.update(settings.to_dict())
@@ -46,8 +49,13 @@ def _portable_config(config, settings: Optional[LinkSettings], dtype: Optional[s
     paths.setdefault("kb", None)
     paths.setdefault("base_model", None)
     init = config.setdefault("initialize", {}).setdefault("components", {})
+    previous = (init.get(LINKER) or {}).get("kb_loader") or {}
+    languages = list(kb_languages) if kb_languages else previous.get("languages")
+    kb_loader: Dict[str, Any] = {"@misc": "spacy_syncabel.KBFromFile.v1", "path": "${paths.kb}"}
+    if languages:
+        kb_loader["languages"] = list(languages)
     init[LINKER] = {
-        "kb_loader": {"@misc": "spacy_syncabel.KBFromFile.v1", "path": "${paths.kb}"},
+        "kb_loader": kb_loader,
         "model": {"@misc": "spacy_syncabel.HFCausalLM.v1", "name_or_path": "${paths.base_model}"},
     }
 
@@ -56,14 +64,17 @@ def save_pipeline(nlp, path: PathLike, *, lm=None, settings: Optional[LinkSettin
                   dtype: Optional[str] = None, device: Optional[str] = None,
                   meta: Optional[Dict[str, Any]] = None,
                   extra_files: Optional[Dict[str, Any]] = None,
-                  fine_tuned: bool = True) -> Path:
+                  fine_tuned: bool = True,
+                  kb_languages: Optional[Sequence[str]] = None) -> Path:
     """Write ``nlp`` as a pipeline folder ``path``, atomically.
 
     ``lm``: weights to save instead of the linker's current ones (the live training model);
     ``settings``: the linker settings the folder links with (default: the linker's own);
     ``meta``: written as ``training.json``; ``extra_files``: name -> JSON-able object;
     ``fine_tuned``: flag the saved LM as fine-tuned for linking (False: leave its flag as it is,
-    e.g. when assembling a pipeline from a linker that was never trained). The folder is
+    e.g. when assembling a pipeline from a linker that was never trained); ``kb_languages``:
+    the KB's languages for the ``[initialize]`` loader (default: those already in the
+    config). The folder is
     written in a fresh temporary folder beside ``path`` and renamed over it once complete.
     """
     from spacy.util import load_config
@@ -85,7 +96,7 @@ def save_pipeline(nlp, path: PathLike, *, lm=None, settings: Optional[LinkSettin
         finally:
             linker.set_weights(previous)
         config = load_config(tmp / "config.cfg", interpolate=False)
-        _portable_config(config, settings, dtype, device)
+        _portable_config(config, settings, dtype, device, kb_languages)
         config.to_disk(tmp / "config.cfg")
         files = dict(extra_files or {})
         if meta is not None:

@@ -575,12 +575,13 @@ def _summary(out: Path, base_model: str, prep: _Prepared, trainer, result, budge
 
 def _write_outputs(out: Path, prep: _Prepared, trainer, cfg: TrainConfig, summary, meta,
                    inference_dtype: str, log_path: Path, final_lm,
-                   train_docs: Optional[Sequence[CorpusDoc]] = None) -> None:
+                   train_docs: Optional[Sequence[CorpusDoc]] = None,
+                   kb_languages: Optional[Sequence[str]] = None) -> None:
     """model-last (and model-best without dev), calibration (the probability on the
     dev-masked view when ``train_docs`` are given), the summary; main process only."""
     best_dir, last_dir = out / "model-best", out / "model-last"
     save_pipeline(prep.nlp, last_dir, lm=final_lm, dtype=inference_dtype,
-                  meta=dict(meta, step=trainer.state.global_step,
+                  kb_languages=kb_languages, meta=dict(meta, step=trainer.state.global_step,
                             **{"dev_recall@1": summary["last_dev_recall@1"]}))
     if not best_dir.exists():  # no dev set: the last model is the best we know
         copy_pipeline(last_dir, best_dir)
@@ -668,7 +669,7 @@ def train_linker(
         best_on_disk = recall
         if trainer.is_world_process_zero():
             save_pipeline(prep.nlp, best_dir, lm=merged_copy(trainer.model),
-                          dtype=inference_dtype,
+                          dtype=inference_dtype, kb_languages=kb_languages,
                           meta=dict(meta, step=trainer.state.global_step,
                                     **{"dev_recall@1": recall}))
 
@@ -692,7 +693,7 @@ def train_linker(
     final_lm = final_model(trainer)  # every process: sharded weights are gathered
     if trainer.is_world_process_zero():
         _write_outputs(out, prep, trainer, cfg, summary, meta, inference_dtype, log_path,
-                       final_lm, train_docs)
+                       final_lm, train_docs, kb_languages)
     barrier()  # the other processes return once the pipelines are written
     prep.linker.set_weights(trainer.model)
     return summary

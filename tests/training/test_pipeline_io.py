@@ -77,3 +77,25 @@ def test_a_01_folder_is_migrated_and_links_as_before(kb_tsv, tmp_path):
     with pytest.raises(ValueError, match="E300"):  # replacing it would delete the source
         migrate_pipeline(old, tmp_path, force=True)
     assert (old / "config.cfg").exists()
+
+
+def test_the_kb_languages_reach_the_initialize_loader_and_survive_a_resave(kb_tsv, tmp_path):
+    """A linker trained on a UMLS KB's Spanish atoms re-initializes from the same atoms:
+    `[initialize]`'s KB loader names the languages, and a later save (calibrate, assemble)
+    that is not told them keeps them."""
+    nlp = _nlp(kb_tsv)
+    save_pipeline(nlp, tmp_path / "plain")
+    plain = load_config(tmp_path / "plain" / "config.cfg", interpolate=False)
+    assert "languages" not in plain["initialize"]["components"]["syncabel_linker"]["kb_loader"]
+    save_pipeline(nlp, tmp_path / "p", kb_languages=["SPA", "ENG"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = spacy.load(tmp_path / "p")
+    save_pipeline(again, tmp_path / "resaved")
+    for name in ("p", "resaved"):
+        config = load_config(tmp_path / name / "config.cfg", interpolate=False)
+        loader = config["initialize"]["components"]["syncabel_linker"]["kb_loader"]
+        assert loader == {"@misc": "spacy_syncabel.KBFromFile.v1", "path": "${paths.kb}",
+                          "languages": ["SPA", "ENG"]}
+        resolved = spacy.registry.resolve({"kb": {**loader, "path": str(kb_tsv)}})["kb"]
+        assert len(resolved()) > 0  # the loader resolves with the languages it names
