@@ -298,10 +298,18 @@ class LinkingEngine:
                     else p for p, m in zip(plan, mentions)]
         elif s.composite_candidates > 0:
             # under the composite gate, the margin settles its single answer as any other
-            # mention's; the LM only decides whether it is a composite
-            plan = [dataclasses.replace(p, composite_open=True)
-                    if self.coordinated(m) and p.exact is None else p
-                    for p, m in zip(plan, mentions)]
+            # mention's; the LM only decides whether it is a composite (under the learned
+            # gate, only when one of its composite candidates passes: else it cannot be)
+            open_ = [self.coordinated(m) and p.exact is None for p, m in zip(plan, mentions)]
+            if s.composite_gate:
+                idx = [i for i, o in enumerate(open_) if o]
+                found = self.composite_candidates(
+                    [mentions[i] for i in idx], [groups[i] for i in idx],
+                    [list(retrieved[i])[:s.candidates] for i in idx])
+                for i, cands in zip(idx, found):
+                    open_[i] = bool(cands)
+            plan = [dataclasses.replace(p, composite_open=True) if o else p
+                    for p, o in zip(plan, open_)]
         if s.composite_candidates > 0 and s.composite_expand and len(self.composite_aliases):
             plan = [self._settle_composite_alias(p, m, g)
                     for p, m, g in zip(plan, mentions, groups)]

@@ -195,3 +195,28 @@ def test_calibrate_fits_and_saves_the_learned_gate(tiny_lm, small_kb, tmp_path):
     assert loaded.settings.composite_gate is True and loaded.settings.composite_split is None
     assert loaded.engine.composite_gate.threshold == result["learned_gate"]["threshold"]
     assert (tmp_path / "pipe" / "syncabel_linker" / GATE_FILE).is_file()
+
+
+def test_cascade_asks_the_lm_only_when_a_composite_candidate_passes(fitted, monkeypatch):
+    nlp, _, gate = fitted
+    engine = nlp.get_pipe("syncabel_linker").engine.with_settings(
+        composite_gate=True, cascade=True, cascade_margin=0.0)
+    engine.composite_gate = gate
+    # the second is no KB name (an exact match would settle it whatever the gate)
+    mentions = ["cefalea y dolor abdominal", "ecografía de abdomen y de pelvis"]
+    groups = ["SINTOMA", "PROCEDIMIENTO"]
+    plan = engine.settle(mentions, groups)
+    assert plan[1].exact is None
+    assert [p.composite_open for p in plan] == [True, False]
+    asked = []
+    real = engine.score_candidates
+
+    def spy(prompts, groups_, mentions_, retrieved=None):
+        asked.extend(mentions_)
+        return real(prompts, groups_, mentions_, retrieved)
+
+    monkeypatch.setattr(engine, "score_candidates", spy)
+    prompts = [engine.tokenizer(f"Presenta {m}.")["input_ids"] for m in mentions]
+    out = engine.link(prompts, groups, mentions)
+    assert asked == mentions[:1]  # the single-code one is the retriever's, without the LM
+    assert out[1][0].code == plan[1].ranked[0].code
