@@ -591,3 +591,13 @@ class Errors(metaclass=ErrorsWithCodes):
             "scored end to end), or give a number, or none.")
     E543 = ("--nil-threshold must be a number (the linker answers NIL under that top score), "
             "auto or none; got {value!r}.")
+    # the learned composite gate (linking/composite_gate.py; E630-E639)
+    E630 = ("{where} is not a composite gate ('format' is not '{expected}'). Fit one with "
+            "`spacy-syncabel calibrate PIPELINE DEV --train TRAIN`, or delete the file to link "
+            "without the learned gate.")
+    E631 = ("{where}: {problem}. The file was not written by `calibrate` or was edited: fit "
+            "it again with `spacy-syncabel calibrate PIPELINE DEV --train TRAIN`, or delete it "
+            "to link without the learned gate.")
+    E632 = ("The linker's setting composite_gate is on but it has no fitted composite gate "
+            "(composite_gate.json in its folder). Fit one with `spacy-syncabel calibrate "
+            "PIPELINE DEV --train TRAIN`, or set composite_gate = false in the linker's config.")

@@ -10,6 +10,7 @@ weights, the retrieval aliases and fingerprints: nothing in it decides what code
 """
 
 import copy
+import json
 import math
 import multiprocessing
 import os
@@ -38,6 +39,7 @@ from .linking.candidates import GeneratorFactory
 from .models import is_fine_tuned, mark_fine_tuned  # noqa: F401 - importable here as before
 from .prompting import DEFAULT_TEMPLATE, SEP_TOKEN, Mention, PromptBuilder, PromptTemplate, verb_for
 from .prompting.docs import doc_mention
+from .linking.composite_gate import GATE_FILE, CompositeGate
 from .linking.probability import ProbabilityCalibrator
 from .text import clean_name
 from .types import NIL
@@ -134,7 +136,8 @@ def make_syncabel_linker(nlp: Language, name: str, label_map: Dict[str, Optional
                          n_best: int, length_penalty: float, constrained: bool, composite: bool,
                          merge_by_code: bool, candidates: int, composite_pairs: int,
                          composite_margin: Optional[float], composite_expand: bool,
-                         composite_split: Optional[float], prior_weight: float,
+                         composite_split: Optional[float], composite_gate: bool,
+                         prior_weight: float,
                          threshold: float, cascade: bool, cascade_margin: Optional[float],
                          batch_size: int, max_batch_tokens: int, max_context_tokens: int,
                          max_mention_tokens: int, context_chars: int, max_new_tokens: int,
@@ -148,7 +151,8 @@ def make_syncabel_linker(nlp: Language, name: str, label_map: Dict[str, Optional
         constrained=constrained, composite=composite, merge_by_code=merge_by_code,
         candidates=candidates, composite_pairs=composite_pairs,
         composite_margin=composite_margin, composite_expand=composite_expand,
-        composite_split=composite_split, prior_weight=prior_weight,
+        composite_split=composite_split, composite_gate=composite_gate,
+        prior_weight=prior_weight,
         threshold=threshold, cascade=cascade, cascade_margin=cascade_margin,
         batch_size=batch_size, max_batch_tokens=max_batch_tokens,
         max_context_tokens=max_context_tokens, max_mention_tokens=max_mention_tokens,
@@ -654,9 +658,14 @@ class SynCABELLinker(Pipe):
         (path / PROBABILITY_FILE).unlink(missing_ok=True)
         if self.calibrator is not None:
             srsly.write_json(path / PROBABILITY_FILE, self.calibrator.to_dict())
+        (path / GATE_FILE).unlink(missing_ok=True)
+        if engine.composite_gate is not None:
+            # every digit: the loaded gate is the saved one
+            (path / GATE_FILE).write_text(json.dumps(engine.composite_gate.to_dict(), indent=1),
+                                          encoding="utf8")
         checksums = record_checksums(path, model=None if "model" in exclude else "model",
-                                     extra=(PROBABILITY_FILE,) if "aliases" in exclude
-                                     else ("aliases.jsonl", PROBABILITY_FILE))
+                                     extra=(PROBABILITY_FILE, GATE_FILE) if "aliases" in exclude
+                                     else ("aliases.jsonl", PROBABILITY_FILE, GATE_FILE))
         if "kb" in exclude:
             checksums = {k: v for k, v in checksums.items() if not k.startswith("tries/")}
         srsly.write_json(path / "state.json", {"version": STATE_VERSION,
@@ -733,9 +742,15 @@ class SynCABELLinker(Pipe):
             verify_checksums(path, checksums, PROBABILITY_FILE, "the probability calibrator")
             calibrator = ProbabilityCalibrator.from_dict(
                 _read_json(path / PROBABILITY_FILE, root=path), str(path / PROBABILITY_FILE))
+        gate = None
+        if (GATE_FILE in checksums if checksums is not None else exists_in(path, GATE_FILE)):
+            verify_checksums(path, checksums, GATE_FILE, "the composite gate")
+            gate = CompositeGate.from_dict(_read_json(path / GATE_FILE, root=path),
+                                           str(path / GATE_FILE))
         # the engine fits them to the composite setting (the first part serves both)
         self.set_model(lm, tokenizer, kb, aliases, tries)
         self.calibrator = calibrator
+        self.engine.composite_gate = gate
         return self
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:

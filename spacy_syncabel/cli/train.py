@@ -120,7 +120,7 @@ def calibrate(
     probability: bool = typer.Option(True, "--probability/--no-probability", help="Then fit one calibrated probability per linked mention (ent._.syncabel[i]['probability'], ent._.kb_ents) on the dev set."),
     method: str = typer.Option("platt", "--method", help="Probability calibration: platt or isotonic (one map per path: lm, dictionary, retriever)."),
     target_precision: float = typer.Option(0.0, "--target-precision", help="Choose the NIL threshold: the lowest probability whose dev precision over linked mentions reaches P (0: no NIL threshold)."),
-    train: Optional[List[Path]] = typer.Option(None, "--train", help="The linker's training corpus (repeatable): the probability and NIL threshold are fitted on the dev-masked view, where KB names and aliases that only dev mentions gave are hidden, as unseen text meets the KB."),
+    train: Optional[List[Path]] = typer.Option(None, "--train", help="The linker's training corpus (repeatable): the probability and NIL threshold are fitted on the dev-masked view, where KB names and aliases that only dev mentions gave are hidden, as unseen text meets the KB; with composite_expand on, the learned composite gate is fitted on its coordinated mentions (composite_gate.json)."),
 ) -> None:
     """Choose the TF-IDF prior's weight for candidate reranking, then the cascade's cut-off, then the calibrated probability and NIL threshold, on the dev set; saves them in PIPELINE."""
     from ..corpus import read_corpus
@@ -133,10 +133,11 @@ def calibrate(
 
         torch.set_num_threads(threads)
     dev_docs = read_corpus(dev)
+    train_docs = [d for p in train for d in read_corpus(p)] if train else None
     if prior:
-        _calibrate_prior(pipeline, dev_docs, dev_size, candidates, cascade, cascade_tolerance)
+        _calibrate_prior(pipeline, dev_docs, dev_size, candidates, cascade, cascade_tolerance,
+                         train_docs)
     if probability:
-        train_docs = [d for p in train for d in read_corpus(p)] if train else None
         cal = calibrate_pipeline_probability(pipeline, dev_docs, method=method,
                                              target_precision=target_precision or None,
                                              train_docs=train_docs)
@@ -151,12 +152,18 @@ def calibrate(
 
 
 def _calibrate_prior(pipeline: Path, dev_docs, dev_size: int, candidates: Optional[int],
-                     cascade: bool, cascade_tolerance: float) -> None:
+                     cascade: bool, cascade_tolerance: float, train_docs=None) -> None:
     from ..training.calibration import calibrate_pipeline
 
     result = calibrate_pipeline(pipeline, dev_docs, dev_size=dev_size,
                                 candidates=candidates, cascade=cascade,
-                                cascade_tolerance=cascade_tolerance / 100)
+                                cascade_tolerance=cascade_tolerance / 100,
+                                train_docs=train_docs)
+    gate = result.get("learned_gate")
+    if gate is not None:
+        typer.echo(f"learned composite gate: threshold {gate['threshold']:.3f} (fitted on "
+                   f"{gate['mentions']} coordinated training mentions; cross-validated, "
+                   f"{gate['cv_right']} of {gate['cv_passed']} passing mentions right)")
     for row in result["table"]:
         typer.echo(f"prior_weight {row['prior_weight']:>8g}  dev R@1 {100 * row['recall@1']:.1f}")
     typer.echo(f"chosen: prior_weight {result['prior_weight']:g} (dev R@1 "

@@ -23,6 +23,7 @@ from .candidates import (Alias, CandidateGenerator, ExactIndex, GeneratorFactory
                          TfidfCandidates, tfidf_candidates)
 from .cascade import Settlement, settle
 from .composite import CompositeAliases, composite_proposals, conjuncts, expanded_conjuncts
+from .composite_gate import CompositeGate, candidate_features, gate_features
 from .settings import MODE_BEAM, MODE_RERANK, LinkSettings
 
 #: ``rank_scored``'s gate when none is given: the engine's ``composite_margin``
@@ -113,6 +114,9 @@ class LinkingEngine:
         self._exact: Optional[ExactIndex] = None
         self._composite_aliases: Optional[CompositeAliases] = None
         self._codes: Dict[Tuple[str, Optional[str]], Optional[str]] = {}
+        #: the learned composite gate (``composite_gate.json``; used with the setting
+        #: ``composite_gate``), or None
+        self.composite_gate: Optional[CompositeGate] = None
 
     # -- views and state --------------------------------------------------------------------
     def with_settings(self, settings: Optional[LinkSettings] = None, **changes: Any,
@@ -287,17 +291,25 @@ class LinkingEngine:
         exact = self.exact_index
         plan = [settle(m, g, r, exact, self.lookup, s.n_best, s.merge_by_code)
                 for m, g, r in zip(mentions, groups, retrieved)]
-        if s.composite_candidates > 0 and s.composite_margin is None:
+        if s.composite_candidates > 0 and s.composite_margin is None and not s.composite_gate:
             # a coordinated mention may be a composite the retriever cannot propose: its
             # margin never settles it (an exact match still does)
             plan = [dataclasses.replace(p, margin=float("-inf")) if self.coordinated(m)
                     else p for p, m in zip(plan, mentions)]
         elif s.composite_candidates > 0:
             # under the composite gate, the margin settles its single answer as any other
-            # mention's; the LM only decides whether it is a composite
-            plan = [dataclasses.replace(p, composite_open=True)
-                    if self.coordinated(m) and p.exact is None else p
-                    for p, m in zip(plan, mentions)]
+            # mention's; the LM only decides whether it is a composite (under the learned
+            # gate, only when one of its composite candidates passes: else it cannot be)
+            open_ = [self.coordinated(m) and p.exact is None for p, m in zip(plan, mentions)]
+            if s.composite_gate:
+                idx = [i for i, o in enumerate(open_) if o]
+                found = self.composite_candidates(
+                    [mentions[i] for i in idx], [groups[i] for i in idx],
+                    [list(retrieved[i])[:s.candidates] for i in idx])
+                for i, cands in zip(idx, found):
+                    open_[i] = bool(cands)
+            plan = [dataclasses.replace(p, composite_open=True) if o else p
+                    for p, o in zip(plan, open_)]
         if s.composite_candidates > 0 and s.composite_expand and len(self.composite_aliases):
             plan = [self._settle_composite_alias(p, m, g)
                     for p, m, g in zip(plan, mentions, groups)]
@@ -555,10 +567,50 @@ class LinkingEngine:
             return [[] for _ in mentions]
         gen = self.generator
         aliases = self.composite_aliases if s.composite_expand else None
-        return composite_proposals(mentions, groups, top, gen.top, gen.similarity,
-                                   self.kb.lookup, limit, expand=s.composite_expand,
-                                   aliases=aliases if aliases else None,
-                                   split=s.composite_split if split is _SETTING else split)
+        split = s.composite_split if split is _SETTING else split
+        if not s.composite_gate:
+            return composite_proposals(mentions, groups, top, gen.top, gen.similarity,
+                                       self.kb.lookup, limit, expand=s.composite_expand,
+                                       aliases=aliases if aliases else None, split=split)
+        gate = self.composite_gate
+        if gate is None:
+            raise ValueError(Errors.E632)
+        every = composite_proposals(mentions, groups, top, gen.top, gen.similarity,
+                                    self.kb.lookup, limit, expand=s.composite_expand,
+                                    aliases=aliases if aliases else None, split=None)
+        return [[row for row, p in zip(rows, probs) if p >= gate.threshold
+                 and (split is None or row[1] >= split)]
+                for rows, probs in zip(every, self.composite_gate_probabilities(
+                    mentions, groups, top, every))]
+
+    def composite_gate_features(self, mentions: Sequence[str], groups: Sequence[Optional[str]],
+                                top: Sequence[Sequence[Retrieved]],
+                                proposals: Sequence[Sequence[Tuple[Retrieved, float]]],
+                                ) -> List[List[Dict[str, float]]]:
+        """The learned gate's features of each mention's composite candidates
+        (``proposals``: every one, with its split evidence; ``top``: its retrieved names)."""
+        exact = self.exact_index
+        aliases = self.composite_aliases
+        out: List[List[Dict[str, float]]] = []
+        for m, g, t, rows in zip(mentions, groups, top, proposals):
+            feats = gate_features(m, g, t, rows, len(exact.codes(m, g)) == 1,
+                                  bool(aliases(m, g))) if rows else None
+            out.append([] if feats is None else
+                       [candidate_features(feats, rows, i) for i in range(len(rows))])
+        return out
+
+    def composite_gate_probabilities(self, mentions: Sequence[str],
+                                     groups: Sequence[Optional[str]],
+                                     top: Sequence[Sequence[Retrieved]],
+                                     proposals: Sequence[Sequence[Tuple[Retrieved, float]]],
+                                     ) -> List[List[float]]:
+        """The learned gate's probability that each composite candidate is the gold."""
+        gate = self.composite_gate
+        if gate is None:
+            raise ValueError(Errors.E632)
+        return [[gate.probability(f) for f in feats] + [0.0] * (len(rows) - len(feats))
+                for feats, rows in zip(self.composite_gate_features(mentions, groups, top,
+                                                                    proposals), proposals)]
 
     def with_composites(self, mentions: Sequence[str], groups: Sequence[Optional[str]],
                         top: Sequence[Sequence[Retrieved]]) -> List[List[Retrieved]]:

@@ -56,6 +56,11 @@ class LinkSettings:
     # whole mention's best single score is at least this (higher keeps a coordinated
     # single-code mention single). None: no split gate.
     composite_split: Optional[float] = None
+    # the learned composite gate (linking/composite_gate.py): a composite candidate is
+    # proposed only when the gate the linker saved (composite_gate.json, fitted on the
+    # training split by `calibrate --train`) gives it a probability of being the gold at
+    # least its threshold; false: no learned gate (pipelines saved without it)
+    composite_gate: bool = False
     prior_weight: float = 0.0
     threshold: float = 0.0
     # the cascade (engine.link only): a mention the dictionary settles (its folded text is a

@@ -278,6 +278,7 @@ def calibrate_pipeline(path: Union[str, Path], dev_docs: Sequence[Any], *,
                        margins: Sequence[Optional[float]] = DEFAULT_MARGINS,
                        cascade_tolerance: float = DEFAULT_CASCADE_TOLERANCE,
                        composite_margins: Sequence[float] = DEFAULT_COMPOSITE_MARGINS,
+                       train_docs: Optional[Sequence[Any]] = None,
                        ) -> Dict[str, Any]:
     """Pick the prior weight of the pipeline at ``path`` on ``dev_docs``, then (``cascade``)
     the cascade's cut-off, and save the pipeline again in rerank mode with them (and with
@@ -287,7 +288,11 @@ def calibrate_pipeline(path: Union[str, Path], dev_docs: Sequence[Any], *,
     dev Recall@1 (a fraction) the cascade may lose against the full model. Returns
     ``{"prior_weight", "recall@1", "candidates", "table", "dev_mentions", "cascade",
     "composite_gate"}``; ``cascade`` holds ``{"on", "margin", "recall@1",
-    "skipped", "tolerance", "table"}``."""
+    "skipped", "tolerance", "table"}``. ``train_docs`` (the linker's training corpus), with
+    ``composite_expand`` on: the learned composite gate is fitted on them first
+    (``training/composite_gate_fit.py``, saved as ``composite_gate.json`` with
+    ``composite_gate`` on, in place of the split gate) and the LM's gate chosen with it;
+    ``"learned_gate"`` then holds its threshold and counts."""
     import spacy
 
     path = Path(path)
@@ -299,8 +304,15 @@ def calibrate_pipeline(path: Union[str, Path], dev_docs: Sequence[Any], *,
     dev = build_dev_set(dev_docs, linker, size=dev_size, seed=seed, nlp=nlp)
     if not len(dev):
         raise ValueError(Errors.E067.format(path=path))
-    if engine.settings.composite_expand:  # every composite candidate: the split gate's grid
-        engine = engine.with_settings(composite_split=None)
+    learned = None
+    if engine.settings.composite_candidates > 0 and engine.settings.composite_expand \
+            and train_docs:
+        learned = _fit_learned_gate(linker, engine, train_docs, dev_docs)
+    if learned is not None:
+        engine = engine.with_settings(composite_gate=True, composite_split=None)
+        engine.composite_gate = linker.engine.composite_gate = learned
+    elif engine.settings.composite_expand:  # every composite candidate: the split gate's grid
+        engine = engine.with_settings(composite_split=None, composite_gate=False)
     scored = score_dev(engine, dev)
     table = prior_weight_table(engine, dev, weights, scored)
     best = best_weight(table)
@@ -308,6 +320,8 @@ def calibrate_pipeline(path: Union[str, Path], dev_docs: Sequence[Any], *,
                                        cascade=False)
     result = {"prior_weight": best["prior_weight"], "recall@1": best["recall@1"],
               "candidates": settings.candidates, "dev_mentions": len(dev), "table": table}
+    if learned is not None:
+        result["learned_gate"] = {"threshold": learned.threshold, **learned.stats}
     gated = settings.composite_candidates > 0
     if gated:  # the gate on the LM's answers, then again under the chosen cascade
         gate = _calibrate_gate(engine, dev, scored, best["prior_weight"], composite_margins,
@@ -337,7 +351,8 @@ def _calibrate_gate(engine: LinkingEngine, dev: Any, scored, weight: float,
                     ) -> Dict[str, Any]:
     """The composite gate's part of the calibration result (W530 when no margin
     qualifies)."""
-    if engine.settings.composite_expand:  # the split gate and the LM's gate together
+    if engine.settings.composite_expand and not engine.settings.composite_gate:
+        # the split gate and the LM's gate together (the learned gate replaces the split's)
         table = composite_split_table(engine, dev, scored, weight, DEFAULT_COMPOSITE_SPLITS,
                                       gates, cascade_margin)
         row = choose_composite_split(table)
@@ -350,6 +365,17 @@ def _calibrate_gate(engine: LinkingEngine, dev: Any, scored, weight: float,
     return {"margin": row["gate"], "split": row.get("split"), "recall@1": row["recall@1"],
             "cascade_margin": None if cascade_margin == OFF else cascade_margin,
             "table": table}
+
+
+def _fit_learned_gate(linker: Any, engine: LinkingEngine, train_docs: Sequence[Any],
+                      dev_docs: Sequence[Any]) -> Optional[Any]:
+    """The learned composite gate fitted on the training documents' coordinated mentions
+    (None when none of their composite candidates is ever the gold: nothing to learn)."""
+    from .composite_gate_fit import fit_gate, masked_training_rows
+
+    rows = masked_training_rows(engine, linker.group_for, train_docs, dev_docs)
+    gate = fit_gate(rows)
+    return gate if gate.stats["gold_candidates"] else None
 
 
 def _calibrate_cascade(engine: LinkingEngine, dev: Any, scored, best: Dict[str, float],

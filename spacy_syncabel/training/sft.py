@@ -588,7 +588,7 @@ def _write_outputs(out: Path, prep: _Prepared, trainer, cfg: TrainConfig, summar
     if cfg.calibrate and prep.has_dev and prep.linker.settings.uses_candidates:
         for key, folder in (("calibration_best", best_dir), ("calibration_last", last_dir)):
             cal = calibrate_pipeline(folder, prep.dev_docs, dev_size=cfg.calibration_size,
-                                     seed=cfg.seed)
+                                     seed=cfg.seed, train_docs=train_docs)
             summary[key] = {k: cal[k] for k in ("prior_weight", "recall@1", "dev_mentions")}
             summary[key].update({f"cascade_{k}": cal["cascade"][k]
                                  for k in ("on", "margin", "recall@1", "skipped")})
