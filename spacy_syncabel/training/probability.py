@@ -35,8 +35,8 @@ from ..errors import Errors, Warnings
 from ..evaluation.reliability import ScoredMention, ece, threshold_for_precision
 from ..linking.probability import JOINT, METHODS, ProbabilityCalibrator, ScoreMap
 from ..types import PATH_LM, PATHS
-from .probability_features import (DEFAULT_CS, choose_rule, cross_validate,
-                                   fit_feature_model)
+from .probability_features import (DEFAULT_CS, FEATURE_C, choose_paths, choose_rule,
+                                   cross_validate, fit_feature_model)
 
 #: a path's own map needs this many dev mentions (else the joint map serves it)
 MIN_PATH_MENTIONS = 30
@@ -165,8 +165,9 @@ def calibrate_probabilities(mentions: Sequence[ScoredMention], method: str = DEF
                             ) -> ProbabilityCalibrator:
     """:func:`fit_calibrator` on the dev ``mentions``, then (``rule``) the top entry's
     probability: ``maps`` the per-path maps, ``features`` the pooled feature model
-    (``training/probability_features.py``), ``auto`` the one (and the model's L2 strength)
-    with the lower out-of-fold log loss on dev; then (``target_precision``) the NIL
+    (``training/probability_features.py``) for every path, ``auto`` the model's L2 strength
+    with the lowest out-of-fold log loss on dev and, per path, the model or the maps, the one
+    whose out-of-fold log loss on the path's dev mentions is lower; then (``target_precision``) the NIL
     threshold. ``fit`` records the rule, the cross-validation and the dev ECE before (raw
     score) and after, per path."""
     if rule not in RULES:
@@ -203,23 +204,25 @@ def _fit_rule(mentions: Sequence[ScoredMention], rule: str, method: str, per_pat
     if rule == RULE_MAPS:
         cal.fit["rule"] = RULE_MAPS
         return cal
-    chosen, c, cv = RULE_FEATURES, DEFAULT_CS[-1], None
+    c, cv, paths = FEATURE_C, None, None
     if rule == RULE_AUTO:
         fitters = {RULE_MAPS: maps, **{f"{RULE_FEATURES}:C={c:g}": features(c)
                                        for c in DEFAULT_CS}}
         cv = cross_validate(mentions, fitters)
-        best = choose_rule(cv)
-        chosen = RULE_MAPS if best == RULE_MAPS else RULE_FEATURES
-        c = float(best.split("=")[1]) if chosen == RULE_FEATURES else c
-    model = fit_feature_model(mentions, prior_weight, c) if chosen == RULE_FEATURES else None
-    if chosen == RULE_FEATURES and model is None:
-        chosen = RULE_MAPS  # dev mentions all right or all wrong: nothing to fit
-    cal.model = model
-    cal.fit["rule"] = chosen
+        best = choose_rule({k: v for k, v in cv.items() if k != RULE_MAPS})
+        c = float(best.split("=")[1])
+        paths = choose_paths(cv[RULE_MAPS], cv[best])
+        cal.fit["rule_cv"] = cv
+    model = fit_feature_model(mentions, prior_weight, c) if paths != [] else None
+    if model is not None and paths is not None:
+        model = replace(model, paths=tuple(p for p in model.paths if p in paths))
+    if model is not None and not model.paths:
+        model = None
+    cal.model = model  # None: dev mentions all right or all wrong, or no path gains
+    cal.fit["rule"] = RULE_MAPS if model is None else RULE_FEATURES
     if model is not None:
         cal.fit["feature_c"] = c
-    if cv is not None:
-        cal.fit["rule_cv"] = cv
+        cal.fit["feature_paths"] = list(model.paths)
     return cal
 
 
@@ -320,7 +323,8 @@ def probability_summary(cal: ProbabilityCalibrator) -> str:
              f"({', '.join(f'{k} {v}' for k, v in fit.get('dev_mentions_per_path', {}).items())})"]
     if fit.get("rule") == RULE_FEATURES:
         lines.append("  top probability: the pooled feature model (C "
-                     f"{fit.get('feature_c', 0):g}), the maps for the other n-best entries")
+                     f"{fit.get('feature_c', 0):g}) on {', '.join(fit.get('feature_paths', []))}"
+                     "; the maps elsewhere and for the other n-best entries")
     cv = fit.get("rule_cv")
     if cv:
         lines.append("  chosen on dev by 5-fold cross-validation (log loss): " + ", ".join(

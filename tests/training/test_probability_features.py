@@ -12,7 +12,7 @@ from spacy_syncabel.evaluation.reliability import ScoredMention
 from spacy_syncabel.linking.probability import (FORMAT, FORMAT_V2, ProbabilityCalibrator)
 from spacy_syncabel.linking.probability_features import path_features
 from spacy_syncabel.training.probability import calibrate_probabilities, with_probabilities
-from spacy_syncabel.training.probability_features import fit_feature_model
+from spacy_syncabel.training.probability_features import choose_paths, fit_feature_model
 
 
 def _mention(rng, path, doc):
@@ -65,23 +65,22 @@ def test_the_margin_matters_the_feature_model_sees_it_and_auto_chooses_it():
     cv = auto.fit["rule_cv"]
     assert set(cv) == {"maps", "features:C=0.1", "features:C=1", "features:C=10"}
     assert min(v["log_loss"] for k, v in cv.items() if k != "maps") < cv["maps"]["log_loss"]
+    best = min((k for k in cv if k != "maps"), key=lambda k: cv[k]["log_loss"])
+    assert auto.fit["feature_c"] == float(best.split("=")[1])
+    assert "retriever" in auto.model.paths
+    assert set(auto.model.paths) == set(choose_paths(cv["maps"], cv[best]))
+    for m in test[:40]:  # a path left to the maps gets the maps' probability
+        if m.path not in auto.model.paths:
+            assert auto.probabilities(m.nbest)[0] == pytest.approx(maps.probabilities(m.nbest)[0])
 
 
-def test_auto_keeps_the_maps_when_no_feature_helps():
-    rng = random.Random(4)
-    dev = []
-    for i in range(600):  # right with the retriever's score, whatever the margin
-        score, margin = rng.uniform(0.1, 0.9), rng.uniform(0.0, 0.3)
-        nbest = [{"code": "A", "score": score, "path": "retriever"},
-                 {"code": "B", "score": max(0.0, score - margin), "path": "retriever"}]
-        dev.append(ScoredMention("DIS", nbest, rng.random() < score, doc=f"d{i // 5}"))
-    dev += [ScoredMention("DIS", [{"code": "A", "score": 1.0, "path": "dictionary"}],
-                          rng.random() < 0.95, doc=f"e{i // 5}") for i in range(300)]
-    cal = _fit(dev, "auto")
-    cv = cal.fit["rule_cv"]
-    assert cal.fit["rule"] == ("maps" if cv["maps"]["log_loss"] <= min(
-        v["log_loss"] for v in cv.values()) else "features")
-    assert cal.fit["rule"] == "maps" and cal.model is None
+def test_auto_takes_the_model_only_on_the_paths_whose_held_out_loss_it_lowers():
+    maps = {"per_path": {"lm": {"log_loss": 0.65}, "retriever": {"log_loss": 0.69},
+                         "dictionary": {"log_loss": 0.046}}}
+    model = {"per_path": {"lm": {"log_loss": 0.67}, "retriever": {"log_loss": 0.55},
+                          "dictionary": {"log_loss": 0.046}}}
+    assert choose_paths(maps, model) == ["retriever"]
+    assert choose_paths(maps, maps) == []
 
 
 def test_a_small_path_gets_its_indicator_only():
