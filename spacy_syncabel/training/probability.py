@@ -35,8 +35,8 @@ from ..errors import Errors, Warnings
 from ..evaluation.reliability import ScoredMention, ece, threshold_for_precision
 from ..linking.probability import JOINT, METHODS, ProbabilityCalibrator, ScoreMap
 from ..types import PATH_LM, PATHS
-from .probability_features import (DEFAULT_CS, FEATURE_C, choose_paths, choose_rule,
-                                   cross_validate, fit_feature_model)
+from .probability_features import (DEFAULT_CS, FEATURE_C, MIN_CV_MENTIONS, choose_paths,
+                                   choose_rule, cross_validate, fit_feature_model)
 
 #: a path's own map needs this many dev mentions (else the joint map serves it)
 MIN_PATH_MENTIONS = 30
@@ -205,6 +205,10 @@ def _fit_rule(mentions: Sequence[ScoredMention], rule: str, method: str, per_pat
         cal.fit["rule"] = RULE_MAPS
         return cal
     c, cv, paths = FEATURE_C, None, None
+    if rule == RULE_AUTO and sum(bool(m.nbest) for m in mentions) < MIN_CV_MENTIONS:
+        cal.fit["rule"] = RULE_MAPS  # too few dev mentions to compare the rules on
+        cal.fit["rule_cv"] = None
+        return cal
     if rule == RULE_AUTO:
         fitters = {RULE_MAPS: maps, **{f"{RULE_FEATURES}:C={c:g}": features(c)
                                        for c in DEFAULT_CS}}

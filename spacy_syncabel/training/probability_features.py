@@ -31,6 +31,8 @@ DEFAULT_CS = (0.1, 1.0, 10.0)
 FEATURE_C = 1.0
 #: folds of the dev cross-validation
 DEFAULT_FOLDS = 5
+#: ``auto`` compares the rules on at least this many linked dev mentions (else: the maps)
+MIN_CV_MENTIONS = 100
 MIN_SCALE = 1e-6
 #: a path's features need this many dev mentions (as its own map does)
 MIN_PATH_MENTIONS = 30
@@ -127,5 +129,5 @@ def choose_rule(scores: Dict[str, Dict[str, Any]]) -> str:
                                       list(scores).index(k)))
 
 
-__all__ = ["DEFAULT_CS", "DEFAULT_FOLDS", "FEATURE_C", "choose_paths", "choose_rule", "cross_validate", "document_of",
+__all__ = ["DEFAULT_CS", "DEFAULT_FOLDS", "FEATURE_C", "MIN_CV_MENTIONS", "choose_paths", "choose_rule", "cross_validate", "document_of",
            "fit_feature_model"]

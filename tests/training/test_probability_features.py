@@ -146,6 +146,12 @@ def test_a_malformed_v2_file_is_refused_with_a_coded_error(edit, code):
         ProbabilityCalibrator.from_dict(data, "probability.json")
 
 
+def test_auto_keeps_the_maps_on_a_dev_set_too_small_to_compare_them():
+    cal = _fit(_set(60, 7), "auto")
+    assert cal.fit["rule"] == "maps" and cal.model is None and cal.fit["rule_cv"] is None
+    assert cal.to_dict()["format"] == FORMAT
+
+
 def test_an_unknown_rule_is_refused():
     with pytest.raises(ValueError, match="E642"):
         calibrate_probabilities(_set(100, 6), rule="forest")
