@@ -18,9 +18,9 @@ back on the next run; outputs only, never data to commit). Then, offline:
   probability; ``explained``: the share of the dev -> test accuracy gap that reweighting dev's
   per-bin accuracy to test's bin counts reproduces (what the feature's shift explains);
 * **before** (``rule=maps``) and **after** (``rule=auto``: chosen by cross-validation on dev):
-  test ECE (and log loss, Brier score) overall and per path with its noise floor (the ECE of perfectly calibrated labels
-  drawn from the same probabilities at the path's test size: mean, 95th percentile and the
-  share of draws at most 0.05), and at
+  test ECE (and log loss, Brier score) overall and per path with its noise floor (the ECE of
+  perfectly calibrated labels drawn from the same probabilities at the path's test size: mean,
+  95th percentile and the share of draws at most 0.05), and at
   the NIL threshold chosen on dev for precision 0.8, 0.9 and 0.95 the test precision and
   coverage; test Recall@1 (calibration never reorders the n-best).
 

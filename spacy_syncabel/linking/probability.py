@@ -203,4 +203,5 @@ class ProbabilityCalibrator:
         return cls(parsed, None if thr is None else float(thr), dict(fit), model)
 
 
-__all__ = ["FEATURES", "FORMAT", "FORMAT_V2", "JOINT", "METHODS", "ProbabilityCalibrator", "ScoreMap"]
+__all__ = ["FEATURES", "FORMAT", "FORMAT_V2", "JOINT", "METHODS", "ProbabilityCalibrator",
+           "ScoreMap"]

@@ -171,9 +171,10 @@ def calibrate_probabilities(mentions: Sequence[ScoredMention], method: str = DEF
     probability: ``maps`` the per-path maps, ``features`` the pooled feature model
     (``training/probability_features.py``) for every path, ``auto`` the model's L2 strength
     with the lowest out-of-fold log loss on dev and, per path, the model or the maps, the one
-    whose out-of-fold log loss on the path's dev mentions is lower; then (``target_precision``) the NIL
-    threshold. ``fit`` records the rule, the cross-validation and the dev ECE before (raw
-    score) and after, per path."""
+    whose out-of-fold log loss on the path's dev mentions is lower; then
+    (``target_precision``) the NIL threshold. ``fit`` records the rule, the cross-validation
+    and the dev ECE before (raw score) and after, per path (fewer than ``MIN_CV_MENTIONS``
+    linked dev mentions: ``auto`` keeps the maps)."""
     if rule not in RULES:
         raise ValueError(Errors.E642.format(value=rule))
     cal = _fit_rule(mentions, rule, method, per_path, prior_weight, small_paths)
@@ -354,7 +355,7 @@ def probability_summary(cal: ProbabilityCalibrator) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["DEFAULT_METHOD", "DEFAULT_RULE", "RULES", "MIN_PATH_MENTIONS", "SMALL_PATH_PRIOR", "SMALL_PATH_RULES",
-           "calibrate_pipeline_probability", "masked_dev_mentions",
-           "calibrate_probabilities", "choose_nil_threshold", "probability_summary", "fit_calibrator", "fit_map",
-           "with_probabilities"]
+__all__ = ["DEFAULT_METHOD", "DEFAULT_RULE", "RULES", "MIN_PATH_MENTIONS", "SMALL_PATH_PRIOR",
+           "SMALL_PATH_RULES", "calibrate_pipeline_probability", "masked_dev_mentions",
+           "calibrate_probabilities", "choose_nil_threshold", "probability_summary",
+           "fit_calibrator", "fit_map", "with_probabilities"]

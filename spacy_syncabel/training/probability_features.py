@@ -5,9 +5,11 @@ maps by cross-validation on dev.
 :class:`~..linking.probability_features.FeatureModel` (each feature standardised on its path's
 dev mentions); a path with fewer than 30 dev mentions (SPACCC's LM path: 22) gets its
 indicator only, a base rate shrunk toward all paths' by the penalty (with its three features,
-fitted on 22 mentions, its test ECE was 0.168 against 0.119 for the shrunk constant). :func:`choose_rule`: the dev mentions split into folds by document (a mention's
-document id without a trailing ``.N`` row number), each rule fitted on the other folds and
-scored on the held-out one: the L2 strength with the lowest out-of-fold log loss, then per
+fitted on 22 mentions, its test ECE was 0.168 against 0.119 for the shrunk constant).
+
+:func:`choose_rule`: the dev mentions split into folds by document (a mention's document id
+without a trailing ``.N`` row number), each rule fitted on the other folds and scored on the
+held-out one: the L2 strength with the lowest out-of-fold log loss, then per
 path the model or the maps, the lower out-of-fold log loss on the path's mentions
 (:func:`choose_paths`; the ECE is recorded beside it). Never test: only dev mentions are seen.
 On CANTEMIST dev2 the model wins on the retriever path (0.552 against 0.687) and loses on the
@@ -129,5 +131,5 @@ def choose_rule(scores: Dict[str, Dict[str, Any]]) -> str:
                                       list(scores).index(k)))
 
 
-__all__ = ["DEFAULT_CS", "DEFAULT_FOLDS", "FEATURE_C", "MIN_CV_MENTIONS", "choose_paths", "choose_rule", "cross_validate", "document_of",
-           "fit_feature_model"]
+__all__ = ["DEFAULT_CS", "DEFAULT_FOLDS", "FEATURE_C", "MIN_CV_MENTIONS", "choose_paths",
+           "choose_rule", "cross_validate", "document_of", "fit_feature_model"]
