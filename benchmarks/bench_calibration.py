@@ -97,7 +97,8 @@ def noise_floor(mentions: Sequence[ScoredMention], draws: int = 2000, seed: int 
 def fit_and_measure(dev: Sequence[ScoredMention], test: Sequence[ScoredMention],
                     prior_weight: Optional[float], **fit: Any) -> Dict[str, Any]:
     """One variant fitted on ``dev`` (per target precision for the threshold), measured on
-    ``test``."""
+    ``test`` (``rule`` default ``maps``: the per-path maps this benchmark compares)."""
+    fit.setdefault("rule", "maps")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cal = calibrate_probabilities(dev, prior_weight=prior_weight, **fit)

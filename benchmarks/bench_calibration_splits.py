@@ -12,7 +12,9 @@ id's trailing ``.N`` row number is dropped, as in SPACCC's one-row-per-mention t
 with as many documents on each side as before, ``--draws`` times: fitted on one side, measured
 on the other. A measured ECE inside that distribution is what splits of this size give
 anyway; one far above it is a shift between the splits that no map fitted on dev can see.
-Writes ``benchmarks/results/calibration_splits_<name>.json``.
+``--rule``: the probability rule fitted (default ``maps``: Platt per path; ``auto``: what
+``calibrate`` now chooses); ``--cache``: the records ``bench_calibration_features.py --cache``
+wrote, instead of linking again. Writes ``benchmarks/results/calibration_splits_<name>.json``.
 """
 from __future__ import annotations
 
@@ -43,10 +45,10 @@ def cluster(doc: str) -> str:
 
 
 def per_path_ece(fit: Sequence[ScoredMention], measure: Sequence[ScoredMention],
-                 prior_weight: Optional[float]) -> Dict[str, float]:
+                 prior_weight: Optional[float], rule: str = "maps") -> Dict[str, float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cal = calibrate_probabilities(fit, "platt", prior_weight=prior_weight)
+        cal = calibrate_probabilities(fit, "platt", prior_weight=prior_weight, rule=rule)
     scored = with_probabilities(cal, measure)
     out = {"all": ece([m.probability() or 0.0 for m in scored], [m.correct for m in scored])}
     for path in PATH_NAMES:
@@ -54,6 +56,11 @@ def per_path_ece(fit: Sequence[ScoredMention], measure: Sequence[ScoredMention],
         out[path] = ece([m.probability() or 0.0 for m in rows],
                         [m.correct for m in rows]) if rows else float("nan")
     return out
+
+
+def _mentions(rows: Sequence[Dict]) -> List[ScoredMention]:
+    return [ScoredMention(r["label"], r["nbest"], r["correct"], r["text"], r["gold"], r["doc"])
+            for r in rows]
 
 
 def main() -> None:
@@ -65,18 +72,27 @@ def main() -> None:
     ap.add_argument("--name", required=True)
     ap.add_argument("--draws", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rule", default="maps", choices=("maps", "features", "auto"),
+                    help="the probability rule fitted (calibrate's --probability-rule)")
+    ap.add_argument("--cache", default=None,
+                    help="the linked records bench_calibration_features.py --cache wrote")
     args = ap.parse_args()
     warnings.filterwarnings("ignore", message=r".*W(100|103|450)")
     dev_docs, test_docs = read_corpus(args.dev), read_corpus(args.test)
     train_docs = [d for p in args.train for d in read_corpus(p)] or None
-    with tempfile.TemporaryDirectory() as tmp:
-        nlp = load_pipeline(copy_pipeline(args.pipeline, Path(tmp) / "pipeline"))
-        linker = find_linker(nlp)
-        linker.calibrator = None
-        dev, _ = masked_dev_mentions(nlp, linker, dev_docs, train_docs)
-        test = scored_gold_mentions(nlp, test_docs, linker=linker)
-        prior_weight = linker.settings.prior_weight
-    measured = per_path_ece(dev, test, prior_weight)
+    if args.cache:
+        cached = json.loads(Path(args.cache).read_text(encoding="utf8"))
+        dev, test = (_mentions(cached[k]) for k in ("dev", "test"))
+        prior_weight = cached["prior_weight"]
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            nlp = load_pipeline(copy_pipeline(args.pipeline, Path(tmp) / "pipeline"))
+            linker = find_linker(nlp)
+            linker.calibrator = None
+            dev, _ = masked_dev_mentions(nlp, linker, dev_docs, train_docs)
+            test = scored_gold_mentions(nlp, test_docs, linker=linker)
+            prior_weight = linker.settings.prior_weight
+    measured = per_path_ece(dev, test, prior_weight, args.rule)
     groups: Dict[str, List[ScoredMention]] = {}
     for side, rows in (("dev", dev), ("test", test)):
         for m in rows:
@@ -89,11 +105,11 @@ def main() -> None:
         order = rng.permutation(len(keys))
         fit = [m for i in order[:n_dev] for m in groups[keys[i]]]
         meas = [m for i in order[n_dev:] for m in groups[keys[i]]]
-        for k, v in per_path_ece(fit, meas, prior_weight).items():
+        for k, v in per_path_ece(fit, meas, prior_weight, args.rule).items():
             draws[k].append(v)
     result = {
         "name": args.name, "pipeline": args.pipeline, "dev": args.dev, "test": args.test,
-        "train": args.train, "draws": args.draws, "dev_documents": n_dev,
+        "train": args.train, "rule": args.rule, "draws": args.draws, "dev_documents": n_dev,
         "test_documents": len(keys) - n_dev,
         "mentions": {"dev": {p: sum(m.path == p for m in dev) for p in PATH_NAMES},
                      "test": {p: sum(m.path == p for m in test) for p in PATH_NAMES}},

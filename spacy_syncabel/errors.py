@@ -553,6 +553,16 @@ class Errors(metaclass=ErrorsWithCodes):
     E522 = ("{path}: the package's setup.py (spaCy's) leaves out files whose name starts "
             "with '.', so the installed pipeline would lack it. Remove or rename it in the "
             "pipeline folder before packaging.")
+    # the feature model of calibrated probabilities (E640-E649)
+    E640 = ("{where} says '{format}' but has no 'model' object (the feature model that format "
+            "carries). The file was edited or cut short: fit it again with "
+            "`spacy-syncabel calibrate PIPELINE DEV`.")
+    E641 = ("{where} says '{format}' but carries a 'model' object, which only '{v2}' files "
+            "have: the format line and the content disagree. Fit it again with "
+            "`spacy-syncabel calibrate PIPELINE DEV`.")
+    E642 = ("Unknown probability rule '{value}': use auto (the one that cross-validates "
+            "better on dev), maps (one monotone map per path) or features (one logistic "
+            "regression over a few n-best features of every path).")
     # calibration of small paths (E610-E619)
     E610 = ("Unknown small_paths rule '{value}': use constant (a path with few dev mentions "
             "gets its dev accuracy) or joint (it uses the map fitted on all paths).")

@@ -12,7 +12,9 @@ from spacy.util import registry
 from spacy_syncabel.evaluation.evaluate import evaluate_linker
 from spacy_syncabel.evaluation.summary import label_tables
 from spacy_syncabel.kb import ConceptKB
-from spacy_syncabel.linking.probability import JOINT, ProbabilityCalibrator, ScoreMap
+from spacy_syncabel.linking.probability import (FORMAT_V2, JOINT, ProbabilityCalibrator,
+                                                ScoreMap)
+from spacy_syncabel.linking.probability_features import FeatureModel
 from spacy_syncabel.notes import doc_to_record
 from spacy_syncabel.pipeline import KB_ENTS, UNDER_NIL_THRESHOLD
 from spacy_syncabel.types import NIL, CorpusDoc, GoldMention
@@ -110,6 +112,33 @@ def test_probability_json_saved_and_loaded(nlp, tmp_path):
         loaded = spacy.load(tmp_path / "p").get_pipe("syncabel_linker")
     assert loaded.nil_threshold == 0.3
     assert loaded.calibrator.to_dict() == linker.calibrator.to_dict() | {"nil_threshold": 0.3}
+
+
+def test_a_v2_calibrator_links_saves_and_loads_with_the_pipeline(nlp, tmp_path):
+    # the feature model gives the top entry's probability; the maps the other entries
+    model = FeatureModel(("dictionary", "dictionary:margin", "retriever", "retriever:score",
+                          "retriever:margin", "retriever:entries", "lm"),
+                         (0.0, 0.3, 0.0, 0.6, 0.1, 4.0, 0.0), (1.0, 0.2, 1.0, 0.2, 0.1, 1.0, 1.0),
+                         (2.0, 0.5, -1.0, 0.3, 1.2, -0.4, -1.5), 0.8,
+                         ("dictionary", "retriever", "lm"), 1.0)
+    linker = nlp.get_pipe("syncabel_linker")
+    linker.calibrator = ProbabilityCalibrator(CAL.maps, model=model)
+    try:
+        doc = _linked(nlp, linker)
+        nlp.to_disk(tmp_path / "p")
+    finally:
+        linker.calibrator = CAL
+    for ent in doc.ents:
+        nbest = ent._.syncabel
+        assert nbest[0]["probability"] == pytest.approx(model.probability(nbest))
+    saved = json.loads((tmp_path / "p" / "syncabel_linker" / "probability.json").read_text())
+    assert saved["format"] == FORMAT_V2 and saved["model"]["coef"][1] == 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = spacy.load(tmp_path / "p").get_pipe("syncabel_linker")
+    assert loaded.calibrator.model == model
+    again = _linked(nlp, loaded)
+    assert [e._.syncabel for e in again.ents] == [e._.syncabel for e in doc.ents]
 
 
 def test_evaluate_prints_ece_and_precision_coverage_and_the_html_draws_the_curve(nlp):

@@ -14,8 +14,15 @@ LM-ranked list, the retriever's for a cascade-settled one, whose entries after a
 are retrieval scores), capped so that probabilities never rise down the list and sum to at most
 1. Only the top entry's probability is fitted and measured.
 
+With a feature model (``linking/probability_features.py``: one logistic regression over a few
+n-best features of every path, chosen by ``calibrate`` when it cross-validates better on dev),
+the top entry's probability is the model's and the maps serve the other entries (and a path
+the model was not fitted on).
+
 Saved as plain JSON (``probability.json`` in the linker's folder); ``nil_threshold``: the
 probability under which a mention is NIL (chosen for a target precision by ``calibrate``).
+Format ``spacy_syncabel.probability.v1``: the maps; ``.v2``: the maps and the feature model
+(``"model"``). Both load.
 """
 from __future__ import annotations
 
@@ -27,11 +34,14 @@ import numpy as np
 
 from ..errors import Errors
 from ..types import PATH_DICTIONARY, PATH_LM, PATH_RETRIEVER
+from .probability_features import FeatureModel
 
 JOINT = "*"
 METHODS = ("platt", "isotonic")
 FEATURES = ("score", "rank")
 FORMAT = "spacy_syncabel.probability.v1"
+#: the format of a calibrator with a feature model
+FORMAT_V2 = "spacy_syncabel.probability.v2"
 
 
 def _sigmoid(x: float) -> float:
@@ -115,11 +125,13 @@ class ScoreMap:
 @dataclass
 class ProbabilityCalibrator:
     """Per-path score maps (``maps``: path -> :class:`ScoreMap`, ``"*"`` the joint one), the
-    NIL threshold and what the fit measured (``fit``: a plain-JSON record)."""
+    NIL threshold, what the fit measured (``fit``: a plain-JSON record) and optionally the
+    feature model that gives the top entry's probability (``model``)."""
 
     maps: Dict[str, ScoreMap]
     nil_threshold: Optional[float] = None
     fit: Dict[str, Any] = field(default_factory=dict)
+    model: Optional[FeatureModel] = None
 
     def map_for(self, path: Optional[str]) -> Optional[ScoreMap]:
         return self.maps.get(str(path)) or self.maps.get(JOINT)
@@ -134,9 +146,13 @@ class ProbabilityCalibrator:
         rest = self.map_for(PATH_LM if path == PATH_LM else PATH_RETRIEVER)
         out: List[float] = []
         left = 1.0
+        by_model = self.model is not None and self.model.covers(path)
         for i, cand in enumerate(nbest):
             fn = top if i == 0 else rest
-            p = fn.of(cand) if fn is not None else 0.0
+            if i == 0 and by_model:
+                p = self.model.probability(nbest)
+            else:
+                p = fn.of(cand) if fn is not None else 0.0
             if out:
                 p = min(p, out[-1], left)
             p = max(0.0, min(1.0, p))
@@ -149,15 +165,19 @@ class ProbabilityCalibrator:
         return self.nil_threshold is not None and probability < self.nil_threshold
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"format": FORMAT, "nil_threshold": self.nil_threshold,
-                "maps": {k: m.to_dict() for k, m in sorted(self.maps.items())},
-                "fit": self.fit}
+        out = {"format": FORMAT if self.model is None else FORMAT_V2,
+               "nil_threshold": self.nil_threshold,
+               "maps": {k: m.to_dict() for k, m in sorted(self.maps.items())}, "fit": self.fit}
+        if self.model is not None:
+            out["model"] = self.model.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "probability.json") -> "ProbabilityCalibrator":
-        """Read :meth:`to_dict`'s output (E500 when it is not one)."""
-        if not isinstance(data, Mapping) or data.get("format") != FORMAT:
-            raise ValueError(Errors.E500.format(where=where, expected=FORMAT))
+        """Read :meth:`to_dict`'s output, either format (E500 when it is not one)."""
+        if not isinstance(data, Mapping) or data.get("format") not in (FORMAT, FORMAT_V2):
+            raise ValueError(Errors.E500.format(where=where,
+                                                expected=f"{FORMAT}' or '{FORMAT_V2}"))
         maps = data.get("maps")
         if not isinstance(maps, Mapping) or not maps:
             raise ValueError(Errors.E501.format(where=where, problem="no 'maps' object"))
@@ -173,7 +193,15 @@ class ProbabilityCalibrator:
             raise ValueError(Errors.E501.format(where=where,
                                                 problem="nil_threshold must be in [0, 1]"))
         fit = data.get("fit") if isinstance(data.get("fit"), Mapping) else {}
-        return cls(parsed, None if thr is None else float(thr), dict(fit))
+        model = None
+        if data["format"] == FORMAT_V2:
+            if "model" not in data:
+                raise ValueError(Errors.E640.format(where=where, format=FORMAT_V2))
+            model = FeatureModel.from_dict(data["model"], f"{where}: model")
+        elif "model" in data:
+            raise ValueError(Errors.E641.format(where=where, format=FORMAT, v2=FORMAT_V2))
+        return cls(parsed, None if thr is None else float(thr), dict(fit), model)
 
 
-__all__ = ["FEATURES", "FORMAT", "JOINT", "METHODS", "ProbabilityCalibrator", "ScoreMap"]
+__all__ = ["FEATURES", "FORMAT", "FORMAT_V2", "JOINT", "METHODS", "ProbabilityCalibrator",
+           "ScoreMap"]
