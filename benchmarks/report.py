@@ -254,6 +254,27 @@ def composite_expand_table() -> str:
     return out
 
 
+def composite_learned_gate_table() -> str:
+    name = "composite_learned_gate_spaccc.json"
+    if not (RESULTS / name).exists():
+        return "(no results yet)"
+    r = _load(name)
+    fit = r["fit"]["stats"]
+    rows = [[label, v["coordinated"], v["composite_golds"], v["gold_among_candidates"], src(name)]
+            for label, v in sorted(r["fit"]["per_label"].items(),
+                                   key=lambda kv: (kv[0] != "all", kv[0]))]
+    out = table(["training split (masked view)", "coordinated mentions", "composite golds",
+                 "gold set among the candidates", "source"], rows)
+    out += (f"\n\nThreshold {r['fit']['threshold']:.3f}: cross-validated, {fit['cv_right']} of "
+            f"{fit['cv_passed']} passing mentions right.\n\n")
+    out += table(
+        ["`evaluate`, test_half", "R@1", "composite R@1", "right / answers", "source"],
+        [[k, f"{100 * m['recall@1']:.2f}", pct(m["composite_recall@1"]),
+          f"{m['composite_right']} / {m['composite_answers']}", src(name)]
+         for k, m in r["evaluate_test"].items()])
+    return out
+
+
 def ner_variants_table() -> str:
     name = "ner_variants_cantemist-dev2.json"
     if not (RESULTS / name).exists():
@@ -478,6 +499,11 @@ SECTIONS: List[tuple] = [
      "`benchmarks/bench_composite_expand.py`: candidates before → after `composite_expand` "
      "(gold mentions), then `evaluate` on test_half with composites off, as saved, and the "
      "split gate and margin chosen on dev."),
+    ("The learned composite gate (SPACCC, rerank)", composite_learned_gate_table,
+     "`benchmarks/bench_composite_learned_gate.py`: fitted on the training split's coordinated "
+     "mentions (5 folds, each under a KB masked of its own surfaces), then `evaluate` on "
+     "test_half with composites off, the split gate as saved, and the learned gate with the "
+     "LM's margin chosen on dev."),
     ("CANTEMIST entity recognizer variants (dev2, end to end)", ner_variants_table,
      "`configs/ner.cfg` trained by `spacy train` one variant at a time on 2 shared cores; end "
      "to end: the assembled pipeline (the project run's linker, dictionary proposer, NIL "
