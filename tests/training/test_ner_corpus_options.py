@@ -107,3 +107,17 @@ def test_a_setting_the_config_lacks_is_refused(tmp_path):
         write_ner_corpus(tmp_path, tmp_path / "ner", lang="es", config=NER_CONFIG,
                          settings={"training.optimizer.use_average": True})
     assert not (tmp_path / "ner").exists()
+
+
+def test_a_setting_for_a_component_the_config_lacks_is_skipped_with_a_warning(tmp_path):
+    from spacy.util import load_config
+
+    _splits(tmp_path)
+    trf = ROOT / "configs" / "ner_trf.cfg"
+    with pytest.warns(UserWarning, match="W620"):
+        write_ner_corpus(tmp_path, tmp_path / "ner", lang="es", config=trf,
+                         settings={"training.optimizer.use_averages": True,
+                                   "components.tok2vec.model.embed.rows": [20000, 5000]})
+    written = load_config(tmp_path / "ner" / "config.cfg")
+    assert written["training"]["optimizer"]["use_averages"] is True
+    assert "tok2vec" not in written["components"]
