@@ -169,6 +169,11 @@ class Warnings(metaclass=ErrorsWithCodes):
     W611 = ("Calibrating on the dev-masked view hid no KB name or alias: no dev mention's "
             "surface is a name that only dev mentions gave (usual for a terminology KB), so "
             "the fit is the plain one. Check that --train is the linker's training corpus.")
+    # the dataset's NER settings against the NER config (W620-W629)
+    W620 = ("The dataset's NER setting '{key}' is for the component '{component}', which {config} "
+            "does not have (e.g. CANTEMIST's hash-table sizes are for the CNN tok2vec of "
+            "configs/ner.cfg, not for configs/ner_trf.cfg): not applied. Nothing to do unless "
+            "you meant to train that architecture.")
 
 class Errors(metaclass=ErrorsWithCodes):
     # knowledge base

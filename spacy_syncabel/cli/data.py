@@ -107,7 +107,7 @@ def ner_corpus(
     dataset: str = typer.Argument(..., help="spaccc, ncbi, cantemist or quaero: its language and label map."),
     corpus_dir: Path = typer.Argument(..., help="Folder holding the splits as JSONL (train.jsonl, dev.jsonl)."),
     output: Path = typer.Argument(..., help="Folder for {split}.spacy and config.cfg."),
-    config: Optional[Path] = typer.Option(None, "--config", help="NER config (e.g. configs/ner.cfg): copied to OUTPUT/config.cfg with the dataset's language and its NER settings (spacy_syncabel/datasets.py: CANTEMIST's parameter averaging)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="NER config (e.g. configs/ner.cfg): copied to OUTPUT/config.cfg with the dataset's language and its NER settings (spacy_syncabel/datasets.py: CANTEMIST's parameter averaging and larger hash-embedding tables)."),
     splits: str = typer.Option("train,dev", "--splits", help="Comma-separated split names."),
     extra_train: str = typer.Option("none", "--extra-train", help="Splits whose documents are added to the NER's training documents only: auto (the dataset's default: test for CANTEMIST, whose dev1 was released for training; none elsewhere), none, or comma-separated names of CORPUS_DIR/NAME.jsonl. Those splits then no longer measure the NER."),
 ) -> None:

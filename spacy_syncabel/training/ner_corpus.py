@@ -89,7 +89,7 @@ def write_ner_corpus(corpus_dir: PathLike, output_dir: PathLike, *, lang: str,
     number of docs, entities and entities per label (and ``layers``; the training split also
     the documents each extra split added). ``settings``: dotted config keys
     (``training.optimizer.use_averages``) set in the copied config, each one it must already
-    have."""
+    have, except those of a component the config lacks (W620: skipped)."""
     import spacy
     from spacy.tokens import DocBin
     from spacy.util import load_config
@@ -100,6 +100,13 @@ def write_ner_corpus(corpus_dir: PathLike, output_dir: PathLike, *, lang: str,
         cfg = load_config(Path(config), interpolate=False)
         for key, value in (settings or {}).items():
             *sections, name = key.split(".")
+            if sections[:1] == ["components"] and len(sections) > 1 \
+                    and sections[1] not in cfg.get("components", {}):
+                # a setting for an architecture this config does not use (the CNN's tables
+                # in a transformer config): skipped; a missing key elsewhere is a typo (E602)
+                warnings.warn(Warnings.W620.format(key=key, component=sections[1],
+                                                   config=config))
+                continue
             node = cfg
             for section in sections:
                 node = node.get(section) if isinstance(node, dict) else None

@@ -91,10 +91,14 @@ def test_dataset_settings_go_into_the_copied_config(tmp_path):
         res = CliRunner().invoke(app, ["ner-corpus", dataset, str(tmp_path),
                                        str(tmp_path / dataset), "--config", str(NER_CONFIG)])
         assert res.exit_code == 0, res.output
-    averages = {d: load_config(tmp_path / d / "config.cfg")["training"]["optimizer"]
-                ["use_averages"] for d in ("cantemist", "spaccc")}
+    configs = {d: load_config(tmp_path / d / "config.cfg") for d in ("cantemist", "spaccc")}
+    averages = {d: c["training"]["optimizer"]["use_averages"] for d, c in configs.items()}
     assert averages == {"cantemist": True, "spaccc": False}
-    assert load_config(NER_CONFIG)["training"]["optimizer"]["use_averages"] is False
+    rows = {d: c["components"]["tok2vec"]["model"]["embed"]["rows"] for d, c in configs.items()}
+    shared = load_config(NER_CONFIG)
+    assert rows == {"cantemist": [20000, 5000, 5000, 5000],
+                    "spaccc": shared["components"]["tok2vec"]["model"]["embed"]["rows"]}
+    assert shared["training"]["optimizer"]["use_averages"] is False
 
 
 def test_a_setting_the_config_lacks_is_refused(tmp_path):
@@ -103,3 +107,17 @@ def test_a_setting_the_config_lacks_is_refused(tmp_path):
         write_ner_corpus(tmp_path, tmp_path / "ner", lang="es", config=NER_CONFIG,
                          settings={"training.optimizer.use_average": True})
     assert not (tmp_path / "ner").exists()
+
+
+def test_a_setting_for_a_component_the_config_lacks_is_skipped_with_a_warning(tmp_path):
+    from spacy.util import load_config
+
+    _splits(tmp_path)
+    trf = ROOT / "configs" / "ner_trf.cfg"
+    with pytest.warns(UserWarning, match="W620"):
+        write_ner_corpus(tmp_path, tmp_path / "ner", lang="es", config=trf,
+                         settings={"training.optimizer.use_averages": True,
+                                   "components.tok2vec.model.embed.rows": [20000, 5000]})
+    written = load_config(tmp_path / "ner" / "config.cfg")
+    assert written["training"]["optimizer"]["use_averages"] is True
+    assert "tok2vec" not in written["components"]
