@@ -69,11 +69,15 @@ def finds_entities(pipeline: PathLike) -> bool:
     """Whether a component of the pipeline folder's ``config.cfg`` sets ``doc.ents`` before
     its (first) ``syncabel_linker``, by the factories' declared ``assigns`` (nothing loaded);
     True when there is no linker."""
+    import spacy
     from spacy.language import Language
     from spacy.util import load_config
 
     config = load_config(Path(pipeline) / "config.cfg", interpolate=False)
     lang = config["nlp"]["lang"]
+    # spaCy (3.8) registers its built-in factories and their `assigns`, and the ones of
+    # installed packages, when a Language is first made: one blank object does it
+    spacy.blank(lang)
     components = config.get("components") or {}
     for name in config["nlp"]["pipeline"]:
         factory = (components.get(name) or {}).get("factory")

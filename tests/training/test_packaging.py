@@ -99,3 +99,15 @@ def test_warns_when_no_component_sets_the_entities_to_link(tiny_pipeline, tmp_pa
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=r"\[W520\]")
         package_pipeline(tiny_pipeline, tmp_path / "assembled", wheel=False)
+
+
+def test_a_fresh_process_sees_the_ner_of_an_assembled_pipeline(tiny_pipeline):
+    """spaCy 3.8 registers its built-in factories (and their `assigns`) when a Language is first
+    made: `package` in a fresh process must still see that `ner` sets the entities."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom spacy_syncabel.training.packaging import finds_entities\n"
+            f"sys.exit(0 if finds_entities({str(tiny_pipeline)!r}) else 3)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
