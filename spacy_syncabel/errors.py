@@ -174,6 +174,12 @@ class Warnings(metaclass=ErrorsWithCodes):
             "does not have (e.g. CANTEMIST's hash-table sizes are for the CNN tok2vec of "
             "configs/ner.cfg, not for configs/ner_trf.cfg): not applied. Nothing to do unless "
             "you meant to train that architecture.")
+    # the learned composite gate (W630-W639)
+    W630 = ("The learned composite gate was not fitted: of the training corpus's {mentions} "
+            "coordinated mention(s) ({composite} coded as a code set), none has its gold code "
+            "set among its composite candidates under the masked KB, so there is nothing to "
+            "learn. The split gate is chosen on dev instead. Check that --train is the linker's "
+            "training corpus and that its composite golds join codes of the KB with '+'.")
 
 class Errors(metaclass=ErrorsWithCodes):
     # knowledge base

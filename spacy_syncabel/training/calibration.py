@@ -370,12 +370,17 @@ def _calibrate_gate(engine: LinkingEngine, dev: Any, scored, weight: float,
 def _fit_learned_gate(linker: Any, engine: LinkingEngine, train_docs: Sequence[Any],
                       dev_docs: Sequence[Any]) -> Optional[Any]:
     """The learned composite gate fitted on the training documents' coordinated mentions
-    (None when none of their composite candidates is ever the gold: nothing to learn)."""
+    (None, with W630, when none of their composite candidates is ever the gold: nothing to
+    learn)."""
     from .composite_gate_fit import fit_gate, masked_training_rows
 
     rows = masked_training_rows(engine, linker.group_for, train_docs, dev_docs)
     gate = fit_gate(rows)
-    return gate if gate.stats["gold_candidates"] else None
+    if not gate.stats["gold_candidates"]:
+        warnings.warn(Warnings.W630.format(mentions=gate.stats["mentions"],
+                                           composite=gate.stats["composite_mentions"]))
+        return None
+    return gate
 
 
 def _calibrate_cascade(engine: LinkingEngine, dev: Any, scored, best: Dict[str, float],

@@ -220,3 +220,23 @@ def test_cascade_asks_the_lm_only_when_a_composite_candidate_passes(fitted, monk
     out = engine.link(prompts, groups, mentions)
     assert asked == mentions[:1]  # the single-code one is the retriever's, without the LM
     assert out[1][0].code == plan[1].ranked[0].code
+
+
+def test_calibrate_warns_when_the_training_corpus_teaches_the_gate_nothing(tiny_lm, small_kb,
+                                                                           tmp_path):
+    """A training corpus whose coordinated mentions are all single codes leaves nothing to
+    learn: W630 says so, and the split gate is chosen on dev as before."""
+    from spacy_syncabel.training.calibration import calibrate_pipeline
+
+    nlp = _nlp(tiny_lm, small_kb)
+    nlp.to_disk(tmp_path / "pipe")
+    singles_only = [d for d in _docs() if "+" not in d.mentions[0].code]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = calibrate_pipeline(tmp_path / "pipe", _docs(copies=1)[:2], weights=(1000.0,),
+                                    cascade=False, train_docs=singles_only)
+    assert any("W630" in str(w.message) for w in caught)
+    assert "learned_gate" not in result
+    loaded = spacy.load(tmp_path / "pipe").get_pipe("syncabel_linker")
+    assert loaded.settings.composite_gate is False
+    assert not (tmp_path / "pipe" / "syncabel_linker" / GATE_FILE).exists()
