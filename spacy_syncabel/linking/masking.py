@@ -15,7 +15,9 @@ The masked view hides what only the calibration split contributed:
   that code (a pair the training split also gives stays: unseen text meets it as often as the
   linker's own training data did);
 * a retrieval alias is hidden when its folded text is the surface of a calibration mention and
-  of no training mention (the linker's aliases come from training mentions: normally none);
+  of no training mention (the linker's aliases come from training mentions: normally none); a
+  composite alias (a code set's names) also when its text is the surface of a calibration
+  mention coded as a code set and of no such training mention;
 * a code keeps its names when hiding would leave it none (the mention would become
   unlinkable, which is not what unseen text meets: every code of a KB has a name).
 
@@ -54,6 +56,12 @@ def surface_pairs(docs: Iterable[CorpusDoc]) -> Set[Pair]:
     return out
 
 
+def composite_surfaces(docs: Iterable[CorpusDoc]) -> Set[str]:
+    """The folded surfaces of the mentions coded as a code set."""
+    return {fold(doc.text[m.start:m.end]) for doc in docs for m in doc.mentions
+            if COMPOSITE_SEP in str(m.code or "")}
+
+
 @dataclass
 class Masking:
     """What the masked view hides: KB entries ``(code, name, group)`` and aliases, with the
@@ -75,8 +83,12 @@ class Masking:
 def plan_masking(kb: "ConceptKB", aliases: Sequence[Alias], calibration: Iterable[CorpusDoc],
                  training: Iterable[CorpusDoc]) -> Masking:
     """The entries and aliases only the ``calibration`` split contributed (module docstring)."""
+    from ..prompting import SEP_TOKEN
+
+    calibration, training = list(calibration), list(training)
     calib = surface_pairs(calibration)
     train = surface_pairs(training)
+    composite_only = composite_surfaces(calibration) - composite_surfaces(training)
     only = calib - train
     train_surfaces = {s for s, _ in train}
     calib_surfaces = {s for s, _ in calib}
@@ -93,8 +105,9 @@ def plan_masking(kb: "ConceptKB", aliases: Sequence[Alias], calibration: Iterabl
             kept += 1
             continue
         entries.update(rows)
-    hidden_aliases = frozenset(a for a in aliases if fold(a[0]) in calib_surfaces
-                               and fold(a[0]) not in train_surfaces)
+    hidden_aliases = frozenset(
+        a for a in aliases if (fold(a[0]) in calib_surfaces and fold(a[0]) not in train_surfaces)
+        or (SEP_TOKEN in a[1] and fold(a[0]) in composite_only))
     return Masking(frozenset(entries), hidden_aliases, kept,
                    {"calibration_pairs": len(calib), "calibration_only_pairs": len(only)})
 
@@ -135,4 +148,5 @@ def masked_engine(engine: "LinkingEngine", masking: Masking) -> "LinkingEngine":
     return view
 
 
-__all__ = ["Masking", "masked_engine", "masked_kb", "plan_masking", "surface_pairs"]
+__all__ = ["Masking", "composite_surfaces", "masked_engine", "masked_kb", "plan_masking",
+           "surface_pairs"]

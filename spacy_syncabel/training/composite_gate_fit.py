@@ -17,11 +17,10 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..evaluation.metrics import code_set
-from ..linking.candidates import fold as fold_text
 from ..linking.composite_gate import NUMERIC_FEATURES, CompositeGate, feature_names
 from ..linking.masking import masked_engine, plan_masking
 from ..prompting import SEP_TOKEN
-from ..types import COMPOSITE_SEP, CorpusDoc
+from ..types import CorpusDoc
 
 #: the share of the gate's positive predictions (cross-validated) that must be right
 DEFAULT_GATE_PRECISION = 0.5
@@ -56,10 +55,6 @@ def masked_training_rows(engine: Any, group_for: Any, train_docs: Sequence[Corpu
     for k, part in enumerate(parts):
         rest = [d for j, p in enumerate(parts) if j != k for d in p] + list(other_docs)
         view = masked_engine(engine, plan_masking(engine.kb, engine.aliases, part, rest))
-        own = _composite_surfaces(part) - _composite_surfaces(rest)
-        view.aliases = [a for a in view.aliases
-                        if not (SEP_TOKEN in a[1] and fold_text(a[0]) in own)]
-        view._generator = view._exact = view._composite_aliases = None
         items = [(d.text[m.start:m.end], group_for(m.label), str(m.code or ""))
                  for d in part for m in d.mentions if m.code]
         items = [it for it in items if view.coordinated(it[0])]
@@ -75,11 +70,6 @@ def masked_training_rows(engine: Any, group_for: Any, train_docs: Sequence[Corpu
                          "candidates": [(f, gold_among(props[i:i + 1], code, g, view.kb))
                                         for i, f in enumerate(fs)]})
     return rows
-
-
-def _composite_surfaces(docs: Sequence[CorpusDoc]) -> set:
-    return {fold_text(d.text[m.start:m.end]) for d in docs for m in d.mentions
-            if COMPOSITE_SEP in str(m.code or "")}
 
 
 def fit_gate(rows: Sequence[Dict[str, Any]], *,
