@@ -80,6 +80,14 @@ class Masking:
                 "codes_kept_whole": self.kept_last_names, **self.stats}
 
 
+def kept_rows(kb: "ConceptKB") -> List[Tuple[str, str, str]]:
+    """``kb``'s input rows ``(code, name, group)`` in input order, without the ambiguous names
+    its disambiguation dropped: a view built from them can only lose names, never gain one
+    that the engine's tries (built on ``kb``) do not hold."""
+    kept = set(kb.entries())
+    return [row for row in kb._raw_rows() if row in kept]
+
+
 def plan_masking(kb: "ConceptKB", aliases: Sequence[Alias], calibration: Iterable[CorpusDoc],
                  training: Iterable[CorpusDoc]) -> Masking:
     """The entries and aliases only the ``calibration`` split contributed (module docstring)."""
@@ -94,7 +102,7 @@ def plan_masking(kb: "ConceptKB", aliases: Sequence[Alias], calibration: Iterabl
     calib_surfaces = {s for s, _ in calib}
     hidden: Dict[str, List[Tuple[str, str, str]]] = {}
     n_names: Counter = Counter()
-    for code, name, group in kb._raw_rows():
+    for code, name, group in kept_rows(kb):
         n_names[code] += 1
         if (fold(name), code) in only:
             hidden.setdefault(code, []).append((code, name, group))
@@ -118,7 +126,7 @@ def masked_kb(kb: "ConceptKB", masking: Masking) -> "ConceptKB":
     from ..kb import ConceptKB
 
     hidden = masking.entries
-    rows = [r for r in kb._raw_rows() if r not in hidden]
+    rows = [r for r in kept_rows(kb) if r not in hidden]
     gone = {(c, n) for c, n, _ in hidden}
     preferred = {c: n for c, n in kb._preferred_given.items() if (c, n) not in gone}
     return ConceptKB(rows, preferred=preferred, definitions=dict(kb._definitions),
@@ -148,5 +156,5 @@ def masked_engine(engine: "LinkingEngine", masking: Masking) -> "LinkingEngine":
     return view
 
 
-__all__ = ["Masking", "composite_surfaces", "masked_engine", "masked_kb", "plan_masking",
-           "surface_pairs"]
+__all__ = ["Masking", "composite_surfaces", "kept_rows", "masked_engine", "masked_kb",
+           "plan_masking", "surface_pairs"]

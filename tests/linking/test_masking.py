@@ -115,3 +115,20 @@ def test_calibrate_fits_on_the_masked_view_and_records_it(nlp, tmp_path):
     assert cal.fit["dev_mentions_per_path"]["dictionary"] == 3
     saved = json.loads((folder / "syncabel_linker" / "probability.json").read_text())
     assert saved["fit"]["dev_view"] == "masked"
+
+
+def test_the_masked_view_never_gains_a_name_the_kb_dropped_as_ambiguous():
+    # "pérdida de visión" names C6 and C7: the KB drops it (each code has another name). Hiding
+    # C6's dev-only name must not hand C6 the dropped name back: the engine's tries, built on the
+    # KB as saved, do not hold it (candidate scoring failed on such a name)
+    rows = [("C6", "pérdida de visión", "SINTOMA"), ("C7", "pérdida de visión", "SINTOMA"),
+            ("C6", "pérdida visual súbita", "SINTOMA"), ("C7", "amaurosis", "SINTOMA")]
+    kb = ConceptKB(rows, warn=False)
+    assert kb.lookup("pérdida de visión", "SINTOMA") is None
+    text = "Refiere pérdida visual súbita."
+    dev = [_doc("d1", text, [("pérdida visual súbita", "C6")])]
+    masking = plan_masking(kb, [], dev, TRAIN)
+    view = masked_kb(kb, masking)
+    assert set(view.entries()) <= set(kb.entries())
+    # C6's one kept name is its last: kept, so the code stays linkable in the view
+    assert masking.kept_last_names == 1 and view.names_of("C6") == ["pérdida visual súbita"]
