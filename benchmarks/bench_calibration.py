@@ -36,7 +36,8 @@ import numpy as np
 from spacy_syncabel.corpus import read_corpus
 from spacy_syncabel.evaluation.evaluate import (evaluate_linker, find_linker,
                                                 scored_gold_mentions)
-from spacy_syncabel.evaluation.reliability import ScoredMention, at_threshold, ece
+from spacy_syncabel.evaluation.reliability import (ScoredMention, at_threshold, ece,
+                                                   ece_noise_floor)
 from spacy_syncabel.linking.candidates import fold
 from spacy_syncabel.training.pipeline_io import copy_pipeline, load_pipeline
 from spacy_syncabel.training.probability import (calibrate_pipeline_probability,
@@ -81,16 +82,13 @@ def noise_floor(mentions: Sequence[ScoredMention], draws: int = 2000, seed: int 
     """Per path: the ECE a perfectly calibrated predictor with these probabilities gets on
     this many mentions (mean and 95th percentile over ``draws`` label draws) and the measured
     one."""
-    rng = np.random.default_rng(seed)
     out = {}
     for path in sorted({m.path for m in mentions}):
         rows = [m for m in mentions if m.path == path]
-        p = np.array([m.probability() or 0.0 for m in rows])
-        sims = [ece(p.tolist(), (rng.random(len(p)) < p).tolist()) for _ in range(draws)]
-        out[path] = {"n_mentions": len(rows), "measured": ece(p.tolist(),
-                                                              [m.correct for m in rows]),
-                     "calibrated_mean": float(np.mean(sims)),
-                     "calibrated_p95": float(np.percentile(sims, 95))}
+        p = [m.probability() or 0.0 for m in rows]
+        floor = ece_noise_floor(p, draws=draws, seed=seed)
+        out[path] = {"n_mentions": len(rows), "measured": ece(p, [m.correct for m in rows]),
+                     "calibrated_mean": floor["mean"], "calibrated_p95": floor["p95"]}
     return out
 
 

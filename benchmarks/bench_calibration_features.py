@@ -46,7 +46,7 @@ from bench_calibration import ece_by_path, fit_and_measure
 from spacy_syncabel.corpus import read_corpus
 from spacy_syncabel.evaluation.evaluate import (evaluate_linker, find_linker,
                                                 scored_gold_mentions)
-from spacy_syncabel.evaluation.reliability import ScoredMention, ece
+from spacy_syncabel.evaluation.reliability import ScoredMention, ece, ece_noise_floor
 from spacy_syncabel.linking.candidates import fold
 from spacy_syncabel.training.pipeline_io import copy_pipeline, load_pipeline
 from spacy_syncabel.training.probability import (calibrate_pipeline_probability,
@@ -190,7 +190,6 @@ def noise_floor(mentions: Sequence[ScoredMention], draws: int, seed: int = 0,
                 ) -> Dict[str, Any]:
     """Overall and per path: the measured ECE beside the ECE of perfectly calibrated labels
     drawn from the same probabilities (mean, 95th percentile over ``draws``)."""
-    rng = np.random.default_rng(seed)
     out = {}
     linked = [m for m in mentions if m.nbest]
     for key in ("all", *PATHS):
@@ -198,16 +197,15 @@ def noise_floor(mentions: Sequence[ScoredMention], draws: int, seed: int = 0,
         if not rows:
             continue
         p = np.array([m.probability() or 0.0 for m in rows])
-        sims = [ece(p.tolist(), (rng.random(len(p)) < p).tolist()) for _ in range(draws)]
+        floor = ece_noise_floor(p.tolist(), draws=draws, seed=seed)
         y = np.array([m.correct for m in rows], dtype=float)
         q = np.clip(p, 1e-6, 1 - 1e-6)
         out[key] = {"n_mentions": len(rows),
                     "measured": ece(p.tolist(), [m.correct for m in rows]),
                     "log_loss": float(-np.mean(y * np.log(q) + (1 - y) * np.log(1 - q))),
                     "brier": float(np.mean((p - y) ** 2)),
-                    "calibrated_mean": float(np.mean(sims)),
-                    "calibrated_p95": float(np.percentile(sims, 95)),
-                    "calibrated_share_at_most_0.05": float(np.mean(np.array(sims) <= 0.05))}
+                    "calibrated_mean": floor["mean"], "calibrated_p95": floor["p95"],
+                    "calibrated_share_at_most_0.05": floor["share_at_most_0.05"]}
     return out
 
 

@@ -574,6 +574,10 @@ class Errors(metaclass=ErrorsWithCodes):
     E642 = ("Unknown probability rule '{value}': use auto (the one that cross-validates "
             "better on dev), maps (one monotone map per path) or features (one logistic "
             "regression over a few n-best features of every path).")
+    E643 = ("The dev mentions linked with the LM ranking every mention do not line up with "
+            "those linked as saved ({n_saved} against {n_forced}, first difference: {where}). "
+            "The pipeline or the dev corpus changed between the two passes: run calibrate "
+            "again, or pass --no-lm-ranked to fit on the saved pass alone.")
     # calibration of small paths (E610-E619)
     E610 = ("Unknown small_paths rule '{value}': use constant (a path with few dev mentions "
             "gets its dev accuracy) or joint (it uses the map fitted on all paths).")

@@ -122,6 +122,7 @@ def calibrate(
     target_precision: float = typer.Option(0.0, "--target-precision", help="Choose the NIL threshold: the lowest probability whose dev precision over linked mentions reaches P (0: no NIL threshold)."),
     train: Optional[List[Path]] = typer.Option(None, "--train", help="The linker's training corpus (repeatable): the probability and NIL threshold are fitted on the dev-masked view, where KB names and aliases that only dev mentions gave are hidden, as unseen text meets the KB; with composite_expand on, the learned composite gate is fitted on its coordinated mentions (composite_gate.json)."),
     probability_rule: str = typer.Option("auto", "--probability-rule", help="The top candidate's probability: maps (one monotone map per path), features (one logistic regression over a few n-best features of every path) or auto (the one with the lower 5-fold cross-validated log loss on dev)."),
+    lm_ranked: bool = typer.Option(True, "--lm-ranked/--no-lm-ranked", help="With the cascade on, link dev a second time with the LM ranking every mention and fit the LM path's probability on every mention the dictionary does not settle (several times the LM path's own dev mentions)."),
 ) -> None:
     """Choose the TF-IDF prior's weight for candidate reranking, then the cascade's cut-off, then the calibrated probability and NIL threshold, on the dev set; saves them in PIPELINE."""
     from ..corpus import read_corpus
@@ -141,7 +142,8 @@ def calibrate(
     if probability:
         cal = calibrate_pipeline_probability(pipeline, dev_docs, method=method,
                                              target_precision=target_precision or None,
-                                             train_docs=train_docs, rule=probability_rule)
+                                             train_docs=train_docs, rule=probability_rule,
+                                             lm_ranked=lm_ranked)
         masking = cal.fit.get("dev_masking")
         if masking is not None and not (masking["hidden_kb_names"] or masking["hidden_aliases"]):
             import warnings

@@ -95,6 +95,29 @@ def ece(probs: Sequence[float], correct: Sequence[bool], bins: int = 10) -> floa
     return sum(abs(hits[b] - total[b]) for b in range(bins) if count[b]) / n
 
 
+def ece_noise_floor(probs: Sequence[float], bins: int = 10, draws: int = 1000,
+                    seed: int = 0) -> Dict[str, float]:
+    """The ECE a perfectly calibrated probability scores on this many mentions: labels drawn
+    ``draws`` times as Bernoulli(p) from ``probs`` themselves, their ECE's mean and 95th
+    percentile, and the share of draws at most 0.05. An ECE near the mean is noise, not
+    miscalibration (a few dozen mentions score 0.05-0.10 however well calibrated)."""
+    import numpy as np
+
+    p = np.clip(np.asarray(probs, dtype=float), 0.0, 1.0)
+    if not len(p):
+        return {"mean": 0.0, "p95": 0.0, "share_at_most_0.05": 1.0}
+    rng = np.random.default_rng(seed)
+    labels = rng.random((draws, len(p))) < p
+    which = np.minimum(bins - 1, (p * bins).astype(int))
+    gaps = np.zeros(draws)
+    for b in np.unique(which):
+        cols = which == b
+        gaps += np.abs(labels[:, cols].sum(axis=1) - p[cols].sum())
+    sims = gaps / len(p)
+    return {"mean": float(sims.mean()), "p95": float(np.percentile(sims, 95)),
+            "share_at_most_0.05": float((sims <= 0.05).mean())}
+
+
 def _curve(probs: Sequence[float], correct: Sequence[bool], n_all: int
            ) -> List[Tuple[float, int, int]]:
     """``(threshold, linked, correct)`` for every distinct probability, highest first."""
@@ -165,13 +188,16 @@ def reliability_report(mentions: Sequence[ScoredMention], *, bins: int = 10,
     per_path: Dict[str, Dict[str, float]] = {}
     for path in sorted(set(paths)):
         idx = [i for i, p in enumerate(paths) if p == path]
+        path_probs = [probs[i] for i in idx]
         per_path[path] = {"n_mentions": len(idx),
-                          "ece": ece([probs[i] for i in idx], [correct[i] for i in idx], bins),
+                          "ece": ece(path_probs, [correct[i] for i in idx], bins),
+                          "ece_noise_floor": ece_noise_floor(path_probs, bins),
                           "accuracy": sum(correct[i] for i in idx) / len(idx),
-                          "mean_probability": sum(probs[i] for i in idx) / len(idx)}
+                          "mean_probability": sum(path_probs) / len(idx)}
     report: Dict[str, Any] = {
         "probability": "probability" if has_prob else "score",
-        "n_mentions": n_all, "ece": ece(probs, correct, bins), "bins": bins,
+        "n_mentions": n_all, "ece": ece(probs, correct, bins),
+        "ece_noise_floor": ece_noise_floor(probs, bins), "bins": bins,
         "per_path": per_path,
         "precision_coverage": precision_coverage(probs, correct, n_all),
         "curve": _thin(curve_points(probs, correct, n_all)),
@@ -189,6 +215,6 @@ def _thin(points: List[Dict[str, float]], keep: int = 200) -> List[Dict[str, flo
     return [points[int(i * step)] for i in range(keep)] + [points[-1]]
 
 
-__all__ = ["COVERAGES", "ScoredMention", "at_threshold", "curve_points", "ece",
+__all__ = ["COVERAGES", "ScoredMention", "at_threshold", "curve_points", "ece", "ece_noise_floor",
            "precision_coverage", "reliability_report", "scored_mentions",
            "threshold_for_precision"]

@@ -47,11 +47,17 @@ def calibration_tables(report: Mapping[str, Any]) -> str:
     """ECE overall and per path, then precision and coverage by threshold (percent), of an
     ``evaluate`` report's ``calibration`` block."""
     what = "probability" if report.get("probability") == "probability" else "raw score (no calibrator)"
-    rows = [["all", str(report.get("n_mentions", 0)), f"{report.get('ece', 0.0):.3f}", "", ""]]
+    def floor(s: Mapping[str, Any]) -> str:
+        f = s.get("ece_noise_floor")
+        return f"{f['mean']:.3f} / {f['p95']:.3f}" if f else ""
+
+    rows = [["all", str(report.get("n_mentions", 0)), f"{report.get('ece', 0.0):.3f}",
+             floor(report), "", ""]]
     for path, s in sorted((report.get("per_path") or {}).items()):
-        rows.append([path, str(s.get("n_mentions", 0)), f"{s.get('ece', 0.0):.3f}",
+        rows.append([path, str(s.get("n_mentions", 0)), f"{s.get('ece', 0.0):.3f}", floor(s),
                      _pct(s.get("accuracy")), _pct(s.get("mean_probability"))])
-    ece = _table(["path", "mentions", "ECE", "accuracy", "mean p"], rows)
+    ece = _table(["path", "mentions", "ECE", "ECE if calibrated: mean / p95", "accuracy",
+                  "mean p"], rows)
     points = [[f"{100 * r['coverage_target']:.0f}%", f"{r['threshold']:.3f}",
                _pct(r["coverage"]), _pct(r["precision"])]
               for r in report.get("precision_coverage") or []]

@@ -1,7 +1,8 @@
 """ECE and precision/coverage of scored mentions."""
 import pytest
 
-from spacy_syncabel.evaluation.reliability import (ScoredMention, ece, precision_coverage,
+from spacy_syncabel.evaluation.reliability import (ScoredMention, ece, ece_noise_floor,
+                                                   precision_coverage,
                                                    reliability_report, scored_mentions,
                                                    threshold_for_precision)
 
@@ -39,3 +40,31 @@ def test_scored_mentions_follow_the_recall_rule_and_report_per_path():
         "dictionary": 1, "lm": 1, "none": 1}
     assert report["operating_point"]["coverage"] == pytest.approx(1 / 3)
     assert ScoredMention("DIS").probability() == 0.0
+
+
+def test_ece_noise_floor_is_the_ece_of_labels_drawn_from_the_probabilities():
+    import numpy as np
+
+    probs = [0.05 + 0.9 * i / 89 for i in range(90)]
+    floor = ece_noise_floor(probs, draws=200, seed=3)
+    labels = np.random.default_rng(3).random((200, 90)) < np.array(probs)
+    sims = [ece(probs, row.tolist()) for row in labels]
+    assert floor["mean"] == pytest.approx(float(np.mean(sims)))
+    assert floor["share_at_most_0.05"] == pytest.approx(float(np.mean(np.array(sims) <= 0.05)))
+    # a few dozen mentions score well above 0.05 however well calibrated; thousands do not
+    assert floor["mean"] > 0.05 and floor["share_at_most_0.05"] < 0.5
+    assert ece_noise_floor(probs * 50, draws=200)["p95"] < 0.03
+    # certain probabilities leave nothing to chance
+    assert ece_noise_floor([0.0, 1.0] * 10)["mean"] == 0.0
+
+
+def test_the_report_gives_each_path_its_noise_floor():
+    ms = [ScoredMention("DIS", [{"code": "A", "score": 0.6, "path": "lm"}], i % 2 == 0)
+          for i in range(20)]
+    report = reliability_report(ms)
+    floor = report["per_path"]["lm"]["ece_noise_floor"]
+    assert 0.0 < floor["mean"] < floor["p95"] and report["ece_noise_floor"] == floor
+    from spacy_syncabel.evaluation.summary import calibration_tables
+
+    line = next(r for r in calibration_tables(report).splitlines() if r.startswith("lm "))
+    assert f"{floor['mean']:.3f} / {floor['p95']:.3f}" in line

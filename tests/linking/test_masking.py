@@ -106,9 +106,12 @@ def test_calibrate_fits_on_the_masked_view_and_records_it(nlp, tmp_path):
     nlp.to_disk(folder)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        plain = calibrate_pipeline_probability(folder, DEV)
+        plain = calibrate_pipeline_probability(folder, DEV, lm_ranked=False)
         cal = calibrate_pipeline_probability(folder, DEV, train_docs=TRAIN)
     assert plain.fit["dev_view"] == "plain" and "dev_masking" not in plain.fit
+    # the cascade is on: the LM also ranked every dev mention the (masked) dictionary left
+    assert "lm_ranked_rows" not in plain.fit
+    assert cal.fit["lm_ranked_rows"] == 4 - cal.fit["dev_mentions_per_path"]["dictionary"]
     assert cal.fit["dev_view"] == "masked" and cal.fit["dev_masking"]["hidden_kb_names"] == 1
     # the hidden mention left the dictionary path: dev looks as unseen text would
     assert plain.fit["dev_mentions_per_path"]["dictionary"] == 4

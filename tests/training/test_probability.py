@@ -6,7 +6,7 @@ import pytest
 
 from spacy_syncabel.evaluation.reliability import ScoredMention, at_threshold, ece
 from spacy_syncabel.training.probability import (calibrate_probabilities, choose_nil_threshold,
-                                                 with_probabilities)
+                                                 lm_ranked_rows, with_probabilities)
 
 
 def _dev(n=900, seed=3):
@@ -72,3 +72,43 @@ def test_a_small_path_gets_its_own_accuracy_not_the_joint_map():
     assert p == pytest.approx((3 + 2 * acc) / 14, abs=1e-6)
     assert cal.maps["lm"].of(small[-1].nbest[0]) == pytest.approx(p)
     assert cal.maps["*"].of(small[0].nbest[0]) > p + 0.3
+
+
+def _m(path, text, correct, score=0.5):
+    return ScoredMention("DIS", [{"code": "C", "name": "x", "score": score, "logprob": 0.0,
+                                  "path": path}], correct, text, "C", "d0")
+
+
+def test_lm_ranked_rows_fit_the_lm_path_on_every_mention_the_dictionary_does_not_settle():
+    saved = [_m("dictionary", "a", True, 1.0), _m("retriever", "b", True), _m("lm", "c", False),
+             ScoredMention("DIS", [], False, "e", "C", "d0")]
+    ranked = [_m("lm", "a", True), _m("lm", "b", False, 0.3), _m("lm", "c", False, 0.2),
+              ScoredMention("DIS", [], False, "e", "C", "d0")]
+    rows = lm_ranked_rows(saved, ranked)
+    assert [(r.path, r.text) for r in rows] == [("dictionary", "a"), ("retriever", "b"),
+                                                ("lm", "b"), ("lm", "c")]
+    with pytest.raises(ValueError, match="E643"):
+        lm_ranked_rows(saved, ranked[::-1])
+    with pytest.raises(ValueError, match="E643"):
+        lm_ranked_rows(saved, ranked[:2])
+
+
+def test_the_lm_path_learns_from_the_lm_ranked_rows_and_dev_is_scored_as_saved():
+    # 40 LM-ranked dev mentions, all right; 400 LM-ranked rows of the retriever's mentions,
+    # a quarter right: the LM path's probability follows the 440 rows (140 right), not the 40
+    saved = [_m("lm", f"l{i}", True) for i in range(40)]
+    saved += [_m("retriever", f"r{i}", i % 4 == 0, 0.9) for i in range(400)]
+    ranked = [_m("lm", m.text, m.correct) for m in saved]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alone = calibrate_probabilities(saved, "platt", rule="maps")
+        both = calibrate_probabilities(saved, "platt", rule="maps",
+                                       fit_rows=lm_ranked_rows(saved, ranked))
+    p_alone = with_probabilities(alone, saved[:1])[0].probability()
+    p_both = with_probabilities(both, saved[:1])[0].probability()
+    assert p_alone > 0.9 and p_both == pytest.approx(140 / 440, abs=0.03)
+    assert both.fit["lm_ranked_rows"] == 440 and "lm_ranked_rows" not in alone.fit
+    # the dev ECE is measured on the mentions as saved (40 LM + 400 retriever), not the rows
+    scored = with_probabilities(both, saved)
+    assert both.fit["dev_ece"]["all"] == pytest.approx(
+        ece([m.probability() for m in scored], [m.correct for m in scored]))
