@@ -141,12 +141,31 @@ def cascade_table() -> str:
                  rows)
 
 
+def lm_path_calibration_table() -> str:
+    """The LM path fitted on the dev mentions as linked against on the LM-ranked rows."""
+    rows = []
+    for path in _files("calibration_lm_path_*.json"):
+        r = json.loads(path.read_text(encoding="utf8"))
+        for key in ("saved_rows", "lm_ranked"):
+            b = r[key]
+            f = b["noise_floor"]
+            by = b["test_ece_by_path"]
+            rows.append([r["name"], key, b["lm_fit_rows"], f"{b['test_ece_all']:.3f}",
+                         f"{b['ece']:.3f} ({b['n_mentions']})",
+                         *[f"{by[p]:.3f}" if p in by else "-" for p in ("retriever", "dictionary")],
+                         f"{f['mean']:.3f} / {f['p95']:.3f} / {pct(f['share_at_most_0.05'])}",
+                         f"{pct(b['test_precision'])} / {pct(b['test_coverage'])}", src(path)])
+    return table(["corpus", "LM path fitted on", "LM rows", "test ECE all", "lm (n)",
+                     "retriever", "dictionary", "lm if calibrated: mean / p95 / % <= 0.05",
+                     "P / coverage at dev thr. for 0.9", "source"], rows)
+
+
 def calibration_table() -> str:
     """Fitted on dev, measured on test: the former rule (plain dev) and the current one
     (dev-masked view), ECE per path and precision / coverage at each target's dev threshold."""
     rows = []
     for path in _files("calibration_*.json"):
-        if path.name.startswith("calibration_splits_"):
+        if path.name.startswith(("calibration_splits_", "calibration_lm_path_")):
             continue
         r = json.loads(path.read_text(encoding="utf8"))
         for when in ("before", "after"):
@@ -483,6 +502,11 @@ SECTIONS: List[tuple] = [
      "trie (`full-trie`) or in candidates with a fixed prior (`candN-priorW`)."),
     ("Context: 64 characters against the whole sentence (SPACCC test_half)", context_table, ""),
     ("The cascade", cascade_table, "`benchmarks/bench_cascade.py`."),
+    ("The LM path's probability: dev mentions as linked against LM-ranked rows",
+     lm_path_calibration_table,
+     "`benchmarks/bench_calibration_lm_path.py`: the main jobs' linkers, test = SPACCC "
+     "test_half / CANTEMIST dev1; the noise floor is the ECE of labels drawn from the "
+     "probabilities themselves at the LM path's test size."),
     ("Calibrated probability and the NIL threshold", calibration_table,
      "`benchmarks/bench_calibration.py`: fitted on dev (Platt, one map per path), measured "
      "on the gold-mention test split, by the former rule (plain dev) and the current one "
