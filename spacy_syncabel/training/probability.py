@@ -372,9 +372,13 @@ def _top_level_records(path: Path) -> Dict[str, Any]:
 def probability_summary(cal: ProbabilityCalibrator) -> str:
     """The fit as ``calibrate`` prints it: dev ECE before/after per path, the threshold."""
     fit = cal.fit
+    what = "rows" if "lm_ranked_rows" in fit else "dev mentions"
     lines = [f"probability: {fit.get('method')} per path, fitted on "
-             f"{fit.get('dev_mentions')} dev mentions "
+             f"{fit.get('dev_mentions')} {what} "
              f"({', '.join(f'{k} {v}' for k, v in fit.get('dev_mentions_per_path', {}).items())})"]
+    if "lm_ranked_rows" in fit:
+        lines.append(f"  the LM path's {fit['lm_ranked_rows']} rows: every dev mention the "
+                     "dictionary does not settle, ranked by the LM")
     if fit.get("rule") == RULE_FEATURES:
         lines.append("  top probability: the pooled feature model (C "
                      f"{fit.get('feature_c', 0):g}) on {', '.join(fit.get('feature_paths', []))}"
