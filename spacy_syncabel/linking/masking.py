@@ -80,14 +80,6 @@ class Masking:
                 "codes_kept_whole": self.kept_last_names, **self.stats}
 
 
-def kept_rows(kb: "ConceptKB") -> List[Tuple[str, str, str]]:
-    """``kb``'s input rows ``(code, name, group)`` in input order, without the ambiguous names
-    its disambiguation dropped: a view built from them can only lose names, never gain one
-    that the engine's tries (built on ``kb``) do not hold."""
-    kept = set(kb.entries())
-    return [row for row in kb._raw_rows() if row in kept]
-
-
 def plan_masking(kb: "ConceptKB", aliases: Sequence[Alias], calibration: Iterable[CorpusDoc],
                  training: Iterable[CorpusDoc]) -> Masking:
     """The entries and aliases only the ``calibration`` split contributed (module docstring)."""
@@ -102,7 +94,7 @@ def plan_masking(kb: "ConceptKB", aliases: Sequence[Alias], calibration: Iterabl
     calib_surfaces = {s for s, _ in calib}
     hidden: Dict[str, List[Tuple[str, str, str]]] = {}
     n_names: Counter = Counter()
-    for code, name, group in kept_rows(kb):
+    for code, name, group in kb._raw_rows():
         n_names[code] += 1
         if (fold(name), code) in only:
             hidden.setdefault(code, []).append((code, name, group))
@@ -126,7 +118,7 @@ def masked_kb(kb: "ConceptKB", masking: Masking) -> "ConceptKB":
     from ..kb import ConceptKB
 
     hidden = masking.entries
-    rows = [r for r in kept_rows(kb) if r not in hidden]
+    rows = [r for r in kb._raw_rows() if r not in hidden]
     gone = {(c, n) for c, n, _ in hidden}
     preferred = {c: n for c, n in kb._preferred_given.items() if (c, n) not in gone}
     return ConceptKB(rows, preferred=preferred, definitions=dict(kb._definitions),
@@ -136,7 +128,10 @@ def masked_kb(kb: "ConceptKB", masking: Masking) -> "ConceptKB":
 def masked_engine(engine: "LinkingEngine", masking: Masking) -> "LinkingEngine":
     """A view of ``engine`` linking against the masked KB and aliases (weights and settings
     shared). Its retriever and dictionary are rebuilt; so are its tries when it decodes in
-    the whole KB (beam mode), where a hidden name must not be generated."""
+    the whole KB (beam mode), where a hidden name must not be generated, and when the masked
+    KB holds a name the saved one does not: a name of several codes, which the KB drops, names
+    one code once the others' entries are hidden (or goes to a code masking left nameless),
+    is retrieved and must be scored."""
     from ..prompting import SEP_TOKEN
     from ..decoding.trie import TrieSet
 
@@ -150,11 +145,12 @@ def masked_engine(engine: "LinkingEngine", masking: Masking) -> "LinkingEngine":
     view._exact = None
     view._composite_aliases = None  # rebuilt on the view's aliases and KB
     view._codes = {}
-    if not engine.settings.uses_candidates:
+    if not engine.settings.uses_candidates or any(
+            not engine.has_name(name) for _, name, _ in view.kb.entries()):
         view.tries = TrieSet.build(view.kb, engine.tokenizer, SEP_TOKEN,
                                    composite=engine.settings.composite)
     return view
 
 
-__all__ = ["Masking", "composite_surfaces", "kept_rows", "masked_engine", "masked_kb",
-           "plan_masking", "surface_pairs"]
+__all__ = ["Masking", "composite_surfaces", "masked_engine", "masked_kb", "plan_masking",
+           "surface_pairs"]

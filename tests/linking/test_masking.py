@@ -120,18 +120,55 @@ def test_calibrate_fits_on_the_masked_view_and_records_it(nlp, tmp_path):
     assert saved["fit"]["dev_view"] == "masked"
 
 
-def test_the_masked_view_never_gains_a_name_the_kb_dropped_as_ambiguous():
-    # "pérdida de visión" names C6 and C7: the KB drops it (each code has another name). Hiding
-    # C6's dev-only name must not hand C6 the dropped name back: the engine's tries, built on the
-    # KB as saved, do not hold it (candidate scoring failed on such a name)
-    rows = [("C6", "pérdida de visión", "SINTOMA"), ("C7", "pérdida de visión", "SINTOMA"),
-            ("C6", "pérdida visual súbita", "SINTOMA"), ("C7", "amaurosis", "SINTOMA")]
+def _rerank_linker(rows):
+    nlp = spacy.blank("es")
+    linker = nlp.add_pipe("syncabel_linker", config={
+        "num_beams": 3, "n_best": 3, "max_new_tokens": 12, "mode": "rerank",
+        "candidates": 3})
     kb = ConceptKB(rows, warn=False)
-    assert kb.lookup("pérdida de visión", "SINTOMA") is None
-    text = "Refiere pérdida visual súbita."
-    dev = [_doc("d1", text, [("pérdida visual súbita", "C6")])]
-    masking = plan_masking(kb, [], dev, TRAIN)
-    view = masked_kb(kb, masking)
-    assert set(view.entries()) <= set(kb.entries())
-    # C6's one kept name is its last: kept, so the code stays linkable in the view
-    assert masking.kept_last_names == 1 and view.names_of("C6") == ["pérdida visual súbita"]
+    linker.initialize(kb_loader=lambda: kb, get_examples=lambda: [],
+                      model=registry.resolve({"m": TINY})["m"])
+    return nlp, linker
+
+
+def test_a_rerank_view_scores_a_name_the_masking_made_unambiguous():
+    # "cefalea" names two codes that both have other names: the KB as saved resolves it to
+    # neither (no trie holds it); dev alone coded it C5, so the masked KB leaves it to C2
+    # and retrieves it
+    from spacy_syncabel.training.examples import build_dev_set
+
+    nlp, linker = _rerank_linker(ROWS + [("C2", "cefalea", "SINTOMA"),
+                                         ("C5", "cefalea primaria", "SINTOMA")])
+    engine = linker.engine
+    dev = [_doc("d1", "Refiere cefalea desde ayer.", [("cefalea", "C5")])]
+    assert engine.kb.lookup("cefalea", "SINTOMA") is None and not engine.has_name("cefalea")
+    view = masked_engine(engine, plan_masking(engine.kb, engine.aliases, dev, TRAIN))
+    assert view.kb.lookup("cefalea", "SINTOMA") == "C2"
+    split = build_dev_set(dev, linker, size=0, nlp=nlp)
+    # every retrieved name scored by the LM, "cefalea" among them (one candidate per name)
+    cands = view.with_settings(merge_by_code=False).link(split.prompt_ids, split.groups,
+                                                         split.mentions)[0]
+    assert ("cefalea", "C2") in {(c.name, c.code) for c in cands}
+    assert view.has_name("cefalea") and not engine.has_name("cefalea")
+
+
+def test_a_code_left_nameless_by_the_masking_takes_its_dropped_name_and_the_tries_hold_it():
+    # "pérdida de visión" names C6 and C7, so the KB drops it. Masking C6's dev-only name
+    # leaves C6 nameless but for it: the masked KB (as if built without dev's names) gives it
+    # back to C6, and the view's tries must hold it (candidate scoring raised KeyError on the
+    # LM-ranked pass over SPACCC dev), while the cascade-off view still links
+    nlp, linker = _rerank_linker([("C6", "pérdida de visión", "SINTOMA"),
+                                  ("C7", "pérdida de visión", "SINTOMA"),
+                                  ("C6", "pérdida visual súbita", "SINTOMA"),
+                                  ("C7", "amaurosis", "SINTOMA"), ("C4", "fiebre", "SINTOMA")])
+    engine = linker.engine
+    assert engine.kb.lookup("pérdida de visión", "SINTOMA") is None
+    dev = [_doc("d1", "Refiere pérdida visual súbita.", [("pérdida visual súbita", "C6")])]
+    view = masked_engine(engine, plan_masking(engine.kb, [], dev, TRAIN))
+    assert view.kb.names_of("C6") == ["pérdida de visión"]
+    assert all(view.has_name(name) for _, name, _ in view.kb.entries())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ranked, _ = masked_dev_mentions(nlp, linker, dev, TRAIN)
+    # linked without the cascade (the LM ranks every retrieved name): no KeyError
+    assert len(ranked) == 1 and ranked[0].nbest
