@@ -105,13 +105,6 @@ def render_record(record: Mapping[str, Any], text: str, links: Optional[KBLinks]
                            options={"colors": colors})
 
 
-def render_doc(doc: Any, links: Optional[KBLinks] = None, kb: Any = None) -> str:
-    """HTML of a doc processed by a pipeline with ``syncabel_linker``."""
-    from .notes.records import doc_to_record
-
-    return render_record(doc_to_record(doc, doc.user_data.get("title", ""), kb), doc.text, links)
-
-
 @dataclass
 class Summary:
     """Counts over ``link`` records."""

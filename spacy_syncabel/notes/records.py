@@ -115,3 +115,11 @@ def record_to_brat(record: Dict[str, Any], text: str, db: str = "KB") -> str:
             name = names[j] if j < len(names) else ""
             lines.append(f"N{n}\tReference T{i} {db}:{code}\t{_one_line(name)}")
     return "".join(line + "\n" for line in lines)
+
+
+def render_doc(doc: Doc, links: Any = None, kb: Any = None) -> str:
+    """HTML (displaCy, a ``<div>``) of a doc processed by a pipeline with ``syncabel_linker``:
+    each entity with its code and name, linked to ``links`` (a ``visualize.KBLinks``)."""
+    from ..visualize import render_record
+
+    return render_record(doc_to_record(doc, doc.user_data.get("title", ""), kb), doc.text, links)

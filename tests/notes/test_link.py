@@ -389,3 +389,16 @@ def test_a_note_whose_id_looks_like_an_unreadable_line_is_still_linked(pipeline_
         again = run_link(pipeline_dir, source, out, progress=False)
     assert again["skipped"] == 3 and again["linked"] == again["failed"] == 0
     assert [e["id"] for e in _records(tmp_path / "out.errors.jsonl")] == ["line:2"]
+
+
+def test_render_doc_draws_each_linked_entity_with_its_code_and_kb_link(nlp):
+    from spacy_syncabel.notes import render_doc
+    from spacy_syncabel.visualize import KBLinks
+
+    doc = nlp(NOTES[0])
+    linked = [e for e in doc.ents if e.kb_id_ and e.kb_id_ != NIL]
+    assert linked
+    page = render_doc(doc, KBLinks.parse(["https://kb.example/{}"]), nlp.get_pipe("syncabel_linker").kb)
+    assert page.startswith("<div") and page.count("<mark") == len(doc.ents)
+    for ent in linked:
+        assert f"https://kb.example/{ent.kb_id_}" in page
