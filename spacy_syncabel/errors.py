@@ -174,6 +174,11 @@ class Warnings(metaclass=ErrorsWithCodes):
             "does not have (e.g. CANTEMIST's hash-table sizes are for the CNN tok2vec of "
             "configs/ner.cfg, not for configs/ner_trf.cfg): not applied. Nothing to do unless "
             "you meant to train that architecture.")
+    # span groups of nested mentions (W670-W679)
+    W670 = ("The span group '{key}' that {name} reads is not set on the document: no "
+            "component before it wrote it, so only doc.ents go into '{out}'. Put the span "
+            "categorizer (spancat, writing doc.spans['{key}']) before {name}, or set its "
+            "source_key to the key that component writes.")
     # the learned composite gate (W630-W639)
     W630 = ("The learned composite gate was not fitted: of the training corpus's {mentions} "
             "coordinated mention(s) ({composite} coded as a code set), none has its gold code "
@@ -578,6 +583,22 @@ class Errors(metaclass=ErrorsWithCodes):
             "those linked as saved ({n_saved} against {n_forced}, first difference: {where}). "
             "The pipeline or the dev corpus changed between the two passes: run calibrate "
             "again, or pass --no-lm-ranked to fit on the saved pass alone.")
+    # span groups of nested mentions (E670-E679)
+    E670 = ("Unknown keep rule '{value}' for {name}: use nested (doc.ents plus the spans of "
+            "the source group that nest in or contain one of them), all (doc.ents plus every "
+            "span of the source group) or source (the source group's spans only).")
+    E672 = ("{path} is not a span categorizer pipeline: it needs one spancat component, found "
+            "{found}. Give the model-best folder `train-ner` wrote for the corpus of `ner-corpus "
+            "--spans-key sc --config configs/spancat.cfg`.")
+    E673 = ("The span categorizer {path} predicts the labels {labels} that the NER does not "
+            "({ner}): the linker links the NER's types. Train it on the corpus `ner-corpus "
+            "--spans-key` wrote for the same dataset.")
+    E674 = ("--spans-key: this corpus has annotation layers ({layers}) that not every document "
+            "is annotated for; a span categorizer trained on them all would learn each missing "
+            "layer's mentions as no mentions. Leave --spans-key out for this dataset (its "
+            "per-layer NERs are trained instead).")
+    E671 = ("{name} writes the span group '{key}' that it also reads: give spans_key (what the "
+            "linker reads) another name than source_key (what the span categorizer writes).")
     # calibration of small paths (E610-E619)
     E610 = ("Unknown small_paths rule '{value}': use constant (a path with few dev mentions "
             "gets its dev accuracy) or joint (it uses the map fitted on all paths).")

@@ -110,6 +110,7 @@ def ner_corpus(
     config: Optional[Path] = typer.Option(None, "--config", help="NER config (e.g. configs/ner.cfg): copied to OUTPUT/config.cfg with the dataset's language and its NER settings (spacy_syncabel/datasets.py: CANTEMIST's parameter averaging and larger hash-embedding tables)."),
     splits: str = typer.Option("train,dev", "--splits", help="Comma-separated split names."),
     extra_train: str = typer.Option("none", "--extra-train", help="Splits whose documents are added to the NER's training documents only: auto (the dataset's default: test for CANTEMIST, whose dev1 was released for training; none elsewhere), none, or comma-separated names of CORPUS_DIR/NAME.jsonl. Those splits then no longer measure the NER."),
+    spans_key: Optional[str] = typer.Option(None, "--spans-key", help="Also keep every mention, nested and overlapping ones, in doc.spans[KEY]: a span categorizer's training data (with --config configs/spancat.cfg, KEY sc). Not for a corpus with annotation layers (SPACCC)."),
 ) -> None:
     """Write the NER's training data: the splits as .spacy with labels mapped to the linker's groups."""
     import srsly
@@ -125,7 +126,7 @@ def ner_corpus(
                    "OUTPUT/config.cfg": output / "config.cfg"}, {**inputs, "--config": config})
     summary = write_ner_corpus(corpus_dir, output, lang=spec.lang, label_map=spec.label_map,
                                config=config, splits=names, extra_train=extra,
-                               settings=spec.ner_settings)
+                               settings=spec.ner_settings, spans_key=spans_key)
     if config is not None and spec.ner_settings:
         summary["config_settings"] = dict(spec.ner_settings)
     typer.echo(srsly.json_dumps(summary, indent=2))

@@ -220,6 +220,8 @@ def assemble(
     proposer: bool = typer.Option(True, "--proposer/--no-proposer", help="--no-proposer: no proposer even with --proposer-corpus."),
     nil_threshold: str = typer.Option("none", "--nil-threshold", help="The linker answers NIL under this top calibrated probability (the raw top score for a linker without a calibrator): a number, auto (the best-F1 one on the gold mentions of --threshold-corpus) or none."),
     threshold_corpus: Optional[Path] = typer.Option(None, "--threshold-corpus", help="auto: choose the NIL threshold on this corpus's gold mentions (best F1 of the answers; not the corpus scored end to end)."),
+    spans: Optional[Path] = typer.Option(None, "--spans", help="A span categorizer pipeline (train-ner on the corpus of ner-corpus --spans-key sc --config configs/spancat.cfg): its nested spans go into the span group the linker links (none: doc.ents only)."),
+    spans_keep: str = typer.Option("nested", "--spans-keep", help="With --spans: nested (the NER's entities plus the spans that nest in or contain one), all (plus every span) or source (the span categorizer's spans only)."),
 ) -> None:
     """Assemble sentence segmenter + NER + syncabel_linker into one pipeline for raw notes."""
     import srsly
@@ -228,7 +230,9 @@ def assemble(
 
     info = assemble_pipeline(linker, ner, output, segmenter=segmenter, force=force,
                              proposer_corpus=proposer_corpus if proposer else None,
-                             nil_threshold=nil_threshold, threshold_corpus=threshold_corpus)
+                             nil_threshold=nil_threshold, threshold_corpus=threshold_corpus,
+                             spans=None if spans is None or str(spans).lower() == "none"
+                             else spans, spans_keep=spans_keep)
     typer.echo(srsly.json_dumps(info, indent=2))
 
 

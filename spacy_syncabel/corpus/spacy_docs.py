@@ -39,13 +39,16 @@ def set_sentences(doc: Doc, sentences) -> None:
         token.is_sent_start = j < len(starts) and starts[j] <= token.idx
 
 
-def docs_to_spacy(nlp_or_vocab: NlpLike, docs: Iterable[CorpusDoc]) -> List[Doc]:
+def docs_to_spacy(nlp_or_vocab: NlpLike, docs: Iterable[CorpusDoc], *,
+                  spans_key: Optional[str] = None) -> List[Doc]:
     """Tokenize each document with ``nlp.make_doc`` (a blank multi-language pipeline for a
     ``Vocab`` or ``None``, ``spacy.blank(lang)`` for a language code) and set ``doc.ents``
     from its mentions (``kb_id_`` = code or ``NIL``), expanding them to token boundaries.
     Overlapping mentions: the longest is kept, the others are dropped and reported once
-    (W040). ``doc.user_data["id"]`` holds the document id; sentence starts are set when the
-    document has ``sentences``."""
+    (W040) unless ``spans_key`` is given: then every aligned mention, nested and crossing ones
+    included, is also in ``doc.spans[spans_key]`` (what a span categorizer trains on) and the
+    dropped ones are not reported. ``doc.user_data["id"]`` holds the document id; sentence
+    starts are set when the document has ``sentences``."""
     nlp = _as_nlp(nlp_or_vocab)
     out: List[Doc] = []
     n_overlap = n_unaligned = 0
@@ -76,10 +79,12 @@ def docs_to_spacy(nlp_or_vocab: NlpLike, docs: Iterable[CorpusDoc]) -> List[Doc]
             taken |= toks
             kept.append(span)
         doc.ents = sorted(kept, key=lambda s: s.start)
+        if spans_key is not None:
+            doc.spans[spans_key] = sorted(spans, key=lambda s: (s.start, s.end))
         if cdoc.sentences:
             set_sentences(doc, cdoc.sentences)
         out.append(doc)
-    if n_overlap:
+    if n_overlap and spans_key is None:
         warnings.warn(Warnings.W040.format(n=n_overlap, first=first_overlap), stacklevel=2)
     if n_unaligned:
         warnings.warn(Warnings.W041.format(n=n_unaligned, first=first_unaligned),

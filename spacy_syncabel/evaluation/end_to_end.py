@@ -16,6 +16,11 @@ Raw texts go through the whole pipeline; its entities are compared with the gold
   (:class:`~spacy_syncabel.evaluation.baseline.TfidfLinker`), scored the same way.
 
 Sets of ``(doc, start, end, type or code)`` are compared, so a duplicated gold row counts once.
+The predictions are the spans the linker links (:meth:`SynCABELLinker.mentions`): ``doc.ents``,
+or with the linker's ``spans_key`` its span group, whose spans may nest in or cross each other;
+gold spans are all kept, nested ones included. A span (and type) predicted twice in a group
+counts once, with the code of its first occurrence, so each gold span is matched at most once
+(``n_predicted_duplicate`` counts the repeats).
 Per label, both sets are first restricted to that type (gold by its type, predictions by theirs).
 A prediction whose type a document was not annotated for
 (:attr:`~spacy_syncabel.types.CorpusDoc.annotated_labels`: SPACCC's procedure layer covers a
@@ -114,16 +119,20 @@ def end_to_end_metrics(nlp: Language, corpus: Sequence[CorpusDoc], *, batch_size
     pred_ner: Spans = {}
     pred_link: Spans = {}
     ents: List[Tuple[Tuple[int, int, int], str, str, Optional[str]]] = []
-    n_unannotated = 0
+    n_unannotated = n_duplicate = 0
     for i, doc in enumerate(docs):
         layers = corpus[i].annotated_labels
         scored = None if layers is None else {entity_type(lab, label_map) for lab in layers}
-        for e in doc.ents:
+        for e in linker.mentions(doc):
             t = entity_type(e.label_, label_map)
             if scored is not None and t not in scored:
                 n_unannotated += 1
                 continue
-            pred_ner[(i, e.start_char, e.end_char, t)] = t
+            key = (i, e.start_char, e.end_char, t)
+            if key in pred_ner:  # the same span and type again in a span group
+                n_duplicate += 1
+                continue
+            pred_ner[key] = t
             if predicts_code(e.kb_id_):
                 pred_link[(i, e.start_char, e.end_char, canonical(e.kb_id_, kb))] = t
             ents.append(((i, e.start_char, e.end_char), t, e.text, linker.group_for(e.label_)))
@@ -155,6 +164,8 @@ def end_to_end_metrics(nlp: Language, corpus: Sequence[CorpusDoc], *, batch_size
                        "n_gold_codes": len(gold_link), "n_gold_unreachable": n_unreachable,
                        "n_predicted": len(pred_ner), "n_predicted_linked": len(pred_link),
                        "n_predicted_unannotated": n_unannotated,
+                       "n_predicted_duplicate": n_duplicate,
+                       "spans_key": linker.spans_key,
                        "ner_components": entity_setters(nlp, linker.name),
                        "seconds": seconds,
                        "docs_per_second": len(docs) / seconds if seconds else 0.0},

@@ -58,7 +58,9 @@ def assemble_pipeline(linker_path: PathLike, ner_path: PathLike, output: PathLik
                       proposer_corpus: Optional[PathLike] = None,
                       nil_threshold: Union[float, str, None] = None,
                       threshold_corpus: Optional[PathLike] = None,
-                      threshold_mentions: int = 2000) -> Dict[str, Any]:
+                      threshold_mentions: int = 2000,
+                      spans: Optional[PathLike] = None, spans_keep: str = "nested",
+                      ) -> Dict[str, Any]:
     """Write ``output``: ``segmenter`` (a factory name; ``none`` for no segmenter; taken from
     the linker pipeline when it has one of that factory), every component of the NER pipeline
     ``ner_path``, then the linker of ``linker_path``. Returns what was assembled (also saved as
@@ -70,7 +72,12 @@ def assemble_pipeline(linker_path: PathLike, ner_path: PathLike, output: PathLik
     ``nil_threshold``: the linker answers NIL under this top score; ``"auto"``: the one chosen
     on the gold mentions of ``threshold_corpus`` (at most ``threshold_mentions``;
     :mod:`~spacy_syncabel.linking.abstention`), never the corpus scored end to end; None or
-    ``"none"``: the linker's own."""
+    ``"none"``: the linker's own.
+
+    ``spans``: a span categorizer pipeline (``train-spans``: its own ``tok2vec`` and a
+    ``spancat`` writing ``doc.spans``) whose components go after the proposer, then a
+    ``syncabel_span_union`` (``spans_keep``: nested, all or source) writing the span group
+    the linker then links (its ``spans_key``): nested mentions beside the NER's."""
     import spacy
     from spacy.language import Language
 
@@ -114,6 +121,10 @@ def assemble_pipeline(linker_path: PathLike, ner_path: PathLike, output: PathLik
             "linker": str(linker_path)}
     if proposer_corpus is not None:
         info["proposer"] = _add_proposer(nlp, proposer_corpus, labels)
+    linker_settings: Dict[str, Any] = {}
+    if spans is not None:
+        info["spans"] = _add_spans(nlp, Path(spans), spans_keep, labels)
+        linker_settings["spans_key"] = info["spans"]["spans_key"]
     if threshold is not None:
         info["nil_threshold"] = _set_threshold(
             nlp, None if threshold == AUTO else float(threshold), threshold_corpus,
@@ -133,7 +144,7 @@ def assemble_pipeline(linker_path: PathLike, ner_path: PathLike, output: PathLik
             extra[record] = read_json(linker_path / record, root=linker_path, kind="json")
     assembled = nlp.get_pipe("syncabel_linker")
     save_pipeline(nlp, output, extra_files=extra, fine_tuned=is_fine_tuned(linker.lm),
-                  settings=assembled.settings)
+                  settings=assembled.settings, component_settings=linker_settings)
     return info
 
 
@@ -165,6 +176,33 @@ def _add_proposer(nlp, corpus_path: PathLike, labels: List[str]) -> Dict[str, An
                                        before="syncabel_linker")
     return {"corpus": str(corpus_path), "phrases": len(proposer.dictionary),
             "labels": list(proposer.labels)}
+
+
+def _add_spans(nlp, path: Path, keep: str, labels: List[str]) -> Dict[str, Any]:
+    """The components of the span categorizer pipeline ``path`` before the linker (its
+    ``tok2vec`` renamed ``spans_tok2vec``: right before its listeners, which read the
+    ``doc.tensor`` it sets), then a ``syncabel_span_union`` into the group the linker reads."""
+    import spacy
+
+    from ..recognition.span_union import FACTORY, SPANS_KEY
+
+    sc_nlp = spacy.load(path)
+    cats = [n for n in sc_nlp.pipe_names if sc_nlp.get_pipe_meta(n).factory == "spancat"]
+    if len(cats) != 1:
+        raise ValueError(Errors.E672.format(path=path, found=cats))
+    source_key = sc_nlp.get_pipe(cats[0]).key
+    unknown = sorted(set(sc_nlp.get_pipe(cats[0]).labels) - set(labels))
+    if unknown:
+        raise ValueError(Errors.E673.format(path=path, labels=unknown, ner=labels))
+    names = []
+    for name in sc_nlp.pipe_names:
+        new = f"spans_{name}" if name in nlp.pipe_names or name == "tok2vec" else name
+        nlp.add_pipe(name, name=new, source=sc_nlp, before="syncabel_linker")
+        names.append(new)
+    nlp.add_pipe(FACTORY, before="syncabel_linker",
+                 config={"source_key": source_key, "spans_key": SPANS_KEY, "keep": keep})
+    return {"path": str(path), "components": names, "source_key": source_key,
+            "spans_key": SPANS_KEY, "keep": keep}
 
 
 def _set_threshold(nlp, threshold: Optional[float], corpus_path: Optional[PathLike],

@@ -78,6 +78,7 @@ def write_ner_corpus(corpus_dir: PathLike, output_dir: PathLike, *, lang: str,
                      config: Optional[PathLike] = None, splits: Sequence[str] = ("train", "dev"),
                      extra_train: Sequence[str] = (),
                      settings: Optional[Mapping[str, object]] = None,
+                     spans_key: Optional[str] = None,
                      ) -> Dict[str, Dict[str, object]]:
     """Write ``OUTPUT/{split}.spacy`` from ``CORPUS/{split}.jsonl`` (entities relabelled,
     overlapping mentions reduced to the longest: spaCy's ``ner`` predicts no nested entities),
@@ -89,7 +90,10 @@ def write_ner_corpus(corpus_dir: PathLike, output_dir: PathLike, *, lang: str,
     number of docs, entities and entities per label (and ``layers``; the training split also
     the documents each extra split added). ``settings``: dotted config keys
     (``training.optimizer.use_averages``) set in the copied config, each one it must already
-    have, except those of a component the config lacks (W620: skipped)."""
+    have, except those of a component the config lacks (W620: skipped). ``spans_key``: every
+    mention, nested and overlapping ones included, also goes into ``doc.spans[spans_key]``
+    (a span categorizer's training data, e.g. configs/spancat.cfg); refused (E674) for a
+    corpus with annotation layers."""
     import spacy
     from spacy.tokens import DocBin
     from spacy.util import load_config
@@ -128,18 +132,22 @@ def write_ner_corpus(corpus_dir: PathLike, output_dir: PathLike, *, lang: str,
         corpora[splits[0]] = corpora[splits[0]] + extra
     layers = annotation_layers(corpora[splits[0]]) if splits else []
     layered = len(layers) > 1 or any(layer["name"] != FULL_LAYER for layer in layers)
+    if layered and spans_key is not None:
+        raise ValueError(Errors.E674.format(layers=", ".join(str(la["name"]) for la in layers)))
     stale = output_dir / LAYERS_FILE
     if stale.exists():
         stale.unlink()
     for split in splits:
         path = corpus_dir / f"{split}.jsonl"
-        docs = docs_to_spacy(nlp, corpora[split])
+        docs = docs_to_spacy(nlp, corpora[split], spans_key=spans_key)
         labels = Counter(e.label_ for d in docs for e in d.ents)
         if not labels:
             warnings.warn(Warnings.W201.format(split=split, path=path))
         DocBin(docs=docs, store_user_data=True).to_disk(output_dir / f"{split}.spacy")
         summary[split] = {"docs": len(docs), "entities": sum(labels.values()),
                           "labels": dict(sorted(labels.items()))}
+        if spans_key is not None:
+            summary[split]["spans"] = sum(len(d.spans[spans_key]) for d in docs)
         if split == splits[0] and added:
             summary[split]["extra_train"] = {name: len(d) for name, d in added.items()}
         if layered:

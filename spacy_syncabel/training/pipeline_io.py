@@ -33,14 +33,15 @@ LINKER = "syncabel_linker"
 
 
 def _portable_config(config, settings: Optional[LinkSettings], dtype: Optional[str],
-                     device: Optional[str], kb_languages: Optional[Sequence[str]] = None
-                     ) -> None:
+                     device: Optional[str], kb_languages: Optional[Sequence[str]] = None,
+                     component_settings: Optional[Dict[str, Any]] = None) -> None:
     """Settings written into the linker's block; loaders under [initialize] by variables.
     The KB loader reads ``kb_languages`` (a UMLS or SNOMED CT release's languages), or the
     ones the config already names, so re-initializing reads the KB the linker was trained on."""
     comp = config["components"][LINKER]
     if settings is not None:
         comp.update(settings.to_dict())
+    comp.update(component_settings or {})
     if dtype is not None:
         comp["dtype"] = dtype
     if device is not None:
@@ -65,7 +66,8 @@ def save_pipeline(nlp, path: PathLike, *, lm=None, settings: Optional[LinkSettin
                   meta: Optional[Dict[str, Any]] = None,
                   extra_files: Optional[Dict[str, Any]] = None,
                   fine_tuned: bool = True,
-                  kb_languages: Optional[Sequence[str]] = None) -> Path:
+                  kb_languages: Optional[Sequence[str]] = None,
+                  component_settings: Optional[Dict[str, Any]] = None) -> Path:
     """Write ``nlp`` as a pipeline folder ``path``, atomically.
 
     ``lm``: weights to save instead of the linker's current ones (the live training model);
@@ -74,7 +76,8 @@ def save_pipeline(nlp, path: PathLike, *, lm=None, settings: Optional[LinkSettin
     ``fine_tuned``: flag the saved LM as fine-tuned for linking (False: leave its flag as it is,
     e.g. when assembling a pipeline from a linker that was never trained); ``kb_languages``:
     the KB's languages for the ``[initialize]`` loader (default: those already in the
-    config). The folder is
+    config); ``component_settings``: more keys of the linker's block (``spans_key``). The
+    folder is
     written in a fresh temporary folder beside ``path`` and renamed over it once complete.
     """
     from spacy.util import load_config
@@ -96,7 +99,7 @@ def save_pipeline(nlp, path: PathLike, *, lm=None, settings: Optional[LinkSettin
         finally:
             linker.set_weights(previous)
         config = load_config(tmp / "config.cfg", interpolate=False)
-        _portable_config(config, settings, dtype, device, kb_languages)
+        _portable_config(config, settings, dtype, device, kb_languages, component_settings)
         config.to_disk(tmp / "config.cfg")
         files = dict(extra_files or {})
         if meta is not None:
@@ -149,7 +152,7 @@ def load_pipeline(path: PathLike, **settings: Any):
     import spacy
     from spacy.util import load_config
 
-    from ..recognition import proposer  # noqa: F401 - registers its factory
+    from ..recognition import proposer, span_union  # noqa: F401 - register their factories
 
     path = Path(path)
     check_pipeline_config(path)

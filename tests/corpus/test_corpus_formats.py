@@ -237,6 +237,28 @@ def test_docs_to_spacy_and_docbin(tmp_path):
     assert [t.text for t in ex.predicted] == [t.text for t in ex.reference]
 
 
+def test_docs_to_spacy_keeps_overlapping_mentions_in_a_span_group(tmp_path):
+    """With spans_key every mention, nested and overlapping ones too, is in the span group
+    (what a span categorizer trains on); doc.ents stay the non-overlapping longest ones."""
+    docs = [CorpusDoc("d1", "Fiebre alta. Dolor de cabeza intenso.",
+                      [GoldMention(0, 6, "SINTOMA", "386661006"),
+                       GoldMention(0, 11, "SINTOMA", None),
+                       GoldMention(13, 28, "SINTOMA", "25064002"),
+                       GoldMention(22, 26, "ANAT", "69536005")])]
+    nlp = spacy.blank("es")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the overlaps are kept: no W040
+        doc = docs_to_spacy(nlp, docs, spans_key="sc")[0]
+    assert [e.text for e in doc.ents] == ["Fiebre alta", "Dolor de cabeza"]
+    assert [(s.text, s.label_, s.kb_id_) for s in doc.spans["sc"]] == [
+        ("Fiebre", "SINTOMA", "386661006"), ("Fiebre alta", "SINTOMA", "NIL"),
+        ("Dolor de cabeza", "SINTOMA", "25064002"), ("cabeza", "ANAT", "69536005")]
+    path = tmp_path / "c.spacy"
+    DocBin(docs=[doc], store_user_data=True).to_disk(path)
+    back = list(DocBin().from_disk(path).get_docs(nlp.vocab))[0]
+    assert [s.text for s in back.spans["sc"]] == [s.text for s in doc.spans["sc"]]
+
+
 def test_docs_to_spacy_expand_and_vocab():
     docs = [CorpusDoc("x", "El paciente presenta hipertensión.", [GoldMention(23, 30, "E", "1")])]
     doc = docs_to_spacy(spacy.blank("es").vocab, docs)[0]

@@ -180,3 +180,65 @@ def test_a_label_never_predicted_warns(nlp):
             end_to_end_metrics(nlp, corpus, baseline=False)
         except UserWarning as warning:  # every label here has a prediction: no W420
             assert "W420" not in str(warning)
+
+
+NESTED_GOLD = GOLD + [(0, "diabetes mellitus", "ENFERMEDAD", "73211009"),  # nests in tipo 2
+                      (2, "neumonía", "ENFERMEDAD", "233604007")]  # nests in ... comunidad
+GROUP = [  # what a span categorizer writes to doc.spans["sc"]: nested spans, a repeat
+    ("diabetes mellitus tipo 2", "ENFERMEDAD"), ("diabetes mellitus", "ENFERMEDAD"),
+    ("neumonía adquirida en la comunidad", "ENFERMEDAD"), ("neumonía", "ENFERMEDAD"),
+    ("fiebre", "SINTOMA"), ("fiebre", "SINTOMA"), ("dolor abdominal", "SINTOMA"),
+    ("TAC", "PROCEDIMIENTO")]
+
+
+@spacy.Language.component("test_e2e_span_group")
+def _span_group(doc):
+    spans = []
+    for phrase, label in GROUP:
+        start = doc.text.find(phrase)
+        if start >= 0:
+            spans.append(doc.char_span(start, start + len(phrase), label=label))
+    doc.spans["sc"] = spans
+    return doc
+
+
+def test_a_span_group_is_scored_with_nested_gold_spans(kb_tsv):
+    """With the linker's spans_key the predictions are its span group (nested spans kept, a
+    repeated span counted once) and every gold span, nested ones too, can be matched once."""
+    nlp = spacy.blank("es")
+    nlp.add_pipe("test_e2e_span_group")
+    add_linker(nlp, kb_tsv, mode="rerank", prior_weight=50.0, candidates=5, num_beams=3,
+               n_best=3, max_new_tokens=16, spans_key="sc")
+    corpus = []
+    for i, text in enumerate(TEXTS):
+        mentions = [GoldMention(text.index(m), text.index(m) + len(m), lab, code)
+                    for j, m, lab, code in NESTED_GOLD if j == i]
+        corpus.append(CorpusDoc(f"d{i}", text, sorted(mentions, key=lambda m: m.start)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nlp.initialize()
+        m = end_to_end_metrics(nlp, corpus, baseline=False)
+        docs = list(nlp.pipe(d.text for d in corpus))
+    assert all(not doc.ents for doc in docs)  # nothing in doc.ents: only the group counts
+    pred_ner, pred_link = set(), set()
+    for i, doc in enumerate(docs):
+        for s in doc.spans["sc"]:
+            if (i, s.start_char, s.end_char, s.label_) in pred_ner:
+                continue
+            pred_ner.add((i, s.start_char, s.end_char, s.label_))
+            if s.kb_id_ and s.kb_id_ != "NIL":
+                pred_link.add((i, s.start_char, s.end_char, s.kb_id_))
+    gold_ner = {(i, m.start, m.end, m.label) for i, d in enumerate(corpus) for m in d.mentions}
+    gold_link = {(i, m.start, m.end, m.code) for i, d in enumerate(corpus) for m in d.mentions}
+    tp = len(pred_ner & gold_ner)
+    assert tp == 6  # both outer and both nested spans, fiebre, dolor abdominal; not TAC
+    assert m["ner_tp"] == tp and m["end_to_end"]["n_predicted"] == len(pred_ner)
+    assert len(pred_ner) == len(GROUP) - 1 and m["end_to_end"]["n_predicted_duplicate"] == 1
+    assert m["ner_p"] == pytest.approx(tp / len(pred_ner))
+    assert m["ner_r"] == pytest.approx(tp / len(gold_ner))
+    tp_link = len(pred_link & gold_link)
+    assert tp_link >= 4  # exact KB names at right spans, nested ones included
+    assert m["linking_tp"] == tp_link
+    assert m["linking_p"] == pytest.approx(tp_link / len(pred_link))
+    assert m["linking_r"] == pytest.approx(tp_link / len(gold_link))
+    assert m["end_to_end"]["spans_key"] == "sc"

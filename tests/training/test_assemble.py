@@ -174,6 +174,35 @@ def test_ner_corpus_maps_labels_and_sets_the_language(tmp_path):
     assert load_config(tmp_path / "ner" / "config.cfg")["nlp"]["lang"] == "en"
 
 
+def test_ner_corpus_with_a_spans_key_keeps_the_nested_mentions(tmp_path):
+    """--spans-key: the nested mention the NER's entities drop is in the span group, with
+    the spancat config (the dataset's settings set in it); refused for annotation layers."""
+    text = "Familial adenomatous polyposis and colorectal cancer."
+    docs = [CorpusDoc("a", text, [GoldMention(0, 30, "SpecificDisease", "D011125"),
+                                  GoldMention(9, 30, "Modifier", "D011125"),
+                                  GoldMention(35, 52, "DiseaseClass", "D015179")])]
+    write_jsonl(docs, tmp_path / "train.jsonl")
+    write_jsonl(docs, tmp_path / "dev.jsonl")
+    label_map = {"SpecificDisease": "Disease", "DiseaseClass": "Disease", "Modifier": None}
+    summary = write_ner_corpus(tmp_path, tmp_path / "sc", lang="en", label_map=label_map,
+                               config=SPANCAT_CONFIG, spans_key="sc",
+                               settings={"training.optimizer.use_averages": True})
+    (doc,) = DocBin().from_disk(tmp_path / "sc" / "train.spacy").get_docs(
+        spacy.blank("en").vocab)
+    assert [(s.text, s.label_) for s in doc.spans["sc"]] == [
+        ("Familial adenomatous polyposis", "Disease"), ("adenomatous polyposis", "Modifier"),
+        ("colorectal cancer", "Disease")]
+    assert len(doc.ents) == 2 and summary["train"]["spans"] == 3
+    config = load_config(tmp_path / "sc" / "config.cfg")
+    assert config["nlp"]["pipeline"] == ["tok2vec", "spancat"]
+    assert config["components"]["spancat"]["spans_key"] == "sc"
+    layered = [CorpusDoc("a", text, docs[0].mentions, annotated_labels=["SpecificDisease"]),
+               CorpusDoc("b", text, docs[0].mentions[2:], annotated_labels=["DiseaseClass"])]
+    write_jsonl(layered, tmp_path / "train.jsonl")
+    with pytest.raises(ValueError, match="E674"):
+        write_ner_corpus(tmp_path, tmp_path / "sc2", lang="en", spans_key="sc")
+
+
 def test_the_gpu_ner_config_is_valid():
     """configs/ner_trf.cfg builds (shrunk: no download, no GPU) with the NER listening to the
     transformer, and its initialize loaders resolve."""
@@ -286,3 +315,82 @@ def test_with_a_calibrator_the_chosen_nil_threshold_is_a_probability(linker_dir,
     assert linker.settings.threshold == 0.0
     assert linker.calibrator is not None
     assert linker.calibrator.nil_threshold == (chosen["threshold"] or None)
+
+
+SPANCAT_CONFIG = ROOT / "configs" / "spancat.cfg"
+
+
+def _nested_docs():
+    """The gold docs plus the KB names nested in another mention ('diabetes mellitus' in
+    'diabetes mellitus tipo 2', 'neumonía' in 'neumonía adquirida en la comunidad')."""
+    docs = _gold_docs()
+    for doc in docs:
+        extra = []
+        for code, name, group in KB_ROWS:
+            start = doc.text.find(name)
+            if start >= 0 and all((m.start, m.end) != (start, start + len(name))
+                                  for m in doc.mentions):
+                extra.append(GoldMention(start, start + len(name), group, code))
+        doc.mentions = sorted(doc.mentions + extra, key=lambda m: (m.start, m.end))
+    return docs
+
+
+@pytest.fixture(scope="module")
+def spans_dir(tmp_path_factory):
+    """configs/spancat.cfg (tok2vec + spancat on n-grams), fitted to the nested gold spans of
+    the sentences."""
+    nlp = load_model_from_config(load_config(SPANCAT_CONFIG), auto_fill=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gold = docs_to_spacy(nlp, _nested_docs(), spans_key="sc")
+    examples = [Example(nlp.make_doc(d.text), d) for d in gold]
+    optimizer = nlp.initialize(lambda: examples)
+    rng = random.Random(0)
+    for _ in range(60):
+        rng.shuffle(examples)
+        nlp.update(examples, sgd=optimizer, drop=0.0)
+    path = tmp_path_factory.mktemp("spans") / "model-best"
+    nlp.to_disk(path)
+    return path
+
+
+def test_assemble_with_a_span_categorizer_links_nested_spans(linker_dir, ner_dir, spans_dir,
+                                                             tmp_path):
+    """--spans puts the span categorizer (its own tok2vec) and syncabel_span_union before the
+    linker, which then links the union's group: the NER's entities and the nested spans."""
+    from spacy_syncabel.training.pipeline_io import load_pipeline
+
+    out = tmp_path / "pipeline"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        info = assemble_pipeline(linker_dir, ner_dir, out, spans=spans_dir, spans_keep="all")
+        nlp = load_pipeline(out)
+        ner_only = spacy.load(ner_dir)
+        spans_only = spacy.load(spans_dir)
+    assert nlp.pipe_names == ["sentencizer", "tok2vec", "ner", "spans_tok2vec", "spancat",
+                              "syncabel_span_union", "syncabel_linker"]
+    assert info["spans"]["spans_key"] == "mentions" and info["spans"]["keep"] == "all"
+    assert load_config(out / "config.cfg")["components"]["syncabel_linker"]["spans_key"] == \
+        "mentions"
+    text = TEXTS[0] + " " + TEXTS[2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        doc = nlp(text)
+    group = {(s.start_char, s.end_char, s.label_) for s in doc.spans["mentions"]}
+    ents = {(e.start_char, e.end_char, e.label_) for e in ner_only(text).ents}
+    alone = spans_only(text)
+    cats = {(s.start_char, s.end_char, s.label_) for s in alone.spans["sc"]}
+    # the NER and the span categorizer each as they predict alone (no shared tensor mixed up)
+    assert group == ents | cats and ents == {(e.start_char, e.end_char, e.label_)
+                                             for e in doc.ents}
+    start = text.index("diabetes mellitus tipo 2")
+    assert (start, start + len("diabetes mellitus"), "ENFERMEDAD") in cats  # a nested span
+    kb = nlp.get_pipe("syncabel_linker").kb
+    for span in doc.spans["mentions"]:
+        assert span._.syncabel and span.kb_id_ == span._.syncabel[0]["code"]
+        assert span.label_ in kb.groups_of(span.kb_id_)
+    with pytest.raises(ValueError, match="E672"):
+        assemble_pipeline(linker_dir, ner_dir, tmp_path / "p", spans=ner_dir)
+    with pytest.raises(ValueError, match="E670"):
+        assemble_pipeline(linker_dir, ner_dir, tmp_path / "q", spans=spans_dir,
+                          spans_keep="longest")
