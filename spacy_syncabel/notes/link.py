@@ -47,6 +47,14 @@ def find_kb(nlp: Language) -> Any:
     return None
 
 
+def linked_spans_key(nlp: Language) -> Optional[str]:
+    """The span group the pipeline's ``syncabel_linker`` links (None: ``doc.ents``)."""
+    for _, proc in nlp.pipeline:
+        if getattr(proc, "kb", None) is not None and hasattr(proc, "group_for"):
+            return getattr(proc, "spans_key", None)
+    return None
+
+
 def _error_text(err: BaseException) -> str:
     text = f"{type(err).__name__}: {err}"
     return text if len(text) <= 2000 else text[:2000] + "..."
@@ -106,7 +114,7 @@ def link_notes(nlp: Language, notes: Iterable[NoteOrError], output: LinkOutput, 
     ``span_attrs``/``doc_attrs``: extension attributes copied into the records."""
     from tqdm import tqdm
 
-    kb = find_kb(nlp)
+    kb, spans_key = find_kb(nlp), linked_spans_key(nlp)
     stats = LinkStats()
     bar = tqdm(total=total, initial=len(output.done) if total else 0, unit="note",
                disable=not progress, dynamic_ncols=True, smoothing=0.1)
@@ -131,7 +139,7 @@ def link_notes(nlp: Language, notes: Iterable[NoteOrError], output: LinkOutput, 
             if doc is not None:
                 try:
                     record = doc_to_record(doc, note.id, kb, span_attrs=span_attrs,
-                                           doc_attrs=doc_attrs)
+                                           doc_attrs=doc_attrs, spans_key=spans_key)
                 except Exception as err:  # e.g. a component's odd extension value
                     error = _error_text(err)
             if record is not None:

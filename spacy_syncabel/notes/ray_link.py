@@ -24,7 +24,7 @@ from ..textio import json_loads
 from ..user_code import import_user_code
 from .inputs import Note, NoteError, decode_note, decode_problem, read_notes, txt_files
 from .inputs import input_format as detect_format
-from .link import find_kb, guarded_pipe
+from .link import find_kb, guarded_pipe, linked_spans_key
 from .records import doc_to_record
 from .writers import LinkOutput
 
@@ -47,6 +47,7 @@ class NoteLinker:
         self.span_attrs = tuple(span_attrs)
         self.doc_attrs = tuple(doc_attrs)
         self.kb = find_kb(self.nlp)
+        self.spans_key = linked_spans_key(self.nlp)
         self.encoding = encoding
         self.batch_size = batch_size
         self.delay = delay
@@ -74,7 +75,7 @@ class NoteLinker:
                 rows.append({"id": note.id, "record": "", "error": error or "", "where": "linking"})
             else:
                 record = doc_to_record(doc, note.id, self.kb, span_attrs=self.span_attrs,
-                                       doc_attrs=self.doc_attrs)
+                                       doc_attrs=self.doc_attrs, spans_key=self.spans_key)
                 rows.append({"id": note.id, "record": json.dumps(record, ensure_ascii=False, allow_nan=False),
                              "error": "", "where": ""})
             if self.delay:

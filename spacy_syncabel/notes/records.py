@@ -24,7 +24,8 @@ def _candidate(cand: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def doc_to_record(doc: Doc, note_id: str, kb: Any = None, *, span_attrs: Sequence[str] = (),
-                  doc_attrs: Sequence[str] = ()) -> Dict[str, Any]:
+                  doc_attrs: Sequence[str] = (), spans_key: Optional[str] = None,
+                  ) -> Dict[str, Any]:
     """``{"id", "entities": [{"start", "end", "label", "text", "code", "name", "score",
     "probability", "n_best"}]}`` for a processed doc. ``code`` is ``ent.kb_id_`` (NIL when
     unlinked), ``name`` those of the best candidate when it gave the code (else the KB's
@@ -32,11 +33,15 @@ def doc_to_record(doc: Doc, note_id: str, kb: Any = None, *, span_attrs: Sequenc
     None unless the linker is calibrated), ``n_best`` is ``ent._.syncabel``; ``reason`` (only when set) says why a
     decoded mention is NIL (``ent._.syncabel_nil_reason``). With ``span_attrs`` each entity
     gets ``"attrs": {name: ent._.name}``, with ``doc_attrs`` the record gets
-    ``"attrs": {name: doc._.name}`` (as JSON: :mod:`~spacy_syncabel.notes.extensions`)."""
+    ``"attrs": {name: doc._.name}`` (as JSON: :mod:`~spacy_syncabel.notes.extensions`).
+    ``spans_key``: the entities are the spans of ``doc.spans[spans_key]`` (a linker that links
+    a span group, nested spans included), not ``doc.ents``."""
     entities: List[Dict[str, Any]] = []
     has_ext = Span.has_extension("syncabel")
     has_reason = Span.has_extension("syncabel_nil_reason")
-    for ent in doc.ents:
+    spans = doc.ents if spans_key is None else (
+        doc.spans[spans_key] if spans_key in doc.spans else [])
+    for ent in spans:
         nbest = (ent._.syncabel if has_ext else None) or []
         code = ent.kb_id_ or NIL
         top = nbest[0] if nbest else None
@@ -117,9 +122,12 @@ def record_to_brat(record: Dict[str, Any], text: str, db: str = "KB") -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def render_doc(doc: Doc, links: Any = None, kb: Any = None) -> str:
+def render_doc(doc: Doc, links: Any = None, kb: Any = None,
+               spans_key: Optional[str] = None) -> str:
     """HTML (displaCy, a ``<div>``) of a doc processed by a pipeline with ``syncabel_linker``:
-    each entity with its code and name, linked to ``links`` (a ``visualize.KBLinks``)."""
+    each entity (``spans_key``: each span of that group) with its code and name, linked to
+    ``links`` (a ``visualize.KBLinks``)."""
     from ..visualize import render_record
 
-    return render_record(doc_to_record(doc, doc.user_data.get("title", ""), kb), doc.text, links)
+    record = doc_to_record(doc, doc.user_data.get("title", ""), kb, spans_key=spans_key)
+    return render_record(record, doc.text, links)

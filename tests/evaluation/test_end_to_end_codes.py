@@ -56,6 +56,7 @@ def setup():
     PREDICTED.update({c[0]: c[4] for c in CASES})
     linker = SimpleNamespace(kb=kb, label_map=LABEL_MAP, name="test_fixed_codes",
                              group_for=lambda label: LABEL_MAP.get(label, label),
+                             mentions=lambda doc: list(doc.ents), spans_key=None,
                              candidate_index=CandidateIndex(kb))
     corpus = []
     for i, (mention, label, code, *_) in enumerate(CASES):

@@ -1,5 +1,6 @@
 """ner-corpus (the NER's .spacy files and config) and assemble (segmenter + NER + linker), on tiny
 pipelines built here: the project's configs/ner.cfg NER fitted to a few sentences, a tiny linker."""
+import json
 import random
 import warnings
 from pathlib import Path
@@ -389,6 +390,17 @@ def test_assemble_with_a_span_categorizer_links_nested_spans(linker_dir, ner_dir
     for span in doc.spans["mentions"]:
         assert span._.syncabel and span.kb_id_ == span._.syncabel[0]["code"]
         assert span.label_ in kb.groups_of(span.kb_id_)
+    # `link` writes the group's spans, nested ones included, not doc.ents only
+    from spacy_syncabel.notes.command import run_link
+
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "n1.txt").write_text(text, encoding="utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_link(out, tmp_path / "notes", tmp_path / "out.jsonl", progress=False)
+    record = json.loads((tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    assert {(e["start"], e["end"], e["label"]) for e in record["entities"]} == group
+    assert {e["code"] for e in record["entities"]} == {s.kb_id_ for s in doc.spans["mentions"]}
     with pytest.raises(ValueError, match="E672"):
         assemble_pipeline(linker_dir, ner_dir, tmp_path / "p", spans=ner_dir)
     with pytest.raises(ValueError, match="E670"):
