@@ -625,6 +625,12 @@ class Errors(metaclass=ErrorsWithCodes):
     E602 = ("The dataset's NER setting '{key}' is not in {config}: the NER config lacks that "
             "section or key. Give a config with it (configs/ner.cfg has it), or remove the "
             "setting from the dataset's ner_settings (spacy_syncabel/datasets.py).")
+    # pretrained tok2vec weights for the NER (E660-E669)
+    E660 = ("{config} sets [initialize] init_tok2vec ({path}) but its [pretraining] section "
+            "names no component: spaCy then loads no weights and trains from scratch without "
+            "a word. Add the [pretraining] section `spacy pretrain` used (`python -m spacy "
+            "init fill-config CONFIG OUT --pretraining` writes it, component = \"tok2vec\"), or "
+            "leave init_tok2vec null.")
     # the dictionary span proposer, the NIL threshold of assemble (E540-E559)
     E540 = ("The dictionary proposer '{name}' has no dictionary: initialize it (`nlp.initialize` "
             "with training examples, or `assemble --proposer-corpus TRAIN`) or load a "

@@ -41,6 +41,18 @@ def _train_once(config: Path, output: Path, corpus: Path, overrides: Mapping[str
     spacy_train(config, output, use_gpu=use_gpu, overrides={**paths, **dict(overrides)})
 
 
+def check_init_tok2vec(config: PathLike, overrides: Optional[Mapping[str, Any]] = None) -> None:
+    """Refuse a config whose ``[initialize] init_tok2vec`` would be ignored: spaCy loads the
+    pretrained weights only into ``[pretraining] component``, and with no such section it
+    trains from scratch silently (:attr:`Errors.E660`)."""
+    from spacy.util import load_config
+
+    cfg = load_config(config, overrides=dict(overrides or {}), interpolate=True)
+    path = cfg.get("initialize", {}).get("init_tok2vec")
+    if path is not None and not (cfg.get("pretraining") or {}).get("component"):
+        raise ValueError(Errors.E660.format(config=config, path=path))
+
+
 def read_layers(corpus_dir: PathLike) -> Optional[List[Dict[str, Any]]]:
     """The layers ``ner-corpus`` wrote in ``corpus_dir`` (``None``: one NER for everything)."""
     path = Path(corpus_dir) / LAYERS_FILE
@@ -67,6 +79,7 @@ def train_ner(corpus_dir: PathLike, output: PathLike, *, config: Optional[PathLi
     if not config.is_file():
         raise FileNotFoundError(Errors.E420.format(path=config))
     overrides = dict(overrides or {})
+    check_init_tok2vec(config, overrides)
     layers = read_layers(corpus_dir)
     if layers is None:
         _train_once(config, output, corpus_dir, overrides, use_gpu)

@@ -76,3 +76,46 @@ def test_train_ner_refuses_an_output_that_is_its_input(tmp_path):
     res = CliRunner().invoke(app, ["train-ner", str(corpus), "--output", str(corpus)])
     assert res.exit_code != 0 and "E300" in str(res.exception)
     assert sorted(p.name for p in corpus.iterdir()) == ["config.cfg"]  # nothing written
+
+
+def _tiny_ner_corpus(folder: Path) -> Path:
+    from spacy.tokens import DocBin, Span
+
+    nlp = spacy.blank("es")
+    db = DocBin()
+    for text, (start, end) in [("Carcinoma ductal infiltrante de mama.", (0, 3)),
+                               ("Se extirpa un adenocarcinoma de colon.", (3, 4))]:
+        doc = nlp(text)
+        doc.ents = [Span(doc, start, end, label="MORFOLOGIA_NEOPLASIA")]
+        db.add(doc)
+    folder.mkdir(parents=True)
+    for split in ("train", "dev"):
+        db.to_disk(folder / f"{split}.spacy")
+    (folder / "config.cfg").write_text(CONFIG.read_text(encoding="utf8"), encoding="utf8")
+    return folder
+
+
+def test_train_ner_refuses_init_tok2vec_that_spacy_would_ignore(tmp_path):
+    """The project's NER config has an empty [pretraining] section: spaCy would train from
+    scratch and never read the weights. train-ner says so before training."""
+    corpus = _tiny_ner_corpus(tmp_path / "ner")
+    weights = tmp_path / "model2.bin"
+    weights.write_bytes(b"not read")
+    with pytest.raises(ValueError, match="E660"):
+        train_ner(corpus, tmp_path / "out", overrides={
+            "paths.init_tok2vec": str(weights), "training.max_steps": 2,
+            "training.eval_frequency": 1})
+    assert not (tmp_path / "out").exists()  # nothing trained
+
+
+def test_a_config_with_the_pretraining_section_may_init_tok2vec(tmp_path):
+    from spacy.cli.init_config import fill_config
+
+    from spacy_syncabel.training.ner_layers import check_init_tok2vec
+
+    filled = tmp_path / "pretrain.cfg"
+    fill_config(filled, CONFIG, pretraining=True, silent=True)
+    weights = tmp_path / "model2.bin"
+    weights.write_bytes(b"")
+    check_init_tok2vec(filled, {"paths.init_tok2vec": str(weights)})
+    check_init_tok2vec(CONFIG)  # no weights: nothing to load, nothing to refuse
