@@ -52,13 +52,18 @@ def linker_dir(kb_tsv, tmp_path_factory):
 def ner_dir(tmp_path_factory):
     """configs/ner.cfg (tok2vec + a listening ner), fitted to the gold sentences."""
     nlp = load_model_from_config(load_config(NER_CONFIG), auto_fill=True)
-    examples = [Example(nlp.make_doc(d.text), d) for d in docs_to_spacy(nlp, _gold_docs())]
+    return _fit_and_save(nlp, docs_to_spacy(nlp, _gold_docs()), 40,
+                         tmp_path_factory.mktemp("ner") / "model-best")
+
+
+def _fit_and_save(nlp, gold, steps, path):
+    """``nlp`` updated ``steps`` times on the gold docs (seeded order), saved at ``path``."""
+    examples = [Example(nlp.make_doc(d.text), d) for d in gold]
     optimizer = nlp.initialize(lambda: examples)
     rng = random.Random(0)
-    for _ in range(40):
+    for _ in range(steps):
         rng.shuffle(examples)
         nlp.update(examples, sgd=optimizer, drop=0.0)
-    path = tmp_path_factory.mktemp("ner") / "model-best"
     nlp.to_disk(path)
     return path
 
@@ -344,15 +349,7 @@ def spans_dir(tmp_path_factory):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         gold = docs_to_spacy(nlp, _nested_docs(), spans_key="sc")
-    examples = [Example(nlp.make_doc(d.text), d) for d in gold]
-    optimizer = nlp.initialize(lambda: examples)
-    rng = random.Random(0)
-    for _ in range(60):
-        rng.shuffle(examples)
-        nlp.update(examples, sgd=optimizer, drop=0.0)
-    path = tmp_path_factory.mktemp("spans") / "model-best"
-    nlp.to_disk(path)
-    return path
+    return _fit_and_save(nlp, gold, 60, tmp_path_factory.mktemp("spans") / "model-best")
 
 
 def test_assemble_with_a_span_categorizer_links_nested_spans(linker_dir, ner_dir, spans_dir,
