@@ -284,19 +284,35 @@ def masked_dev_mentions(nlp: Any, linker: Any, dev_docs: Sequence[Any],
     """The dev gold mentions linked by ``linker`` as saved, or (``train_docs`` given) by its
     dev-masked view (``linking/masking.py``: KB names only the dev mentions contributed
     hidden); and what the masking hid (None without ``train_docs``)."""
+    mentions, _, masking = dev_passes(nlp, linker, dev_docs, train_docs, batch_size)
+    return mentions, masking
+
+
+def dev_passes(nlp: Any, linker: Any, dev_docs: Sequence[Any],
+               train_docs: Optional[Sequence[Any]], batch_size: int = 64,
+               lm_ranked: bool = False,
+               ) -> Tuple[List[ScoredMention], Optional[List[ScoredMention]],
+                          Optional[Dict[str, int]]]:
+    """:func:`masked_dev_mentions`, and (``lm_ranked``) the same dev mentions linked again by
+    the same view with the LM ranking every mention (cascade off; None otherwise): one
+    masking plan and one masked KB, retriever and tries for both passes."""
     from ..evaluation.evaluate import scored_gold_mentions
     from ..linking.masking import masked_engine, plan_masking
 
-    if train_docs is None:
-        return scored_gold_mentions(nlp, dev_docs, batch_size=batch_size, linker=linker), None
     engine = linker.engine
-    masking = plan_masking(engine.kb, engine.aliases, dev_docs, train_docs)
-    linker.engine = masked_engine(engine, masking)
+    masking = None if train_docs is None else plan_masking(engine.kb, engine.aliases,
+                                                             dev_docs, train_docs)
+    view = engine if masking is None else masked_engine(engine, masking)
+    ranked = None
     try:
+        linker.engine = view
         mentions = scored_gold_mentions(nlp, dev_docs, batch_size=batch_size, linker=linker)
+        if lm_ranked:
+            linker.engine = view.with_settings(cascade=False)
+            ranked = scored_gold_mentions(nlp, dev_docs, batch_size=batch_size, linker=linker)
     finally:
         linker.engine = engine
-    return mentions, masking.summary()
+    return mentions, ranked, None if masking is None else masking.summary()
 
 
 def calibrate_pipeline_probability(path: Union[str, Path], dev_docs: Sequence[Any], *,
@@ -324,18 +340,11 @@ def calibrate_pipeline_probability(path: Union[str, Path], dev_docs: Sequence[An
     nlp = spacy.load(path)
     linker = find_linker(nlp, path)
     linker.calibrator = None  # the raw scores, whatever an earlier fit saved
-    mentions, masking = masked_dev_mentions(nlp, linker, dev_docs, train_docs, batch_size)
+    mentions, ranked, masking = dev_passes(nlp, linker, dev_docs, train_docs, batch_size,
+                                           lm_ranked=lm_ranked and linker.settings.cascade)
     if not any(m.nbest for m in mentions):
         raise ValueError(Errors.E504.format(path=path))
-    fit_rows = None
-    if lm_ranked and linker.settings.cascade:
-        saved = linker.engine
-        linker.engine = saved.with_settings(cascade=False)
-        try:
-            ranked, _ = masked_dev_mentions(nlp, linker, dev_docs, train_docs, batch_size)
-        finally:
-            linker.engine = saved
-        fit_rows = lm_ranked_rows(mentions, ranked)
+    fit_rows = None if ranked is None else lm_ranked_rows(mentions, ranked)
     cal = calibrate_probabilities(mentions, method, target_precision, per_path=per_path,
                                   prior_weight=linker.settings.prior_weight, rule=rule,
                                   fit_rows=fit_rows)
@@ -405,7 +414,7 @@ def probability_summary(cal: ProbabilityCalibrator) -> str:
 
 
 __all__ = ["DEFAULT_METHOD", "DEFAULT_RULE", "RULES", "MIN_PATH_MENTIONS", "SMALL_PATH_PRIOR",
-           "SMALL_PATH_RULES", "calibrate_pipeline_probability", "lm_ranked_rows",
-           "masked_dev_mentions",
+           "SMALL_PATH_RULES", "calibrate_pipeline_probability", "dev_passes",
+           "lm_ranked_rows", "masked_dev_mentions",
            "calibrate_probabilities", "choose_nil_threshold", "probability_summary",
            "fit_calibrator", "fit_map", "with_probabilities"]
