@@ -156,8 +156,8 @@ def lm_path_calibration_table() -> str:
                          f"{f['mean']:.3f} / {f['p95']:.3f} / {pct(f['share_at_most_0.05'])}",
                          f"{pct(b['test_precision'])} / {pct(b['test_coverage'])}", src(path)])
     return table(["corpus", "LM path fitted on", "LM rows", "test ECE all", "lm (n)",
-                     "retriever", "dictionary", "lm if calibrated: mean / p95 / % <= 0.05",
-                     "P / coverage at dev thr. for 0.9", "source"], rows)
+                  "retriever", "dictionary", "lm if calibrated: mean / p95 / % <= 0.05",
+                  "P / coverage at dev thr. for 0.9", "source"], rows)
 
 
 def calibration_table() -> str:

@@ -39,20 +39,23 @@ class LinkStats:
         return asdict(self)
 
 
-def find_kb(nlp: Language) -> Any:
-    """The KB of the pipeline's ``syncabel_linker`` (None without one)."""
+def _linker(nlp: Language) -> Any:
+    """The pipeline's ``syncabel_linker`` (a component with a KB and ``group_for``), or None."""
     for _, proc in nlp.pipeline:
         if getattr(proc, "kb", None) is not None and hasattr(proc, "group_for"):
-            return proc.kb
+            return proc
     return None
+
+
+def find_kb(nlp: Language) -> Any:
+    """The KB of the pipeline's ``syncabel_linker`` (None without one)."""
+    linker = _linker(nlp)
+    return None if linker is None else linker.kb
 
 
 def linked_spans_key(nlp: Language) -> Optional[str]:
     """The span group the pipeline's ``syncabel_linker`` links (None: ``doc.ents``)."""
-    for _, proc in nlp.pipeline:
-        if getattr(proc, "kb", None) is not None and hasattr(proc, "group_for"):
-            return getattr(proc, "spans_key", None)
-    return None
+    return getattr(_linker(nlp), "spans_key", None)
 
 
 def _error_text(err: BaseException) -> str:
